@@ -1,0 +1,120 @@
+/**
+ * The Koa application: the gateway's own endpoints (`/metrics`, `/healthz`, `/readyz`), the
+ * instrumented LLM routes, and the pass-through proxy for everything else.
+ */
+import http from 'node:http';
+import { performance } from 'node:perf_hooks';
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Telemetry } from '../otel/recorder';
+import type { Config } from './config';
+import { handleLlmCall } from './llm-call';
+import type { Logger } from './logger';
+import { classifyUpstreamError } from './proxy/errors';
+import { Upstream } from './proxy/upstream';
+import { LLM_ROUTES } from './routes';
+
+export interface GatewayDeps {
+  config: Config;
+  log: Logger;
+  telemetry: Telemetry;
+  serveMetrics: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+}
+
+export interface Gateway {
+  app: Koa;
+  upstream: Upstream;
+  /** Asks Ollama for its version; rejects with a readable reason when it does not answer. */
+  ollamaVersion(timeoutMs?: number): Promise<string>;
+  close(): void;
+}
+
+const READY_TIMEOUT_MS = 2000;
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, log, telemetry } = deps;
+  const upstream = new Upstream(config.upstream, config.upstreamIdleTimeoutMs);
+  const app = new Koa();
+  const router = new Router();
+
+  const ollamaVersion = async (timeoutMs = READY_TIMEOUT_MS): Promise<string> => {
+    try {
+      const body = (await upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
+      return typeof body?.version === 'string' ? body.version : 'unknown';
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new Error(e.code ? classifyUpstreamError(e, config.upstream.origin, false, 0).message : e.message);
+    }
+  };
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/readyz', async (ctx) => {
+    try {
+      const version = await ollamaVersion();
+      ctx.body = { status: 'ready', ollama: config.upstream.origin, ollama_version: version };
+    } catch (err) {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', ollama: config.upstream.origin, reason: (err as Error).message };
+    }
+  });
+
+  router.get('/metrics', (ctx) => {
+    ctx.respond = false;
+    deps.serveMetrics(ctx.req, ctx.res);
+  });
+
+  const llmDeps = {
+    upstream,
+    telemetry,
+    log,
+    maxRequestBodyBytes: config.maxRequestBodyBytes,
+    idleTimeoutMs: config.upstreamIdleTimeoutMs,
+  };
+  for (const route of LLM_ROUTES) {
+    router.post(route.path, (ctx) => {
+      ctx.respond = false;
+      return handleLlmCall(llmDeps, route, ctx.req, ctx.res);
+    });
+  }
+
+  app.use(router.routes());
+
+  // Everything else goes to Ollama unchanged.
+  app.use((ctx) => {
+    ctx.respond = false;
+    const { req, res } = ctx;
+    const startedAt = performance.now();
+    res.once('close', () => {
+      log.info(
+        {
+          method: req.method,
+          path: req.url,
+          status: res.writableFinished ? res.statusCode : CLIENT_GONE,
+          duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+        },
+        'request',
+      );
+    });
+    upstream.send(req, res, {
+      onError: (err, timedOut) => {
+        const failure = classifyUpstreamError(err, config.upstream.origin, timedOut, config.upstreamIdleTimeoutMs);
+        log.error({ method: req.method, path: req.url, error: failure.reason, detail: failure.message }, 'request failed upstream');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        const body = JSON.stringify({ error: failure.message });
+        res.writeHead(failure.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+    });
+  });
+
+  return { app, upstream, ollamaVersion, close: () => upstream.close() };
+}
+
+/** Status logged for a pass-through request whose client left before the response ended. */
+const CLIENT_GONE = 499;

@@ -1,0 +1,138 @@
+/**
+ * The gateway's configuration: one typed object, read from the environment and validated once at
+ * start. Precedence is explicit overrides (tests, embedding) > environment > defaults. A bad value
+ * raises a ConfigError whose message is one line naming the variable and the accepted form.
+ */
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface UpstreamTarget {
+  /** `http:` or `https:` */
+  protocol: 'http:' | 'https:';
+  hostname: string;
+  port: number;
+  /** The origin, e.g. `http://127.0.0.1:11434`, as used in logs and error messages. */
+  origin: string;
+}
+
+export interface Config {
+  upstream: UpstreamTarget;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  /** Upstream silence (no bytes) after which the gateway gives up, in milliseconds. */
+  upstreamIdleTimeoutMs: number;
+  /** Largest request body accepted on instrumented endpoints, in bytes. */
+  maxRequestBodyBytes: number;
+  /** Distinct `model` label values before new ones fold into `other`. */
+  maxModelLabels: number;
+  /** `service.name` of the metrics resource. */
+  serviceName: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS: Record<string, LogLevel> = {
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARNING: 'warn',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+
+/** Ollama's own default port, used when OLLAMA_HOST names a host without one. */
+const OLLAMA_DEFAULT_PORT = 11434;
+
+/**
+ * Parses OLLAMA_HOST the way Ollama's CLI does: a full `http(s)://host:port` URL, or the
+ * scheme-less `host:port` / `host` form (then `http` and port 11434 unless given).
+ */
+export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): UpstreamTarget {
+  const fail = (): never => {
+    throw new ConfigError(
+      `${variable}=${JSON.stringify(value)} is not valid: expected http://host:port, https://host:port or host:port`,
+    );
+  };
+  const raw = value.trim();
+  if (raw === '') fail();
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    return fail();
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail();
+  if (url.hostname === '' || url.username || url.password || url.search || url.hash) fail();
+  if (url.pathname !== '/' && url.pathname !== '') fail();
+  const schemeGiven = withScheme === raw;
+  const defaultPort = schemeGiven ? (url.protocol === 'https:' ? 443 : 80) : OLLAMA_DEFAULT_PORT;
+  const port = url.port === '' ? defaultPort : Number(url.port);
+  // URL keeps IPv6 literals bracketed; Node's http.request wants them bare.
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const hostForOrigin = hostname.includes(':') ? `[${hostname}]` : hostname;
+  return {
+    protocol: url.protocol as 'http:' | 'https:',
+    hostname,
+    port,
+    origin: `${url.protocol}//${hostForOrigin}:${port}`,
+  };
+}
+
+function intVar(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: expected a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+function numberVar(env: Env, name: string, def: number, minExclusive: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw.trim());
+  if (!Number.isFinite(n) || n <= minExclusive || n > max) {
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: expected a number greater than ${minExclusive} and at most ${max}`);
+  }
+  return n;
+}
+
+/** Reads and validates the configuration. Throws ConfigError on the first bad value. */
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const upstream = parseUpstream(env.OLLAMA_HOST ?? 'http://localhost:11434');
+
+  const host = (env.HOST ?? '0.0.0.0').trim();
+  if (host === '' || /\s/.test(host)) {
+    throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
+  }
+  const port = intVar(env, 'PORT', 8000, 0, 65535);
+
+  const levelRaw = (env.LOG_LEVEL ?? 'INFO').trim().toUpperCase();
+  const logLevel = LOG_LEVELS[levelRaw];
+  if (!logLevel) {
+    throw new ConfigError(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not valid: expected DEBUG, INFO, WARNING (or WARN) or ERROR`);
+  }
+
+  const idleSeconds = numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400);
+  const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
+  const maxModelLabels = intVar(env, 'MAX_MODEL_LABELS', 200, 1, 100_000);
+  const serviceName = (env.OTEL_SERVICE_NAME ?? '').trim() || 'ollama-otel-gateway';
+
+  return {
+    upstream,
+    host,
+    port,
+    logLevel,
+    upstreamIdleTimeoutMs: Math.round(idleSeconds * 1000),
+    maxRequestBodyBytes: Math.floor(bodyMb * 1024 * 1024),
+    maxModelLabels,
+    serviceName,
+    ...overrides,
+  };
+}

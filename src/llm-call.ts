@@ -1,0 +1,148 @@
+/**
+ * One instrumented LLM call, end to end: read the body (capped) → extract model and stream flag →
+ * send to Ollama → tap the response → record and log the outcome, exactly once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { ErrorReason } from '../otel/instruments';
+import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
+import type { Logger } from './logger';
+import { framingOf, parserFor, type CallSummary } from './protocol';
+import { SseUsageStripper } from './protocol/sse';
+import { classifyUpstreamError, errorBody } from './proxy/errors';
+import { tapResponse, type TapEnd } from './proxy/tap';
+import { cutByIdleTimer, type Upstream } from './proxy/upstream';
+import { BodyTooLargeError, readBody } from './request/body';
+import { extractRequest, withIncludeUsage } from './request/extract';
+import { normalizeModelName } from './request/model';
+import type { LlmRoute } from './routes';
+
+/** Status recorded for a client that left before any response was sent (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+export interface LlmCallDeps {
+  upstream: Upstream;
+  telemetry: Telemetry;
+  log: Logger;
+  maxRequestBodyBytes: number;
+  idleTimeoutMs: number;
+}
+
+/** Decides the error reason of a response that arrived from Ollama. */
+export function responseReason(status: number, end: TapEnd, summary: CallSummary, timedOut: boolean): ErrorReason | undefined {
+  if (end === 'client_gone') return 'client_cancelled';
+  if (end === 'upstream_broken') return timedOut ? 'upstream_timeout' : 'stream_error';
+  if (status >= 500) return 'upstream_5xx';
+  if (status >= 400) return 'upstream_4xx';
+  if (summary.errorMessage !== undefined || summary.malformed > 0) return 'stream_error';
+  if (!summary.complete && summary.inspected) return 'stream_error';
+  return undefined;
+}
+
+function sendError(res: ServerResponse, route: LlmRoute, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(route.api, status, message);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+/** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
+export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const startedAt = performance.now();
+  const recorder = deps.telemetry.begin(route.path, startedAt);
+  return new Promise<void>((resolve) => {
+    const finish = (outcome: CallOutcome, endedAt: number, detail?: string) => {
+      recorder.finish(outcome, endedAt);
+      logCall(deps.log, req, recorder, outcome, endedAt - startedAt, detail);
+      resolve();
+    };
+
+    readBody(req, deps.maxRequestBodyBytes).then(
+      (body) => forward(deps, route, req, res, body, recorder, finish),
+      (err: Error) => {
+        const endedAt = performance.now();
+        if (err instanceof BodyTooLargeError) {
+          // The rest of the body is not read; close the connection once the answer is out.
+          sendError(res, route, 413, err.message, { connection: 'close' });
+          finish({ status: 413, reason: 'body_too_large', streamed: false }, endedAt, err.message);
+        } else {
+          finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, endedAt, err.message);
+        }
+      },
+    );
+  });
+}
+
+function forward(
+  deps: LlmCallDeps,
+  route: LlmRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer,
+  recorder: CallRecorder,
+  finish: (outcome: CallOutcome, endedAt: number, detail?: string) => void,
+): void {
+  const info = extractRequest(route, body);
+  recorder.setModel(normalizeModelName(info.model));
+
+  // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
+  // answer again, so the client sees exactly the stream it asked for.
+  const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
+  const sent = injectUsage ? withIncludeUsage(body, info) : body;
+
+  deps.upstream.send(req, res, {
+    body: sent,
+    onError: (err, idleTimedOut) => {
+      const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
+      sendError(res, route, failure.status, failure.message);
+      finish({ status: failure.status, reason: failure.reason, streamed: false }, performance.now(), failure.message);
+    },
+    onResponse: (proxyRes) => {
+      const status = proxyRes.statusCode ?? 502;
+      const framing = framingOf(proxyRes.headers['content-type']);
+      const streamed = framing === 'ndjson' || framing === 'sse';
+      tapResponse(proxyRes, res, {
+        parser: parserFor(framing),
+        stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
+        flushHeaders: streamed,
+        onDone: (end, summary, endedAt) => {
+          const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
+          finish(
+            { status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status, reason, summary, streamed },
+            endedAt,
+            summary.errorMessage,
+          );
+        },
+      });
+    },
+  });
+}
+
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: CallOutcome, durationMs: number, detail?: string): void {
+  const s = outcome.summary;
+  const entry = {
+    method: req.method,
+    path: req.url,
+    status: outcome.status,
+    model: recorder.modelLabel,
+    duration_ms: Math.round(durationMs * 1000) / 1000,
+    input_tokens: s?.inputTokens,
+    output_tokens: s?.outputTokens,
+    error: outcome.reason,
+    detail,
+  };
+  if (outcome.reason === 'upstream_unreachable' || outcome.reason === 'upstream_timeout' || outcome.reason === 'upstream_5xx') {
+    log.error(entry, 'request failed upstream');
+  } else if (outcome.reason === 'stream_error') {
+    log.warn(entry, 'response from Ollama was broken');
+  } else {
+    log.info(entry, 'request');
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * What a response parser learns about one LLM call. Parsers fill it; the recorder turns it into
+ * telemetry. Nothing here knows about HTTP or OpenTelemetry.
+ *
+ * Field meanings follow Ollama's API (`api/types.go` Metrics: durations are integer nanoseconds,
+ * and every metric field is omitempty, so a missing one is simply unknown) and the OpenAI
+ * `usage` object (`prompt_tokens`, `completion_tokens`).
+ */
+
+export interface CallSummary {
+  /** `model` as echoed in the response. */
+  responseModel?: string;
+  /** OpenAI `id` (`chatcmpl-…`, `cmpl-…`). */
+  responseId?: string;
+  /** Why generation stopped: Ollama `done_reason` or OpenAI `finish_reason` values. */
+  finishReasons?: string[];
+  inputTokens?: number;
+  outputTokens?: number;
+  totalDurationNs?: number;
+  loadDurationNs?: number;
+  promptEvalDurationNs?: number;
+  evalDurationNs?: number;
+  /** Gateway clock (ms, performance.now) when the first and the last content chunk passed. */
+  firstContentAt?: number;
+  lastContentAt?: number;
+  /** Number of content lines/events seen (streams). */
+  contentEvents: number;
+  /** The response ended properly: `done:true`, `data: [DONE]`, or a whole JSON body. */
+  complete: boolean;
+  /** An error Ollama reported in the body (`{"error": …}`), possibly inside a 200 stream. */
+  errorMessage?: string;
+  /** Lines or events that could not be decoded. */
+  malformed: number;
+  /** False when the body was too large to inspect; then `complete` says nothing. */
+  inspected: boolean;
+}
+
+export function emptySummary(): CallSummary {
+  return { contentEvents: 0, complete: false, malformed: 0, inspected: true };
+}
+
+/** The interface every response parser implements: fed each chunk as it passes, then ended. */
+export interface ResponseParser {
+  readonly summary: CallSummary;
+  /** Feeds the next chunk; `now` is the gateway clock in ms. Never throws. */
+  push(chunk: Buffer, now: number): void;
+  /** The response ended; decodes any unterminated tail. Never throws. */
+  end(now: number): CallSummary;
+}
+
+const int = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+
+/**
+ * Copies what a decoded Ollama or OpenAI object says about the call into `s`: the final line of a
+ * native stream, an OpenAI finish or usage event, or a whole non-streamed body.
+ */
+export function absorbObject(s: CallSummary, value: unknown): void {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) {
+    s.malformed++;
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  if (o.error !== undefined && o.error !== null) {
+    const e = o.error;
+    s.errorMessage =
+      typeof e === 'string'
+        ? e
+        : e && typeof e === 'object' && typeof (e as Record<string, unknown>).message === 'string'
+          ? ((e as Record<string, unknown>).message as string)
+          : JSON.stringify(e);
+  }
+  if (typeof o.model === 'string' && o.model !== '') s.responseModel = o.model;
+  if (typeof o.id === 'string') s.responseId = o.id;
+
+  // Native API (chat, generate, embed)
+  if (typeof o.done_reason === 'string') s.finishReasons = [o.done_reason];
+  const promptEvalCount = int(o.prompt_eval_count);
+  if (promptEvalCount !== undefined) s.inputTokens = promptEvalCount;
+  const evalCount = int(o.eval_count);
+  if (evalCount !== undefined) s.outputTokens = evalCount;
+  const total = int(o.total_duration);
+  if (total !== undefined) s.totalDurationNs = total;
+  const load = int(o.load_duration);
+  if (load !== undefined) s.loadDurationNs = load;
+  const promptEval = int(o.prompt_eval_duration);
+  if (promptEval !== undefined) s.promptEvalDurationNs = promptEval;
+  const evalDuration = int(o.eval_duration);
+  if (evalDuration !== undefined) s.evalDurationNs = evalDuration;
+
+  // OpenAI-compatible API
+  const usage = o.usage;
+  if (usage && typeof usage === 'object') {
+    const u = usage as Record<string, unknown>;
+    const prompt = int(u.prompt_tokens);
+    const completion = int(u.completion_tokens);
+    // Ollama's /v1/completions stream carries a zeroed usage on every chunk when usage is
+    // requested; only the final usage event has the real counts, so zeros never overwrite.
+    if (prompt !== undefined && (prompt > 0 || s.inputTokens === undefined)) s.inputTokens = prompt;
+    if (completion !== undefined && (completion > 0 || s.outputTokens === undefined)) s.outputTokens = completion;
+  }
+  if (Array.isArray(o.choices)) {
+    const reasons: string[] = [];
+    for (const c of o.choices) {
+      const r = c && typeof c === 'object' ? (c as Record<string, unknown>).finish_reason : undefined;
+      if (typeof r === 'string') reasons.push(r);
+    }
+    if (reasons.length > 0) s.finishReasons = reasons;
+  }
+}
+
+/**
+ * Decodes `buf[start, end)` as JSON and absorbs it. Returns the decoded object, or undefined (and
+ * counts the line as malformed) when it is not a JSON object.
+ */
+export function absorbJson(s: CallSummary, buf: Buffer, start: number, end: number): Record<string, unknown> | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8', start, end));
+  } catch {
+    s.malformed++;
+    return undefined;
+  }
+  absorbObject(s, value);
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}

@@ -1,0 +1,46 @@
+/**
+ * Upstream failures, mapped in one place to the status the client gets, the error reason recorded
+ * in metrics, and the message in the JSON error body.
+ */
+import type { ErrorReason } from '../../otel/instruments';
+
+export interface UpstreamFailure {
+  status: 502 | 504;
+  reason: Extract<ErrorReason, 'upstream_unreachable' | 'upstream_timeout'>;
+  message: string;
+}
+
+/** Maps an error from the upstream request. `timedOut` is set when the gateway's idle timer fired. */
+export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string, timedOut: boolean, idleMs: number): UpstreamFailure {
+  if (timedOut) {
+    return {
+      status: 504,
+      reason: 'upstream_timeout',
+      message: `Ollama at ${origin} sent nothing for ${idleMs / 1000} s (UPSTREAM_IDLE_TIMEOUT_SECONDS)`,
+    };
+  }
+  const code = err.code ?? '';
+  const what =
+    code === 'ECONNREFUSED'
+      ? 'refused the connection'
+      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+        ? 'could not be resolved'
+        : code === 'ECONNRESET' || err.message === 'socket hang up'
+          ? 'closed the connection before answering'
+          : code === 'ETIMEDOUT'
+            ? 'did not accept the connection in time'
+            : `could not be reached (${code || err.message})`;
+  return { status: 502, reason: 'upstream_unreachable', message: `Ollama at ${origin} ${what}` };
+}
+
+/**
+ * The JSON error body in the style of the API the client called: `{"error":"…"}` on Ollama's
+ * native API, `{"error":{"message":…,"type":…}}` on `/v1` (as Ollama's own `/v1` middleware sends).
+ */
+export function errorBody(api: 'ollama' | 'openai', status: number, message: string): string {
+  if (api === 'openai') {
+    const type = status === 400 || status === 413 ? 'invalid_request_error' : 'api_error';
+    return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';
+  }
+  return JSON.stringify({ error: message });
+}
