@@ -225,7 +225,8 @@ export class FakeOllama {
       const meta = fixtureMeta(file);
       return { kind: 'body', status: status ?? meta.status, contentType: meta.content_type, body: fixture(file) };
     };
-    const model = typeof json?.model === 'string' ? json.model : undefined;
+    // Older clients send `name` instead of `model` on model-management calls.
+    const model = typeof json?.model === 'string' ? json.model : typeof json?.name === 'string' ? json.name : undefined;
     const known = model !== undefined && KNOWN_MODELS.has(model);
 
     if ((method === 'GET' || method === 'HEAD') && path === '/') return f('root.txt');

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, parseUpstream } from '../../src/config';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.upstream.origin, 'http://localhost:11434');
+    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.port, 8000);
+    assert.equal(c.logLevel, 'info');
+    assert.equal(c.upstreamIdleTimeoutMs, 300_000);
+    assert.equal(c.maxRequestBodyBytes, 64 * 1024 * 1024);
+  });
+
+  it('accepts OLLAMA_HOST as a URL or in Ollama\'s scheme-less form', () => {
+    assert.equal(parseUpstream('http://127.0.0.1:11434').origin, 'http://127.0.0.1:11434');
+    assert.equal(parseUpstream('127.0.0.1:11434').origin, 'http://127.0.0.1:11434');
+    assert.equal(parseUpstream('ollama:11434').origin, 'http://ollama:11434');
+    assert.equal(parseUpstream('ollama').origin, 'http://ollama:11434');
+    assert.equal(parseUpstream('https://ollama.example').origin, 'https://ollama.example:443');
+    assert.equal(parseUpstream('http://ollama.example').port, 80);
+    assert.equal(parseUpstream('http://ollama:11434/').origin, 'http://ollama:11434');
+    const v6 = parseUpstream('[::1]:11434');
+    assert.equal(v6.hostname, '::1');
+    assert.equal(v6.origin, 'http://[::1]:11434');
+  });
+
+  it('rejects a bad OLLAMA_HOST with one line naming the variable and the accepted form', () => {
+    for (const bad of ['ftp://x:1', 'http://', 'http://host:99999', 'http://host/api', 'http://u:p@host:1', '']) {
+      assert.throws(
+        () => loadConfig({ OLLAMA_HOST: bad }),
+        (err: Error) => err instanceof ConfigError && err.message.startsWith('OLLAMA_HOST=') && err.message.includes('host:port') && !err.message.includes('\n'),
+        bad,
+      );
+    }
+  });
+
+  it('reads LOG_LEVEL case-insensitively, with WARN as WARNING', () => {
+    assert.equal(loadConfig({ LOG_LEVEL: 'debug' }).logLevel, 'debug');
+    assert.equal(loadConfig({ LOG_LEVEL: 'Warning' }).logLevel, 'warn');
+    assert.equal(loadConfig({ LOG_LEVEL: 'WARN' }).logLevel, 'warn');
+    assert.equal(loadConfig({ LOG_LEVEL: 'ERROR' }).logLevel, 'error');
+    assert.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), /LOG_LEVEL="verbose" is not valid: expected DEBUG, INFO, WARNING \(or WARN\) or ERROR/);
+  });
+
+  it('rejects bad numbers, naming the variable', () => {
+    assert.throws(() => loadConfig({ PORT: '80a' }), /^ConfigError: PORT="80a" is not valid: expected a whole number from 0 to 65535$/);
+    assert.throws(() => loadConfig({ PORT: '70000' }), /PORT=/);
+    assert.throws(() => loadConfig({ UPSTREAM_IDLE_TIMEOUT_SECONDS: '0' }), /UPSTREAM_IDLE_TIMEOUT_SECONDS="0" is not valid/);
+    assert.throws(() => loadConfig({ MAX_REQUEST_BODY_MB: 'lots' }), /MAX_REQUEST_BODY_MB="lots" is not valid/);
+  });
+
+  it('converts seconds and megabytes', () => {
+    const c = loadConfig({ UPSTREAM_IDLE_TIMEOUT_SECONDS: '1.5', MAX_REQUEST_BODY_MB: '0.5' });
+    assert.equal(c.upstreamIdleTimeoutMs, 1500);
+    assert.equal(c.maxRequestBodyBytes, 512 * 1024);
+  });
+});
