@@ -58,7 +58,10 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
   const startedAt = performance.now();
   const recorder = deps.telemetry.begin(route.path, startedAt);
   return new Promise<void>((resolve) => {
+    let finished = false;
     const finish = (outcome: CallOutcome, endedAt: number, detail?: string) => {
+      if (finished) return;
+      finished = true;
       recorder.finish(outcome, endedAt);
       logCall(deps.log, req, recorder, outcome, endedAt - startedAt, detail);
       resolve();
@@ -97,14 +100,24 @@ function forward(
   const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
   const sent = injectUsage ? withIncludeUsage(body, info) : body;
 
+  // Until Ollama answers, a client that leaves ends the call here; afterwards the tap sees it.
+  let answered = false;
+  res.once('close', () => {
+    if (!answered && !res.writableFinished) {
+      finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
+    }
+  });
+
   deps.upstream.send(req, res, {
     body: sent,
     onError: (err, idleTimedOut) => {
+      answered = true;
       const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
       sendError(res, route, failure.status, failure.message);
       finish({ status: failure.status, reason: failure.reason, streamed: false }, performance.now(), failure.message);
     },
     onResponse: (proxyRes) => {
+      answered = true;
       const status = proxyRes.statusCode ?? 502;
       const framing = framingOf(proxyRes.headers['content-type']);
       const streamed = framing === 'ndjson' || framing === 'sse';

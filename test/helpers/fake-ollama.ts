@@ -292,7 +292,8 @@ export class FakeOllama {
   }
 }
 
-function fixtureBehavior(file: string): Behavior {
+/** Serve a fixture exactly as recorded (status, Content-Type, bytes). */
+export function fixtureBehavior(file: string): Behavior {
   const meta = fixtureMeta(file);
   return { kind: 'body', status: meta.status, contentType: meta.content_type, body: fixture(file) };
 }

@@ -1,0 +1,139 @@
+/**
+ * The `/metrics` exposition: exact names and types, buckets that resolve real values, Prometheus's
+ * own linter, and a real Prometheus scraping it.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Ollama } from 'ollama';
+import { DURATION_BUCKETS_SECONDS, TOKENS_PER_SECOND_BUCKETS } from '../../otel/instruments';
+import { fixtureBehavior } from '../helpers/fake-ollama';
+import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+
+const REPO = path.resolve(__dirname, '..', '..', '..');
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/** In CI the tools are installed by .ci/run, so a missing one is a failure there, a skip elsewhere. */
+function requireTool(cmd: string): string | false {
+  if (have(cmd)) return false;
+  if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install prometheus)`);
+  return `${cmd} is not installed`;
+}
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+async function traffic(stack: TestStack): Promise<void> {
+  const client = new Ollama({ host: stack.url });
+  for await (const _ of await client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })) void _;
+  await client.generate({ model: 'llama3.2', prompt: 'haiku' });
+  await client.embed({ model: 'all-minilm', input: 'sky' });
+  await client.chat({ model: 'qwen3:8b', messages: [{ role: 'user', content: '17*23' }], stream: false, think: true }).catch(() => {});
+  stack.fake.next(fixtureBehavior('error-midstream.ndjson'));
+  await (await fetch(`${stack.url}/api/generate`, { method: 'POST', body: '{"model":"llama3.2","prompt":"story"}' })).text();
+  await client.chat({ model: 'no-such-model', messages: [] }).catch(() => {});
+  await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: 'not json "quoted" \\ label' })).text();
+}
+
+describe('/metrics', () => {
+  let stack: TestStack;
+  let text: string;
+  before(async () => {
+    stack = await startStack();
+    await traffic(stack);
+    text = await metricsText(stack.url);
+  });
+  after(() => stack.close());
+
+  it('serves the Prometheus text format', async () => {
+    const res = await fetch(`${stack.url}/metrics`);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+    await res.text();
+  });
+
+  it('exposes exactly the documented metric families, with their types', () => {
+    const types = Object.fromEntries([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]));
+    assert.deepEqual(types, {
+      target_info: 'gauge',
+      ollama_requests_total: 'counter',
+      ollama_request_errors_total: 'counter',
+      ollama_response_seconds: 'histogram',
+      ollama_load_duration_seconds: 'histogram',
+      ollama_prompt_eval_duration_seconds: 'histogram',
+      ollama_eval_duration_seconds: 'histogram',
+      ollama_tokens_per_second: 'histogram',
+      ollama_tokens_processed_total: 'counter',
+      ollama_tokens_generated_total: 'counter',
+      ollama_requests_in_flight: 'gauge',
+    });
+  });
+
+  it('uses buckets that resolve durations to 20 minutes and 1 to 2,000 tokens per second', () => {
+    const les = (name: string) => [...text.matchAll(new RegExp(`^${name}_bucket\\{model="llama3.2:latest",le="([^"]+)"\\}`, 'gm'))].map((m) => m[1]);
+    assert.deepEqual(les('ollama_tokens_per_second'), [...TOKENS_PER_SECOND_BUCKETS.map(String), '+Inf']);
+    assert.deepEqual(les('ollama_load_duration_seconds'), [...DURATION_BUCKETS_SECONDS.map(String), '+Inf']);
+    // The chat stream's 72 tokens/s lands in a finite bucket, not +Inf.
+    assert.equal(sample(text, 'ollama_tokens_per_second_bucket', { model: 'llama3.2:latest', le: '75' }), sample(text, 'ollama_tokens_per_second_count', { model: 'llama3.2:latest' }));
+  });
+
+  it('passes promtool check metrics', (t) => {
+    const skip = requireTool('promtool');
+    if (skip) return t.skip(skip);
+    const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
+  });
+
+  it('is scraped by a real Prometheus with the README\'s scrape config', async (t) => {
+    const skip = requireTool('prometheus');
+    if (skip) return t.skip(skip);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'prom-'));
+    const promPort = await freePort();
+    // The README's snippet, pointed at this test's gateway and scraped every second.
+    const snippet = readFileSync(path.join(REPO, 'prometheus', 'prometheus.yml'), 'utf8')
+      .replace(/scrape_interval: \S+/g, 'scrape_interval: 1s')
+      .replace(/targets: \[[^\]]*\]/, `targets: ['127.0.0.1:${stack.gw.port}']`);
+    writeFileSync(path.join(dir, 'prometheus.yml'), snippet);
+    const prom = spawn(
+      'prometheus',
+      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`],
+      { stdio: 'ignore' },
+    );
+    try {
+      const query = async (q: string) => {
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+        return ((await res.json()) as { data: { result: { value: [number, string] }[] } }).data.result;
+      };
+      const until = Date.now() + 20_000;
+      let result: { value: [number, string] }[] = [];
+      while (Date.now() < until) {
+        try {
+          result = await query('sum by (model) (ollama_tokens_generated_total{model="llama3.2:latest"})');
+          if (result.length > 0) break;
+        } catch {
+          /* not up yet */
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.equal(result.length, 1, 'Prometheus never scraped the gateway');
+      assert.equal(Number(result[0].value[1]), sample(text, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }));
+      const up = await query('up');
+      assert.equal(up[0]?.value[1], '1');
+    } finally {
+      prom.kill('SIGTERM');
+      await new Promise((r) => prom.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
