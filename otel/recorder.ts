@@ -1,14 +1,31 @@
 /**
- * One recorder per instrumented request: created when the request arrives, told the model once the
- * body is read, and finished exactly once — on completion, failure or client abort — with what the
- * response parser learnt. All metric recording for an LLM call happens in `finish`.
+ * One recorder per instrumented request: created when the request arrives (starting the GenAI
+ * span), told about the request once the body is read, and finished exactly once — on completion,
+ * failure or client abort — with what the response parser learnt. All metric recording and all span
+ * work for an LLM call happens in `begin`, `setRequest` and `finish`: nothing per chunk.
  */
-import type { Attributes } from '@opentelemetry/api';
+import { performance } from 'node:perf_hooks';
+import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { CallSummary } from '../src/protocol/summary';
+import type { RequestParams } from '../src/request/extract';
 import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, type ErrorReason, type Instruments } from './instruments';
 import type { ModelLabels } from './labels';
+import { inputMessages, outputMessages } from './messages';
+import * as sc from './semconv';
 
 const NS_PER_S = 1e9;
+const NS_PER_MS = 1e6;
+
+export interface TracingOptions {
+  tracer: Tracer;
+  /** OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: record prompt and completion text. */
+  captureContent: boolean;
+  /** Longest text part recorded when capturing content. */
+  maxCaptureChars: number;
+  /** Ollama's address, for `server.address` / `server.port`. */
+  serverAddress: string;
+  serverPort: number;
+}
 
 export interface CallOutcome {
   /** HTTP status sent to the client; 499 when the client left before a response started. */
@@ -19,17 +36,34 @@ export interface CallOutcome {
   summary?: CallSummary;
   /** Whether the response was a stream (NDJSON or SSE). */
   streamed: boolean;
+  /** A short description of the failure, for the span status. */
+  detail?: string;
 }
+
+export interface CallRequest {
+  /** The model as Ollama resolves it (the metric label source). */
+  model: string;
+  /** The model as the client sent it (for span names and `gen_ai.request.model`). */
+  requestModel: string | undefined;
+  stream: boolean;
+  params: RequestParams;
+  /** The parsed request body, read only when capturing content. */
+  body: Record<string, unknown> | undefined;
+}
+
+/** Epoch milliseconds for a performance.now() reading, as span timestamps want. */
+const epochMs = (t: number): number => performance.timeOrigin + t;
 
 export class Telemetry {
   constructor(
     readonly instruments: Instruments,
     readonly modelLabels: ModelLabels,
+    readonly tracing: TracingOptions,
   ) {}
 
-  /** Starts recording a request to `endpoint` (a route template) received at `startedAt` (ms). */
-  begin(endpoint: string, startedAt: number): CallRecorder {
-    return new CallRecorder(this, endpoint, startedAt);
+  /** Starts recording a request for `operation` on `endpoint` (a route template), received at `startedAt` (ms). */
+  begin(operation: string, endpoint: string, startedAt: number): CallRecorder {
+    return new CallRecorder(this, operation, endpoint, startedAt);
   }
 }
 
@@ -37,28 +71,88 @@ export class CallRecorder {
   private model = 'unknown';
   private inFlightAttrs: Attributes | undefined;
   private finished = false;
+  private readonly span: Span;
+  private readonly ctx: Context;
 
   constructor(
     private readonly telemetry: Telemetry,
+    private readonly operation: string,
     readonly endpoint: string,
     readonly startedAt: number,
-  ) {}
+  ) {
+    const t = telemetry.tracing;
+    this.span = t.tracer.startSpan(
+      operation,
+      {
+        kind: SpanKind.CLIENT,
+        startTime: epochMs(startedAt),
+        attributes: {
+          [sc.GEN_AI_OPERATION_NAME]: operation,
+          [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
+          [sc.SERVER_ADDRESS]: t.serverAddress,
+          [sc.SERVER_PORT]: t.serverPort,
+          [sc.GATEWAY_ENDPOINT]: endpoint,
+        },
+      },
+      context.active(),
+    );
+    this.ctx = trace.setSpan(context.active(), this.span);
+  }
 
-  /** The request's model, already normalised; called once the body has been read. */
-  setModel(model: string): void {
-    this.model = this.telemetry.modelLabels.label(model);
-    this.inFlightAttrs = { [ATTR_MODEL]: this.model, [ATTR_ENDPOINT]: this.endpoint };
-    this.telemetry.instruments.inFlight.add(1, this.inFlightAttrs);
+  /** Runs `fn` in the GenAI span's context, so the upstream request becomes its child. */
+  run<T>(fn: () => T): T {
+    return context.with(this.ctx, fn);
+  }
+
+  /** Whether the parser should collect the answer's text (content capture is on and the span records). */
+  get captureText(): boolean {
+    return this.telemetry.tracing.captureContent && this.span.isRecording();
+  }
+
+  get maxCaptureChars(): number {
+    return this.telemetry.tracing.maxCaptureChars;
   }
 
   get modelLabel(): string {
     return this.model;
   }
 
+  /** What the request asks for; called once the body has been read. */
+  setRequest(req: CallRequest): void {
+    this.model = this.telemetry.modelLabels.label(req.model);
+    this.inFlightAttrs = { [ATTR_MODEL]: this.model, [ATTR_ENDPOINT]: this.endpoint };
+    this.telemetry.instruments.inFlight.add(1, this.inFlightAttrs);
+
+    const span = this.span;
+    if (!span.isRecording()) return;
+    if (req.requestModel !== undefined) {
+      span.updateName(`${this.operation} ${req.requestModel}`);
+      span.setAttribute(sc.GEN_AI_REQUEST_MODEL, req.requestModel);
+    }
+    span.setAttribute(sc.GEN_AI_REQUEST_STREAM, req.stream);
+    const p = req.params;
+    if (p.temperature !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_TEMPERATURE, p.temperature);
+    if (p.topP !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_TOP_P, p.topP);
+    if (p.topK !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_TOP_K, p.topK);
+    if (p.maxTokens !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_MAX_TOKENS, p.maxTokens);
+    if (p.seed !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_SEED, p.seed);
+    if (p.stopSequences !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_STOP_SEQUENCES, p.stopSequences);
+    if (this.telemetry.tracing.captureContent) {
+      const input = inputMessages(req.body, this.telemetry.tracing.maxCaptureChars);
+      if (input !== undefined) span.setAttribute(sc.GEN_AI_INPUT_MESSAGES, input);
+    }
+  }
+
   /** Records the request. Only the first call counts. */
   finish(outcome: CallOutcome, endedAt: number): void {
     if (this.finished) return;
     this.finished = true;
+    this.recordMetrics(outcome, endedAt);
+    if (this.span.isRecording()) this.recordSpan(outcome, endedAt);
+    this.span.end(epochMs(endedAt));
+  }
+
+  private recordMetrics(outcome: CallOutcome, endedAt: number): void {
     const ins = this.telemetry.instruments;
     const model = this.model;
     const endpoint = this.endpoint;
@@ -82,6 +176,56 @@ export class CallRecorder {
 
     const tps = tokensPerSecond(s, outcome.streamed);
     if (tps !== undefined) ins.tokensPerSecond.record(tps, modelOnly);
+  }
+
+  private recordSpan(outcome: CallOutcome, endedAt: number): void {
+    const span = this.span;
+    const s = outcome.summary;
+    span.setAttribute(sc.HTTP_RESPONSE_STATUS_CODE, outcome.status);
+    if (s) {
+      if (s.responseModel !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_MODEL, s.responseModel);
+      if (s.responseId !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_ID, s.responseId);
+      if (s.finishReasons !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, s.finishReasons);
+      if (s.inputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_INPUT_TOKENS, s.inputTokens);
+      if (s.outputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, s.outputTokens);
+      if (outcome.streamed && s.firstContentAt !== undefined) span.addEvent(sc.EVENT_FIRST_TOKEN, epochMs(s.firstContentAt));
+      this.phaseSpans(s, endedAt);
+      if (this.telemetry.tracing.captureContent) {
+        const output = outputMessages(s.outputText, s.finishReasons?.[0], this.telemetry.tracing.maxCaptureChars);
+        if (output !== undefined) span.setAttribute(sc.GEN_AI_OUTPUT_MESSAGES, output);
+      }
+    }
+    if (outcome.reason === 'client_cancelled') {
+      // The client's choice, not a failure of the call.
+      span.setAttribute(sc.GATEWAY_CLIENT_CANCELLED, true);
+    } else if (outcome.reason) {
+      const errorType = outcome.reason === 'upstream_4xx' || outcome.reason === 'upstream_5xx' ? String(outcome.status) : outcome.reason;
+      span.setAttribute(sc.ERROR_TYPE, errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail ?? s?.errorMessage ?? outcome.reason });
+    }
+  }
+
+  /**
+   * Places Ollama's reported phases on the gateway's timeline. Ollama's `total_duration` ends when
+   * it wrote the final chunk, which the gateway saw at about `endedAt`: the handler started at
+   * `endedAt − total`, loading ran from there, generation ended at `endedAt`, and prompt evaluation
+   * ran just before generation.
+   */
+  private phaseSpans(s: CallSummary, endedAt: number): void {
+    const tracer = this.telemetry.tracing.tracer;
+    const end = epochMs(endedAt);
+    const child = (name: string, startMs: number, endMs: number) =>
+      tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs }, this.ctx).end(endMs);
+    if (s.loadDurationNs !== undefined && s.loadDurationNs > 0 && s.totalDurationNs !== undefined) {
+      const start = Math.max(epochMs(this.startedAt), end - s.totalDurationNs / NS_PER_MS);
+      child(sc.SPAN_LOAD, start, start + s.loadDurationNs / NS_PER_MS);
+    }
+    const evalMs = (s.evalDurationNs ?? 0) / NS_PER_MS;
+    if (s.promptEvalDurationNs !== undefined && s.promptEvalDurationNs > 0) {
+      const promptEnd = end - evalMs;
+      child(sc.SPAN_PROMPT_EVAL, promptEnd - s.promptEvalDurationNs / NS_PER_MS, promptEnd);
+    }
+    if (evalMs > 0) child(sc.SPAN_GENERATION, end - evalMs, end);
   }
 }
 

@@ -1,42 +1,141 @@
 /**
- * The metrics pipeline: a MeterProvider whose reader is the Prometheus exporter, with the
- * exporter's own HTTP server disabled so `/metrics` is served by the gateway on its own port.
+ * OpenTelemetry set-up, configured by the standard `OTEL_*` variables.
+ *
+ * - Metrics: a MeterProvider whose first reader is the Prometheus exporter, with the exporter's own
+ *   HTTP server disabled so `/metrics` is served by the gateway on its own port. With
+ *   `OTEL_METRICS_EXPORTER=otlp` a periodic OTLP reader pushes the same measurements.
+ * - Traces: `@opentelemetry/sdk-node` with `@opentelemetry/instrumentation-http`, started before the
+ *   application loads. Without an OTLP endpoint and without `OTEL_TRACES_EXPORTER`, no exporter is
+ *   configured, so nothing tries to reach a collector that is not there (W3C trace context is still
+ *   propagated to Ollama).
+ * - `OTEL_SDK_DISABLED=true` turns tracing and OTLP export off; `/metrics` stays, since serving it
+ *   is the gateway's job rather than the SDK's.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { trace, type Tracer } from '@opentelemetry/api';
+import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
+import { OTLPMetricExporter as OtlpGrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as OtlpJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as OtlpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  processDetector,
+  resourceFromAttributes,
+  type Resource,
+} from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import { NodeSDK } from '@opentelemetry/sdk-node';
 import { createInstruments } from './instruments';
 import { ModelLabels } from './labels';
-import { Telemetry } from './recorder';
+import { Telemetry, type TracingOptions } from './recorder';
 
-export const METER_NAME = 'ollama-otel-gateway';
+export const INSTRUMENTATION_NAME = 'ollama-otel-gateway';
+export const DEFAULT_SERVICE_NAME = 'ollama-otel-gateway';
+
+/** Paths of the gateway's own endpoints, which get no server span (probes would flood traces). */
+const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 export interface TelemetryOptions {
-  serviceName: string;
   serviceVersion: string;
   maxModelLabels: number;
   onModelLabelCap?: (max: number) => void;
+  tracing: Omit<TracingOptions, 'tracer'>;
+  /** Environment to read `OTEL_*` from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TelemetryRuntime {
   telemetry: Telemetry;
   /** Serves the Prometheus exposition for a GET /metrics request. */
   serveMetrics(req: IncomingMessage, res: ServerResponse): void;
+  /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
 }
 
-export function startTelemetry(opts: TelemetryOptions): TelemetryRuntime {
-  const exporter = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
-  const provider = new MeterProvider({
-    resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'service.version': opts.serviceVersion }),
-    readers: [exporter],
+/** `service.name` defaults to ollama-otel-gateway; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. */
+export function buildResource(serviceVersion: string): Resource {
+  return defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME, 'service.version': serviceVersion }))
+    .merge(detectResources({ detectors: [envDetector, processDetector, hostDetector] }));
+}
+
+function otlpMetricExporter(): PushMetricExporter {
+  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf').trim();
+  switch (protocol) {
+    case 'grpc':
+      return new OtlpGrpcMetricExporter();
+    case 'http/json':
+      return new OtlpJsonMetricExporter();
+    default:
+      return new OtlpProtoMetricExporter();
+  }
+}
+
+/** Metric readers besides Prometheus, from OTEL_METRICS_EXPORTER (`otlp` adds OTLP push). */
+function extraMetricReaders(sdkDisabled: boolean): IMetricReader[] {
+  if (sdkDisabled) return [];
+  const wanted = getStringListFromEnv('OTEL_METRICS_EXPORTER') ?? [];
+  if (!wanted.includes('otlp')) return [];
+  const interval = Number(getStringFromEnv('OTEL_METRIC_EXPORT_INTERVAL') ?? 60_000);
+  const timeout = Number(getStringFromEnv('OTEL_METRIC_EXPORT_TIMEOUT') ?? 30_000);
+  return [
+    new PeriodicExportingMetricReader({
+      exporter: otlpMetricExporter(),
+      exportIntervalMillis: interval > 0 ? interval : 60_000,
+      exportTimeoutMillis: Math.min(timeout > 0 ? timeout : 30_000, interval > 0 ? interval : 60_000),
+    }),
+  ];
+}
+
+/**
+ * Starts tracing with sdk-node. Must run before the application's modules load, so that
+ * instrumentation-http wraps `http` before anything uses it. Returns undefined when disabled.
+ */
+export function startTracing(resource: Resource): NodeSDK | undefined {
+  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return undefined;
+  const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  if (!getStringFromEnv('OTEL_TRACES_EXPORTER') && !otlpEndpoint) {
+    // sdk-node would default to OTLP at localhost:4318 and log export errors forever.
+    process.env.OTEL_TRACES_EXPORTER = 'none';
+  }
+  const sdk = new NodeSDK({
+    resource,
+    autoDetectResources: false,
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [
+      new HttpInstrumentation({
+        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]),
+      }),
+    ],
   });
-  const meter = provider.getMeter(METER_NAME, opts.serviceVersion);
-  const telemetry = new Telemetry(createInstruments(meter), new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap));
+  sdk.start();
+  return sdk;
+}
+
+/** Creates the metrics pipeline and the Telemetry the gateway records into. */
+export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
+  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const provider = new MeterProvider({
+    resource,
+    readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
+  });
+  const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const telemetry = new Telemetry(createInstruments(meter), new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap), {
+    ...opts.tracing,
+    tracer,
+  });
   return {
     telemetry,
-    serveMetrics: (req, res) => exporter.getMetricsRequestHandler(req, res),
-    shutdown: () => provider.shutdown(),
+    serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
+    shutdown: async () => {
+      await Promise.allSettled([provider.shutdown(), tracing?.shutdown()]);
+    },
   };
 }

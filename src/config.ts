@@ -26,8 +26,10 @@ export interface Config {
   maxRequestBodyBytes: number;
   /** Distinct `model` label values before new ones fold into `other`. */
   maxModelLabels: number;
-  /** `service.name` of the metrics resource. */
-  serviceName: string;
+  /** Record prompt and completion text on spans (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT). */
+  captureMessageContent: boolean;
+  /** Longest text part recorded when capturing content (GENAI_CAPTURE_MAX_CHARS). */
+  maxCaptureChars: number;
 }
 
 export class ConfigError extends Error {
@@ -122,7 +124,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const idleSeconds = numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400);
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
   const maxModelLabels = intVar(env, 'MAX_MODEL_LABELS', 200, 1, 100_000);
-  const serviceName = (env.OTEL_SERVICE_NAME ?? '').trim() || 'ollama-otel-gateway';
+  const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
+  if (captureRaw !== 'true' && captureRaw !== 'false' && captureRaw !== '') {
+    throw new ConfigError(
+      `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=${JSON.stringify(env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)} is not valid: expected true or false`,
+    );
+  }
+  const maxCaptureChars = intVar(env, 'GENAI_CAPTURE_MAX_CHARS', 16_384, 1, 10_000_000);
 
   return {
     upstream,
@@ -132,7 +140,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     upstreamIdleTimeoutMs: Math.round(idleSeconds * 1000),
     maxRequestBodyBytes: Math.floor(bodyMb * 1024 * 1024),
     maxModelLabels,
-    serviceName,
+    captureMessageContent: captureRaw === 'true',
+    maxCaptureChars,
     ...overrides,
   };
 }

@@ -56,14 +56,14 @@ function sendError(res: ServerResponse, route: LlmRoute, status: number, message
 /** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
 export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const startedAt = performance.now();
-  const recorder = deps.telemetry.begin(route.path, startedAt);
+  const recorder = deps.telemetry.begin(route.operation, route.path, startedAt);
   return new Promise<void>((resolve) => {
     let finished = false;
-    const finish = (outcome: CallOutcome, endedAt: number, detail?: string) => {
+    const finish = (outcome: CallOutcome, endedAt: number) => {
       if (finished) return;
       finished = true;
       recorder.finish(outcome, endedAt);
-      logCall(deps.log, req, recorder, outcome, endedAt - startedAt, detail);
+      logCall(deps.log, req, recorder, outcome, endedAt - startedAt);
       resolve();
     };
 
@@ -74,9 +74,9 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
         if (err instanceof BodyTooLargeError) {
           // The rest of the body is not read; close the connection once the answer is out.
           sendError(res, route, 413, err.message, { connection: 'close' });
-          finish({ status: 413, reason: 'body_too_large', streamed: false }, endedAt, err.message);
+          finish({ status: 413, reason: 'body_too_large', streamed: false, detail: err.message }, endedAt);
         } else {
-          finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, endedAt, err.message);
+          finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: err.message }, endedAt);
         }
       },
     );
@@ -90,10 +90,16 @@ function forward(
   res: ServerResponse,
   body: Buffer,
   recorder: CallRecorder,
-  finish: (outcome: CallOutcome, endedAt: number, detail?: string) => void,
+  finish: (outcome: CallOutcome, endedAt: number) => void,
 ): void {
   const info = extractRequest(route, body);
-  recorder.setModel(normalizeModelName(info.model));
+  recorder.setRequest({
+    model: normalizeModelName(info.model),
+    requestModel: info.model,
+    stream: info.stream,
+    params: info.params,
+    body: info.body,
+  });
 
   // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
   // answer again, so the client sees exactly the stream it asked for.
@@ -108,13 +114,14 @@ function forward(
     }
   });
 
-  deps.upstream.send(req, res, {
+  const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
+  recorder.run(() => deps.upstream.send(req, res, {
     body: sent,
     onError: (err, idleTimedOut) => {
       answered = true;
       const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
       sendError(res, route, failure.status, failure.message);
-      finish({ status: failure.status, reason: failure.reason, streamed: false }, performance.now(), failure.message);
+      finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message }, performance.now());
     },
     onResponse: (proxyRes) => {
       answered = true;
@@ -122,23 +129,28 @@ function forward(
       const framing = framingOf(proxyRes.headers['content-type']);
       const streamed = framing === 'ndjson' || framing === 'sse';
       tapResponse(proxyRes, res, {
-        parser: parserFor(framing),
+        parser: parserFor(framing, parserOptions),
         stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
         flushHeaders: streamed,
         onDone: (end, summary, endedAt) => {
           const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
           finish(
-            { status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status, reason, summary, streamed },
+            {
+              status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status,
+              reason,
+              summary,
+              streamed,
+              detail: summary.errorMessage,
+            },
             endedAt,
-            summary.errorMessage,
           );
         },
       });
     },
-  });
+  }));
 }
 
-function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: CallOutcome, durationMs: number, detail?: string): void {
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: CallOutcome, durationMs: number): void {
   const s = outcome.summary;
   const entry = {
     method: req.method,
@@ -149,7 +161,7 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     input_tokens: s?.inputTokens,
     output_tokens: s?.outputTokens,
     error: outcome.reason,
-    detail,
+    detail: outcome.detail,
   };
   if (outcome.reason === 'upstream_unreachable' || outcome.reason === 'upstream_timeout' || outcome.reason === 'upstream_5xx') {
     log.error(entry, 'request failed upstream');

@@ -5,7 +5,7 @@
 import { JsonBodyParser, OpaqueParser } from './json';
 import { NdjsonParser } from './ndjson';
 import { SseParser } from './sse';
-import type { ResponseParser } from './summary';
+import type { ParserOptions, ResponseParser } from './summary';
 
 export type Framing = 'ndjson' | 'sse' | 'json' | 'opaque';
 
@@ -18,17 +18,17 @@ export function framingOf(contentType: string | undefined): Framing {
   return 'opaque';
 }
 
-export function parserFor(framing: Framing): ResponseParser {
+export function parserFor(framing: Framing, options?: ParserOptions): ResponseParser {
   switch (framing) {
     case 'ndjson':
-      return new NdjsonParser();
+      return new NdjsonParser(options);
     case 'sse':
-      return new SseParser();
+      return new SseParser(options);
     case 'json':
-      return new JsonBodyParser();
+      return new JsonBodyParser(options);
     default:
       return new OpaqueParser();
   }
 }
 
-export type { CallSummary, ResponseParser } from './summary';
+export type { CallSummary, ParserOptions, ResponseParser } from './summary';

@@ -4,7 +4,7 @@
  * the same time) and decoded once at the end. A body larger than `maxInspectBytes` is forwarded
  * but not decoded, so a huge embeddings answer cannot make the gateway hold or parse megabytes.
  */
-import { absorbJson, emptySummary, type CallSummary, type ResponseParser } from './summary';
+import { absorbJson, appendText, emptySummary, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
 /** Default cap on the body the gateway decodes for statistics. */
 export const DEFAULT_MAX_INSPECT_BYTES = 8 * 1024 * 1024;
@@ -14,7 +14,10 @@ export class JsonBodyParser implements ResponseParser {
   private chunks: Buffer[] = [];
   private size = 0;
 
-  constructor(private readonly maxInspectBytes = DEFAULT_MAX_INSPECT_BYTES) {}
+  constructor(
+    private readonly options: ParserOptions = NO_CAPTURE,
+    private readonly maxInspectBytes = DEFAULT_MAX_INSPECT_BYTES,
+  ) {}
 
   push(chunk: Buffer): void {
     if (!this.summary.inspected) return;
@@ -33,7 +36,9 @@ export class JsonBodyParser implements ResponseParser {
     const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
     this.chunks = [];
     if (body.length === 0) return s;
-    if (absorbJson(s, body, 0, body.length) !== undefined) s.complete = true;
+    const obj = absorbJson(s, body, 0, body.length);
+    if (obj !== undefined) s.complete = true;
+    if (this.options.captureText) appendText(s, obj, this.options.maxTextChars);
     return s;
   }
 }

@@ -9,7 +9,7 @@
  * error line) is handed to JSON.parse. A line is split across chunks at any byte: the unterminated
  * tail is kept and joined with the next chunk.
  */
-import { absorbJson, emptySummary, type CallSummary, type ResponseParser } from './summary';
+import { absorbJson, appendText, decodeObject, emptySummary, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
 const NL = 0x0a;
 const DONE_MARK = Buffer.from('"done":true');
@@ -21,6 +21,8 @@ export class NdjsonParser implements ResponseParser {
   readonly summary: CallSummary = emptySummary();
   /** Pieces of a line whose newline has not arrived yet. */
   private tail: Buffer[] = [];
+
+  constructor(private readonly options: ParserOptions = NO_CAPTURE) {}
 
   push(chunk: Buffer, now: number): void {
     let start = 0;
@@ -71,6 +73,7 @@ export class NdjsonParser implements ResponseParser {
       // arguments), so the top-level `done` decides.
       const obj = absorbJson(s, buf, start, end);
       if (obj === undefined) return;
+      if (this.options.captureText) appendText(s, obj, this.options.maxTextChars);
       if (obj.done === true) {
         s.complete = true;
         return;
@@ -82,5 +85,6 @@ export class NdjsonParser implements ResponseParser {
     if (s.firstContentAt === undefined) s.firstContentAt = now;
     s.lastContentAt = now;
     s.contentEvents++;
+    if (this.options.captureText && doneAt === -1) appendText(s, decodeObject(buf, start, end), this.options.maxTextChars);
   }
 }

@@ -8,7 +8,7 @@
  * the usage event (`"choices":[]`) and error events. Content events are counted and timed from
  * their bytes alone. Events may be split across chunks at any byte.
  */
-import { absorbJson, emptySummary, type CallSummary, type ResponseParser } from './summary';
+import { absorbJson, appendText, decodeObject, emptySummary, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
 const EVENT_END = Buffer.from('\n\n');
 const DATA = Buffer.from('data:');
@@ -71,6 +71,8 @@ export class SseParser implements ResponseParser {
   private now = 0;
   private readonly splitter = new SseEventSplitter((buf, start, end) => this.event(buf, start, end));
 
+  constructor(private readonly options: ParserOptions = NO_CAPTURE) {}
+
   push(chunk: Buffer, now: number): void {
     this.now = now;
     this.splitter.push(chunk);
@@ -107,12 +109,14 @@ export class SseParser implements ResponseParser {
       return;
     }
     if (within(buf, USAGE_EVENT_MARK, p, end) || within(buf, FINISH_MARK, p, end) || startsWith(buf, ERROR_PREFIX, p, end)) {
-      absorbJson(s, buf, p, end);
+      const obj = absorbJson(s, buf, p, end);
+      if (this.options.captureText) appendText(s, obj, this.options.maxTextChars);
       return;
     }
     if (s.firstContentAt === undefined) s.firstContentAt = this.now;
     s.lastContentAt = this.now;
     s.contentEvents++;
+    if (this.options.captureText) appendText(s, decodeObject(buf, p, end), this.options.maxTextChars);
   }
 }
 

@@ -33,7 +33,19 @@ export interface CallSummary {
   malformed: number;
   /** False when the body was too large to inspect; then `complete` says nothing. */
   inspected: boolean;
+  /** The answer's text, collected only when the parser was asked to capture it. */
+  outputText?: string;
 }
+
+/** Options shared by the parsers. */
+export interface ParserOptions {
+  /** Collect the answer's text (costs a JSON decode per content chunk; off by default). */
+  captureText: boolean;
+  /** Stop collecting after this many characters. */
+  maxTextChars: number;
+}
+
+export const NO_CAPTURE: ParserOptions = { captureText: false, maxTextChars: 0 };
 
 export function emptySummary(): CallSummary {
   return { contentEvents: 0, complete: false, malformed: 0, inspected: true };
@@ -106,6 +118,42 @@ export function absorbObject(s: CallSummary, value: unknown): void {
       if (typeof r === 'string') reasons.push(r);
     }
     if (reasons.length > 0) s.finishReasons = reasons;
+  }
+}
+
+/** The text a decoded chunk or body carries: native `message.content` / `response`, OpenAI `delta.content` / `text` / `message.content`. */
+function textOf(o: Record<string, unknown>): string | undefined {
+  const msg = o.message as Record<string, unknown> | undefined;
+  if (msg && typeof msg.content === 'string') return msg.content;
+  if (typeof o.response === 'string') return o.response;
+  const choice = Array.isArray(o.choices) ? (o.choices[0] as Record<string, unknown> | undefined) : undefined;
+  if (!choice) return undefined;
+  const delta = (choice.delta ?? choice.message) as Record<string, unknown> | undefined;
+  if (delta && typeof delta.content === 'string') return delta.content;
+  if (typeof choice.text === 'string') return choice.text;
+  return undefined;
+}
+
+/** Appends the text of a decoded object to `s.outputText`, up to `maxChars`. */
+export function appendText(s: CallSummary, o: Record<string, unknown> | undefined, maxChars: number): void {
+  if (!o) return;
+  const text = textOf(o);
+  if (text === undefined) return;
+  const have = s.outputText ?? '';
+  if (have.length >= maxChars) {
+    s.outputText = have;
+    return;
+  }
+  s.outputText = have + text.slice(0, maxChars - have.length);
+}
+
+/** Decodes `buf[start, end)` as JSON without recording it; undefined when it is not an object. */
+export function decodeObject(buf: Buffer, start: number, end: number): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(buf.toString('utf8', start, end));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

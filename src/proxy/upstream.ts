@@ -9,6 +9,8 @@
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
+import { context } from '@opentelemetry/api';
+import { suppressTracing } from '@opentelemetry/core';
 import httpProxy from 'http-proxy';
 import type { UpstreamTarget } from '../config';
 
@@ -151,8 +153,15 @@ export class Upstream {
     });
   }
 
-  /** GET a small JSON document from Ollama (used by the start-up check and /readyz). */
+  /**
+   * GET a small JSON document from Ollama (the start-up check, /readyz). These are the gateway's own
+   * probes, not users' calls, so they are kept out of traces.
+   */
   getJson(path: string, timeoutMs: number): Promise<unknown> {
+    return context.with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs));
+  }
+
+  private fetchJson(path: string, timeoutMs: number): Promise<unknown> {
     const t = this.target;
     const mod = t.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
-import { startGateway, type RunningGateway } from '../../src/main';
+import { startGateway, type RunningGateway } from '../../src/server';
 import { FakeOllama } from './fake-ollama';
 
 export interface TestStack {

@@ -1,0 +1,92 @@
+/**
+ * Starts the gateway: telemetry → Koa app → HTTP server, and knows how to stop it (drain in-flight
+ * requests within a grace period, then flush telemetry).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Resource } from '@opentelemetry/resources';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { buildResource, startTelemetry, type TelemetryRuntime } from '../otel/sdk';
+import { createGateway, type Gateway } from './app';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import { packageVersion } from './version';
+
+export interface RunningGateway {
+  server: http.Server;
+  gateway: Gateway;
+  runtime: TelemetryRuntime;
+  config: Config;
+  log: Logger;
+  /** The port actually bound (useful with PORT=0). */
+  port: number;
+  /** Stops accepting, waits up to `graceMs` for in-flight requests, then closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const DEFAULT_GRACE_MS = 30_000;
+
+export interface OtelSetup {
+  resource: Resource;
+  /** The tracing SDK, when started (it must start before this module loads). */
+  tracing?: NodeSDK;
+}
+
+/** Starts the gateway with `config`; resolves once it listens. */
+export async function startGateway(config: Config, log: Logger, otel?: OtelSetup): Promise<RunningGateway> {
+  const runtime = startTelemetry(
+    {
+      serviceVersion: packageVersion(),
+      maxModelLabels: config.maxModelLabels,
+      onModelLabelCap: (max) =>
+        log.warn({ max_model_labels: max }, 'distinct model names reached MAX_MODEL_LABELS; further new names are reported as model="other"'),
+      tracing: {
+        captureContent: config.captureMessageContent,
+        maxCaptureChars: config.maxCaptureChars,
+        serverAddress: config.upstream.hostname,
+        serverPort: config.upstream.port,
+      },
+    },
+    otel?.resource ?? buildResource(packageVersion()),
+    otel?.tracing,
+  );
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, serveMetrics: runtime.serveMetrics });
+  const server = http.createServer(gateway.app.callback());
+  // Ollama may take minutes before the first byte (model load); never time out the client side.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  let stopping: Promise<void> | undefined;
+  const stop = (graceMs = DEFAULT_GRACE_MS): Promise<void> => {
+    stopping ??= (async () => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, graceMs);
+        timer.unref();
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      gateway.close();
+      await runtime.shutdown().catch(() => {});
+    })();
+    return stopping;
+  };
+
+  return { server, gateway, runtime, config, log, port, stop };
+}
+
