@@ -30,6 +30,8 @@ export interface Config {
   captureMessageContent: boolean;
   /** Longest text part recorded when capturing content (GENAI_CAPTURE_MAX_CHARS). */
   maxCaptureChars: number;
+  /** How long SIGTERM waits for in-flight requests before cutting them, in milliseconds. */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -95,12 +97,14 @@ function intVar(env: Env, name: string, def: number, min: number, max: number): 
   return n;
 }
 
-function numberVar(env: Env, name: string, def: number, minExclusive: number, max: number): number {
+/** A number in (min, max], or [min, max] when `minAllowed`. */
+function numberVar(env: Env, name: string, def: number, min: number, max: number, minAllowed = false): number {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return def;
   const n = Number(raw.trim());
-  if (!Number.isFinite(n) || n <= minExclusive || n > max) {
-    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: expected a number greater than ${minExclusive} and at most ${max}`);
+  if (!Number.isFinite(n) || n < min || (n === min && !minAllowed) || n > max) {
+    const range = minAllowed ? `from ${min} to ${max}` : `greater than ${min} and at most ${max}`;
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not valid: expected a number ${range}`);
   }
   return n;
 }
@@ -131,6 +135,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     );
   }
   const maxCaptureChars = intVar(env, 'GENAI_CAPTURE_MAX_CHARS', 16_384, 1, 10_000_000);
+  const graceSeconds = numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true);
 
   return {
     upstream,
@@ -142,6 +147,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     maxModelLabels,
     captureMessageContent: captureRaw === 'true',
     maxCaptureChars,
+    shutdownGraceMs: Math.round(graceSeconds * 1000),
     ...overrides,
   };
 }

@@ -24,8 +24,6 @@ export interface RunningGateway {
   stop(graceMs?: number): Promise<void>;
 }
 
-const DEFAULT_GRACE_MS = 30_000;
-
 export interface OtelSetup {
   resource: Resource;
   /** The tracing SDK, when started (it must start before this module loads). */
@@ -67,7 +65,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const port = (server.address() as AddressInfo).port;
 
   let stopping: Promise<void> | undefined;
-  const stop = (graceMs = DEFAULT_GRACE_MS): Promise<void> => {
+  const stop = (graceMs = config.shutdownGraceMs): Promise<void> => {
     stopping ??= (async () => {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -134,17 +134,16 @@ function textOf(o: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-/** Appends the text of a decoded object to `s.outputText`, up to `maxChars`. */
+/**
+ * Appends the text of a decoded object to `s.outputText`, keeping at most `maxChars + 1`
+ * characters: one more than will be recorded, so the recorder can tell the text was cut.
+ */
 export function appendText(s: CallSummary, o: Record<string, unknown> | undefined, maxChars: number): void {
   if (!o) return;
   const text = textOf(o);
   if (text === undefined) return;
   const have = s.outputText ?? '';
-  if (have.length >= maxChars) {
-    s.outputText = have;
-    return;
-  }
-  s.outputText = have + text.slice(0, maxChars - have.length);
+  s.outputText = have.length > maxChars ? have : have + text.slice(0, maxChars + 1 - have.length);
 }
 
 /** Decodes `buf[start, end)` as JSON without recording it; undefined when it is not an object. */

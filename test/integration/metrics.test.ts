@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +12,7 @@ import { Ollama } from 'ollama';
 import { DURATION_BUCKETS_SECONDS, TOKENS_PER_SECOND_BUCKETS } from '../../otel/instruments';
 import { fixtureBehavior } from '../helpers/fake-ollama';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+import { freePort } from '../helpers/process';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 
@@ -25,14 +25,6 @@ function requireTool(cmd: string): string | false {
   if (have(cmd)) return false;
   if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install prometheus)`);
   return `${cmd} is not installed`;
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 async function traffic(stack: TestStack): Promise<void> {
@@ -128,7 +120,7 @@ describe('/metrics', () => {
       }
       assert.equal(result.length, 1, 'Prometheus never scraped the gateway');
       assert.equal(Number(result[0].value[1]), sample(text, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }));
-      const up = await query('up');
+      const up = await query('up{job="ollama-otel-gateway"}');
       assert.equal(up[0]?.value[1], '1');
     } finally {
       prom.kill('SIGTERM');

@@ -3,54 +3,12 @@
  * environment, checking Ollama at start, stopping cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
-
-const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
-
-interface Proc {
-  child: ChildProcess;
-  lines: Record<string, unknown>[];
-  stderr: string;
-  exit: Promise<number | null>;
-}
-
-function run(env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p: Proc = { child, lines: [], stderr: '', exit: new Promise((r) => child.once('exit', (code) => r(code))) };
-  let buf = '';
-  child.stdout!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      p.lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  child.stderr!.on('data', (c: Buffer) => (p.stderr += c.toString()));
-  return p;
-}
-
-async function waitFor(p: Proc, msg: string, ms = 5000): Promise<Record<string, unknown>> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const line = p.lines.find((l) => l.msg === msg);
-    if (line) return line;
-    if (Date.now() > until) assert.fail(`no log line "${msg}"; got ${JSON.stringify(p.lines)} ${p.stderr}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { fixture } from '../helpers/fixtures';
+import { OtlpReceiver } from '../helpers/otlp-receiver';
+import { freePort, runGateway as run } from '../helpers/process';
 
 describe('the gateway process', () => {
   let fake: FakeOllama;
@@ -71,7 +29,7 @@ describe('the gateway process', () => {
     const port = await freePort();
     const p = run({ OLLAMA_HOST: `127.0.0.1:${fake.port}`, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'debug' });
     try {
-      const reach = await waitFor(p, 'Ollama is reachable');
+      const reach = await p.waitFor('Ollama is reachable');
       assert.equal(reach.ollama_version, '0.32.15');
       const secret = 'my secret prompt text';
       const res = await fetch(`http://127.0.0.1:${port}/api/chat`, {
@@ -80,7 +38,7 @@ describe('the gateway process', () => {
       });
       assert.equal(res.status, 200);
       const answer = ((await res.json()) as { message: { content: string } }).message.content;
-      const access = await waitFor(p, 'request');
+      const access = await p.waitFor('request');
       assert.equal(access.method, 'POST');
       assert.equal(access.path, '/api/chat');
       assert.equal(access.status, 200);
@@ -102,7 +60,7 @@ describe('the gateway process', () => {
     const dead = await freePort();
     const p = run({ OLLAMA_HOST: `http://127.0.0.1:${dead}`, HOST: '127.0.0.1', PORT: String(port) });
     try {
-      const warn = await waitFor(p, 'Ollama is not reachable yet; serving anyway, requests will get 502 until it is');
+      const warn = await p.waitFor('Ollama is not reachable yet; serving anyway, requests will get 502 until it is');
       assert.equal(warn.level, 'warn');
       assert.match(String(warn.reason), /refused the connection/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
@@ -111,6 +69,76 @@ describe('the gateway process', () => {
       assert.equal(await p.exit, 0);
     } finally {
       p.child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('on SIGTERM refuses new connections, lets an in-flight stream finish, flushes its span and exits 0', async () => {
+    const fake = await new FakeOllama().start();
+    const receiver = await new OtlpReceiver().start();
+    const port = await freePort();
+    const p = run({
+      OLLAMA_HOST: fake.origin,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      // Longer than the test: only the final flush can deliver the span.
+      OTEL_BSP_SCHEDULE_DELAY: '60000',
+    });
+    try {
+      await p.waitFor('gateway listening');
+      const body = fixture('generate-stream.ndjson');
+      fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body, gapMs: 60 });
+      const streamed = new Promise<Buffer>((resolve, reject) => {
+        const req = http.request(`http://127.0.0.1:${port}/api/generate`, { method: 'POST', agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.once('data', () => p.child.kill('SIGTERM'));
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks)));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end('{"model":"llama3.2","prompt":"x"}');
+      });
+      await p.waitFor('shutting down: draining in-flight requests');
+      await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'no new connections once draining');
+      assert.deepEqual(await streamed, body, 'the in-flight stream ran to completion');
+      assert.equal(await p.exit, 0);
+      assert.ok(receiver.spans.some((s) => s.name === 'text_completion llama3.2'), 'the in-flight call\'s span was flushed before exit');
+    } finally {
+      p.child.kill('SIGKILL');
+      await receiver.close();
+      await fake.close();
+    }
+  });
+
+  it('cuts streams still running when SHUTDOWN_GRACE_SECONDS is over, and exits 0', async () => {
+    const fake = await new FakeOllama().start();
+    const port = await freePort();
+    const p = run({ OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: String(port), SHUTDOWN_GRACE_SECONDS: '0.3' });
+    try {
+      await p.waitFor('gateway listening');
+      fake.next({ kind: 'hang' });
+      const outcome = new Promise<string>((resolve) => {
+        const req = http.request(`http://127.0.0.1:${port}/api/chat`, { method: 'POST', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(`ended ${res.statusCode}`));
+          res.on('error', () => resolve('cut'));
+        });
+        req.on('error', () => resolve('cut'));
+        req.end('{"model":"llama3.2","messages":[]}');
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      p.child.kill('SIGTERM');
+      assert.equal(await p.exit, 0);
+      assert.ok(Date.now() - t0 < 3000, 'exited soon after the grace period');
+      assert.equal(await outcome, 'cut');
+    } finally {
+      p.child.kill('SIGKILL');
+      await fake.close();
     }
   });
 });

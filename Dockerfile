@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+
+# Build: compile the TypeScript sources with the dev dependencies.
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY src ./src
+COPY otel ./otel
+RUN npm run build
+
+# Run: production dependencies and the compiled code only, as an unprivileged user.
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8000
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+USER node
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# The gateway handles SIGTERM itself: it drains in-flight requests, flushes telemetry and exits 0.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/src/main.js"]

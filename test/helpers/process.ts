@@ -1,0 +1,57 @@
+/**
+ * Runs the gateway as users do — `node dist/src/main.js`, what `npm start` runs — and reads its
+ * JSON log lines.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+
+export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string;
+  exit: Promise<number | null>;
+  /** Resolves with the first log line whose `msg` is `msg`. */
+  waitFor(msg: string, ms?: number): Promise<Record<string, unknown>>;
+}
+
+export function runGateway(env: Record<string, string>): GatewayProcess {
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p: GatewayProcess = {
+    child,
+    lines: [],
+    stderr: '',
+    exit: new Promise((r) => child.once('exit', (code) => r(code))),
+    waitFor: async (msg, ms = 5000) => {
+      const until = Date.now() + ms;
+      for (;;) {
+        const line = p.lines.find((l) => l.msg === msg);
+        if (line) return line;
+        if (Date.now() > until) assert.fail(`no log line "${msg}"; got ${JSON.stringify(p.lines)} ${p.stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+  };
+  let buf = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      p.lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+      buf = buf.slice(nl + 1);
+    }
+  });
+  child.stderr!.on('data', (c: Buffer) => (p.stderr += c.toString()));
+  return p;
+}
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
