@@ -32,3 +32,9 @@ export function parseWhole(parser: ResponseParser, body: Buffer): CallSummary {
   parser.push(body, 0);
   return parser.end(0);
 }
+
+/** A summary without the gateway-clock fields, which depend on when the chunks arrived. */
+export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
+  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
+  return rest;
+}

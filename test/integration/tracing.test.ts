@@ -31,7 +31,32 @@ function caller(): Caller {
   return { traceId, spanId, traceparent: `00-${traceId}-${spanId}-01` };
 }
 
-async function startTracedGateway(fake: FakeOllama, receiver: OtlpReceiver, env: Record<string, string> = {}): Promise<{ p: GatewayProcess; url: string }> {
+interface TracedStack {
+  fake: FakeOllama;
+  receiver: OtlpReceiver;
+  gw: { p: GatewayProcess; url: string };
+  close(): Promise<void>;
+}
+
+/** A fake Ollama, an OTLP receiver and the gateway process exporting to it. */
+async function tracedStack(env: Record<string, string> = {}): Promise<TracedStack> {
+  const fake = await new FakeOllama().start();
+  const receiver = await new OtlpReceiver().start();
+  const gw = await startTracedGateway(fake, receiver, env);
+  return {
+    fake,
+    receiver,
+    gw,
+    close: async () => {
+      gw.p.child.kill('SIGTERM');
+      await gw.p.exit;
+      await receiver.close();
+      await fake.close();
+    },
+  };
+}
+
+async function startTracedGateway(fake: FakeOllama, receiver: OtlpReceiver, env: Record<string, string>): Promise<{ p: GatewayProcess; url: string }> {
   const port = await freePort();
   const p = runGateway({
     OLLAMA_HOST: fake.origin,
@@ -66,21 +91,16 @@ function one(spans: ReceivedSpan[], pred: (s: ReceivedSpan) => boolean, what: st
 const ms = (ns: bigint) => Number(ns) / 1e6;
 
 describe('traces exported over OTLP', () => {
+  let stack: TracedStack;
   let fake: FakeOllama;
   let receiver: OtlpReceiver;
   let gw: { p: GatewayProcess; url: string };
 
   before(async () => {
-    fake = await new FakeOllama().start();
-    receiver = await new OtlpReceiver().start();
-    gw = await startTracedGateway(fake, receiver);
+    stack = await tracedStack();
+    ({ fake, receiver, gw } = stack);
   });
-  after(async () => {
-    gw.p.child.kill('SIGTERM');
-    await gw.p.exit;
-    await receiver.close();
-    await fake.close();
-  });
+  after(() => stack.close());
 
   it('joins the caller\'s trace: server span → GenAI span → phases and the HTTP call to Ollama, which gets the trace context', async () => {
     const c = caller();
@@ -230,21 +250,15 @@ describe('traces exported over OTLP', () => {
 });
 
 describe('content capture (opt-in)', () => {
-  let fake: FakeOllama;
+  let stack: TracedStack;
   let receiver: OtlpReceiver;
   let gw: { p: GatewayProcess; url: string };
 
   before(async () => {
-    fake = await new FakeOllama().start();
-    receiver = await new OtlpReceiver().start();
-    gw = await startTracedGateway(fake, receiver, { OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'true', GENAI_CAPTURE_MAX_CHARS: '12' });
+    stack = await tracedStack({ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'true', GENAI_CAPTURE_MAX_CHARS: '12' });
+    ({ receiver, gw } = stack);
   });
-  after(async () => {
-    gw.p.child.kill('SIGTERM');
-    await gw.p.exit;
-    await receiver.close();
-    await fake.close();
-  });
+  after(() => stack.close());
 
   it('records prompt and answer as GenAI messages, each text cut to GENAI_CAPTURE_MAX_CHARS', async () => {
     const c = caller();

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NdjsonParser } from '../../src/protocol/ndjson';
-import type { CallSummary } from '../../src/protocol/summary';
 import { fixture } from '../helpers/fixtures';
-import { everySplit, parseWhole } from '../helpers/split';
+import { everySplit, parseWhole, stable } from '../helpers/split';
 
 const STREAMS = ['chat-stream.ndjson', 'generate-stream.ndjson', 'generate-length.ndjson', 'chat-thinking-stream.ndjson', 'error-midstream.ndjson'];
 
-/** The summary without the gateway-clock fields, which depend on when chunks arrived. */
-function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
-  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
-  return rest;
-}
 
 describe('NDJSON parser (native Ollama streams)', () => {
   it('reads the final statistics of a chat stream', () => {

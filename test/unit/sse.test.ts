@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SseParser, SseUsageStripper } from '../../src/protocol/sse';
-import type { CallSummary } from '../../src/protocol/summary';
 import { completionsStream, withoutUsageEvent } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
-import { everySplit, parseWhole, randomChunks } from '../helpers/split';
+import { everySplit, parseWhole, stable, randomChunks } from '../helpers/split';
 
-function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
-  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
-  return rest;
-}
 
 function strip(chunks: Buffer[]): Buffer {
   const st = new SseUsageStripper();
