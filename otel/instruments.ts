@@ -1,17 +1,29 @@
 /**
  * Every metric the gateway exports: names, units, descriptions and bucket boundaries, in one place.
  *
- * The `ollama_*` names are the ones the predecessor exporter published, so existing dashboards keep
- * working; the Prometheus exporter serves them verbatim (counters already end in `_total`).
- * Durations are in seconds (Ollama reports nanoseconds; the recorder converts).
+ * Two families, each of which METRIC_FAMILIES can turn off:
+ * - `ollama`: the `ollama_*` names the predecessor exporter published, so existing dashboards keep
+ *   working, plus the gateway's own latency, queueing and error measurements. The Prometheus
+ *   exporter serves them verbatim (counters already end in `_total`). Durations in seconds.
+ * - `gen_ai`: the OpenTelemetry GenAI semantic-convention metrics, from the same measurements.
+ *   Followed: semconv v1.37 "Semantic conventions for generative AI metrics"
+ *   (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-metrics/), names, units and the
+ *   bucket boundaries it recommends. Prometheus shows them with `.` as `_`.
+ *
+ * The `ollama_up` / `ollama_build_info` / model gauges describe Ollama itself (from the poller) and
+ * belong to the `ollama` family.
  */
-import type { Counter, Histogram, Meter, UpDownCounter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter, ObservableGauge, UpDownCounter } from '@opentelemetry/api';
 
 /** Attribute keys on the `ollama_*` metrics. */
 export const ATTR_MODEL = 'model';
 export const ATTR_ENDPOINT = 'endpoint';
 export const ATTR_STATUS = 'status';
 export const ATTR_REASON = 'reason';
+export const ATTR_VERSION = 'version';
+
+/** Attribute keys on the GenAI metrics (semconv). */
+export const GEN_AI_TOKEN_TYPE = 'gen_ai.token.type';
 
 /**
  * Durations from a few milliseconds (a warm embedding) to twenty minutes (a cold load of a 70B
@@ -24,6 +36,24 @@ export const DURATION_BUCKETS_SECONDS = [
 /** Generation speed, from a CPU-bound large model (~1 tok/s) to a small model on a fast GPU. */
 export const TOKENS_PER_SECOND_BUCKETS = [1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000];
 
+/** Time to first token: tens of milliseconds warm, to minutes behind a cold load or a queue. */
+export const TTFT_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120, 300];
+
+/** Gaps between streamed chunks: ~1 ms (fast GPU) to seconds (a stall). */
+export const INTER_TOKEN_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2, 5, 10];
+
+/** Waiting in Ollama's queue or on the network: nothing, to minutes behind a busy model. */
+export const QUEUE_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** semconv `gen_ai.client.operation.duration` boundaries. */
+export const GEN_AI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
+/** semconv `gen_ai.client.token.usage` boundaries. */
+export const GEN_AI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+/** semconv `gen_ai.server.time_to_first_token` boundaries. */
+export const GEN_AI_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+/** semconv `gen_ai.server.time_per_output_token` boundaries. */
+export const GEN_AI_TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
+
 /** Why an instrumented request failed: a small fixed set, so the label stays bounded. */
 export type ErrorReason =
   | 'upstream_unreachable'
@@ -34,7 +64,9 @@ export type ErrorReason =
   | 'client_cancelled'
   | 'body_too_large';
 
-export interface Instruments {
+export type MetricFamily = 'ollama' | 'gen_ai';
+
+export interface OllamaInstruments {
   requests: Counter;
   requestErrors: Counter;
   responseSeconds: Histogram;
@@ -45,18 +77,44 @@ export interface Instruments {
   tokensProcessed: Counter;
   tokensGenerated: Counter;
   inFlight: UpDownCounter;
+  timeToFirstToken: Histogram;
+  interToken: Histogram;
+  streamStalls: Counter;
+  queueSeconds: Histogram;
 }
 
-function durationHistogram(meter: Meter, name: string, description: string): Histogram {
-  return meter.createHistogram(name, {
-    description,
-    unit: 's',
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
-  });
+export interface GenAiInstruments {
+  operationDuration: Histogram;
+  tokenUsage: Histogram;
+  timeToFirstToken: Histogram;
+  timePerOutputToken: Histogram;
 }
 
-/** Creates every instrument on `meter`. Called once at start. */
-export function createInstruments(meter: Meter): Instruments {
+/** Gauges describing Ollama itself, observed from the poller's latest result. */
+export interface OllamaStateGauges {
+  up: ObservableGauge;
+  buildInfo: ObservableGauge;
+  modelsAvailable: ObservableGauge;
+  modelsAvailableBytes: ObservableGauge;
+  modelsLoaded: ObservableGauge;
+  modelLoadedBytes: ObservableGauge;
+  modelVramBytes: ObservableGauge;
+  modelVramRatio: ObservableGauge;
+  modelUnloadSeconds: ObservableGauge;
+}
+
+export interface Instruments {
+  ollama?: OllamaInstruments;
+  genAi?: GenAiInstruments;
+  state?: OllamaStateGauges;
+}
+
+function histogram(meter: Meter, name: string, unit: string, description: string, buckets: number[]): Histogram {
+  return meter.createHistogram(name, { description, unit, advice: { explicitBucketBoundaries: buckets } });
+}
+
+function createOllamaInstruments(meter: Meter): OllamaInstruments {
+  const seconds = (name: string, description: string) => histogram(meter, name, 's', description, DURATION_BUCKETS_SECONDS);
   return {
     requests: meter.createCounter('ollama_requests_total', {
       description: 'Instrumented LLM requests, counted once each whatever their outcome.',
@@ -64,24 +122,17 @@ export function createInstruments(meter: Meter): Instruments {
     requestErrors: meter.createCounter('ollama_request_errors_total', {
       description: 'Instrumented LLM requests that failed, by reason.',
     }),
-    responseSeconds: durationHistogram(
+    responseSeconds: seconds('ollama_response_seconds', 'Wall time at the gateway from request received to the last byte sent.'),
+    loadSeconds: seconds('ollama_load_duration_seconds', "Ollama's reported model load time (load_duration)."),
+    promptEvalSeconds: seconds('ollama_prompt_eval_duration_seconds', "Ollama's reported prompt evaluation time (prompt_eval_duration)."),
+    evalSeconds: seconds('ollama_eval_duration_seconds', "Ollama's reported generation time (eval_duration)."),
+    tokensPerSecond: histogram(
       meter,
-      'ollama_response_seconds',
-      'Wall time at the gateway from request received to the last byte sent.',
+      'ollama_tokens_per_second',
+      '{token}/s',
+      'Generation speed: eval_count / eval_duration on the native API; on OpenAI-compatible streams, output tokens over the time between the first and last content chunk.',
+      TOKENS_PER_SECOND_BUCKETS,
     ),
-    loadSeconds: durationHistogram(meter, 'ollama_load_duration_seconds', "Ollama's reported model load time (load_duration)."),
-    promptEvalSeconds: durationHistogram(
-      meter,
-      'ollama_prompt_eval_duration_seconds',
-      "Ollama's reported prompt evaluation time (prompt_eval_duration).",
-    ),
-    evalSeconds: durationHistogram(meter, 'ollama_eval_duration_seconds', "Ollama's reported generation time (eval_duration)."),
-    tokensPerSecond: meter.createHistogram('ollama_tokens_per_second', {
-      description:
-        'Generation speed: eval_count / eval_duration on the native API; on OpenAI-compatible streams, output tokens over the time between the first and last content chunk.',
-      unit: '{token}/s',
-      advice: { explicitBucketBoundaries: TOKENS_PER_SECOND_BUCKETS },
-    }),
     tokensProcessed: meter.createCounter('ollama_tokens_processed_total', {
       description: 'Input (prompt) tokens: prompt_eval_count, or usage.prompt_tokens.',
       unit: '{token}',
@@ -93,5 +144,75 @@ export function createInstruments(meter: Meter): Instruments {
     inFlight: meter.createUpDownCounter('ollama_requests_in_flight', {
       description: 'Instrumented LLM requests being served; a stream counts until its last byte.',
     }),
+    timeToFirstToken: histogram(
+      meter,
+      'ollama_time_to_first_token_seconds',
+      's',
+      'Streaming calls: time from request received to the first content chunk forwarded to the client.',
+      TTFT_BUCKETS_SECONDS,
+    ),
+    interToken: histogram(
+      meter,
+      'ollama_inter_token_seconds',
+      's',
+      'Streaming calls: gap between consecutive content chunks as they pass the gateway, one observation per chunk.',
+      INTER_TOKEN_BUCKETS_SECONDS,
+    ),
+    streamStalls: meter.createCounter('ollama_stream_stalls_total', {
+      description: 'Gaps between content chunks longer than STREAM_STALL_SECONDS.',
+    }),
+    queueSeconds: histogram(
+      meter,
+      'ollama_queue_seconds',
+      's',
+      "Gateway wall time minus Ollama's total_duration (never below 0): time spent waiting in Ollama's queue or on the network.",
+      QUEUE_BUCKETS_SECONDS,
+    ),
+  };
+}
+
+function createGenAiInstruments(meter: Meter): GenAiInstruments {
+  return {
+    operationDuration: histogram(meter, 'gen_ai.client.operation.duration', 's', 'GenAI operation duration.', GEN_AI_DURATION_BUCKETS),
+    tokenUsage: histogram(meter, 'gen_ai.client.token.usage', '{token}', 'Number of input and output tokens used.', GEN_AI_TOKEN_BUCKETS),
+    timeToFirstToken: histogram(meter, 'gen_ai.server.time_to_first_token', 's', 'Time to generate first token for successful responses.', GEN_AI_TTFT_BUCKETS),
+    timePerOutputToken: histogram(
+      meter,
+      'gen_ai.server.time_per_output_token',
+      's',
+      'Time per output token generated after the first token for successful responses.',
+      GEN_AI_TPOT_BUCKETS,
+    ),
+  };
+}
+
+function createStateGauges(meter: Meter): OllamaStateGauges {
+  return {
+    up: meter.createObservableGauge('ollama_up', { description: 'Whether the last poll of Ollama succeeded (1) or not (0).' }),
+    buildInfo: meter.createObservableGauge('ollama_build_info', { description: "Ollama's version, as a label; always 1." }),
+    modelsAvailable: meter.createObservableGauge('ollama_models_available', { description: 'Models Ollama has on disk (/api/tags).' }),
+    modelsAvailableBytes: meter.createObservableGauge('ollama_models_available_bytes', {
+      description: 'Total size on disk of the models Ollama has (/api/tags).',
+      unit: 'By',
+    }),
+    modelsLoaded: meter.createObservableGauge('ollama_models_loaded', { description: 'Models loaded in memory (/api/ps).' }),
+    modelLoadedBytes: meter.createObservableGauge('ollama_model_loaded_bytes', { description: 'Memory a loaded model uses (/api/ps size).', unit: 'By' }),
+    modelVramBytes: meter.createObservableGauge('ollama_model_vram_bytes', { description: 'GPU memory a loaded model uses (/api/ps size_vram).', unit: 'By' }),
+    modelVramRatio: meter.createObservableGauge('ollama_model_vram_ratio', {
+      description: 'Share of a loaded model held in GPU memory: size_vram / size (1 = fully on GPU).',
+    }),
+    modelUnloadSeconds: meter.createObservableGauge('ollama_model_unload_seconds', {
+      description: 'Seconds until Ollama unloads a loaded model (expires_at − now).',
+      unit: 's',
+    }),
+  };
+}
+
+/** Creates the instruments of the enabled families on `meter`. Called once at start. */
+export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean): Instruments {
+  return {
+    ollama: families.has('ollama') ? createOllamaInstruments(meter) : undefined,
+    genAi: families.has('gen_ai') ? createGenAiInstruments(meter) : undefined,
+    state: families.has('ollama') && withState ? createStateGauges(meter) : undefined,
   };
 }

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { CallSummary } from '../src/protocol/summary';
 import type { RequestParams } from '../src/request/extract';
-import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, type ErrorReason, type Instruments } from './instruments';
+import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, GEN_AI_TOKEN_TYPE, type ErrorReason, type Instruments } from './instruments';
 import type { ModelLabels } from './labels';
 import { inputMessages, outputMessages } from './messages';
 import * as sc from './semconv';
@@ -25,6 +25,11 @@ export interface TracingOptions {
   /** Ollama's address, for `server.address` / `server.port`. */
   serverAddress: string;
   serverPort: number;
+}
+
+export interface MeasurementOptions {
+  /** A gap between content chunks longer than this (ms) counts as a stall. */
+  stallMs: number;
 }
 
 export interface CallOutcome {
@@ -59,6 +64,7 @@ export class Telemetry {
     readonly instruments: Instruments,
     readonly modelLabels: ModelLabels,
     readonly tracing: TracingOptions,
+    readonly measurement: MeasurementOptions = { stallMs: 2000 },
   ) {}
 
   /** Starts recording a request for `operation` on `endpoint` (a route template), received at `startedAt` (ms). */
@@ -120,8 +126,11 @@ export class CallRecorder {
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.model = this.telemetry.modelLabels.label(req.model);
-    this.inFlightAttrs = { [ATTR_MODEL]: this.model, [ATTR_ENDPOINT]: this.endpoint };
-    this.telemetry.instruments.inFlight.add(1, this.inFlightAttrs);
+    const ins = this.telemetry.instruments.ollama;
+    if (ins) {
+      this.inFlightAttrs = { [ATTR_MODEL]: this.model, [ATTR_ENDPOINT]: this.endpoint };
+      ins.inFlight.add(1, this.inFlightAttrs);
+    }
 
     const span = this.span;
     if (!span.isRecording()) return;
@@ -153,14 +162,24 @@ export class CallRecorder {
   }
 
   private recordMetrics(outcome: CallOutcome, endedAt: number): void {
-    const ins = this.telemetry.instruments;
+    const wallSeconds = Math.max(0, endedAt - this.startedAt) / 1000;
+    const s = outcome.summary;
+    // Time to first token, for streams: request received → first content chunk forwarded.
+    const ttftSeconds =
+      outcome.streamed && s?.firstContentAt !== undefined ? Math.max(0, s.firstContentAt - this.startedAt) / 1000 : undefined;
+    if (this.telemetry.instruments.ollama) this.recordOllama(outcome, wallSeconds, ttftSeconds);
+    if (this.telemetry.instruments.genAi) this.recordGenAi(outcome, wallSeconds, ttftSeconds);
+  }
+
+  private recordOllama(outcome: CallOutcome, wallSeconds: number, ttftSeconds: number | undefined): void {
+    const ins = this.telemetry.instruments.ollama!;
     const model = this.model;
     const endpoint = this.endpoint;
     if (this.inFlightAttrs) ins.inFlight.add(-1, this.inFlightAttrs);
 
     ins.requests.add(1, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_STATUS]: String(outcome.status) });
     const byModel: Attributes = { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint };
-    ins.responseSeconds.record(Math.max(0, endedAt - this.startedAt) / 1000, byModel);
+    ins.responseSeconds.record(wallSeconds, byModel);
     if (outcome.reason) {
       ins.requestErrors.add(1, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_REASON]: outcome.reason });
     }
@@ -173,9 +192,42 @@ export class CallRecorder {
     if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
     if (s.inputTokens !== undefined && s.inputTokens > 0) ins.tokensProcessed.add(s.inputTokens, modelOnly);
     if (s.outputTokens !== undefined && s.outputTokens > 0) ins.tokensGenerated.add(s.outputTokens, modelOnly);
-
     const tps = tokensPerSecond(s, outcome.streamed);
     if (tps !== undefined) ins.tokensPerSecond.record(tps, modelOnly);
+    if (s.totalDurationNs !== undefined) ins.queueSeconds.record(Math.max(0, wallSeconds - s.totalDurationNs / NS_PER_S), modelOnly);
+
+    if (ttftSeconds !== undefined) ins.timeToFirstToken.record(ttftSeconds, modelOnly);
+    if (outcome.streamed) {
+      const stallMs = this.telemetry.measurement.stallMs;
+      let stalls = 0;
+      for (const gap of s.contentGapsMs) {
+        ins.interToken.record(gap / 1000, modelOnly);
+        if (gap > stallMs) stalls++;
+      }
+      if (stalls > 0) ins.streamStalls.add(stalls, modelOnly);
+    }
+  }
+
+  private recordGenAi(outcome: CallOutcome, wallSeconds: number, ttftSeconds: number | undefined): void {
+    const ins = this.telemetry.instruments.genAi!;
+    const t = this.telemetry.tracing;
+    const attrs: Attributes = {
+      [sc.GEN_AI_OPERATION_NAME]: this.operation,
+      [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
+      [sc.GEN_AI_REQUEST_MODEL]: this.model,
+      [sc.SERVER_ADDRESS]: t.serverAddress,
+      [sc.SERVER_PORT]: t.serverPort,
+    };
+    const failed = outcome.reason !== undefined && outcome.reason !== 'client_cancelled';
+    ins.operationDuration.record(wallSeconds, failed ? { ...attrs, [sc.ERROR_TYPE]: errorType(outcome) } : attrs);
+    const s = outcome.summary;
+    if (!s) return;
+    if (s.inputTokens !== undefined) ins.tokenUsage.record(s.inputTokens, { ...attrs, [GEN_AI_TOKEN_TYPE]: 'input' });
+    if (s.outputTokens !== undefined) ins.tokenUsage.record(s.outputTokens, { ...attrs, [GEN_AI_TOKEN_TYPE]: 'output' });
+    if (outcome.reason) return; // the server-side latency metrics are for successful responses
+    if (ttftSeconds !== undefined) ins.timeToFirstToken.record(ttftSeconds, attrs);
+    const tps = tokensPerSecond(s, outcome.streamed);
+    if (tps !== undefined) ins.timePerOutputToken.record(1 / tps, attrs);
   }
 
   private recordSpan(outcome: CallOutcome, endedAt: number): void {
@@ -199,8 +251,7 @@ export class CallRecorder {
       // The client's choice, not a failure of the call.
       span.setAttribute(sc.GATEWAY_CLIENT_CANCELLED, true);
     } else if (outcome.reason) {
-      const errorType = outcome.reason === 'upstream_4xx' || outcome.reason === 'upstream_5xx' ? String(outcome.status) : outcome.reason;
-      span.setAttribute(sc.ERROR_TYPE, errorType);
+      span.setAttribute(sc.ERROR_TYPE, errorType(outcome));
       span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail ?? s?.errorMessage ?? outcome.reason });
     }
   }
@@ -227,6 +278,11 @@ export class CallRecorder {
     }
     if (evalMs > 0) child(sc.SPAN_GENERATION, end - evalMs, end);
   }
+}
+
+/** `error.type`: the HTTP status for Ollama's own 4xx/5xx answers, else the gateway's reason. */
+function errorType(outcome: CallOutcome): string {
+  return outcome.reason === 'upstream_4xx' || outcome.reason === 'upstream_5xx' ? String(outcome.status) : (outcome.reason ?? '');
 }
 
 /**

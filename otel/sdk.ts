@@ -28,11 +28,19 @@ import {
   resourceFromAttributes,
   type Resource,
 } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  InstrumentType,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type IMetricReader,
+  type PushMetricExporter,
+} from '@opentelemetry/sdk-metrics';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { createInstruments } from './instruments';
+import { createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
-import { Telemetry, type TracingOptions } from './recorder';
+import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
+import { observeOllamaState, type OllamaState } from './state';
 
 export const INSTRUMENTATION_NAME = 'ollama-otel-gateway';
 export const DEFAULT_SERVICE_NAME = 'ollama-otel-gateway';
@@ -45,8 +53,10 @@ export interface TelemetryOptions {
   maxModelLabels: number;
   onModelLabelCap?: (max: number) => void;
   tracing: Omit<TracingOptions, 'tracer'>;
-  /** Environment to read `OTEL_*` from (default: process.env). */
-  env?: NodeJS.ProcessEnv;
+  measurement: MeasurementOptions;
+  families: ReadonlySet<MetricFamily>;
+  /** Where the gauges describing Ollama read from; without it they are not created. */
+  ollamaState?: () => OllamaState | undefined;
 }
 
 export interface TelemetryRuntime {
@@ -55,6 +65,19 @@ export interface TelemetryRuntime {
   serveMetrics(req: IncomingMessage, res: ServerResponse): void;
   /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
+}
+
+/**
+ * The Prometheus exporter with one change: observable gauges are collected with delta temporality.
+ * With the exporter's cumulative default the SDK keeps reporting a gauge's last value for every
+ * attribute set it ever saw, so a model that was unloaded, or every Ollama gauge after a failed
+ * poll, would go on showing stale values. Under delta, a gauge shows exactly what its callback
+ * observed at this scrape (a gauge has no start time for Prometheus to care about).
+ */
+class PrometheusReader extends PrometheusExporter {
+  override selectAggregationTemporality(instrumentType: InstrumentType): AggregationTemporality {
+    return instrumentType === InstrumentType.OBSERVABLE_GAUGE ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
+  }
 }
 
 /** `service.name` defaults to ollama-otel-gateway; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. */
@@ -120,17 +143,21 @@ export function startTracing(resource: Resource): NodeSDK | undefined {
 
 /** Creates the metrics pipeline and the Telemetry the gateway records into. */
 export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
-  const prometheus = new PrometheusExporter({ preventServerStart: true, withoutScopeInfo: true });
+  const prometheus = new PrometheusReader({ preventServerStart: true, withoutScopeInfo: true });
   const provider = new MeterProvider({
     resource,
     readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
   });
   const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
-  const telemetry = new Telemetry(createInstruments(meter), new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap), {
-    ...opts.tracing,
-    tracer,
-  });
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined);
+  if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
+  const telemetry = new Telemetry(
+    instruments,
+    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
+    { ...opts.tracing, tracer },
+    opts.measurement,
+  );
   return {
     telemetry,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),

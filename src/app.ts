@@ -38,13 +38,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const router = new Router();
 
   const ollamaVersion = async (timeoutMs = READY_TIMEOUT_MS): Promise<string> => {
-    try {
-      const body = (await upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
-      return typeof body?.version === 'string' ? body.version : 'unknown';
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new Error(e.code ? classifyUpstreamError(e, config.upstream.origin, false, 0).message : e.message);
-    }
+    const body = (await upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
+    return typeof body?.version === 'string' ? body.version : 'unknown';
   };
 
   router.get('/healthz', (ctx) => {

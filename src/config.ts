@@ -4,6 +4,8 @@
  * raises a ConfigError whose message is one line naming the variable and the accepted form.
  */
 
+import type { MetricFamily } from '../otel/instruments';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface UpstreamTarget {
@@ -32,6 +34,12 @@ export interface Config {
   maxCaptureChars: number;
   /** How long SIGTERM waits for in-flight requests before cutting them, in milliseconds. */
   shutdownGraceMs: number;
+  /** How often Ollama is polled for what it holds, in milliseconds; 0 disables polling. */
+  pollIntervalMs: number;
+  /** A gap between streamed content chunks longer than this counts as a stall, in milliseconds. */
+  streamStallMs: number;
+  /** Which metric families are exported. */
+  metricFamilies: ReadonlySet<MetricFamily>;
 }
 
 export class ConfigError extends Error {
@@ -109,6 +117,18 @@ function numberVar(env: Env, name: string, def: number, min: number, max: number
   return n;
 }
 
+const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
+
+function parseFamilies(raw: string | undefined): ReadonlySet<MetricFamily> {
+  if (raw === undefined || raw.trim() === '') return new Set(FAMILIES);
+  const names = raw.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '');
+  const bad = names.find((n) => !(FAMILIES as readonly string[]).includes(n));
+  if (bad !== undefined || names.length === 0) {
+    throw new ConfigError(`METRIC_FAMILIES=${JSON.stringify(raw)} is not valid: expected a comma-separated list of ollama and gen_ai`);
+  }
+  return new Set(names as MetricFamily[]);
+}
+
 /** Reads and validates the configuration. Throws ConfigError on the first bad value. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const upstream = parseUpstream(env.OLLAMA_HOST ?? 'http://localhost:11434');
@@ -136,6 +156,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   }
   const maxCaptureChars = intVar(env, 'GENAI_CAPTURE_MAX_CHARS', 16_384, 1, 10_000_000);
   const graceSeconds = numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true);
+  const pollSeconds = numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true);
+  const stallSeconds = numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600);
+  const metricFamilies = parseFamilies(env.METRIC_FAMILIES);
 
   return {
     upstream,
@@ -148,6 +171,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     captureMessageContent: captureRaw === 'true',
     maxCaptureChars,
     shutdownGraceMs: Math.round(graceSeconds * 1000),
+    pollIntervalMs: Math.round(pollSeconds * 1000),
+    streamStallMs: stallSeconds * 1000,
+    metricFamilies,
     ...overrides,
   };
 }

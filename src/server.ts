@@ -10,6 +10,7 @@ import { buildResource, startTelemetry, type TelemetryRuntime } from '../otel/sd
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { OllamaPoller } from './poller';
 import { packageVersion } from './version';
 
 export interface RunningGateway {
@@ -20,6 +21,8 @@ export interface RunningGateway {
   log: Logger;
   /** The port actually bound (useful with PORT=0). */
   port: number;
+  /** The background poller of Ollama's state, when enabled. */
+  poller: OllamaPoller | undefined;
   /** Stops accepting, waits up to `graceMs` for in-flight requests, then closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -32,6 +35,9 @@ export interface OtelSetup {
 
 /** Starts the gateway with `config`; resolves once it listens. */
 export async function startGateway(config: Config, log: Logger, otel?: OtelSetup): Promise<RunningGateway> {
+  // The poller needs the upstream connection the app creates, and the app needs the telemetry;
+  // the state gauges read the poller through this indirection.
+  let poller: OllamaPoller | undefined;
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -44,11 +50,18 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         serverAddress: config.upstream.hostname,
         serverPort: config.upstream.port,
       },
+      measurement: { stallMs: config.streamStallMs },
+      families: config.metricFamilies,
+      ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
   const gateway = createGateway({ config, log, telemetry: runtime.telemetry, serveMetrics: runtime.serveMetrics });
+  if (config.pollIntervalMs > 0) {
+    poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
+    poller.start();
+  }
   const server = http.createServer(gateway.app.callback());
   // Ollama may take minutes before the first byte (model load); never time out the client side.
   server.requestTimeout = 0;
@@ -79,12 +92,13 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         });
         server.closeIdleConnections();
       });
+      poller?.stop();
       gateway.close();
       await runtime.shutdown().catch(() => {});
     })();
     return stopping;
   };
 
-  return { server, gateway, runtime, config, log, port, stop };
+  return { server, gateway, runtime, config, log, port, poller, stop };
 }
 

@@ -25,6 +25,14 @@ export class NdjsonParser implements ResponseParser {
   constructor(private readonly options: ParserOptions = NO_CAPTURE) {}
 
   push(chunk: Buffer, now: number): void {
+    const s = this.summary;
+    const contentBefore = s.contentEvents;
+    const previousContentAt = s.lastContentAt;
+    this.lines(chunk, now);
+    if (s.contentEvents > contentBefore && previousContentAt !== undefined) s.contentGapsMs.push(now - previousContentAt);
+  }
+
+  private lines(chunk: Buffer, now: number): void {
     let start = 0;
     let nl = chunk.indexOf(NL);
     if (this.tail.length > 0) {

@@ -74,8 +74,12 @@ export class SseParser implements ResponseParser {
   constructor(private readonly options: ParserOptions = NO_CAPTURE) {}
 
   push(chunk: Buffer, now: number): void {
+    const s = this.summary;
+    const contentBefore = s.contentEvents;
+    const previousContentAt = s.lastContentAt;
     this.now = now;
     this.splitter.push(chunk);
+    if (s.contentEvents > contentBefore && previousContentAt !== undefined) s.contentGapsMs.push(now - previousContentAt);
   }
 
   end(now: number): CallSummary {

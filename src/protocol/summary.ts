@@ -25,6 +25,11 @@ export interface CallSummary {
   lastContentAt?: number;
   /** Number of content lines/events seen (streams). */
   contentEvents: number;
+  /**
+   * Gaps (ms) between consecutive network chunks that carried content, one per chunk after the
+   * first: the inter-token latency a streaming client sees.
+   */
+  contentGapsMs: number[];
   /** The response ended properly: `done:true`, `data: [DONE]`, or a whole JSON body. */
   complete: boolean;
   /** An error Ollama reported in the body (`{"error": …}`), possibly inside a 200 stream. */
@@ -48,7 +53,7 @@ export interface ParserOptions {
 export const NO_CAPTURE: ParserOptions = { captureText: false, maxTextChars: 0 };
 
 export function emptySummary(): CallSummary {
-  return { contentEvents: 0, complete: false, malformed: 0, inspected: true };
+  return { contentEvents: 0, contentGapsMs: [], complete: false, malformed: 0, inspected: true };
 }
 
 /** The interface every response parser implements: fed each chunk as it passes, then ended. */

@@ -13,6 +13,7 @@ import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import httpProxy from 'http-proxy';
 import type { UpstreamTarget } from '../config';
+import { classifyUpstreamError } from './errors';
 
 /** Request headers that describe one hop only and must not be forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP_REQUEST = [
@@ -158,7 +159,9 @@ export class Upstream {
    * probes, not users' calls, so they are kept out of traces.
    */
   getJson(path: string, timeoutMs: number): Promise<unknown> {
-    return context.with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs));
+    return context.with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs)).catch((err: NodeJS.ErrnoException) => {
+      throw err.code ? new Error(classifyUpstreamError(err, this.target.origin, false, 0).message) : err;
+    });
   }
 
   private fetchJson(path: string, timeoutMs: number): Promise<unknown> {

@@ -16,7 +16,7 @@ export type Chunking = { kind: 'groups' } | { kind: 'every'; size: number } | { 
 
 export type Behavior =
   /** Serve these bytes with this status and Content-Type. */
-  | { kind: 'body'; status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; chunked?: boolean }
+  | { kind: 'body'; status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean }
   /** Accept the connection, then destroy it without answering. */
   | { kind: 'reset' }
   /** Read the request and never answer. */
@@ -38,6 +38,7 @@ export interface ReceivedRequest {
 }
 
 const KNOWN_MODELS = new Set(['llama3.2', 'llama3.2:latest', 'qwen3:8b', 'all-minilm', 'all-minilm:latest']);
+const POLL_PATHS = new Set(['/api/version', '/api/tags', '/api/ps']);
 const LOCAL_HOSTS = /^(localhost|127(?:\.\d+){3}|\[::1\]|::1)(?::\d+)?$/i;
 
 export class FakeOllama {
@@ -53,7 +54,7 @@ export class FakeOllama {
   abandoned = 0;
   /** Default chunking of fixture bodies. */
   chunking: Chunking = { kind: 'groups' };
-  private readonly queue: Behavior[] = [];
+  private readonly queue: { behavior: Behavior; path?: string }[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -76,10 +77,19 @@ export class FakeOllama {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Answer the next request with `behavior` instead of the default. */
-  next(behavior: Behavior): this {
-    this.queue.push(behavior);
+  /**
+   * Answer the next request to `path` with `behavior` instead of the default. Without `path`, the
+   * next request other than the gateway's background polls (GET /api/version, /api/tags, /api/ps).
+   */
+  next(behavior: Behavior, path?: string): this {
+    this.queue.push({ behavior, path });
     return this;
+  }
+
+  private takeScripted(method: string, path: string): Behavior | undefined {
+    const poll = method === 'GET' && POLL_PATHS.has(path);
+    const i = this.queue.findIndex((q) => (q.path === undefined ? !poll : q.path === path));
+    return i === -1 ? undefined : this.queue.splice(i, 1)[0].behavior;
   }
 
   /** The last request received on `path`. */
@@ -151,7 +161,7 @@ export class FakeOllama {
       return;
     }
 
-    const behavior = this.queue.shift() ?? this.route(req.method ?? 'GET', path, read.body);
+    const behavior = this.takeScripted(req.method ?? 'GET', path) ?? this.route(req.method ?? 'GET', path, read.body);
     this.active++;
     res.on('close', () => {
       this.active--;
@@ -189,8 +199,11 @@ export class FakeOllama {
 
   private async send(
     res: ServerResponse,
-    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; chunked?: boolean },
+    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean },
   ): Promise<void> {
+    // Time before anything is sent, as while Ollama loads the model and evaluates the prompt.
+    if (b.delayMs) await this.sleep(b.delayMs);
+    if (res.destroyed) return;
     const body = b.body;
     const chunking = b.chunking ?? this.chunking;
     const streamed = /ndjson|event-stream/.test(b.contentType);

@@ -33,8 +33,8 @@ export function parseWhole(parser: ResponseParser, body: Buffer): CallSummary {
   return parser.end(0);
 }
 
-/** A summary without the gateway-clock fields, which depend on when the chunks arrived. */
-export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
-  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
+/** A summary without the fields that depend on when and how the chunks arrived. */
+export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt' | 'contentGapsMs'> {
+  const { firstContentAt: _f, lastContentAt: _l, contentGapsMs: _g, ...rest } = s;
   return rest;
 }

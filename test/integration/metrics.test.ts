@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ollama } from 'ollama';
 import { DURATION_BUCKETS_SECONDS, TOKENS_PER_SECOND_BUCKETS } from '../../otel/instruments';
 import { fixtureBehavior } from '../helpers/fake-ollama';
+import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
 import { freePort } from '../helpers/process';
 
@@ -37,13 +38,17 @@ async function traffic(stack: TestStack): Promise<void> {
   await (await fetch(`${stack.url}/api/generate`, { method: 'POST', body: '{"model":"llama3.2","prompt":"story"}' })).text();
   await client.chat({ model: 'no-such-model', messages: [] }).catch(() => {});
   await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: 'not json "quoted" \\ label' })).text();
+  const stream = fixture('chat-stream.ndjson');
+  stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: stream, bytes: stream.indexOf('\n', 300) + 1, resumeAfterMs: 120 });
+  await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[]}' })).text();
+  await stack.gw.poller!.pollNow();
 }
 
 describe('/metrics', () => {
   let stack: TestStack;
   let text: string;
   before(async () => {
-    stack = await startStack();
+    stack = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '3600', STREAM_STALL_SECONDS: '0.05' });
     await traffic(stack);
     text = await metricsText(stack.url);
   });
@@ -69,6 +74,23 @@ describe('/metrics', () => {
       ollama_tokens_processed_total: 'counter',
       ollama_tokens_generated_total: 'counter',
       ollama_requests_in_flight: 'gauge',
+      ollama_time_to_first_token_seconds: 'histogram',
+      ollama_inter_token_seconds: 'histogram',
+      ollama_stream_stalls_total: 'counter',
+      ollama_queue_seconds: 'histogram',
+      gen_ai_client_operation_duration: 'histogram',
+      gen_ai_client_token_usage: 'histogram',
+      gen_ai_server_time_to_first_token: 'histogram',
+      gen_ai_server_time_per_output_token: 'histogram',
+      ollama_up: 'gauge',
+      ollama_build_info: 'gauge',
+      ollama_models_available: 'gauge',
+      ollama_models_available_bytes: 'gauge',
+      ollama_models_loaded: 'gauge',
+      ollama_model_loaded_bytes: 'gauge',
+      ollama_model_vram_bytes: 'gauge',
+      ollama_model_vram_ratio: 'gauge',
+      ollama_model_unload_seconds: 'gauge',
     });
   });
 

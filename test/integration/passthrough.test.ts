@@ -59,7 +59,7 @@ describe('transparent proxying', () => {
       for (const meta of fixtureManifest()) {
         // One-byte writes of the 20 KB bodies add seconds and nothing more than the streams test.
         if (chunking.kind === 'every' && chunking.size === 1 && meta.bytes > 5000) continue;
-        stack.fake.next({ ...fixtureBehavior(meta.file), chunking } as ReturnType<typeof fixtureBehavior>);
+        stack.fake.next({ ...fixtureBehavior(meta.file), chunking } as ReturnType<typeof fixtureBehavior>, meta.path);
         const body = meta.request === null ? undefined : JSON.stringify(meta.request);
         const got = await exchange(stack.url, meta.method, meta.path, body, { 'content-type': 'application/json' });
         const label = `${meta.file} (${name})`;
