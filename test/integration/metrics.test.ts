@@ -14,19 +14,7 @@ import { fixtureBehavior } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
 import { freePort } from '../helpers/process';
-
-const REPO = path.resolve(__dirname, '..', '..', '..');
-
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-
-/** In CI the tools are installed by .ci/run, so a missing one is a failure there, a skip elsewhere. */
-function requireTool(cmd: string): string | false {
-  if (have(cmd)) return false;
-  if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install prometheus)`);
-  return `${cmd} is not installed`;
-}
+import { dashboardQueries, REPO, requireTool } from '../helpers/tools';
 
 async function traffic(stack: TestStack): Promise<void> {
   const client = new Ollama({ host: stack.url });
@@ -102,6 +90,15 @@ describe('/metrics', () => {
     assert.equal(sample(text, 'ollama_tokens_per_second_bucket', { model: 'llama3.2:latest', le: '75' }), sample(text, 'ollama_tokens_per_second_count', { model: 'llama3.2:latest' }));
   });
 
+  it('has every metric the dashboard and the alert rules query', () => {
+    const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
+    const exprs = [...dashboardQueries(dashboard).map((q) => q.expr), readFileSync(path.join(REPO, 'prometheus', 'alerts.yml'), 'utf8')];
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:ollama|gen_ai)_[a-z_]+)\b/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''))));
+    assert.ok(used.size > 15);
+    for (const name of used) assert.ok(families.has(name), `${name} is queried but not exported`);
+  });
+
   it('passes promtool check metrics', (t) => {
     const skip = requireTool('promtool');
     if (skip) return t.skip(skip);
@@ -119,6 +116,7 @@ describe('/metrics', () => {
       .replace(/scrape_interval: \S+/g, 'scrape_interval: 1s')
       .replace(/targets: \[[^\]]*\]/, `targets: ['127.0.0.1:${stack.gw.port}']`);
     writeFileSync(path.join(dir, 'prometheus.yml'), snippet);
+    writeFileSync(path.join(dir, 'alerts.yml'), readFileSync(path.join(REPO, 'prometheus', 'alerts.yml')));
     const prom = spawn(
       'prometheus',
       [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`],
@@ -144,6 +142,19 @@ describe('/metrics', () => {
       assert.equal(Number(result[0].value[1]), sample(text, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }));
       const up = await query('up{job="ollama-otel-gateway"}');
       assert.equal(up[0]?.value[1], '1');
+
+      // The alert rules load, and every dashboard query evaluates without error.
+      const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+      const loaded = rules.data.groups.flatMap((g) => g.rules);
+      assert.equal(loaded.length, 6);
+      const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
+      for (const q of dashboardQueries(dashboard)) {
+        const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q.expr)}`);
+        const body = (await res.json()) as { status: string; error?: string };
+        assert.equal(body.status, 'success', `${q.name}: ${q.expr}: ${body.error}`);
+      }
+      const gauges = await query('ollama_model_vram_ratio');
+      assert.ok(gauges.length > 0, 'the loaded-model gauges reach Prometheus');
     } finally {
       prom.kill('SIGTERM');
       await new Promise((r) => prom.once('exit', r));

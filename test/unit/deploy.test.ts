@@ -91,8 +91,8 @@ describe('docker-compose.yml', () => {
   const compose = parse(read('docker-compose.yml')) as { services: Record<string, Record<string, unknown>> };
   const s = compose.services;
 
-  it('runs Ollama, the gateway, the collector, Prometheus and Jaeger', () => {
-    for (const name of ['ollama', 'gateway', 'collector', 'prometheus', 'jaeger']) assert.ok(s[name], `service ${name}`);
+  it('runs Ollama, the gateway, the collector, Prometheus, Jaeger and Grafana', () => {
+    for (const name of ['ollama', 'gateway', 'collector', 'prometheus', 'jaeger', 'grafana']) assert.ok(s[name], `service ${name}`);
     assert.equal(s.gateway.build, '.');
   });
 
@@ -109,5 +109,19 @@ describe('docker-compose.yml', () => {
     const prom = parse(read('prometheus/prometheus.yml')) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
     const job = prom.scrape_configs.find((j) => j.job_name === 'ollama-otel-gateway');
     assert.deepEqual(job?.static_configs[0].targets, ['gateway:8000']);
+  });
+
+  it('loads the alert rules into Prometheus and provisions Grafana with the data source and the dashboard', () => {
+    assert.ok((s.prometheus.volumes as string[]).includes('./prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro'));
+    const prom = parse(read('prometheus/prometheus.yml')) as { rule_files: string[] };
+    assert.deepEqual(prom.rule_files, ['alerts.yml']);
+    const vols = s.grafana.volumes as string[];
+    assert.ok(vols.includes('./grafana/provisioning:/etc/grafana/provisioning:ro'));
+    const dashMount = vols.find((v) => v.startsWith('./grafana/dashboards:'))!.split(':')[1];
+    const provider = parse(read('grafana/provisioning/dashboards/dashboards.yml')) as { providers: { options: { path: string } }[] };
+    assert.equal(provider.providers[0].options.path, dashMount);
+    const ds = parse(read('grafana/provisioning/datasources/prometheus.yml')) as { datasources: { url: string }[] };
+    assert.equal(ds.datasources[0].url, 'http://prometheus:9090');
+    assert.ok(existsSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json')));
   });
 });

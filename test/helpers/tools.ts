@@ -1,0 +1,30 @@
+/** External tools some tests use (Prometheus's promtool and server), installed by .ci/run. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+
+function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/**
+ * Returns a skip reason when `cmd` is missing outside CI, and fails in CI, where .ci/run installs
+ * it (apt-get install prometheus).
+ */
+export function requireTool(cmd: string): string | false {
+  if (have(cmd)) return false;
+  if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install prometheus)`);
+  return `${cmd} is not installed`;
+}
+
+/** The PromQL of the dashboard's panels, with Grafana's variables given concrete values. */
+export function dashboardQueries(dashboard: { panels: { id: number; title: string; targets?: { expr: string; refId: string }[] }[] }): { name: string; expr: string }[] {
+  return dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t) => ({
+      name: `panel_${p.id}_${t.refId}`,
+      expr: t.expr.replace(/\$__rate_interval/g, '1m').replace(/\$model/g, '.*'),
+    })),
+  );
+}
