@@ -5,20 +5,16 @@
  *   HTTP server disabled so `/metrics` is served by the gateway on its own port. With
  *   `OTEL_METRICS_EXPORTER=otlp` a periodic OTLP reader pushes the same measurements.
  * - Traces: `@opentelemetry/sdk-node` with `@opentelemetry/instrumentation-http`, started before the
- *   application loads. Without an OTLP endpoint and without `OTEL_TRACES_EXPORTER`, no exporter is
- *   configured, so nothing tries to reach a collector that is not there (W3C trace context is still
- *   propagated to Ollama).
+ *   application loads, when there is somewhere to send spans (`OTEL_TRACES_EXPORTER` other than
+ *   `none`, or an OTLP endpoint). Otherwise tracing is off: nothing tries to reach a collector that
+ *   is not there, and the caller's W3C trace context is passed on to Ollama unchanged.
  * - `OTEL_SDK_DISABLED=true` turns tracing and OTLP export off; `/metrics` stays, since serving it
  *   is the gateway's job rather than the SDK's.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { trace, type Tracer } from '@opentelemetry/api';
 import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
-import { OTLPMetricExporter as OtlpGrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as OtlpJsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as OtlpProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import {
   defaultResource,
   detectResources,
@@ -36,7 +32,7 @@ import {
   type IMetricReader,
   type PushMetricExporter,
 } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -87,15 +83,19 @@ export function buildResource(serviceVersion: string): Resource {
     .merge(detectResources({ detectors: [envDetector, processDetector, hostDetector] }));
 }
 
+// The OTLP exporters and sdk-node are loaded only when configured: together they hold about
+// 25 MB of memory that a gateway serving only /metrics does not need.
+/* eslint-disable @typescript-eslint/no-require-imports */
+
 function otlpMetricExporter(): PushMetricExporter {
   const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf').trim();
   switch (protocol) {
     case 'grpc':
-      return new OtlpGrpcMetricExporter();
+      return new (require('@opentelemetry/exporter-metrics-otlp-grpc') as typeof import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter();
     case 'http/json':
-      return new OtlpJsonMetricExporter();
+      return new (require('@opentelemetry/exporter-metrics-otlp-http') as typeof import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter();
     default:
-      return new OtlpProtoMetricExporter();
+      return new (require('@opentelemetry/exporter-metrics-otlp-proto') as typeof import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter();
   }
 }
 
@@ -122,10 +122,14 @@ function extraMetricReaders(sdkDisabled: boolean): IMetricReader[] {
 export function startTracing(resource: Resource): NodeSDK | undefined {
   if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return undefined;
   const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
-  if (!getStringFromEnv('OTEL_TRACES_EXPORTER') && !otlpEndpoint) {
-    // sdk-node would default to OTLP at localhost:4318 and log export errors forever.
-    process.env.OTEL_TRACES_EXPORTER = 'none';
-  }
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  // With nowhere to send spans, tracing is not started at all: sdk-node would otherwise default to
+  // OTLP at localhost:4318 and log export errors forever, and instrumenting every request for
+  // spans nobody receives costs more CPU than the rest of the gateway. The caller's traceparent
+  // still reaches Ollama: it is forwarded with the other headers.
+  if (exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint)) return undefined;
+  const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
   const sdk = new NodeSDK({
     resource,
     autoDetectResources: false,

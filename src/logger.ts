@@ -7,14 +7,21 @@ import type { LogLevel } from './config';
 
 export type { Logger } from 'pino';
 
+/** How often buffered log lines are written out at the latest. */
+const FLUSH_INTERVAL_MS = 500;
+
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
-  return pino(
+  const log = pino(
     {
       level,
       base: { service: 'ollama-otel-gateway' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    // Buffered: log lines are written in batches rather than one write(2) per request, and at
+    // least every FLUSH_INTERVAL_MS; main.ts flushes before exit.
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
+  if (!destination) setInterval(() => log.flush(), FLUSH_INTERVAL_MS).unref();
+  return log;
 }

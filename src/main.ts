@@ -40,8 +40,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: draining in-flight requests');
     running.stop().then(() => {
       log.info('shutdown complete');
-      log.flush();
-      process.exit(0);
+      log.flush(() => process.exit(0));
     });
   };
   process.once('SIGTERM', onSignal);

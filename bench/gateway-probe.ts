@@ -1,0 +1,15 @@
+/**
+ * Runs the gateway exactly as `npm start` does, plus an event-loop delay monitor the benchmark
+ * reads over the IPC channel: {"type":"stats"} → { eldP99Ms, eldMaxMs }, then the monitor resets.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+const eld = monitorEventLoopDelay({ resolution: 10 });
+eld.enable();
+process.on('message', (msg: { type?: string }) => {
+  if (msg?.type !== 'stats') return;
+  process.send?.({ eldP99Ms: eld.percentile(99) / 1e6, eldMaxMs: eld.max / 1e6 });
+  eld.reset();
+});
+
+require('../src/main');
