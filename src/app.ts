@@ -23,6 +23,8 @@ export interface GatewayDeps {
 
 export interface Gateway {
   app: Koa;
+  /** The HTTP request handler: Koa for the gateway's own and instrumented routes, the proxy for the rest. */
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   upstream: Upstream;
   /** Asks Ollama for its version; rejects with a readable reason when it does not answer. */
   ollamaVersion(timeoutMs?: number): Promise<string>;
@@ -76,11 +78,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   app.use(router.routes());
-
-  // Everything else goes to Ollama unchanged.
+  // Anything the router does not answer goes to Ollama unchanged.
   app.use((ctx) => {
     ctx.respond = false;
-    const { req, res } = ctx;
+    passThrough(ctx.req, ctx.res);
+  });
+
+  function passThrough(req: http.IncomingMessage, res: http.ServerResponse): void {
     const startedAt = performance.now();
     res.once('close', () => {
       log.info(
@@ -106,9 +110,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
         res.end(body);
       },
     });
-  });
+  }
 
-  return { app, upstream, ollamaVersion, close: () => upstream.close() };
+  // Requests the gateway answers itself or measures go through Koa; the rest (model management,
+  // uploads, listings) skip it and go straight to the proxy.
+  const owned = new Set([...['/metrics', '/healthz', '/readyz'].map((p) => `GET ${p}`), ...LLM_ROUTES.map((r) => `POST ${r.path}`)]);
+  const koa = app.callback();
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    if (owned.has(`${req.method} ${q === -1 ? url : url.slice(0, q)}`)) void koa(req, res);
+    else passThrough(req, res);
+  };
+
+  return { app, handler, upstream, ollamaVersion, close: () => upstream.close() };
 }
 
 /** Status logged for a pass-through request whose client left before the response ended. */

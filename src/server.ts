@@ -62,7 +62,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
     poller.start();
   }
-  const server = http.createServer(gateway.app.callback());
+  const server = http.createServer(gateway.handler);
   // Ollama may take minutes before the first byte (model load); never time out the client side.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;
