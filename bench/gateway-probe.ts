@@ -8,7 +8,14 @@ const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
 process.on('message', (msg: { type?: string }) => {
   if (msg?.type !== 'stats') return;
-  process.send?.({ eldP99Ms: eld.percentile(99) / 1e6, eldMaxMs: eld.max / 1e6 });
+  const mem = process.memoryUsage();
+  process.send?.({
+    eldP99Ms: eld.percentile(99) / 1e6,
+    eldMaxMs: eld.max / 1e6,
+    heapUsedMb: mem.heapUsed / 2 ** 20,
+    heapTotalMb: mem.heapTotal / 2 ** 20,
+    externalMb: mem.external / 2 ** 20,
+  });
   eld.reset();
 });
 

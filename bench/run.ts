@@ -5,7 +5,9 @@
  * Loopback only, bounded in time. Prints a markdown table and writes JSON.
  *
  *   node dist/bench/run.js [--seconds 4] [--rounds 3] [--scenarios S1,S2,S3,S4,S5]
- *                          [--targets direct,gateway,nginx,gateway-traced] [--out bench/results/latest.json] [--quick]
+ *                          [--targets direct,gateway,nginx,gateway-traced,node-baseline] [--out bench/results/latest.json] [--quick]
+ *
+ * `node-baseline` is a bare http-proxy with nothing measured: the floor for a Node.js proxy.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { childPids, cpuMs, findNginx, freePort, rssBytes, startNginx, startNode, waitForPort } from './procs';
 
-type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced';
+type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline';
 
 interface Target {
   name: TargetName;
@@ -24,7 +26,7 @@ interface Target {
   /** The proxy's processes (none for direct). */
   pids(): number[];
   /** Event-loop delay since the last call (gateway targets). */
-  eld?(): Promise<{ eldP99Ms: number; eldMaxMs: number }>;
+  eld?(): Promise<ProbeStats>;
 }
 
 interface Scenario {
@@ -62,6 +64,8 @@ interface Measurement {
   cpuUsPerRequest?: number;
   peakRssMb?: number;
   eldP99Ms?: number;
+  /** V8 heap size at the end of the run (gateway targets). */
+  heapTotalMb?: number;
   errors: number;
 }
 
@@ -77,7 +81,7 @@ function args(): { seconds: number; rounds: number; scenarios: string[]; targets
     seconds: Number(get('seconds') ?? (quick ? 1 : 4)),
     rounds: Number(get('rounds') ?? (quick ? 1 : 3)),
     scenarios: (get('scenarios') ?? 'S1,S2,S3,S4,S5').split(','),
-    targets: (get('targets') ?? (quick ? 'direct,gateway,gateway-traced' : 'direct,gateway,nginx,gateway-traced')).split(',') as TargetName[],
+    targets: (get('targets') ?? (quick ? 'direct,gateway,gateway-traced' : 'direct,gateway,nginx,gateway-traced,node-baseline')).split(',') as TargetName[],
     out: get('out') ?? path.join('bench', 'results', quick ? 'quick.json' : 'latest.json'),
   };
 }
@@ -148,14 +152,22 @@ async function measure(target: Target, s: Scenario, seconds: number, round: numb
     cpuUsPerRequest: pids.length && requests ? (cpu * 1000) / requests : undefined,
     peakRssMb: pids.length ? peakRss / 1024 / 1024 : undefined,
     eldP99Ms: eld?.eldP99Ms,
+    heapTotalMb: eld?.heapTotalMb,
     errors: result.errors + result.timeouts + result.non2xx,
   };
 }
 
-function ipcStats(child: ChildProcess): () => Promise<{ eldP99Ms: number; eldMaxMs: number }> {
+interface ProbeStats {
+  eldP99Ms: number;
+  eldMaxMs: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+}
+
+function ipcStats(child: ChildProcess): () => Promise<ProbeStats> {
   return () =>
     new Promise((resolve) => {
-      child.once('message', (m) => resolve(m as { eldP99Ms: number; eldMaxMs: number }));
+      child.once('message', (m) => resolve(m as ProbeStats));
       child.send({ type: 'stats' });
     });
 }
@@ -199,12 +211,20 @@ async function main(): Promise<void> {
       targets.push({ name, port, pids: () => [child.pid!, ...childPids(child.pid!)] });
       continue;
     }
+    if (name === 'node-baseline') {
+      const child = startNode(path.join(dist, 'bench', 'baseline-proxy.js'), [String(port), String(fakePort)], {});
+      children.push(child);
+      await waitForPort(port);
+      targets.push({ name, port, pids: () => [child.pid!] });
+      continue;
+    }
     const env: Record<string, string> = {
       OLLAMA_HOST: `127.0.0.1:${fakePort}`,
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'INFO',
       OLLAMA_POLL_INTERVAL_SECONDS: '15',
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
     };
     if (name === 'gateway-traced') Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_TRACES_EXPORTER: 'otlp' });
     const child = startNode(path.join(dist, 'bench', 'gateway-probe.js'), [], env, true);
@@ -222,7 +242,9 @@ async function main(): Promise<void> {
       for (const t of order) {
         const m = await measure(t, s, opt.seconds, round);
         results.push(m);
-        process.stderr.write(`round ${round} ${s.id} ${t.name}: ${fmt(m.rps, 0)} req/s, p99 ${fmt(m.p99Ms)} ms, cpu ${fmt(m.cpuUsPerRequest)} µs/req, errors ${m.errors}\n`);
+        process.stderr.write(
+          `round ${round} ${s.id} ${t.name}: ${fmt(m.rps, 0)} req/s, p99 ${fmt(m.p99Ms)} ms, cpu ${fmt(m.cpuUsPerRequest)} µs/req, rss ${fmt(m.peakRssMb, 0)} MB, heap ${fmt(m.heapTotalMb, 0)} MB, eld p99 ${fmt(m.eldP99Ms)} ms, errors ${m.errors}\n`,
+        );
       }
     }
   }

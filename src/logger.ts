@@ -22,6 +22,15 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
     // least every FLUSH_INTERVAL_MS; main.ts flushes before exit.
     destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
   );
-  if (!destination) setInterval(() => log.flush(), FLUSH_INTERVAL_MS).unref();
+  if (!destination) {
+    let flushing = false;
+    setInterval(() => {
+      if (flushing) return;
+      flushing = true;
+      log.flush(() => {
+        flushing = false;
+      });
+    }, FLUSH_INTERVAL_MS).unref();
+  }
   return log;
 }

@@ -1,0 +1,15 @@
+/**
+ * A reference point for the benchmark: the least a Node.js proxy on the same stack can cost —
+ * http-proxy with a keep-alive agent, nothing measured, nothing logged.
+ *
+ * Usage: node dist/bench/baseline-proxy.js <port> <upstream-port>
+ */
+import http from 'node:http';
+import httpProxy from 'http-proxy';
+
+const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
+const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${process.argv[3]}`, agent, changeOrigin: true });
+proxy.on('error', (_err, _req, res) => {
+  if ('destroy' in res) res.destroy();
+});
+http.createServer((req, res) => proxy.web(req, res)).listen(Number(process.argv[2]), '127.0.0.1');
