@@ -6,7 +6,9 @@
  */
 import http from 'node:http';
 import httpProxy from 'http-proxy';
+import { installEldProbe } from './eld-probe';
 
+installEldProbe();
 const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
 const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${process.argv[3]}`, agent, changeOrigin: true });
 proxy.on('error', (_err, _req, res) => {

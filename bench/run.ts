@@ -212,10 +212,10 @@ async function main(): Promise<void> {
       continue;
     }
     if (name === 'node-baseline') {
-      const child = startNode(path.join(dist, 'bench', 'baseline-proxy.js'), [String(port), String(fakePort)], {});
+      const child = startNode(path.join(dist, 'bench', 'baseline-proxy.js'), [String(port), String(fakePort)], {}, true);
       children.push(child);
       await waitForPort(port);
-      targets.push({ name, port, pids: () => [child.pid!] });
+      targets.push({ name, port, pids: () => [child.pid!], eld: ipcStats(child) });
       continue;
     }
     const env: Record<string, string> = {

@@ -77,6 +77,8 @@ export class CallRecorder {
   private model = 'unknown';
   private inFlightAttrs: Attributes | undefined;
   private finished = false;
+  /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
+  private stalls = 0;
   private readonly span: Span;
   private readonly ctx: Context;
 
@@ -197,15 +199,23 @@ export class CallRecorder {
     if (s.totalDurationNs !== undefined) ins.queueSeconds.record(Math.max(0, wallSeconds - s.totalDurationNs / NS_PER_S), modelOnly);
 
     if (ttftSeconds !== undefined) ins.timeToFirstToken.record(ttftSeconds, modelOnly);
-    if (outcome.streamed) {
-      const stallMs = this.telemetry.measurement.stallMs;
-      let stalls = 0;
-      for (const gap of s.contentGapsMs) {
-        ins.interToken.record(gap / 1000, modelOnly);
-        if (gap > stallMs) stalls++;
-      }
-      if (stalls > 0) ins.streamStalls.add(stalls, modelOnly);
-    }
+    if (this.stalls > 0) ins.streamStalls.add(this.stalls, modelOnly);
+  }
+
+  /**
+   * Observer of the gaps between streamed content chunks, recorded one by one as chunks pass (so
+   * a thousand streams ending together do not record all their gaps at once); undefined when the
+   * `ollama` metric family is off.
+   */
+  get contentGapObserver(): ((ms: number) => void) | undefined {
+    const ins = this.telemetry.instruments.ollama;
+    if (!ins) return undefined;
+    const attrs: Attributes = { [ATTR_MODEL]: this.model };
+    const stallMs = this.telemetry.measurement.stallMs;
+    return (ms: number) => {
+      ins.interToken.record(ms / 1000, attrs);
+      if (ms > stallMs) this.stalls++;
+    };
   }
 
   private recordGenAi(outcome: CallOutcome, wallSeconds: number, ttftSeconds: number | undefined): void {

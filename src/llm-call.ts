@@ -114,7 +114,7 @@ function forward(
     }
   });
 
-  const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
+  const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars, onContentGap: recorder.contentGapObserver };
   recorder.run(() => deps.upstream.send(req, res, {
     body: sent,
     onError: (err, idleTimedOut) => {

@@ -29,7 +29,7 @@ export class NdjsonParser implements ResponseParser {
     const contentBefore = s.contentEvents;
     const previousContentAt = s.lastContentAt;
     this.lines(chunk, now);
-    if (s.contentEvents > contentBefore && previousContentAt !== undefined) s.contentGapsMs.push(now - previousContentAt);
+    if (s.contentEvents > contentBefore && previousContentAt !== undefined) this.options.onContentGap?.(now - previousContentAt);
   }
 
   private lines(chunk: Buffer, now: number): void {

@@ -79,7 +79,7 @@ export class SseParser implements ResponseParser {
     const previousContentAt = s.lastContentAt;
     this.now = now;
     this.splitter.push(chunk);
-    if (s.contentEvents > contentBefore && previousContentAt !== undefined) s.contentGapsMs.push(now - previousContentAt);
+    if (s.contentEvents > contentBefore && previousContentAt !== undefined) this.options.onContentGap?.(now - previousContentAt);
   }
 
   end(now: number): CallSummary {

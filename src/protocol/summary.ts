@@ -25,11 +25,6 @@ export interface CallSummary {
   lastContentAt?: number;
   /** Number of content lines/events seen (streams). */
   contentEvents: number;
-  /**
-   * Gaps (ms) between consecutive network chunks that carried content, one per chunk after the
-   * first: the inter-token latency a streaming client sees.
-   */
-  contentGapsMs: number[];
   /** The response ended properly: `done:true`, `data: [DONE]`, or a whole JSON body. */
   complete: boolean;
   /** An error Ollama reported in the body (`{"error": …}`), possibly inside a 200 stream. */
@@ -48,12 +43,17 @@ export interface ParserOptions {
   captureText: boolean;
   /** Stop collecting after this many characters. */
   maxTextChars: number;
+  /**
+   * Called for each network chunk that carries content, after the first, with the gap (ms) since
+   * the previous one: the inter-token latency a streaming client sees, measured as chunks pass.
+   */
+  onContentGap?: (ms: number) => void;
 }
 
 export const NO_CAPTURE: ParserOptions = { captureText: false, maxTextChars: 0 };
 
 export function emptySummary(): CallSummary {
-  return { contentEvents: 0, contentGapsMs: [], complete: false, malformed: 0, inspected: true };
+  return { contentEvents: 0, complete: false, malformed: 0, inspected: true };
 }
 
 /** The interface every response parser implements: fed each chunk as it passes, then ended. */

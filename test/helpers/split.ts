@@ -34,7 +34,7 @@ export function parseWhole(parser: ResponseParser, body: Buffer): CallSummary {
 }
 
 /** A summary without the fields that depend on when and how the chunks arrived. */
-export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt' | 'contentGapsMs'> {
-  const { firstContentAt: _f, lastContentAt: _l, contentGapsMs: _g, ...rest } = s;
+export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
+  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
   return rest;
 }
