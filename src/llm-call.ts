@@ -170,4 +170,27 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
   } else {
     log.info(entry, 'request');
   }
+  if (s && log.isLevelEnabled('debug')) {
+    // Everything the parser learnt about the call (never the prompt or the answer).
+    log.debug(
+      {
+        method: req.method,
+        path: req.url,
+        model: recorder.modelLabel,
+        response_model: s.responseModel,
+        response_id: s.responseId,
+        finish_reasons: s.finishReasons,
+        streamed: outcome.streamed,
+        complete: s.complete,
+        content_chunks: s.contentEvents,
+        malformed_lines: s.malformed,
+        ttft_ms: s.firstContentAt !== undefined ? Math.round((s.firstContentAt - recorder.startedAt) * 1000) / 1000 : undefined,
+        total_duration_ns: s.totalDurationNs,
+        load_duration_ns: s.loadDurationNs,
+        prompt_eval_duration_ns: s.promptEvalDurationNs,
+        eval_duration_ns: s.evalDurationNs,
+      },
+      'call detail',
+    );
+  }
 }

@@ -46,6 +46,12 @@ describe('the gateway process', () => {
       assert.equal(access.input_tokens, 37);
       assert.equal(access.output_tokens, 31);
       assert.equal(typeof access.duration_ms, 'number');
+      const detail = await p.waitFor('call detail');
+      assert.equal(detail.level, 'debug');
+      const stats = JSON.parse(fixture('chat-nostream.json').toString()) as { eval_duration: number; load_duration: number };
+      assert.equal(detail.eval_duration_ns, stats.eval_duration);
+      assert.equal(detail.load_duration_ns, stats.load_duration);
+      assert.deepEqual(detail.finish_reasons, ['stop']);
       p.child.kill('SIGTERM');
       assert.equal(await p.exit, 0);
       const all = JSON.stringify(p.lines);
