@@ -62,7 +62,8 @@ export type ErrorReason =
   | 'upstream_5xx'
   | 'stream_error'
   | 'client_cancelled'
-  | 'body_too_large';
+  | 'body_too_large'
+  | 'queue_timeout';
 
 export type MetricFamily = 'ollama' | 'gen_ai';
 
@@ -81,6 +82,7 @@ export interface OllamaInstruments {
   interToken: Histogram;
   streamStalls: Counter;
   queueSeconds: Histogram;
+  authFailures: Counter;
 }
 
 export interface GenAiInstruments {
@@ -168,6 +170,9 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
       "Gateway wall time minus Ollama's total_duration (never below 0): time spent waiting in Ollama's queue or on the network.",
       QUEUE_BUCKETS_SECONDS,
     ),
+    authFailures: meter.createCounter('ollama_gateway_auth_failures_total', {
+      description: 'Requests refused with 401 because the API key was missing or wrong (reason), or the /metrics token.',
+    }),
   };
 }
 

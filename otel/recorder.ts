@@ -67,6 +67,11 @@ export class Telemetry {
     readonly measurement: MeasurementOptions = { stallMs: 2000 },
   ) {}
 
+  /** Counts a request refused for its credentials (`reason`: missing or invalid; `scope`: api or metrics). */
+  authFailure(reason: string, scope: string): void {
+    this.instruments.ollama?.authFailures.add(1, { [ATTR_REASON]: reason, scope });
+  }
+
   /** Starts recording a request for `operation` on `endpoint` (a route template), received at `startedAt` (ms). */
   begin(operation: string, endpoint: string, startedAt: number): CallRecorder {
     return new CallRecorder(this, operation, endpoint, startedAt);

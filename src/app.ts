@@ -8,9 +8,11 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Telemetry } from '../otel/recorder';
 import type { Config } from './config';
+import { ConcurrencyLimit } from './limit';
 import { handleLlmCall } from './llm-call';
 import type { Logger } from './logger';
-import { classifyUpstreamError } from './proxy/errors';
+import { BearerKeys, type AuthFailure } from './auth';
+import { classifyUpstreamError, errorBody } from './proxy/errors';
 import { Upstream } from './proxy/upstream';
 import { LLM_ROUTES } from './routes';
 
@@ -65,6 +67,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const llmDeps = {
     upstream,
+    limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     telemetry,
     log,
     maxRequestBodyBytes: config.maxRequestBodyBytes,
@@ -116,10 +119,42 @@ export function createGateway(deps: GatewayDeps): Gateway {
   // uploads, listings) skip it and go straight to the proxy.
   const owned = new Set([...['/metrics', '/healthz', '/readyz'].map((p) => `GET ${p}`), ...LLM_ROUTES.map((r) => `POST ${r.path}`)]);
   const koa = app.callback();
+  const apiKeys = new BearerKeys(config.apiKeys);
+  const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
+
+  const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
+    telemetry.authFailure(failure, scope);
+    const message = failure === 'missing' ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key';
+    const body = errorBody(path.startsWith('/v1/') ? 'openai' : 'ollama', 401, message);
+    res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'www-authenticate': 'Bearer' });
+    res.end(body);
+  };
+
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    if (owned.has(`${req.method} ${q === -1 ? url : url.slice(0, q)}`)) void koa(req, res);
+    const path = q === -1 ? url : url.slice(0, q);
+    if (path === '/healthz' || path === '/readyz') {
+      void koa(req, res);
+      return;
+    }
+    if (path === '/metrics' && req.method === 'GET') {
+      const failure = metricsToken?.check(req.headers.authorization);
+      if (failure) refuse(res, path, 'metrics', failure);
+      else void koa(req, res);
+      return;
+    }
+    if (apiKeys.enabled) {
+      const failure = apiKeys.check(req.headers.authorization);
+      if (failure) {
+        log.info({ method: req.method, path, status: 401, error: `api_key_${failure}` }, 'request refused');
+        refuse(res, path, 'api', failure);
+        return;
+      }
+      // The key is the gateway's; Ollama never sees it.
+      delete req.headers.authorization;
+    }
+    if (owned.has(`${req.method} ${path}`)) void koa(req, res);
     else passThrough(req, res);
   };
 

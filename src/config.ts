@@ -4,6 +4,7 @@
  * raises a ConfigError whose message is one line naming the variable and the accepted form.
  */
 
+import { readFileSync } from 'node:fs';
 import type { MetricFamily } from '../otel/instruments';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -40,6 +41,14 @@ export interface Config {
   streamStallMs: number;
   /** Which metric families are exported. */
   metricFamilies: ReadonlySet<MetricFamily>;
+  /** API keys clients must present as `Authorization: Bearer <key>`; empty means no check. */
+  apiKeys: readonly string[];
+  /** Bearer token required on /metrics, when set. */
+  metricsBearerToken: string | undefined;
+  /** Most LLM calls sent to Ollama at once; undefined means no limit. */
+  maxConcurrentRequests: number | undefined;
+  /** How long an LLM call may wait for a free slot before a 503, in milliseconds. */
+  queueTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -117,6 +126,27 @@ function numberVar(env: Env, name: string, def: number, min: number, max: number
   return n;
 }
 
+/** Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#` comments). */
+function readApiKeys(env: Env): string[] {
+  const keys = (env.GATEWAY_API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const file = env.GATEWAY_API_KEYS_FILE?.trim();
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`GATEWAY_API_KEYS_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const key = line.trim();
+      if (key !== '' && !key.startsWith('#')) keys.push(key);
+    }
+  }
+  const bad = keys.find((k) => /\s/.test(k));
+  if (bad !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  return keys;
+}
+
 const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
 
 function parseFamilies(raw: string | undefined): ReadonlySet<MetricFamily> {
@@ -159,6 +189,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const pollSeconds = numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true);
   const stallSeconds = numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600);
   const metricFamilies = parseFamilies(env.METRIC_FAMILIES);
+  const apiKeys = readApiKeys(env);
+  const metricsBearerToken = env.METRICS_BEARER_TOKEN?.trim() || undefined;
+  const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
+  const queueSeconds = numberVar(env, 'QUEUE_TIMEOUT_SECONDS', 30, 0, 3600, true);
 
   return {
     upstream,
@@ -174,6 +208,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     pollIntervalMs: Math.round(pollSeconds * 1000),
     streamStallMs: stallSeconds * 1000,
     metricFamilies,
+    apiKeys,
+    metricsBearerToken,
+    maxConcurrentRequests: maxConcurrent > 0 ? maxConcurrent : undefined,
+    queueTimeoutMs: Math.round(queueSeconds * 1000),
     ...overrides,
   };
 }

@@ -12,8 +12,9 @@ import { SseUsageStripper } from './protocol/sse';
 import { classifyUpstreamError, errorBody } from './proxy/errors';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';
+import { ConcurrencyLimit, QueueTimeoutError } from './limit';
 import { BodyTooLargeError, readBody } from './request/body';
-import { extractRequest, withIncludeUsage } from './request/extract';
+import { extractRequest, withIncludeUsage, type LlmRequestInfo } from './request/extract';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
@@ -22,6 +23,8 @@ export const CLIENT_CLOSED_REQUEST = 499;
 
 export interface LlmCallDeps {
   upstream: Upstream;
+  /** The cap on concurrent calls to Ollama, when configured. */
+  limit?: ConcurrencyLimit;
   telemetry: Telemetry;
   log: Logger;
   maxRequestBodyBytes: number;
@@ -59,16 +62,56 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
   const recorder = deps.telemetry.begin(route.operation, route.path, startedAt);
   return new Promise<void>((resolve) => {
     let finished = false;
+    let release: (() => void) | undefined;
     const finish = (outcome: CallOutcome, endedAt: number) => {
       if (finished) return;
       finished = true;
+      release?.();
       recorder.finish(outcome, endedAt);
       logCall(deps.log, req, recorder, outcome, endedAt - startedAt);
       resolve();
     };
 
+    const admit = (body: Buffer): void => {
+      const info = extractRequest(route, body);
+      recorder.setRequest({
+        model: normalizeModelName(info.model),
+        requestModel: info.model,
+        stream: info.stream,
+        params: info.params,
+        body: info.body,
+      });
+      if (!deps.limit) {
+        forward(deps, route, req, res, body, info, recorder, finish);
+        return;
+      }
+      let withdraw: (() => void) | undefined;
+      const onClose = () => {
+        withdraw?.();
+        finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: 'client left while queued' }, performance.now());
+      };
+      res.once('close', onClose);
+      deps.limit
+        .acquire((w) => (withdraw = w))
+        .then(
+          (r) => {
+            res.off('close', onClose);
+            release = r;
+            if (res.destroyed) finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
+            else forward(deps, route, req, res, body, info, recorder, finish);
+          },
+          (err: Error) => {
+            res.off('close', onClose);
+            if (!(err instanceof QueueTimeoutError)) throw err;
+            // The queue turns over as calls finish; a second is a fair first back-off.
+            sendError(res, route, 503, err.message, { 'retry-after': '1' });
+            finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message }, performance.now());
+          },
+        );
+    };
+
     readBody(req, deps.maxRequestBodyBytes).then(
-      (body) => forward(deps, route, req, res, body, recorder, finish),
+      admit,
       (err: Error) => {
         const endedAt = performance.now();
         if (err instanceof BodyTooLargeError) {
@@ -89,18 +132,10 @@ function forward(
   req: IncomingMessage,
   res: ServerResponse,
   body: Buffer,
+  info: LlmRequestInfo,
   recorder: CallRecorder,
   finish: (outcome: CallOutcome, endedAt: number) => void,
 ): void {
-  const info = extractRequest(route, body);
-  recorder.setRequest({
-    model: normalizeModelName(info.model),
-    requestModel: info.model,
-    stream: info.stream,
-    params: info.params,
-    body: info.body,
-  });
-
   // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
   // answer again, so the client sees exactly the stream it asked for.
   const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;

@@ -39,7 +39,7 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string
  */
 export function errorBody(api: 'ollama' | 'openai', status: number, message: string): string {
   if (api === 'openai') {
-    const type = status === 400 || status === 413 ? 'invalid_request_error' : 'api_error';
+    const type = status === 400 || status === 401 || status === 413 ? 'invalid_request_error' : 'api_error';
     return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';
   }
   return JSON.stringify({ error: message });
