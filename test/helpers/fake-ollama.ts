@@ -54,6 +54,10 @@ export class FakeOllama {
   abandoned = 0;
   /** Default chunking of fixture bodies. */
   chunking: Chunking = { kind: 'groups' };
+  /** Behaviours chosen by the request's `model` (faults on demand, for concurrent traffic). */
+  readonly byModel = new Map<string, () => Behavior>();
+  /** Keep every request in `requests` (turn off for long runs). */
+  recordRequests = true;
   private readonly queue: { behavior: Behavior; path?: string }[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -84,6 +88,13 @@ export class FakeOllama {
   next(behavior: Behavior, path?: string): this {
     this.queue.push({ behavior, path });
     return this;
+  }
+
+  private modelBehavior(body: Buffer): Behavior | undefined {
+    if (this.byModel.size === 0 || body.length === 0) return undefined;
+    const m = /"model"\s*:\s*"([^"]*)"/.exec(body.subarray(0, 512).toString('utf8'));
+    const make = m ? this.byModel.get(m[1]) : undefined;
+    return make?.();
   }
 
   private takeScripted(method: string, path: string): Behavior | undefined {
@@ -144,7 +155,7 @@ export class FakeOllama {
     } catch {
       return;
     }
-    this.requests.push({
+    if (this.recordRequests) this.requests.push({
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       headers: req.headers,
@@ -161,7 +172,7 @@ export class FakeOllama {
       return;
     }
 
-    const behavior = this.takeScripted(req.method ?? 'GET', path) ?? this.route(req.method ?? 'GET', path, read.body);
+    const behavior = this.takeScripted(req.method ?? 'GET', path) ?? this.modelBehavior(read.body) ?? this.route(req.method ?? 'GET', path, read.body);
     this.active++;
     res.on('close', () => {
       this.active--;
