@@ -81,11 +81,13 @@ function request(ctx: Ctx, method: string, p: string, body: Buffer | string | un
     });
     req.on('error', () => done(hangUp ? 'cancelled' : 'broken'));
     if (hangUp === 'before') {
+      // Late enough that the gateway has read the request even under load (a request it never
+      // read is not one it can count), early enough that Ollama (hanging) has not answered.
       req.end(body);
       setTimeout(() => {
         req.destroy();
         done('cancelled');
-      }, 30);
+      }, 250);
       return;
     }
     if (hangUp === 'end') {

@@ -85,6 +85,10 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
         forward(deps, route, req, res, body, info, recorder, finish);
         return;
       }
+      if (res.destroyed || res.closed) {
+        finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
+        return;
+      }
       let withdraw: (() => void) | undefined;
       const onClose = () => {
         withdraw?.();
@@ -142,6 +146,11 @@ function forward(
   const sent = injectUsage ? withIncludeUsage(body, info) : body;
 
   // Until Ollama answers, a client that leaves ends the call here; afterwards the tap sees it.
+  // The client may already be gone (it can close while its body is being read).
+  if (res.destroyed || res.closed) {
+    finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
+    return;
+  }
   let answered = false;
   res.once('close', () => {
     if (!answered && !res.writableFinished) {

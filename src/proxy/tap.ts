@@ -93,9 +93,12 @@ export function tapResponse(proxyRes: IncomingMessage, res: ServerResponse, opts
     if (!res.destroyed) res.destroy();
     done('upstream_broken');
   });
-  res.on('close', () => {
+  const onClientGone = () => {
     if (finished || res.writableFinished) return;
     proxyRes.destroy();
     done('client_gone');
-  });
+  };
+  res.on('close', onClientGone);
+  // The client may have left while Ollama was preparing its answer.
+  if (res.destroyed) onClientGone();
 }
