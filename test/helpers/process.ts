@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
+
+export { freePort } from '../../bench/procs';
 
 export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -46,12 +47,4 @@ export function runGateway(env: Record<string, string>): GatewayProcess {
   });
   child.stderr!.on('data', (c: Buffer) => (p.stderr += c.toString()));
   return p;
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
