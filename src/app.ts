@@ -12,7 +12,7 @@ import { ConcurrencyLimit } from './limit';
 import { handleLlmCall } from './llm-call';
 import type { Logger } from './logger';
 import { BearerKeys, type AuthFailure } from './auth';
-import { classifyUpstreamError, errorBody } from './proxy/errors';
+import { apiOf, classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { Upstream } from './proxy/upstream';
 import { LLM_ROUTES } from './routes';
 
@@ -94,7 +94,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         {
           method: req.method,
           path: req.url,
-          status: res.writableFinished ? res.statusCode : CLIENT_GONE,
+          status: res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST,
           duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
         },
         'request',
@@ -104,13 +104,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       onError: (err, timedOut) => {
         const failure = classifyUpstreamError(err, config.upstream.origin, timedOut, config.upstreamIdleTimeoutMs);
         log.error({ method: req.method, path: req.url, error: failure.reason, detail: failure.message }, 'request failed upstream');
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        const body = JSON.stringify({ error: failure.message });
-        res.writeHead(failure.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
+        sendJsonError(res, apiOf(req.url ?? '/'), failure.status, failure.message);
       },
     });
   }
@@ -125,9 +119,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
     const message = failure === 'missing' ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key';
-    const body = errorBody(path.startsWith('/v1/') ? 'openai' : 'ollama', 401, message);
-    res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'www-authenticate': 'Bearer' });
-    res.end(body);
+    sendJsonError(res, apiOf(path), 401, message, { 'www-authenticate': 'Bearer' });
   };
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -161,5 +153,3 @@ export function createGateway(deps: GatewayDeps): Gateway {
   return { app, handler, upstream, ollamaVersion, close: () => upstream.close() };
 }
 
-/** Status logged for a pass-through request whose client left before the response ended. */
-const CLIENT_GONE = 499;

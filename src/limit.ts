@@ -22,14 +22,6 @@ export class ConcurrencyLimit {
     private readonly timeoutMs: number,
   ) {}
 
-  get inFlight(): number {
-    return this.active;
-  }
-
-  get queued(): number {
-    return this.waiting.length;
-  }
-
   /**
    * Resolves with a release function once a slot is free; rejects with QueueTimeoutError after the
    * queue timeout. `onCancel` receives a function that withdraws the request from the queue (for a

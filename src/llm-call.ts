@@ -9,7 +9,7 @@ import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
 import type { Logger } from './logger';
 import { framingOf, parserFor, type CallSummary } from './protocol';
 import { SseUsageStripper } from './protocol/sse';
-import { classifyUpstreamError, errorBody } from './proxy/errors';
+import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';
 import { ConcurrencyLimit, QueueTimeoutError } from './limit';
@@ -17,9 +17,6 @@ import { BodyTooLargeError, readBody } from './request/body';
 import { extractRequest, withIncludeUsage, type LlmRequestInfo } from './request/extract';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
-
-/** Status recorded for a client that left before any response was sent (nginx's convention). */
-export const CLIENT_CLOSED_REQUEST = 499;
 
 export interface LlmCallDeps {
   upstream: Upstream;
@@ -40,20 +37,6 @@ export function responseReason(status: number, end: TapEnd, summary: CallSummary
   if (summary.errorMessage !== undefined || summary.malformed > 0) return 'stream_error';
   if (!summary.complete && summary.inspected) return 'stream_error';
   return undefined;
-}
-
-function sendError(res: ServerResponse, route: LlmRoute, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const body = errorBody(route.api, status, message);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    ...extraHeaders,
-  });
-  res.end(body);
 }
 
 /** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
@@ -108,7 +91,7 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
             res.off('close', onClose);
             if (!(err instanceof QueueTimeoutError)) throw err;
             // The queue turns over as calls finish; a second is a fair first back-off.
-            sendError(res, route, 503, err.message, { 'retry-after': '1' });
+            sendJsonError(res, route.api, 503, err.message, { 'retry-after': '1' });
             finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message }, performance.now());
           },
         );
@@ -120,7 +103,7 @@ export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingM
         const endedAt = performance.now();
         if (err instanceof BodyTooLargeError) {
           // The rest of the body is not read; close the connection once the answer is out.
-          sendError(res, route, 413, err.message, { connection: 'close' });
+          sendJsonError(res, route.api, 413, err.message, { connection: 'close' });
           finish({ status: 413, reason: 'body_too_large', streamed: false, detail: err.message }, endedAt);
         } else {
           finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: err.message }, endedAt);
@@ -164,7 +147,7 @@ function forward(
     onError: (err, idleTimedOut) => {
       answered = true;
       const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
-      sendError(res, route, failure.status, failure.message);
+      sendJsonError(res, route.api, failure.status, failure.message);
       finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message }, performance.now());
     },
     onResponse: (proxyRes) => {

@@ -2,7 +2,11 @@
  * Upstream failures, mapped in one place to the status the client gets, the error reason recorded
  * in metrics, and the message in the JSON error body.
  */
+import type { ServerResponse } from 'node:http';
 import type { ErrorReason } from '../../otel/instruments';
+
+/** Status recorded for a client that left before any response was sent (nginx's convention). */
+export const CLIENT_CLOSED_REQUEST = 499;
 
 export interface UpstreamFailure {
   status: 502 | 504;
@@ -43,4 +47,29 @@ export function errorBody(api: 'ollama' | 'openai', status: number, message: str
     return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';
   }
   return JSON.stringify({ error: message });
+}
+
+/** Which error shape a path's API uses: OpenAI's on `/v1/`, Ollama's elsewhere. */
+export function apiOf(path: string): 'ollama' | 'openai' {
+  return path.startsWith('/v1/') ? 'openai' : 'ollama';
+}
+
+/**
+ * Answers with a JSON error in the API's own shape; when the response has already started (a
+ * stream broke off), cuts the connection instead, so the client sees the failure.
+ */
+export function sendJsonError(
+  res: ServerResponse,
+  api: 'ollama' | 'openai',
+  status: number,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(api, status, message);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extraHeaders });
+  res.end(body);
 }
