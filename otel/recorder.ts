@@ -56,6 +56,21 @@ export interface CallRequest {
   body: Record<string, unknown> | undefined;
 }
 
+/**
+ * The attribute sets one (operation, endpoint, model) records with, made once and reused: the
+ * model label is bounded (MAX_MODEL_LABELS), so the cache is too.
+ */
+interface CallAttributes {
+  /** `{model}` */
+  model: Attributes;
+  /** `{model, endpoint}` */
+  modelEndpoint: Attributes;
+  /** The GenAI metrics' attributes, and the same with `gen_ai.token.type`. */
+  genAi: Attributes;
+  genAiInput: Attributes;
+  genAiOutput: Attributes;
+}
+
 /** Epoch milliseconds for a performance.now() reading, as span timestamps want. */
 const epochMs = (t: number): number => performance.timeOrigin + t;
 
@@ -66,6 +81,32 @@ export class Telemetry {
     readonly tracing: TracingOptions,
     readonly measurement: MeasurementOptions = { stallMs: 2000 },
   ) {}
+
+  private readonly attributeCache = new Map<string, CallAttributes>();
+
+  /** The attribute sets for a call; `model` is an already bounded label. */
+  attributesFor(operation: string, endpoint: string, model: string): CallAttributes {
+    const key = `${operation}\u0000${endpoint}\u0000${model}`;
+    let a = this.attributeCache.get(key);
+    if (!a) {
+      const genAi: Attributes = {
+        [sc.GEN_AI_OPERATION_NAME]: operation,
+        [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
+        [sc.GEN_AI_REQUEST_MODEL]: model,
+        [sc.SERVER_ADDRESS]: this.tracing.serverAddress,
+        [sc.SERVER_PORT]: this.tracing.serverPort,
+      };
+      a = {
+        model: { [ATTR_MODEL]: model },
+        modelEndpoint: { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint },
+        genAi,
+        genAiInput: { ...genAi, [GEN_AI_TOKEN_TYPE]: 'input' },
+        genAiOutput: { ...genAi, [GEN_AI_TOKEN_TYPE]: 'output' },
+      };
+      this.attributeCache.set(key, a);
+    }
+    return a;
+  }
 
   /** Counts a request refused for its credentials (`reason`: missing or invalid; `scope`: api or metrics). */
   authFailure(reason: string, scope: string): void {
@@ -80,7 +121,8 @@ export class Telemetry {
 
 export class CallRecorder {
   private model = 'unknown';
-  private inFlightAttrs: Attributes | undefined;
+  /** Set once the model is known; until then the call is in no series but the request count. */
+  private attrs: CallAttributes | undefined;
   private finished = false;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
@@ -133,11 +175,8 @@ export class CallRecorder {
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.model = this.telemetry.modelLabels.label(req.model);
-    const ins = this.telemetry.instruments.ollama;
-    if (ins) {
-      this.inFlightAttrs = { [ATTR_MODEL]: this.model, [ATTR_ENDPOINT]: this.endpoint };
-      ins.inFlight.add(1, this.inFlightAttrs);
-    }
+    this.attrs = this.telemetry.attributesFor(this.operation, this.endpoint, this.model);
+    this.telemetry.instruments.ollama?.inFlight.add(1, this.attrs.modelEndpoint);
 
     const span = this.span;
     if (!span.isRecording()) return;
@@ -169,31 +208,31 @@ export class CallRecorder {
   }
 
   private recordMetrics(outcome: CallOutcome, endedAt: number): void {
+    const attrs = this.attrs ?? this.telemetry.attributesFor(this.operation, this.endpoint, this.model);
     const wallSeconds = Math.max(0, endedAt - this.startedAt) / 1000;
     const s = outcome.summary;
     // Time to first token, for streams: request received → first content chunk forwarded.
     const ttftSeconds =
       outcome.streamed && s?.firstContentAt !== undefined ? Math.max(0, s.firstContentAt - this.startedAt) / 1000 : undefined;
-    if (this.telemetry.instruments.ollama) this.recordOllama(outcome, wallSeconds, ttftSeconds);
-    if (this.telemetry.instruments.genAi) this.recordGenAi(outcome, wallSeconds, ttftSeconds);
+    if (this.telemetry.instruments.ollama) this.recordOllama(outcome, attrs, wallSeconds, ttftSeconds);
+    if (this.telemetry.instruments.genAi) this.recordGenAi(outcome, attrs, wallSeconds, ttftSeconds);
   }
 
-  private recordOllama(outcome: CallOutcome, wallSeconds: number, ttftSeconds: number | undefined): void {
+  private recordOllama(outcome: CallOutcome, attrs: CallAttributes, wallSeconds: number, ttftSeconds: number | undefined): void {
     const ins = this.telemetry.instruments.ollama!;
     const model = this.model;
     const endpoint = this.endpoint;
-    if (this.inFlightAttrs) ins.inFlight.add(-1, this.inFlightAttrs);
+    if (this.attrs) ins.inFlight.add(-1, this.attrs.modelEndpoint);
 
     ins.requests.add(1, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_STATUS]: String(outcome.status) });
-    const byModel: Attributes = { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint };
-    ins.responseSeconds.record(wallSeconds, byModel);
+    ins.responseSeconds.record(wallSeconds, attrs.modelEndpoint);
     if (outcome.reason) {
       ins.requestErrors.add(1, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_REASON]: outcome.reason });
     }
 
     const s = outcome.summary;
     if (!s) return;
-    const modelOnly: Attributes = { [ATTR_MODEL]: model };
+    const modelOnly = attrs.model;
     if (s.loadDurationNs !== undefined) ins.loadSeconds.record(s.loadDurationNs / NS_PER_S, modelOnly);
     if (s.promptEvalDurationNs !== undefined) ins.promptEvalSeconds.record(s.promptEvalDurationNs / NS_PER_S, modelOnly);
     if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
@@ -215,7 +254,7 @@ export class CallRecorder {
   get contentGapObserver(): ((ms: number) => void) | undefined {
     const ins = this.telemetry.instruments.ollama;
     if (!ins) return undefined;
-    const attrs: Attributes = { [ATTR_MODEL]: this.model };
+    const attrs = this.telemetry.attributesFor(this.operation, this.endpoint, this.model).model;
     const stallMs = this.telemetry.measurement.stallMs;
     return (ms: number) => {
       ins.interToken.record(ms / 1000, attrs);
@@ -223,22 +262,15 @@ export class CallRecorder {
     };
   }
 
-  private recordGenAi(outcome: CallOutcome, wallSeconds: number, ttftSeconds: number | undefined): void {
+  private recordGenAi(outcome: CallOutcome, a: CallAttributes, wallSeconds: number, ttftSeconds: number | undefined): void {
     const ins = this.telemetry.instruments.genAi!;
-    const t = this.telemetry.tracing;
-    const attrs: Attributes = {
-      [sc.GEN_AI_OPERATION_NAME]: this.operation,
-      [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
-      [sc.GEN_AI_REQUEST_MODEL]: this.model,
-      [sc.SERVER_ADDRESS]: t.serverAddress,
-      [sc.SERVER_PORT]: t.serverPort,
-    };
+    const attrs = a.genAi;
     const failed = outcome.reason !== undefined && outcome.reason !== 'client_cancelled';
     ins.operationDuration.record(wallSeconds, failed ? { ...attrs, [sc.ERROR_TYPE]: errorType(outcome) } : attrs);
     const s = outcome.summary;
     if (!s) return;
-    if (s.inputTokens !== undefined) ins.tokenUsage.record(s.inputTokens, { ...attrs, [GEN_AI_TOKEN_TYPE]: 'input' });
-    if (s.outputTokens !== undefined) ins.tokenUsage.record(s.outputTokens, { ...attrs, [GEN_AI_TOKEN_TYPE]: 'output' });
+    if (s.inputTokens !== undefined) ins.tokenUsage.record(s.inputTokens, a.genAiInput);
+    if (s.outputTokens !== undefined) ins.tokenUsage.record(s.outputTokens, a.genAiOutput);
     if (outcome.reason) return; // the server-side latency metrics are for successful responses
     if (ttftSeconds !== undefined) ins.timeToFirstToken.record(ttftSeconds, attrs);
     const tps = tokensPerSecond(s, outcome.streamed);
