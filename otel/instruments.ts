@@ -58,11 +58,19 @@ export const GEN_AI_TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.
 export type ErrorReason =
   | 'upstream_unreachable'
   | 'upstream_timeout'
+  /** Ollama answered with something the gateway cannot relay (bad framing, `101` to a POST). */
+  | 'upstream_invalid_response'
   | 'upstream_4xx'
   | 'upstream_5xx'
   | 'stream_error'
   | 'client_cancelled'
   | 'body_too_large'
+  /** The request body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS). */
+  | 'body_timeout'
+  /** The memory for request bodies was taken (MAX_BUFFERED_BODY_MB). */
+  | 'body_buffer_full'
+  /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
+  | 'client_timeout'
   | 'queue_timeout';
 
 export type MetricFamily = 'ollama' | 'gen_ai';
@@ -83,6 +91,7 @@ export interface OllamaInstruments {
   streamStalls: Counter;
   queueSeconds: Histogram;
   authFailures: Counter;
+  bufferedBodyBytes: ObservableGauge;
 }
 
 export interface GenAiInstruments {
@@ -172,6 +181,10 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
     ),
     authFailures: meter.createCounter('ollama_gateway_auth_failures_total', {
       description: 'Requests refused with 401 because the API key was missing or wrong (reason), or the /metrics token.',
+    }),
+    bufferedBodyBytes: meter.createObservableGauge('ollama_gateway_buffered_body_bytes', {
+      description: 'Memory held now for LLM request bodies being received or forwarded (bounded by MAX_BUFFERED_BODY_MB).',
+      unit: 'By',
     }),
   };
 }

@@ -1,11 +1,29 @@
 /**
  * Bounded `model` label values. A client can send any string as `model`; each distinct value would
- * be a new series on every `ollama_*` metric. Models Ollama serves (told by the poller) always keep
- * their name; of all other names, up to `max` distinct ones are kept as they are, and after that
- * new names are reported as `other`, with `onCapReached` called once.
+ * be a new series on every `ollama_*` metric, and a long one would make every scrape as long.
+ * Bounded in length first: a name longer than MAX_MODEL_NAME_CHARS or holding a control character
+ * is no model Ollama could serve, and is reported as `invalid`. Models Ollama serves (told by the
+ * poller) always keep their name; of all other names, up to `max` distinct ones are kept as they
+ * are, and after that new names are reported as `other`, with `onCapReached` called once.
  */
 
 export const OVERFLOW_MODEL_LABEL = 'other';
+export const INVALID_MODEL_LABEL = 'invalid';
+
+/**
+ * Longest model name kept as a label. Ollama's names are `[host/][namespace/]model[:tag]`, each
+ * part well under a hundred characters (`types/model/name.go` caps the whole at 350 bytes for a
+ * fully qualified name, including the default host); 256 covers every name seen in practice.
+ */
+export const MAX_MODEL_NAME_CHARS = 256;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** `text` cut to at most `max` characters (client- or upstream-chosen text landing in telemetry or logs). */
+export function clipText(text: string, max: number): string {
+  return text.length > max ? text.slice(0, max) : text;
+}
 
 export class ModelLabels {
   private readonly seen = new Set<string>();
@@ -23,6 +41,7 @@ export class ModelLabels {
   }
 
   label(model: string): string {
+    if (model.length > MAX_MODEL_NAME_CHARS || CONTROL.test(model)) return INVALID_MODEL_LABEL;
     if (this.seen.has(model) || this.served.has(model)) return model;
     if (this.seen.size < this.max) {
       this.seen.add(model);

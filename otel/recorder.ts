@@ -9,11 +9,13 @@ import { context, SpanKind, SpanStatusCode, trace, type Attributes, type Context
 import type { CallSummary } from '../src/protocol/summary';
 import type { RequestParams } from '../src/request/extract';
 import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, GEN_AI_TOKEN_TYPE, type ErrorReason, type Instruments } from './instruments';
-import type { ModelLabels } from './labels';
+import { clipText, MAX_MODEL_NAME_CHARS, type ModelLabels } from './labels';
 import { inputMessages, outputMessages } from './messages';
 import * as sc from './semconv';
 
 const NS_PER_S = 1e9;
+/** Longest upstream-supplied text (ids, error messages) recorded on a span. */
+const MAX_ATTRIBUTE_CHARS = 1024;
 const NS_PER_MS = 1e6;
 
 export interface TracingOptions {
@@ -181,8 +183,9 @@ export class CallRecorder {
     const span = this.span;
     if (!span.isRecording()) return;
     if (req.requestModel !== undefined) {
-      span.updateName(`${this.operation} ${req.requestModel}`);
-      span.setAttribute(sc.GEN_AI_REQUEST_MODEL, req.requestModel);
+      const requestModel = clipText(req.requestModel, MAX_MODEL_NAME_CHARS);
+      span.updateName(`${this.operation} ${requestModel}`);
+      span.setAttribute(sc.GEN_AI_REQUEST_MODEL, requestModel);
     }
     span.setAttribute(sc.GEN_AI_REQUEST_STREAM, req.stream);
     const p = req.params;
@@ -191,7 +194,7 @@ export class CallRecorder {
     if (p.topK !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_TOP_K, p.topK);
     if (p.maxTokens !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_MAX_TOKENS, p.maxTokens);
     if (p.seed !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_SEED, p.seed);
-    if (p.stopSequences !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_STOP_SEQUENCES, p.stopSequences);
+    if (p.stopSequences !== undefined) span.setAttribute(sc.GEN_AI_REQUEST_STOP_SEQUENCES, p.stopSequences.slice(0, 16).map((t) => clipText(t, 256)));
     if (this.telemetry.tracing.captureContent) {
       const input = inputMessages(req.body, this.telemetry.tracing.maxCaptureChars);
       if (input !== undefined) span.setAttribute(sc.GEN_AI_INPUT_MESSAGES, input);
@@ -282,9 +285,9 @@ export class CallRecorder {
     const s = outcome.summary;
     span.setAttribute(sc.HTTP_RESPONSE_STATUS_CODE, outcome.status);
     if (s) {
-      if (s.responseModel !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_MODEL, s.responseModel);
-      if (s.responseId !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_ID, s.responseId);
-      if (s.finishReasons !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, s.finishReasons);
+      if (s.responseModel !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_MODEL, clipText(s.responseModel, MAX_MODEL_NAME_CHARS));
+      if (s.responseId !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_ID, clipText(s.responseId, MAX_ATTRIBUTE_CHARS));
+      if (s.finishReasons !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, s.finishReasons.slice(0, 16).map((r) => clipText(r, 64)));
       if (s.inputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_INPUT_TOKENS, s.inputTokens);
       if (s.outputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, s.outputTokens);
       if (outcome.streamed && s.firstContentAt !== undefined) span.addEvent(sc.EVENT_FIRST_TOKEN, epochMs(s.firstContentAt));
@@ -299,7 +302,7 @@ export class CallRecorder {
       span.setAttribute(sc.GATEWAY_CLIENT_CANCELLED, true);
     } else if (outcome.reason) {
       span.setAttribute(sc.ERROR_TYPE, errorType(outcome));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.detail ?? s?.errorMessage ?? outcome.reason });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: clipText(outcome.detail ?? s?.errorMessage ?? outcome.reason, MAX_ATTRIBUTE_CHARS) });
     }
   }
 

@@ -41,8 +41,6 @@ import { observeOllamaState, type OllamaState } from './state';
 export const INSTRUMENTATION_NAME = 'ollama-otel-gateway';
 export const DEFAULT_SERVICE_NAME = 'ollama-otel-gateway';
 
-/** Paths of the gateway's own endpoints, which get no server span (probes would flood traces). */
-const UNTRACED_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 export interface TelemetryOptions {
   serviceVersion: string;
@@ -53,6 +51,8 @@ export interface TelemetryOptions {
   families: ReadonlySet<MetricFamily>;
   /** Where the gauges describing Ollama read from; without it they are not created. */
   ollamaState?: () => OllamaState | undefined;
+  /** Bytes of request bodies held now. */
+  bufferedBodyBytes?: () => number;
 }
 
 export interface TelemetryRuntime {
@@ -117,9 +117,10 @@ function extraMetricReaders(sdkDisabled: boolean): IMetricReader[] {
 
 /**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
- * instrumentation-http wraps `http` before anything uses it. Returns undefined when disabled.
+ * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
+ * that get no server span. Returns undefined when disabled.
  */
-export function startTracing(resource: Resource): NodeSDK | undefined {
+export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
   if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return undefined;
   const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
@@ -137,7 +138,8 @@ export function startTracing(resource: Resource): NodeSDK | undefined {
     logRecordProcessors: [],
     instrumentations: [
       new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req) => UNTRACED_PATHS.has((req.url ?? '').split('?')[0]),
+        // The gateway's own endpoints get no server span (probes would flood traces).
+        ignoreIncomingRequestHook: (req) => untraced(req.url ?? '/'),
       }),
     ],
   });
@@ -156,6 +158,8 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
   const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
+  const bodyBytes = opts.bufferedBodyBytes;
+  if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
   const telemetry = new Telemetry(
     instruments,
     new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),

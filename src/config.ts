@@ -27,6 +27,14 @@ export interface Config {
   upstreamIdleTimeoutMs: number;
   /** Largest request body accepted on instrumented endpoints, in bytes. */
   maxRequestBodyBytes: number;
+  /** Memory all LLM request bodies being held may take together, in bytes. */
+  maxBufferedBodyBytes: number;
+  /** Silence while an LLM request body arrives before a 408, in milliseconds. */
+  requestBodyTimeoutMs: number;
+  /** How long a client may leave the gateway's writes blocked before it is cut, in milliseconds. */
+  clientWriteTimeoutMs: number;
+  /** How long a client may take to send a request's head, in milliseconds. */
+  headersTimeoutMs: number;
   /** Distinct `model` label values before new ones fold into `other`. */
   maxModelLabels: number;
   /** Record prompt and completion text on spans (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT). */
@@ -177,6 +185,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
 
   const idleSeconds = numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400);
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
+  const bufferedMb = numberVar(env, 'MAX_BUFFERED_BODY_MB', 256, 0, 1_048_576);
+  if (bufferedMb < bodyMb) {
+    throw new ConfigError(`MAX_BUFFERED_BODY_MB=${bufferedMb} is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could ever be read`);
+  }
+  const bodyTimeoutSeconds = numberVar(env, 'REQUEST_BODY_TIMEOUT_SECONDS', 30, 0, 86_400);
+  const clientWriteSeconds = numberVar(env, 'CLIENT_WRITE_TIMEOUT_SECONDS', 300, 0, 86_400);
+  const headersSeconds = numberVar(env, 'HEADERS_TIMEOUT_SECONDS', 60, 0, 3600);
   const maxModelLabels = intVar(env, 'MAX_MODEL_LABELS', 200, 1, 100_000);
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
   if (captureRaw !== 'true' && captureRaw !== 'false' && captureRaw !== '') {
@@ -201,6 +216,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     logLevel,
     upstreamIdleTimeoutMs: Math.round(idleSeconds * 1000),
     maxRequestBodyBytes: Math.floor(bodyMb * 1024 * 1024),
+    maxBufferedBodyBytes: Math.floor(bufferedMb * 1024 * 1024),
+    requestBodyTimeoutMs: Math.round(bodyTimeoutSeconds * 1000),
+    clientWriteTimeoutMs: Math.round(clientWriteSeconds * 1000),
+    headersTimeoutMs: Math.round(headersSeconds * 1000),
     maxModelLabels,
     captureMessageContent: captureRaw === 'true',
     maxCaptureChars,

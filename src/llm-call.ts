@@ -1,10 +1,15 @@
 /**
- * One instrumented LLM call, end to end: read the body (capped) → extract model and stream flag →
- * send to Ollama → tap the response → record and log the outcome, exactly once.
+ * One instrumented LLM call, as an object with a clear life:
+ *
+ *   reading (body, bounded) → queued (MAX_CONCURRENT_REQUESTS) → forwarded → streaming → finished
+ *
+ * It owns the one listener for the client going away and the outcome, recorded and logged exactly
+ * once whichever way the call ends.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ErrorReason } from '../otel/instruments';
+import { clipText } from '../otel/labels';
 import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
 import type { Logger } from './logger';
 import { framingOf, parserFor, type CallSummary } from './protocol';
@@ -12,8 +17,8 @@ import { SseUsageStripper } from './protocol/sse';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';
-import { ConcurrencyLimit, QueueTimeoutError } from './limit';
-import { BodyTooLargeError, readBody } from './request/body';
+import type { ConcurrencyLimit } from './limit';
+import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, withIncludeUsage, type LlmRequestInfo } from './request/extract';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
@@ -24,13 +29,19 @@ export interface LlmCallDeps {
   limit?: ConcurrencyLimit;
   telemetry: Telemetry;
   log: Logger;
-  maxRequestBodyBytes: number;
+  body: BodyLimits;
   idleTimeoutMs: number;
+  clientWriteTimeoutMs: number;
 }
+
+/** Longest upstream-supplied text (error messages) carried into a log line. */
+const MAX_DETAIL_CHARS = 1024;
 
 /** Decides the error reason of a response that arrived from Ollama. */
 export function responseReason(status: number, end: TapEnd, summary: CallSummary, timedOut: boolean): ErrorReason | undefined {
   if (end === 'client_gone') return 'client_cancelled';
+  if (end === 'client_stalled') return 'client_timeout';
+  if (end === 'relay_failed') return 'stream_error';
   if (end === 'upstream_broken') return timedOut ? 'upstream_timeout' : 'stream_error';
   if (status >= 500) return 'upstream_5xx';
   if (status >= 400) return 'upstream_4xx';
@@ -39,158 +50,199 @@ export function responseReason(status: number, end: TapEnd, summary: CallSummary
   return undefined;
 }
 
+/** How a body that could not be read is answered. */
+const BODY_REFUSALS = {
+  too_large: { status: 413, reason: 'body_too_large', headers: { connection: 'close' } },
+  budget: { status: 503, reason: 'body_buffer_full', headers: { connection: 'close', 'retry-after': '1' } },
+  timeout: { status: 408, reason: 'body_timeout', headers: { connection: 'close' } },
+} as const;
+
+type State = 'reading' | 'queued' | 'forwarded' | 'streaming' | 'finished';
+
 /** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
 export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const startedAt = performance.now();
-  const recorder = deps.telemetry.begin(route.operation, route.path, startedAt);
-  return new Promise<void>((resolve) => {
-    let finished = false;
-    let release: (() => void) | undefined;
-    const finish = (outcome: CallOutcome, endedAt: number) => {
-      if (finished) return;
-      finished = true;
-      release?.();
-      recorder.finish(outcome, endedAt);
-      logCall(deps.log, req, recorder, outcome, endedAt - startedAt);
-      resolve();
-    };
-
-    const admit = (body: Buffer): void => {
-      const info = extractRequest(route, body);
-      recorder.setRequest({
-        model: normalizeModelName(info.model),
-        requestModel: info.model,
-        stream: info.stream,
-        params: info.params,
-        body: info.body,
-      });
-      if (!deps.limit) {
-        forward(deps, route, req, res, body, info, recorder, finish);
-        return;
-      }
-      if (res.destroyed || res.closed) {
-        finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
-        return;
-      }
-      let withdraw: (() => void) | undefined;
-      const onClose = () => {
-        withdraw?.();
-        finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: 'client left while queued' }, performance.now());
-      };
-      res.once('close', onClose);
-      deps.limit
-        .acquire((w) => (withdraw = w))
-        .then(
-          (r) => {
-            res.off('close', onClose);
-            release = r;
-            if (res.destroyed) finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
-            else forward(deps, route, req, res, body, info, recorder, finish);
-          },
-          (err: Error) => {
-            res.off('close', onClose);
-            if (!(err instanceof QueueTimeoutError)) throw err;
-            // The queue turns over as calls finish; a second is a fair first back-off.
-            sendJsonError(res, route.api, 503, err.message, { 'retry-after': '1' });
-            finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message }, performance.now());
-          },
-        );
-    };
-
-    readBody(req, deps.maxRequestBodyBytes).then(
-      admit,
-      (err: Error) => {
-        const endedAt = performance.now();
-        if (err instanceof BodyTooLargeError) {
-          // The rest of the body is not read; close the connection once the answer is out.
-          sendJsonError(res, route.api, 413, err.message, { connection: 'close' });
-          finish({ status: 413, reason: 'body_too_large', streamed: false, detail: err.message }, endedAt);
-        } else {
-          finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: err.message }, endedAt);
-        }
-      },
-    );
-  });
+  return new LlmCall(deps, route, req, res).run();
 }
 
-function forward(
-  deps: LlmCallDeps,
-  route: LlmRoute,
-  req: IncomingMessage,
-  res: ServerResponse,
-  body: Buffer,
-  info: LlmRequestInfo,
-  recorder: CallRecorder,
-  finish: (outcome: CallOutcome, endedAt: number) => void,
-): void {
-  // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
-  // answer again, so the client sees exactly the stream it asked for.
-  const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
-  const sent = injectUsage ? withIncludeUsage(body, info) : body;
+class LlmCall {
+  private state: State = 'reading';
+  private readonly startedAt = performance.now();
+  private readonly recorder: CallRecorder;
+  private held: HeldBody | undefined;
+  private info: LlmRequestInfo | undefined;
+  private releaseSlot: (() => void) | undefined;
+  private withdraw: (() => void) | undefined;
+  private resolve!: () => void;
 
-  // Until Ollama answers, a client that leaves ends the call here; afterwards the tap sees it.
-  // The client may already be gone (it can close while its body is being read).
-  if (res.destroyed || res.closed) {
-    finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
-    return;
+  constructor(
+    private readonly deps: LlmCallDeps,
+    private readonly route: LlmRoute,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.recorder = deps.telemetry.begin(route.operation, route.path, this.startedAt);
   }
-  let answered = false;
-  res.once('close', () => {
-    if (!answered && !res.writableFinished) {
-      finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false }, performance.now());
-    }
-  });
 
-  const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars, onContentGap: recorder.contentGapObserver };
-  recorder.run(() => deps.upstream.send(req, res, {
-    body: sent,
-    onError: (err, idleTimedOut) => {
-      answered = true;
-      const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
-      sendJsonError(res, route.api, failure.status, failure.message);
-      finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message }, performance.now());
-    },
-    onResponse: (proxyRes) => {
-      answered = true;
-      const status = proxyRes.statusCode ?? 502;
-      const framing = framingOf(proxyRes.headers['content-type']);
-      const streamed = framing === 'ndjson' || framing === 'sse';
-      tapResponse(proxyRes, res, {
-        parser: parserFor(framing, parserOptions),
-        stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
-        flushHeaders: streamed,
-        onDone: (end, summary, endedAt) => {
-          const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
-          finish(
-            {
-              status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status,
-              reason,
-              summary,
-              streamed,
-              detail: summary.errorMessage,
-            },
-            endedAt,
-          );
+  run(): Promise<void> {
+    const over = new Promise<void>((r) => (this.resolve = r));
+    this.res.once('close', this.onClientClose);
+    readBody(this.req, this.deps.body).then(
+      (held) => this.admit(held),
+      (err: unknown) => this.refuseBody(err),
+    );
+    return over;
+  }
+
+  /** The client's connection closed. Once the response streams, the tap reports it instead. */
+  private readonly onClientClose = (): void => {
+    if (this.state === 'streaming' || this.state === 'finished' || this.res.writableFinished) return;
+    this.withdraw?.();
+    const detail = this.state === 'queued' ? 'client left while queued' : undefined;
+    this.finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail });
+  };
+
+  private refuseBody(err: unknown): void {
+    if (this.state === 'finished') return;
+    const failure = err instanceof BodyError ? err.failure : 'aborted';
+    const message = (err as Error).message;
+    if (failure === 'aborted') {
+      this.finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail: message });
+      return;
+    }
+    // The rest of the body is not read; the connection closes once the answer is out.
+    const refusal = BODY_REFUSALS[failure];
+    sendJsonError(this.res, this.route.api, refusal.status, message, refusal.headers);
+    this.finish({ status: refusal.status, reason: refusal.reason, streamed: false, detail: message });
+  }
+
+  private admit(held: HeldBody): void {
+    if (this.state === 'finished') {
+      held.release();
+      return;
+    }
+    this.held = held;
+    this.info = extractRequest(this.route, held.bytes);
+    this.recorder.setRequest({
+      model: normalizeModelName(this.info.model),
+      requestModel: this.info.model,
+      stream: this.info.stream,
+      params: this.info.params,
+      body: this.info.body,
+    });
+    const limit = this.deps.limit;
+    if (!limit) {
+      this.forward();
+      return;
+    }
+    this.state = 'queued';
+    limit
+      .acquire((w) => (this.withdraw = w))
+      .then(
+        (release) => {
+          this.withdraw = undefined;
+          if (this.state === 'finished') {
+            release();
+            return;
+          }
+          this.releaseSlot = release;
+          this.forward();
         },
-      });
-    },
-  }));
+        (err: Error) => {
+          this.withdraw = undefined;
+          if (this.state === 'finished') return;
+          // The queue turns over as calls finish; a second is a fair first back-off.
+          sendJsonError(this.res, this.route.api, 503, err.message, { 'retry-after': '1' });
+          this.finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message });
+        },
+      );
+  }
+
+  private forward(): void {
+    const { deps, route, req, res, recorder } = this;
+    const body = this.held!.bytes;
+    const info = this.info!;
+    this.info = undefined;
+    // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
+    // answer again, so the client sees exactly the stream it asked for.
+    const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
+    const sent = injectUsage ? withIncludeUsage(body, info) : body;
+    const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars, onContentGap: recorder.contentGapObserver };
+
+    this.state = 'forwarded';
+    recorder.run(() =>
+      deps.upstream.send(req, res, {
+        body: sent,
+        onError: (err, idleTimedOut) => {
+          if (this.state === 'finished') return;
+          const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
+          sendJsonError(res, route.api, failure.status, failure.message);
+          this.finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message });
+        },
+        onResponse: (proxyRes) => {
+          if (this.state === 'finished') {
+            proxyRes.destroy();
+            return;
+          }
+          this.state = 'streaming';
+          // The body has been sent: its memory is the budget's again.
+          this.held?.release();
+          this.held = undefined;
+          const status = proxyRes.statusCode ?? 502;
+          const framing = framingOf(proxyRes.headers['content-type']);
+          const streamed = framing === 'ndjson' || framing === 'sse';
+          tapResponse(proxyRes, res, {
+            parser: parserFor(framing, parserOptions),
+            stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
+            flushHeaders: streamed,
+            clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
+            onDone: (end, summary, endedAt, error) => {
+              const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
+              if (error) deps.log.error({ path: clipText(req.url ?? '', MAX_DETAIL_CHARS), error: error.message }, 'relaying the response failed');
+              this.finish(
+                {
+                  status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status,
+                  reason,
+                  summary,
+                  streamed,
+                  detail: summary.errorMessage,
+                },
+                endedAt,
+              );
+            },
+          });
+        },
+      }),
+    );
+  }
+
+  private finish(outcome: CallOutcome, endedAt = performance.now()): void {
+    if (this.state === 'finished') return;
+    this.state = 'finished';
+    this.res.off('close', this.onClientClose);
+    this.releaseSlot?.();
+    this.held?.release();
+    this.held = undefined;
+    this.recorder.finish(outcome, endedAt);
+    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
+    this.resolve();
+  }
 }
 
 function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: CallOutcome, durationMs: number): void {
   const s = outcome.summary;
+  const path = clipText(req.url ?? '', MAX_DETAIL_CHARS);
   const entry = {
     method: req.method,
-    path: req.url,
+    path,
     status: outcome.status,
     model: recorder.modelLabel,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     input_tokens: s?.inputTokens,
     output_tokens: s?.outputTokens,
     error: outcome.reason,
-    detail: outcome.detail,
+    detail: outcome.detail === undefined ? undefined : clipText(outcome.detail, MAX_DETAIL_CHARS),
   };
-  if (outcome.reason === 'upstream_unreachable' || outcome.reason === 'upstream_timeout' || outcome.reason === 'upstream_5xx') {
+  if (outcome.reason === 'upstream_unreachable' || outcome.reason === 'upstream_timeout' || outcome.reason === 'upstream_5xx' || outcome.reason === 'upstream_invalid_response') {
     log.error(entry, 'request failed upstream');
   } else if (outcome.reason === 'stream_error') {
     log.warn(entry, 'response from Ollama was broken');
@@ -202,11 +254,11 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     log.debug(
       {
         method: req.method,
-        path: req.url,
+        path,
         model: recorder.modelLabel,
-        response_model: s.responseModel,
-        response_id: s.responseId,
-        finish_reasons: s.finishReasons,
+        response_model: s.responseModel === undefined ? undefined : clipText(s.responseModel, MAX_DETAIL_CHARS),
+        response_id: s.responseId === undefined ? undefined : clipText(s.responseId, MAX_DETAIL_CHARS),
+        finish_reasons: s.finishReasons?.slice(0, 8).map((r) => clipText(r, 64)),
         streamed: outcome.streamed,
         complete: s.complete,
         content_chunks: s.contentEvents,

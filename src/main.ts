@@ -7,7 +7,15 @@
 import { buildResource, startTracing } from '../otel/sdk';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
+import { normalizeTarget } from './request/target';
+import { GATEWAY_ENDPOINTS } from './routes';
 import { packageVersion } from './version';
+
+/** Whether a request target names one of the gateway's own endpoints. */
+function isGatewayEndpoint(url: string): boolean {
+  const target = normalizeTarget(url);
+  return target !== undefined && GATEWAY_ENDPOINTS.has(target.path);
+}
 
 async function main(): Promise<void> {
   let config: Config;
@@ -22,7 +30,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const resource = buildResource(packageVersion());
-  const tracing = startTracing(resource);
+  const tracing = startTracing(resource, isGatewayEndpoint);
 
   // Loaded only now, after instrumentation-http is in place.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -32,3 +32,19 @@ export const LLM_ROUTES: readonly LlmRoute[] = [
   { path: '/v1/completions', operation: 'text_completion', api: 'openai', streamsByDefault: false, canStream: true },
   { path: '/v1/embeddings', operation: 'embeddings', api: 'openai', streamsByDefault: false, canStream: false },
 ];
+
+/** Instrumented routes by path, for the dispatcher. */
+export const LLM_ROUTE_BY_PATH: ReadonlyMap<string, LlmRoute> = new Map(LLM_ROUTES.map((r) => [r.path, r]));
+
+/** Who may call one of the gateway's own endpoints: anyone, or the holder of METRICS_BEARER_TOKEN. */
+export type GatewayScope = 'open' | 'metrics';
+
+/**
+ * The gateway's own endpoints. They answer GET and HEAD only and never reach Ollama, whatever the
+ * method; they get no server span.
+ */
+export const GATEWAY_ENDPOINTS: ReadonlyMap<string, GatewayScope> = new Map([
+  ['/healthz', 'open'],
+  ['/readyz', 'open'],
+  ['/metrics', 'metrics'],
+]);

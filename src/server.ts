@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { buildResource, startTelemetry, type TelemetryRuntime } from '../otel/sdk';
@@ -11,6 +12,7 @@ import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import { OllamaPoller } from './poller';
+import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
 
 export interface RunningGateway {
@@ -33,11 +35,28 @@ export interface OtelSetup {
   tracing?: NodeSDK;
 }
 
+/**
+ * A client sent something that is not HTTP, or too much of it, or too slowly. Answered as Node
+ * would (400, 408, 431), logged at DEBUG: it is the client's failure, not the gateway's.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
+  log.debug({ error: err.code ?? err.message }, 'malformed request from client');
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const reason = http.STATUS_CODES[status];
+  socket.write(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.destroy();
+}
+
 /** Starts the gateway with `config`; resolves once it listens. */
 export async function startGateway(config: Config, log: Logger, otel?: OtelSetup): Promise<RunningGateway> {
   // The poller needs the upstream connection the app creates, and the app needs the telemetry;
   // the state gauges read the poller through this indirection.
   let poller: OllamaPoller | undefined;
+  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -53,20 +72,27 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       measurement: { stallMs: config.streamStallMs },
       families: config.metricFamilies,
       ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
+      bufferedBodyBytes: () => bodyBudget.held,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, serveMetrics: runtime.serveMetrics });
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, serveMetrics: runtime.serveMetrics });
   if (config.pollIntervalMs > 0) {
     poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
     poller.start();
   }
-  const server = http.createServer(gateway.handler);
-  // Ollama may take minutes before the first byte (model load); never time out the client side.
+  const server = http.createServer(
+    // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
+    { connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4) || 30_000)) },
+    gateway.handler,
+  );
+  // Ollama may take minutes before the first byte (model load), so a whole request has no time
+  // limit; its head has HEADERS_TIMEOUT_SECONDS, its body REQUEST_BODY_TIMEOUT_SECONDS of silence.
   server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
+  server.headersTimeout = config.headersTimeoutMs;
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket, log));
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

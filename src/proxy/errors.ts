@@ -10,7 +10,7 @@ export const CLIENT_CLOSED_REQUEST = 499;
 
 export interface UpstreamFailure {
   status: 502 | 504;
-  reason: Extract<ErrorReason, 'upstream_unreachable' | 'upstream_timeout'>;
+  reason: Extract<ErrorReason, 'upstream_unreachable' | 'upstream_timeout' | 'upstream_invalid_response'>;
   message: string;
 }
 
@@ -24,6 +24,11 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string
     };
   }
   const code = err.code ?? '';
+  // Node's HTTP parser (`HPE_*`) refused what Ollama sent, or the gateway could not relay it.
+  if (code.startsWith('HPE_') || code === 'ERR_UPSTREAM_INVALID_RESPONSE') {
+    const what = code === 'ERR_UPSTREAM_INVALID_RESPONSE' ? err.message : `sent an invalid HTTP response (${code})`;
+    return { status: 502, reason: 'upstream_invalid_response', message: `Ollama at ${origin} ${what}` };
+  }
   const what =
     code === 'ECONNREFUSED'
       ? 'refused the connection'

@@ -3,9 +3,9 @@
  *
  * Every proxied request goes through `send`. It strips hop-by-hop headers, sends Ollama's own
  * `Host` (an Ollama on loopback answers a foreign Host with 403), arms the idle timeout, and aborts
- * the upstream request the moment the client goes away, so Ollama stops generating. Responses are
- * either piped by http-proxy unchanged (pass-through) or handed to the caller's `onResponse`
- * (instrumented calls, which tap them).
+ * the upstream request the moment the client goes away, so Ollama stops generating. Every response
+ * is handed to the caller's `onResponse`, which relays it through the tap (instrumented calls and
+ * pass-through alike); every failure before a response, to `onError`, exactly once.
  */
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
@@ -31,26 +31,55 @@ const HOP_BY_HOP_REQUEST = [
 export interface SendOptions {
   /** The body to send instead of streaming the client's (instrumented calls read it first). */
   body?: Buffer;
-  /** Takes over the response; without it the response is piped to the client unchanged. */
-  onResponse?: (proxyRes: IncomingMessage) => void;
-  /** The upstream request failed before a response arrived (not called when the client left). */
+  /** Takes over the response once its head has arrived. */
+  onResponse: (proxyRes: IncomingMessage) => void;
+  /**
+   * The upstream request failed before any response arrived: refused, reset, timed out, or answered
+   * with something that is not a response the gateway can relay. Not called when the client left,
+   * nor for anything after `onResponse` (the response's reader owns that).
+   */
   onError: (err: NodeJS.ErrnoException, timedOut: boolean) => void;
 }
 
 interface Exchange {
   opts: SendOptions;
   timedOut: boolean;
+  /** Set once a response head arrived or a failure was reported: nothing more is reported. */
+  settled: boolean;
 }
 
 const EXCHANGE = Symbol('ollama-gateway.exchange');
 type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
 const IDLE_CUT = Symbol('ollama-gateway.idle-cut');
-type CuttableRequest = ClientRequest & { [IDLE_CUT]?: boolean };
+const IDLE_MS = Symbol('ollama-gateway.idle-ms');
+type UpstreamRequest = ClientRequest & { [IDLE_CUT]?: boolean; [IDLE_MS]?: number };
+
+const requestOf = (proxyRes: IncomingMessage): UpstreamRequest | undefined => (proxyRes as IncomingMessage & { req?: UpstreamRequest }).req;
 
 /** Whether the upstream request behind `proxyRes` was cut by the gateway's idle timer. */
 export function cutByIdleTimer(proxyRes: IncomingMessage): boolean {
-  const req = (proxyRes as IncomingMessage & { req?: CuttableRequest }).req;
-  return req?.[IDLE_CUT] === true;
+  return requestOf(proxyRes)?.[IDLE_CUT] === true;
+}
+
+/**
+ * Stops and restarts the idle timer of the upstream request behind `proxyRes`. The idle timeout
+ * measures Ollama's silence while the gateway is ready to read; while the gateway has paused the
+ * response because its client is not reading, Ollama's silence is the client's doing.
+ */
+export function suspendIdleTimer(proxyRes: IncomingMessage): void {
+  requestOf(proxyRes)?.setTimeout(0);
+}
+
+export function resumeIdleTimer(proxyRes: IncomingMessage): void {
+  const req = requestOf(proxyRes);
+  const ms = req?.[IDLE_MS];
+  if (req && ms !== undefined && !req.destroyed) req.setTimeout(ms);
+}
+
+/** An upstream answer the gateway cannot relay for this request (e.g. `101` to a POST); the message completes "Ollama at <origin> …". */
+export class InvalidResponseError extends Error {
+  override name = 'InvalidResponseError';
+  readonly code = 'ERR_UPSTREAM_INVALID_RESPONSE';
 }
 
 /** A `buffer` source for http-proxy that writes an in-memory body in one piece. */
@@ -90,45 +119,63 @@ export class Upstream {
       changeOrigin: true,
       xfwd: false,
       ws: false,
+      // Every response is relayed by the gateway's own tap, never by http-proxy's header passes.
+      selfHandleResponse: true,
     });
-    this.proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req as TrackedRequest, res as ServerResponse));
-    this.proxy.on('proxyRes', (proxyRes, req, res) => this.onProxyRes(proxyRes, req as TrackedRequest, res as ServerResponse));
+    this.proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq as UpstreamRequest, req as TrackedRequest, res as ServerResponse));
+    this.proxy.on('proxyRes', (proxyRes, req) => this.onProxyRes(proxyRes, req as TrackedRequest));
     // http-proxy's default is to rethrow; every call below passes its own callback, so this only
     // guards against a path that does not.
     this.proxy.on('error', () => {});
   }
 
-  /** Sends `req` to Ollama. Headers of `req` are edited in place. */
+  /** Sends `req` to Ollama. Headers of `req` are edited in place; `req.url` is sent as it is. */
   send(req: IncomingMessage, res: ServerResponse, opts: SendOptions): void {
     const tracked = req as TrackedRequest;
-    tracked[EXCHANGE] = { opts, timedOut: false };
+    const ex: Exchange = { opts, timedOut: false, settled: false };
+    tracked[EXCHANGE] = ex;
     const headers = req.headers;
     stripHopByHop(headers);
     if (opts.body) {
       delete headers['transfer-encoding'];
       headers['content-length'] = String(opts.body.length);
     }
-    this.proxy.web(
-      req,
-      res,
-      opts.body ? { buffer: bodySource(opts.body), selfHandleResponse: !!opts.onResponse } : { selfHandleResponse: !!opts.onResponse },
-      (err) => {
-        const ex = tracked[EXCHANGE];
-        if (!ex || res.destroyed) return; // the client left; the caller learns it from `res`
-        ex.opts.onError(err as NodeJS.ErrnoException, ex.timedOut);
-      },
-    );
+    this.proxy.web(req, res, opts.body ? { buffer: bodySource(opts.body) } : {}, (err) => {
+      // The client left or sent a broken body (the caller learns it from `res`), or the response
+      // already started (a reset mid-body is the response reader's to report, with the status the
+      // client got).
+      if (req.errored) res.destroy();
+      if (res.destroyed) return;
+      this.fail(ex, err as NodeJS.ErrnoException);
+    });
   }
 
-  private onProxyReq(proxyReq: ClientRequest, req: TrackedRequest, res: ServerResponse): void {
+  private fail(ex: Exchange, err: NodeJS.ErrnoException): void {
+    if (ex.settled) return;
+    ex.settled = true;
+    ex.opts.onError(err, ex.timedOut);
+  }
+
+  private onProxyReq(proxyReq: UpstreamRequest, req: TrackedRequest, res: ServerResponse): void {
     const ex = req[EXCHANGE];
     if (!ex) return;
     // Idle timeout: the socket timer restarts on every byte, so a long generation that keeps
     // streaming is never cut; only silence is.
+    proxyReq[IDLE_MS] = this.idleTimeoutMs;
     proxyReq.setTimeout(this.idleTimeoutMs, () => {
       ex.timedOut = true;
-      (proxyReq as CuttableRequest)[IDLE_CUT] = true;
+      proxyReq[IDLE_CUT] = true;
       proxyReq.destroy();
+    });
+    // An answer Node cannot hand over as a response (a `101` to a request that asked for no
+    // upgrade) closes the request with neither a response nor an error: report it, or the client
+    // would wait for ever.
+    proxyReq.once('upgrade', (_res, socket) => {
+      socket.destroy();
+      this.fail(ex, new InvalidResponseError('answered 101 Switching Protocols to a request that asked for no upgrade'));
+    });
+    proxyReq.once('close', () => {
+      if (!ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
     });
     const abortUpstream = () => {
       if (!proxyReq.destroyed) proxyReq.destroy();
@@ -140,18 +187,15 @@ export class Upstream {
       });
   }
 
-  private onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest, res: ServerResponse): void {
+  private onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest): void {
     const ex = req[EXCHANGE];
-    if (ex?.opts.onResponse) {
-      ex.opts.onResponse(proxyRes);
+    if (!ex || ex.settled) {
+      proxyRes.destroy();
       return;
     }
-    // Pass-through: http-proxy pipes the body, but a pipe does not end the client's response when
-    // Ollama's breaks off; cut the client's too, so it sees the truncation instead of hanging.
+    ex.settled = true;
     proxyRes.on('error', () => {});
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete && !res.destroyed) res.destroy();
-    });
+    ex.opts.onResponse(proxyRes);
   }
 
   /**

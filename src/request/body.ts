@@ -1,66 +1,138 @@
 /**
- * Reads a request body into memory with a size cap. Used only on the instrumented LLM endpoints,
- * whose bodies are JSON; every other path streams its body straight through.
+ * Reads an LLM request body into memory, bounded three ways: the body's own size
+ * (MAX_REQUEST_BODY_MB), the memory all bodies being held may take together (MAX_BUFFERED_BODY_MB),
+ * and the silence the gateway waits through while a body arrives (REQUEST_BODY_TIMEOUT_SECONDS).
+ * Used only on the instrumented LLM endpoints, whose bodies are JSON; every other path streams its
+ * body straight through without holding it.
  */
 import type { IncomingMessage } from 'node:http';
 
-export class BodyTooLargeError extends Error {
-  override name = 'BodyTooLargeError';
-  constructor(readonly limit: number) {
-    super(`request body exceeds the gateway's limit of ${formatBytes(limit)}`);
+export type BodyFailure = 'too_large' | 'budget' | 'timeout' | 'aborted';
+
+export class BodyError extends Error {
+  override name = 'BodyError';
+  constructor(
+    readonly failure: BodyFailure,
+    message: string,
+  ) {
+    super(message);
   }
 }
 
-export class BodyAbortedError extends Error {
-  override name = 'BodyAbortedError';
-  constructor() {
-    super('client closed the connection while sending the request body');
-  }
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
-  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
-  return `${n} bytes`;
+function mib(n: number): string {
+  const v = n / (1024 * 1024);
+  return `${Number.isInteger(v) ? v : v.toFixed(3)} MiB`;
 }
 
 /**
- * Resolves with the whole body, or rejects with BodyTooLargeError as soon as the declared or the
- * received length passes `limit` (the rest is not read), or with BodyAbortedError if the client
- * goes away first.
+ * The memory held for request bodies, across all requests. A body reserves its bytes as they
+ * arrive and gives them back through its lease; a reservation that would pass the budget fails.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export class BodyBudget {
+  private used = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  /** Bytes held now. */
+  get held(): number {
+    return this.used;
+  }
+
+  /** Reserves `n` bytes; false (and nothing reserved) when that would pass the budget. */
+  reserve(n: number): boolean {
+    if (this.used + n > this.maxBytes) return false;
+    this.used += n;
+    return true;
+  }
+
+  release(n: number): void {
+    this.used -= n;
+  }
+}
+
+/** A body in hand, and its share of the budget, given back once with `release()`. */
+export class HeldBody {
+  private held: number;
+
+  constructor(
+    readonly bytes: Buffer,
+    private readonly budget: BodyBudget,
+  ) {
+    this.held = bytes.length;
+  }
+
+  release(): void {
+    if (this.held === 0) return;
+    this.budget.release(this.held);
+    this.held = 0;
+  }
+}
+
+export interface BodyLimits {
+  /** Largest body accepted. */
+  maxBytes: number;
+  budget: BodyBudget;
+  /** Longest silence while the body arrives, in ms; 0 waits for ever. */
+  idleTimeoutMs: number;
+}
+
+/**
+ * Resolves with the whole body, or rejects with a BodyError: `too_large` as soon as the declared or
+ * received length passes the limit, `budget` when the bytes cannot be reserved, `timeout` after
+ * `idleTimeoutMs` without a byte, `aborted` when the client goes away. On rejection every byte
+ * reserved is given back and the rest of the body is not read.
+ */
+export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<HeldBody> {
+  const { maxBytes, budget } = limits;
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new BodyTooLargeError(limit));
+  const declaredBytes = declared === undefined ? 0 : Number(declared);
+  if (declaredBytes > maxBytes) {
+    return Promise.reject(new BodyError('too_large', `request body exceeds the gateway's limit of ${mib(maxBytes)} (MAX_REQUEST_BODY_MB)`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const cleanup = () => {
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (err?: BodyError) => {
+      if (timer) clearTimeout(timer);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
+      if (!err) return;
+      budget.release(size);
+      chunks.length = 0;
+      req.pause();
+      reject(err);
+    };
+    const fail = (failure: BodyFailure, message: string) => settle(new BodyError(failure, message));
+    const arm = () => {
+      if (limits.idleTimeoutMs <= 0) return;
+      if (timer) timer.refresh();
+      else
+        timer = setTimeout(
+          () => fail('timeout', `the request body stopped arriving for ${limits.idleTimeoutMs / 1000} s (REQUEST_BODY_TIMEOUT_SECONDS)`),
+          limits.idleTimeoutMs,
+        );
     };
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        reject(new BodyTooLargeError(limit));
+      if (size + chunk.length > maxBytes) {
+        fail('too_large', `request body exceeds the gateway's limit of ${mib(maxBytes)} (MAX_REQUEST_BODY_MB)`);
         return;
       }
+      if (!budget.reserve(chunk.length)) {
+        fail('budget', `the gateway holds ${mib(budget.maxBytes)} of request bodies already (MAX_BUFFERED_BODY_MB); retry shortly`);
+        return;
+      }
+      size += chunk.length;
       chunks.push(chunk);
+      arm();
     };
     const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
+      settle();
+      resolve(new HeldBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), budget));
     };
-    const onError = () => {
-      cleanup();
-      reject(new BodyAbortedError());
-    };
+    const onError = () => fail('aborted', 'client closed the connection while sending the request body');
     const onClose = () => {
       if (!req.complete) onError();
     };
@@ -68,5 +140,6 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('end', onEnd);
     req.on('error', onError);
     req.on('close', onClose);
+    arm();
   });
 }

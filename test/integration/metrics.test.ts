@@ -66,6 +66,7 @@ describe('/metrics', () => {
       ollama_inter_token_seconds: 'histogram',
       ollama_stream_stalls_total: 'counter',
       ollama_queue_seconds: 'histogram',
+      ollama_gateway_buffered_body_bytes: 'gauge',
       gen_ai_client_operation_duration: 'histogram',
       gen_ai_client_token_usage: 'histogram',
       gen_ai_server_time_to_first_token: 'histogram',
