@@ -21,9 +21,16 @@ export const ATTR_ENDPOINT = 'endpoint';
 export const ATTR_STATUS = 'status';
 export const ATTR_REASON = 'reason';
 export const ATTR_VERSION = 'version';
+/** On `ollama_gateway_auth_failures_total`: `api` (proxied requests) or `metrics`. */
+export const ATTR_SCOPE = 'scope';
+
+/** The label value of a request whose model is not known (no body, not JSON, no `model`). */
+export const UNKNOWN_LABEL = 'unknown';
 
 /** Attribute keys on the GenAI metrics (semconv). */
 export const GEN_AI_TOKEN_TYPE = 'gen_ai.token.type';
+export const TOKEN_TYPE_INPUT = 'input';
+export const TOKEN_TYPE_OUTPUT = 'output';
 
 /**
  * Durations from a few milliseconds (a warm embedding) to twenty minutes (a cold load of a 70B

@@ -11,10 +11,9 @@
  * - `OTEL_SDK_DISABLED=true` turns tracing and OTLP export off; `/metrics` stays, since serving it
  *   is the gateway's job rather than the SDK's.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { trace, type Tracer } from '@opentelemetry/api';
+import { diag, trace, type Tracer } from '@opentelemetry/api';
 import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
 import {
   defaultResource,
   detectResources,
@@ -55,10 +54,19 @@ export interface TelemetryOptions {
   bufferedBodyBytes?: () => number;
 }
 
+/** A Prometheus text exposition and its media type. */
+export interface Exposition {
+  contentType: string;
+  body: string;
+}
+
+/** The Prometheus text format, version 0.0.4. */
+const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
 export interface TelemetryRuntime {
   telemetry: Telemetry;
-  /** Serves the Prometheus exposition for a GET /metrics request. */
-  serveMetrics(req: IncomingMessage, res: ServerResponse): void;
+  /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
+  scrape(): Promise<Exposition>;
   /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
 }
@@ -150,6 +158,7 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
 /** Creates the metrics pipeline and the Telemetry the gateway records into. */
 export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
   const prometheus = new PrometheusReader({ preventServerStart: true, withoutScopeInfo: true });
+  const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const provider = new MeterProvider({
     resource,
     readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
@@ -168,7 +177,11 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   );
   return {
     telemetry,
-    serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
+    scrape: async () => {
+      const { resourceMetrics, errors } = await prometheus.collect();
+      if (errors.length > 0) diag.error('metrics collection errors', ...errors);
+      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(resourceMetrics) };
+    },
     shutdown: async () => {
       await Promise.allSettled([provider.shutdown(), tracing?.shutdown()]);
     },

@@ -8,11 +8,12 @@
  * Nothing a request or Ollama does may throw out of here: an unexpected error ends that one
  * request (500 if nothing was sent yet, else the connection is cut) with one ERROR log line.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Telemetry } from '../otel/recorder';
+import type { Exposition } from '../otel/sdk';
 import { BearerKeys, type AuthFailure } from './auth';
 import type { Config } from './config';
 import { ConcurrencyLimit } from './limit';
@@ -32,7 +33,8 @@ export interface GatewayDeps {
   telemetry: Telemetry;
   /** The memory shared by all request bodies being held. */
   bodyBudget: BodyBudget;
-  serveMetrics: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** The Prometheus exposition of every metric. */
+  scrape: () => Promise<Exposition>;
 }
 
 export interface Gateway {
@@ -77,9 +79,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       ctx.body = { status: 'unavailable', ollama: config.upstream.origin, reason: (err as Error).message };
     }
   });
-  router.get('/metrics', (ctx) => {
-    ctx.respond = false;
-    deps.serveMetrics(ctx.req, ctx.res);
+  router.get('/metrics', async (ctx) => {
+    const exposition = await deps.scrape();
+    ctx.type = exposition.contentType;
+    ctx.body = exposition.body;
   });
   app.use(router.routes());
   app.on('error', (err: NodeJS.ErrnoException) => log.debug({ error: err.code ?? err.message }, 'gateway endpoint request failed'));

@@ -167,70 +167,91 @@ function parseFamilies(raw: string | undefined): ReadonlySet<MetricFamily> {
   return new Set(names as MetricFamily[]);
 }
 
-/** Reads and validates the configuration. Throws ConfigError on the first bad value. */
-export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+function listenSettings(env: Env): Pick<Config, 'upstream' | 'host' | 'port' | 'logLevel'> {
   const upstream = parseUpstream(env.OLLAMA_HOST ?? 'http://localhost:11434');
-
   const host = (env.HOST ?? '0.0.0.0').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
   }
   const port = intVar(env, 'PORT', 8000, 0, 65535);
-
   const levelRaw = (env.LOG_LEVEL ?? 'INFO').trim().toUpperCase();
   const logLevel = LOG_LEVELS[levelRaw];
   if (!logLevel) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not valid: expected DEBUG, INFO, WARNING (or WARN) or ERROR`);
   }
+  return { upstream, host, port, logLevel };
+}
 
-  const idleSeconds = numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400);
+type LimitSettings = Pick<
+  Config,
+  | 'upstreamIdleTimeoutMs'
+  | 'maxRequestBodyBytes'
+  | 'maxBufferedBodyBytes'
+  | 'requestBodyTimeoutMs'
+  | 'clientWriteTimeoutMs'
+  | 'headersTimeoutMs'
+  | 'shutdownGraceMs'
+  | 'maxConcurrentRequests'
+  | 'queueTimeoutMs'
+>;
+
+const MB = 1024 * 1024;
+
+function limitSettings(env: Env): LimitSettings {
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
-  const bufferedMb = numberVar(env, 'MAX_BUFFERED_BODY_MB', 256, 0, 1_048_576);
+  // By default the shared budget holds at least one body of the largest size.
+  const bufferedMb = numberVar(env, 'MAX_BUFFERED_BODY_MB', Math.max(256, bodyMb), 0, 1_048_576);
   if (bufferedMb < bodyMb) {
-    throw new ConfigError(`MAX_BUFFERED_BODY_MB=${bufferedMb} is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could ever be read`);
+    throw new ConfigError(`MAX_BUFFERED_BODY_MB="${bufferedMb}" is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could be read`);
   }
-  const bodyTimeoutSeconds = numberVar(env, 'REQUEST_BODY_TIMEOUT_SECONDS', 30, 0, 86_400);
-  const clientWriteSeconds = numberVar(env, 'CLIENT_WRITE_TIMEOUT_SECONDS', 300, 0, 86_400);
-  const headersSeconds = numberVar(env, 'HEADERS_TIMEOUT_SECONDS', 60, 0, 3600);
-  const maxModelLabels = intVar(env, 'MAX_MODEL_LABELS', 200, 1, 100_000);
+  const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
+  const ms = (seconds: number) => Math.round(seconds * 1000);
+  return {
+    upstreamIdleTimeoutMs: ms(numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400)),
+    maxRequestBodyBytes: Math.floor(bodyMb * MB),
+    maxBufferedBodyBytes: Math.floor(bufferedMb * MB),
+    requestBodyTimeoutMs: ms(numberVar(env, 'REQUEST_BODY_TIMEOUT_SECONDS', 30, 0, 86_400, true)),
+    clientWriteTimeoutMs: ms(numberVar(env, 'CLIENT_WRITE_TIMEOUT_SECONDS', 300, 0, 86_400, true)),
+    headersTimeoutMs: ms(numberVar(env, 'HEADERS_TIMEOUT_SECONDS', 60, 0, 3600)),
+    shutdownGraceMs: ms(numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true)),
+    maxConcurrentRequests: maxConcurrent > 0 ? maxConcurrent : undefined,
+    queueTimeoutMs: ms(numberVar(env, 'QUEUE_TIMEOUT_SECONDS', 30, 0, 3600, true)),
+  };
+}
+
+type TelemetrySettings = Pick<
+  Config,
+  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'
+>;
+
+function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
   if (captureRaw !== 'true' && captureRaw !== 'false' && captureRaw !== '') {
     throw new ConfigError(
       `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=${JSON.stringify(env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)} is not valid: expected true or false`,
     );
   }
-  const maxCaptureChars = intVar(env, 'GENAI_CAPTURE_MAX_CHARS', 16_384, 1, 10_000_000);
-  const graceSeconds = numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true);
-  const pollSeconds = numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true);
-  const stallSeconds = numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600);
-  const metricFamilies = parseFamilies(env.METRIC_FAMILIES);
-  const apiKeys = readApiKeys(env);
-  const metricsBearerToken = env.METRICS_BEARER_TOKEN?.trim() || undefined;
-  const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
-  const queueSeconds = numberVar(env, 'QUEUE_TIMEOUT_SECONDS', 30, 0, 3600, true);
-
   return {
-    upstream,
-    host,
-    port,
-    logLevel,
-    upstreamIdleTimeoutMs: Math.round(idleSeconds * 1000),
-    maxRequestBodyBytes: Math.floor(bodyMb * 1024 * 1024),
-    maxBufferedBodyBytes: Math.floor(bufferedMb * 1024 * 1024),
-    requestBodyTimeoutMs: Math.round(bodyTimeoutSeconds * 1000),
-    clientWriteTimeoutMs: Math.round(clientWriteSeconds * 1000),
-    headersTimeoutMs: Math.round(headersSeconds * 1000),
-    maxModelLabels,
+    maxModelLabels: intVar(env, 'MAX_MODEL_LABELS', 200, 1, 100_000),
     captureMessageContent: captureRaw === 'true',
-    maxCaptureChars,
-    shutdownGraceMs: Math.round(graceSeconds * 1000),
-    pollIntervalMs: Math.round(pollSeconds * 1000),
-    streamStallMs: stallSeconds * 1000,
-    metricFamilies,
-    apiKeys,
-    metricsBearerToken,
-    maxConcurrentRequests: maxConcurrent > 0 ? maxConcurrent : undefined,
-    queueTimeoutMs: Math.round(queueSeconds * 1000),
+    maxCaptureChars: intVar(env, 'GENAI_CAPTURE_MAX_CHARS', 16_384, 1, 10_000_000),
+    pollIntervalMs: Math.round(numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true) * 1000),
+    streamStallMs: numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600) * 1000,
+    metricFamilies: parseFamilies(env.METRIC_FAMILIES),
+  };
+}
+
+/**
+ * Reads and validates the configuration (the variables listed in settings.ts). Throws ConfigError
+ * on the first bad value.
+ */
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  return {
+    ...listenSettings(env),
+    ...limitSettings(env),
+    ...telemetrySettings(env),
+    apiKeys: readApiKeys(env),
+    metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
     ...overrides,
   };
 }

@@ -57,6 +57,9 @@ const BODY_REFUSALS = {
   timeout: { status: 408, reason: 'body_timeout', headers: { connection: 'close' } },
 } as const;
 
+/** The outcome as the call knows it: with the parser's whole summary, which the recorder reads part of. */
+type Outcome = Omit<CallOutcome, 'summary'> & { summary?: CallSummary };
+
 type State = 'reading' | 'queued' | 'forwarded' | 'streaming' | 'finished';
 
 /** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
@@ -166,7 +169,7 @@ class LlmCall {
     // answer again, so the client sees exactly the stream it asked for.
     const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
     const sent = injectUsage ? withIncludeUsage(body, info) : body;
-    const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars, onContentGap: recorder.contentGapObserver };
+    const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
 
     this.state = 'forwarded';
     recorder.run(() =>
@@ -195,6 +198,7 @@ class LlmCall {
             stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
+            onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
               const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
               if (error) deps.log.error({ path: clipText(req.url ?? '', MAX_DETAIL_CHARS), error: error.message }, 'relaying the response failed');
@@ -215,7 +219,7 @@ class LlmCall {
     );
   }
 
-  private finish(outcome: CallOutcome, endedAt = performance.now()): void {
+  private finish(outcome: Outcome, endedAt = performance.now()): void {
     if (this.state === 'finished') return;
     this.state = 'finished';
     this.res.off('close', this.onClientClose);
@@ -228,7 +232,7 @@ class LlmCall {
   }
 }
 
-function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: CallOutcome, durationMs: number): void {
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {
   const s = outcome.summary;
   const path = clipText(req.url ?? '', MAX_DETAIL_CHARS);
   const entry = {
@@ -263,6 +267,7 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
         complete: s.complete,
         content_chunks: s.contentEvents,
         malformed_lines: s.malformed,
+        oversized_lines: s.oversized,
         ttft_ms: s.firstContentAt !== undefined ? Math.round((s.firstContentAt - recorder.startedAt) * 1000) / 1000 : undefined,
         total_duration_ns: s.totalDurationNs,
         load_duration_ns: s.loadDurationNs,

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import { buildResource, startTelemetry, type TelemetryRuntime } from '../otel/sdk';
+import { buildResource, startTelemetry } from '../otel/sdk';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
@@ -16,11 +16,7 @@ import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
 
 export interface RunningGateway {
-  server: http.Server;
   gateway: Gateway;
-  runtime: TelemetryRuntime;
-  config: Config;
-  log: Logger;
   /** The port actually bound (useful with PORT=0). */
   port: number;
   /** The background poller of Ollama's state, when enabled. */
@@ -77,7 +73,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, serveMetrics: runtime.serveMetrics });
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape: runtime.scrape });
   if (config.pollIntervalMs > 0) {
     poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
     poller.start();
@@ -125,6 +121,6 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     return stopping;
   };
 
-  return { server, gateway, runtime, config, log, port, poller, stop };
+  return { gateway, port, poller, stop };
 }
 

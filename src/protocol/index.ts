@@ -31,4 +31,5 @@ export function parserFor(framing: Framing, options?: ParserOptions): ResponsePa
   }
 }
 
+export { emptySummary, MAX_INSPECT_BYTES } from './summary';
 export type { CallSummary, ParserOptions, ResponseParser } from './summary';

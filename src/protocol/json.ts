@@ -4,10 +4,10 @@
  * the same time) and decoded once at the end. A body larger than `maxInspectBytes` is forwarded
  * but not decoded, so a huge embeddings answer cannot make the gateway hold or parse megabytes.
  */
-import { absorbJson, appendText, emptySummary, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import { absorbJson, appendText, emptySummary, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
-/** Default cap on the body the gateway decodes for statistics. */
-export const DEFAULT_MAX_INSPECT_BYTES = 8 * 1024 * 1024;
+/** Default cap on the body the gateway decodes for statistics: the same as for a stream's line or event. */
+export const DEFAULT_MAX_INSPECT_BYTES = MAX_INSPECT_BYTES;
 
 export class JsonBodyParser implements ResponseParser {
   readonly summary: CallSummary = emptySummary();

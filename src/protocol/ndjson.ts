@@ -6,10 +6,11 @@
  * Only the lines that matter are decoded. Ollama writes compact JSON (`json.Marshal`), and a quote
  * inside a string value is always escaped, so the byte sequence `"done":true` can only be a key and
  * its value: content lines are recognised without parsing them, and only the final line (and an
- * error line) is handed to JSON.parse. A line is split across chunks at any byte: the unterminated
- * tail is kept and joined with the next chunk.
+ * error line) is handed to JSON.parse. A line is split across chunks at any byte: the pieces of an
+ * unterminated line are kept and joined once, when its newline arrives. A line longer than
+ * `MAX_INSPECT_BYTES` is counted as oversized, let go of, and skipped up to its newline.
  */
-import { absorbJson, appendText, decodeObject, emptySummary, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import { absorbJson, appendText, decodeObject, emptySummary, markContent, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
 const NL = 0x0a;
 const DONE_MARK = Buffer.from('"done":true');
@@ -19,31 +20,36 @@ const CLOSE = 0x7d; // }
 
 export class NdjsonParser implements ResponseParser {
   readonly summary: CallSummary = emptySummary();
-  /** Pieces of a line whose newline has not arrived yet. */
+  /** Pieces of a line whose newline has not arrived yet, and their total length. */
   private tail: Buffer[] = [];
+  private held = 0;
+  /** Inside an oversized line, skipping to its newline. */
+  private skipping = false;
 
-  constructor(private readonly options: ParserOptions = NO_CAPTURE) {}
+  /** `maxLineBytes`: longer lines are counted as oversized, not decoded. */
+  constructor(
+    private readonly options: ParserOptions = NO_CAPTURE,
+    private readonly maxLineBytes = MAX_INSPECT_BYTES,
+  ) {}
+
+  /** Bytes held for a line whose newline has not arrived (never more than `maxLineBytes`). */
+  get heldBytes(): number {
+    return this.held;
+  }
 
   push(chunk: Buffer, now: number): void {
-    const s = this.summary;
-    const contentBefore = s.contentEvents;
-    const previousContentAt = s.lastContentAt;
     this.lines(chunk, now);
-    if (s.contentEvents > contentBefore && previousContentAt !== undefined) this.options.onContentGap?.(now - previousContentAt);
   }
 
   private lines(chunk: Buffer, now: number): void {
     let start = 0;
     let nl = chunk.indexOf(NL);
-    if (this.tail.length > 0) {
+    if (this.held > 0 || this.skipping) {
       if (nl === -1) {
-        this.tail.push(chunk);
+        this.hold(chunk, 0);
         return;
       }
-      this.tail.push(chunk.subarray(0, nl));
-      const line = Buffer.concat(this.tail);
-      this.tail = [];
-      this.line(line, 0, line.length, now, line.indexOf(DONE_MARK));
+      this.finish(chunk, nl, now);
       start = nl + 1;
       nl = chunk.indexOf(NL, start);
     }
@@ -52,19 +58,58 @@ export class NdjsonParser implements ResponseParser {
     let doneAt = nl === -1 ? -1 : chunk.indexOf(DONE_MARK, start);
     while (nl !== -1) {
       if (doneAt !== -1 && doneAt < start) doneAt = chunk.indexOf(DONE_MARK, start);
-      this.line(chunk, start, nl, now, doneAt !== -1 && doneAt < nl ? doneAt : -1);
+      if (nl - start > this.maxLineBytes) this.summary.oversized++;
+      else this.line(chunk, start, nl, now, doneAt !== -1 && doneAt < nl ? doneAt : -1);
       start = nl + 1;
       nl = chunk.indexOf(NL, start);
     }
-    if (start < chunk.length) this.tail.push(start === 0 ? chunk : chunk.subarray(start));
+    if (start < chunk.length) this.hold(chunk, start);
+  }
+
+  /** Keeps `chunk[start…]` for the line in progress, or lets the line go when that would pass the cap. */
+  private hold(chunk: Buffer, start: number): void {
+    if (this.skipping) return;
+    const size = this.held + chunk.length - start;
+    if (size <= this.maxLineBytes) {
+      this.tail.push(start === 0 ? chunk : chunk.subarray(start));
+      this.held = size;
+      return;
+    }
+    this.tail = [];
+    this.held = 0;
+    this.skipping = true;
+    this.summary.oversized++;
+  }
+
+  /** The held (or skipped) line ends at `chunk[nl]`. */
+  private finish(chunk: Buffer, nl: number, now: number): void {
+    if (this.skipping) {
+      this.skipping = false;
+      return;
+    }
+    const tail = this.tail;
+    const size = this.held + nl;
+    this.tail = [];
+    this.held = 0;
+    if (size > this.maxLineBytes) {
+      this.summary.oversized++;
+      return;
+    }
+    tail.push(chunk.subarray(0, nl));
+    const line = Buffer.concat(tail, size);
+    this.line(line, 0, size, now, line.indexOf(DONE_MARK));
   }
 
   end(now: number): CallSummary {
-    if (this.tail.length > 0) {
-      // The body ended without a final newline: the tail is the last line.
-      const line = Buffer.concat(this.tail);
-      this.tail = [];
-      this.line(line, 0, line.length, now, line.indexOf(DONE_MARK));
+    const tail = this.tail;
+    const size = this.held;
+    this.tail = [];
+    this.held = 0;
+    this.skipping = false;
+    // The body ended without a final newline: the tail is the last line.
+    if (size > 0) {
+      const line = tail.length === 1 ? tail[0] : Buffer.concat(tail, size);
+      this.line(line, 0, size, now, line.indexOf(DONE_MARK));
     }
     return this.summary;
   }
@@ -86,13 +131,11 @@ export class NdjsonParser implements ResponseParser {
         s.complete = true;
         return;
       }
-    } else if (buf.compare(ERROR_PREFIX, 0, ERROR_PREFIX.length, start, start + ERROR_PREFIX.length) === 0) {
+    } else if (end - start >= ERROR_PREFIX.length && buf.compare(ERROR_PREFIX, 0, ERROR_PREFIX.length, start, start + ERROR_PREFIX.length) === 0) {
       absorbJson(s, buf, start, end);
       return;
     }
-    if (s.firstContentAt === undefined) s.firstContentAt = now;
-    s.lastContentAt = now;
-    s.contentEvents++;
+    markContent(s, now);
     if (this.options.captureText && doneAt === -1) appendText(s, decodeObject(buf, start, end), this.options.maxTextChars);
   }
 }

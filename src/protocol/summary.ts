@@ -31,11 +31,23 @@ export interface CallSummary {
   errorMessage?: string;
   /** Lines or events that could not be decoded. */
   malformed: number;
+  /**
+   * Lines or events too large to inspect (see `MAX_INSPECT_BYTES`): forwarded unchanged, not
+   * decoded, neither content nor malformed.
+   */
+  oversized: number;
   /** False when the body was too large to inspect; then `complete` says nothing. */
   inspected: boolean;
   /** The answer's text, collected only when the parser was asked to capture it. */
   outputText?: string;
 }
+
+/**
+ * The most bytes a parser holds for one line, event or body it has not seen the end of. A longer one
+ * is still forwarded, but the parser lets go of it and skips the rest of it: Ollama's own lines and
+ * events are far smaller, so only a broken or hostile upstream sends one.
+ */
+export const MAX_INSPECT_BYTES = 8 * 1024 * 1024;
 
 /** Options shared by the parsers. */
 export interface ParserOptions {
@@ -43,17 +55,19 @@ export interface ParserOptions {
   captureText: boolean;
   /** Stop collecting after this many characters. */
   maxTextChars: number;
-  /**
-   * Called for each network chunk that carries content, after the first, with the gap (ms) since
-   * the previous one: the inter-token latency a streaming client sees, measured as chunks pass.
-   */
-  onContentGap?: (ms: number) => void;
 }
 
 export const NO_CAPTURE: ParserOptions = { captureText: false, maxTextChars: 0 };
 
 export function emptySummary(): CallSummary {
-  return { contentEvents: 0, complete: false, malformed: 0, inspected: true };
+  return { contentEvents: 0, complete: false, malformed: 0, oversized: 0, inspected: true };
+}
+
+/** A content chunk (a token, or a few) passed at `now`. */
+export function markContent(s: CallSummary, now: number): void {
+  if (s.firstContentAt === undefined) s.firstContentAt = now;
+  s.lastContentAt = now;
+  s.contentEvents++;
 }
 
 /** The interface every response parser implements: fed each chunk as it passes, then ended. */
@@ -67,6 +81,16 @@ export interface ResponseParser {
 
 const int = (v: unknown): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+
+/** Ollama's metric fields (`api/types.go` Metrics) and where each lands in the summary. */
+const NATIVE_METRICS: readonly (readonly [string, 'inputTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs'])[] = [
+  ['prompt_eval_count', 'inputTokens'],
+  ['eval_count', 'outputTokens'],
+  ['total_duration', 'totalDurationNs'],
+  ['load_duration', 'loadDurationNs'],
+  ['prompt_eval_duration', 'promptEvalDurationNs'],
+  ['eval_duration', 'evalDurationNs'],
+];
 
 /**
  * Copies what a decoded Ollama or OpenAI object says about the call into `s`: the final line of a
@@ -92,18 +116,10 @@ export function absorbObject(s: CallSummary, value: unknown): void {
 
   // Native API (chat, generate, embed)
   if (typeof o.done_reason === 'string') s.finishReasons = [o.done_reason];
-  const promptEvalCount = int(o.prompt_eval_count);
-  if (promptEvalCount !== undefined) s.inputTokens = promptEvalCount;
-  const evalCount = int(o.eval_count);
-  if (evalCount !== undefined) s.outputTokens = evalCount;
-  const total = int(o.total_duration);
-  if (total !== undefined) s.totalDurationNs = total;
-  const load = int(o.load_duration);
-  if (load !== undefined) s.loadDurationNs = load;
-  const promptEval = int(o.prompt_eval_duration);
-  if (promptEval !== undefined) s.promptEvalDurationNs = promptEval;
-  const evalDuration = int(o.eval_duration);
-  if (evalDuration !== undefined) s.evalDurationNs = evalDuration;
+  for (const [field, key] of NATIVE_METRICS) {
+    const v = int(o[field]);
+    if (v !== undefined) s[key] = v;
+  }
 
   // OpenAI-compatible API
   const usage = o.usage;

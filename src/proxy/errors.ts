@@ -46,7 +46,7 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string
  * The JSON error body in the style of the API the client called: `{"error":"…"}` on Ollama's
  * native API, `{"error":{"message":…,"type":…}}` on `/v1` (as Ollama's own `/v1` middleware sends).
  */
-export function errorBody(api: 'ollama' | 'openai', status: number, message: string): string {
+function errorBody(api: 'ollama' | 'openai', status: number, message: string): string {
   if (api === 'openai') {
     const type = status === 400 || status === 401 || status === 413 ? 'invalid_request_error' : 'api_error';
     return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';

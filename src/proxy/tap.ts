@@ -12,8 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { CallSummary, ResponseParser } from '../protocol';
-import { emptySummary } from '../protocol/summary';
+import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse';
 import { resumeIdleTimer, suspendIdleTimer } from './upstream';
 
@@ -42,6 +41,11 @@ export interface TapOptions {
   stripper?: SseUsageStripper;
   /** Send the headers at once rather than with the first body chunk (streams). */
   flushHeaders: boolean;
+  /**
+   * Called for each chunk that carries content, after the first, with the gap (ms) since the
+   * previous one: the inter-token latency a streaming client sees, measured as chunks pass.
+   */
+  onContentGap?: (ms: number) => void;
   /** How long the client may leave writes blocked before it is cut, in ms; 0 waits for ever. */
   clientWriteTimeoutMs: number;
   onDone: (end: TapEnd, summary: CallSummary, endedAt: number, error?: Error) => void;
@@ -60,7 +64,7 @@ function forwardedHeaders(raw: string[], dropContentLength: boolean): string[] {
 }
 
 export function tapResponse(proxyRes: IncomingMessage, res: ServerResponse, opts: TapOptions): void {
-  const { parser, stripper } = opts;
+  const { parser, stripper, onContentGap } = opts;
   let finished = false;
   let stallTimer: NodeJS.Timeout | undefined;
   const done = (end: TapEnd, error?: Error) => {
@@ -123,11 +127,16 @@ export function tapResponse(proxyRes: IncomingMessage, res: ServerResponse, opts
       return;
     }
     if (!parser) return;
+    const s = parser.summary;
+    const contentBefore = s.contentEvents;
+    const previousContentAt = s.lastContentAt;
+    const now = performance.now();
     try {
-      parser.push(chunk, performance.now());
+      parser.push(chunk, now);
     } catch {
-      parser.summary.malformed++;
+      s.malformed++;
     }
+    if (onContentGap !== undefined && s.contentEvents > contentBefore && previousContentAt !== undefined) onContentGap(now - previousContentAt);
   });
   proxyRes.on('end', () => {
     try {

@@ -121,7 +121,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
         return;
       }
       if (!budget.reserve(chunk.length)) {
-        fail('budget', `the gateway holds ${mib(budget.maxBytes)} of request bodies already (MAX_BUFFERED_BODY_MB); retry shortly`);
+        fail('budget', `the request bodies the gateway holds would pass its budget of ${mib(budget.maxBytes)} (MAX_BUFFERED_BODY_MB); retry shortly`);
         return;
       }
       size += chunk.length;

@@ -1,22 +1,13 @@
 /**
  * Pure extraction of what the gateway needs from an LLM request body: the model, whether the call
  * streams, whether an OpenAI stream already asks for usage, and the generation parameters present.
- * Nothing here touches the network; a body that is not a JSON object yields `valid: false`.
+ * Nothing here touches the network; a body that is not a JSON object yields no `body` and no model.
  */
+import type { RequestParams } from '../../otel/call';
 import type { LlmRoute } from '../routes';
 
-export interface RequestParams {
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  maxTokens?: number;
-  seed?: number;
-  stopSequences?: string[];
-}
 
 export interface LlmRequestInfo {
-  /** Whether the body parsed as a JSON object. */
-  valid: boolean;
   /** The `model` field as sent, or undefined. */
   model: string | undefined;
   /** Whether the call streams, after applying the endpoint's default. */
@@ -72,7 +63,6 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
   }
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     return {
-      valid: false,
       model: undefined,
       stream: route.canStream && route.streamsByDefault,
       includeUsage: false,
@@ -89,7 +79,6 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
   const includeUsage =
     !!so && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true;
   return {
-    valid: true,
     model: typeof obj.model === 'string' && obj.model !== '' ? obj.model : undefined,
     stream,
     includeUsage,

@@ -4,7 +4,9 @@
  * `/api/tags`, `/api/ps` list `llama3.2:latest` while chat responses echo the request).
  */
 
-export const UNKNOWN_MODEL = 'unknown';
+import { UNKNOWN_LABEL } from '../../otel/instruments';
+
+export const UNKNOWN_MODEL = UNKNOWN_LABEL;
 
 /** `llama3.2` → `llama3.2:latest`; `hf.co/org/repo` → `hf.co/org/repo:latest`; tags are kept. */
 export function normalizeModelName(name: string | undefined): string {

@@ -66,3 +66,29 @@ export function sample(text: string, name: string, labels: Record<string, string
   }
   return undefined;
 }
+
+export interface GatewayOnly {
+  gw: RunningGateway;
+  /** `http://127.0.0.1:<gateway port>` */
+  url: string;
+  /** Log lines the gateway wrote, parsed. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the gateway in-process as `startStack` does, but in front of any upstream `origin` (a
+ * hostile server, say), which the caller starts and closes itself.
+ */
+export async function startGatewayFor(origin: string, env: Record<string, string> = {}, overrides: Partial<Config> = {}): Promise<GatewayOnly> {
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const config = loadConfig({ OLLAMA_HOST: origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env }, overrides);
+  const gw = await startGateway(config, createLogger(config.logLevel, sink));
+  return { gw, url: `http://127.0.0.1:${gw.port}`, logs, close: () => gw.stop(1000) };
+}

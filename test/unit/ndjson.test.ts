@@ -71,6 +71,14 @@ describe('NDJSON parser (native Ollama streams)', () => {
     assert.equal(s.contentEvents, 1);
   });
 
+  it('counts a line shorter than an error prefix, at the end of a chunk, as content without throwing', () => {
+    const p = new NdjsonParser();
+    p.push(Buffer.from('{}\n'), 0);
+    const s = p.end(1);
+    assert.equal(s.contentEvents, 1);
+    assert.equal(s.malformed, 0);
+  });
+
   for (const file of STREAMS) {
     it(`gives the same result for ${file} split at every byte offset, and cut into 1-byte chunks`, () => {
       const body = fixture(file);

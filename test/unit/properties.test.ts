@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { JsonBodyParser } from '../../src/protocol/json';
 import { NdjsonParser } from '../../src/protocol/ndjson';
 import { SseParser, SseUsageStripper } from '../../src/protocol/sse';
-import type { ResponseParser } from '../../src/protocol/summary';
+import { NO_CAPTURE, type ResponseParser } from '../../src/protocol/summary';
 import { parseWhole, stable } from '../helpers/split';
 
 /** Text as models produce it: any Unicode, including quotes, newlines and multi-byte characters. */
@@ -123,6 +123,33 @@ describe('stream parser properties', () => {
           assert.deepEqual(out, s.without);
         },
       ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('with a small cap: any chunking gives the uncut result, and no parser or stripper holds more than the cap', () => {
+    const cap = fc.integer({ min: 1, max: 400 });
+    fc.assert(
+      fc.property(ndjsonStream, sseStream, cuts, cap, (nd, sse, c, max) => {
+        const ndjson = new NdjsonParser(NO_CAPTURE, max);
+        const events = new SseParser(NO_CAPTURE, max);
+        const st = new SseUsageStripper(max);
+        const out: Buffer[] = [];
+        chunked(nd.body, c).forEach((x, i) => {
+          ndjson.push(x, i);
+          assert.ok(ndjson.heldBytes <= max);
+        });
+        chunked(sse.withUsage, c).forEach((x, i) => {
+          events.push(x, i);
+          out.push(st.push(x));
+          assert.ok(events.heldBytes <= max && st.heldBytes <= max);
+        });
+        out.push(st.end());
+        assert.deepEqual(stable(ndjson.end(0)), stable(parseWhole(new NdjsonParser(NO_CAPTURE, max), nd.body)));
+        assert.deepEqual(stable(events.end(0)), stable(parseWhole(new SseParser(NO_CAPTURE, max), sse.withUsage)));
+        const whole = new SseUsageStripper(max);
+        assert.deepEqual(Buffer.concat(out), Buffer.concat([whole.push(sse.withUsage), whole.end()]));
+      }),
       { numRuns: 300 },
     );
   });

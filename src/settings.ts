@@ -1,0 +1,38 @@
+/**
+ * Every setting the gateway reads from the environment, with its default as a user would write
+ * it and one line on what it does: the source of `--help`, and checked against the README's
+ * configuration table and against what `loadConfig` actually reads (test/unit/settings.test.ts).
+ * `config.ts` parses and validates them.
+ */
+
+export interface Setting {
+  name: string;
+  /** The default, as the variable would be set to get it; empty when there is none. */
+  default: string;
+  help: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { name: 'OLLAMA_HOST', default: 'http://localhost:11434', help: 'The Ollama to proxy to: http(s)://host:port, or host:port / host (port 11434).' },
+  { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
+  { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
+  { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
+  { name: 'UPSTREAM_IDLE_TIMEOUT_SECONDS', default: '300', help: 'How long Ollama may send nothing, while the gateway can read, before a 504 or a cut stream.' },
+  { name: 'MAX_REQUEST_BODY_MB', default: '64', help: 'Largest LLM request body (413 above it).' },
+  { name: 'MAX_BUFFERED_BODY_MB', default: '256', help: 'Memory all LLM request bodies held at once may take (503 above it); at least MAX_REQUEST_BODY_MB.' },
+  { name: 'REQUEST_BODY_TIMEOUT_SECONDS', default: '30', help: 'How long a request body may stop arriving before a 408; 0 waits for ever.' },
+  { name: 'HEADERS_TIMEOUT_SECONDS', default: '60', help: "How long a client may take to send a request's headers." },
+  { name: 'CLIENT_WRITE_TIMEOUT_SECONDS', default: '300', help: 'How long a client may stop reading a response before it is cut; 0 waits for ever.' },
+  { name: 'MAX_MODEL_LABELS', default: '200', help: 'Distinct model labels kept for names Ollama does not serve; more become "other".' },
+  { name: 'METRIC_FAMILIES', default: 'ollama,gen_ai', help: 'Metric families to export: ollama, gen_ai, or both.' },
+  { name: 'STREAM_STALL_SECONDS', default: '2', help: 'A gap between streamed chunks longer than this counts as a stall.' },
+  { name: 'OLLAMA_POLL_INTERVAL_SECONDS', default: '15', help: "How often Ollama's version and models are polled; 0 turns polling off." },
+  { name: 'SHUTDOWN_GRACE_SECONDS', default: '30', help: 'How long SIGTERM/SIGINT lets in-flight requests finish.' },
+  { name: 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', default: 'false', help: 'true records prompt and completion text on spans.' },
+  { name: 'GENAI_CAPTURE_MAX_CHARS', default: '16384', help: 'When capturing content, each text is cut to this many characters.' },
+  { name: 'GATEWAY_API_KEYS', default: '', help: 'Comma-separated API keys; when set, proxied requests need Authorization: Bearer <key>.' },
+  { name: 'GATEWAY_API_KEYS_FILE', default: '', help: 'A file with one API key per line (# starts a comment).' },
+  { name: 'METRICS_BEARER_TOKEN', default: '', help: 'When set, GET /metrics needs Authorization: Bearer <token>.' },
+  { name: 'MAX_CONCURRENT_REQUESTS', default: '0', help: 'Most LLM calls sent to Ollama at once (0: no limit); more wait in a queue.' },
+  { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
+];
