@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { ErrorReason } from '../otel/instruments';
 import { clipText } from '../otel/labels';
 import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
-import type { Logger } from './logger';
+import { loggedPath, type Logger } from './logger';
 import { framingOf, parserFor, type CallSummary } from './protocol';
 import { SseUsageStripper } from './protocol/sse';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
@@ -201,7 +201,7 @@ class LlmCall {
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
               const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
-              if (error) deps.log.error({ path: clipText(req.url ?? '', MAX_DETAIL_CHARS), error: error.message }, 'relaying the response failed');
+              if (error) deps.log.error({ path: loggedPath(req), error: error.message }, 'relaying the response failed');
               this.finish(
                 {
                   status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status,
@@ -234,7 +234,7 @@ class LlmCall {
 
 function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {
   const s = outcome.summary;
-  const path = clipText(req.url ?? '', MAX_DETAIL_CHARS);
+  const path = loggedPath(req);
   const entry = {
     method: req.method,
     path,

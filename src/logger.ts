@@ -34,3 +34,12 @@ export function createLogger(level: LogLevel, destination?: pino.DestinationStre
   }
   return log;
 }
+
+/** Longest request target carried into a log line. */
+export const MAX_LOGGED_PATH = 1024;
+
+/** A request's target as it may go into a log line: cut to a bounded length. */
+export function loggedPath(req: { url?: string }): string {
+  const url = req.url ?? '';
+  return url.length > MAX_LOGGED_PATH ? url.slice(0, MAX_LOGGED_PATH) : url;
+}

@@ -1,0 +1,44 @@
+/**
+ * The gateway's own endpoints, served by Koa and only by Koa: `/healthz`, `/readyz`, `/metrics`.
+ * The dispatcher has already refused other methods and checked the metrics token.
+ */
+import type http from 'node:http';
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Exposition } from '../../otel/sdk';
+import type { Logger } from '../logger';
+
+export interface OwnEndpointDeps {
+  /** Ollama's origin, shown by `/readyz`. */
+  ollama: string;
+  ollamaVersion: () => Promise<string>;
+  scrape: () => Promise<Exposition>;
+  log: Logger;
+}
+
+/** The request handler for the gateway's own endpoints. */
+export function ownEndpoints(deps: OwnEndpointDeps): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
+  const app = new Koa();
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    try {
+      const version = await deps.ollamaVersion();
+      ctx.body = { status: 'ready', ollama: deps.ollama, ollama_version: version };
+    } catch (err) {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', ollama: deps.ollama, reason: (err as Error).message };
+    }
+  });
+  router.get('/metrics', async (ctx) => {
+    const exposition = await deps.scrape();
+    ctx.type = exposition.contentType;
+    ctx.body = exposition.body;
+  });
+  app.use(router.routes());
+  // A client that goes away mid-answer is no failure of the gateway's.
+  app.on('error', (err: NodeJS.ErrnoException) => deps.log.debug({ error: err.code ?? err.message }, 'gateway endpoint request failed'));
+  return app.callback();
+}
