@@ -17,11 +17,12 @@
  * one. Held bytes are read from a `heldBytes` getter where the build has one; the stripper's are
  * measured from its output (bytes pushed minus bytes forwarded), so they need no getter.
  */
-import { readFileSync } from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ndjson from '../src/protocol/ndjson';
 import * as sse from '../src/protocol/sse';
+import * as sseUsage from '../src/protocol/sse-usage';
 
 interface Parser {
   push(chunk: Buffer, now: number): void;
@@ -49,13 +50,15 @@ function arg(name: string, fallback: string): string {
 }
 
 function builds(): Build[] {
-  const out: Build[] = [{ name: 'current', ndjson: () => new ndjson.NdjsonParser(), sse: () => new sse.SseParser(), stripper: () => new sse.SseUsageStripper() }];
+  const out: Build[] = [{ name: 'current', ndjson: () => new ndjson.NdjsonParser(), sse: () => new sse.SseParser(), stripper: () => new sseUsage.SseUsageStripper() }];
   const old = arg('--old', '');
   if (old) {
     const dir = path.resolve(old);
     const n = require(path.join(dir, 'ndjson.js')) as typeof ndjson;
     const s = require(path.join(dir, 'sse.js')) as typeof sse;
-    out.unshift({ name: 'old', ndjson: () => new n.NdjsonParser(), sse: () => new s.SseParser(), stripper: () => new s.SseUsageStripper() });
+    // Before the stripper had a file of its own, it lived in sse.js.
+    const u = (fs.existsSync(path.join(dir, 'sse-usage.js')) ? require(path.join(dir, 'sse-usage.js')) : s) as typeof sseUsage;
+    out.unshift({ name: 'old', ndjson: () => new n.NdjsonParser(), sse: () => new s.SseParser(), stripper: () => new u.SseUsageStripper() });
   }
   return out;
 }

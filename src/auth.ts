@@ -25,7 +25,7 @@ export class BearerKeys {
   check(authorization: string | undefined): AuthFailure | undefined {
     const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!m) return 'missing';
-    const candidate = digest(m[1]);
+    const candidate = digest(m[1]!);
     let ok = false;
     for (const d of this.digests) ok = timingSafeEqual(d, candidate) || ok;
     return ok ? undefined : 'invalid';

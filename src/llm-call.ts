@@ -13,7 +13,7 @@ import { clipText } from '../otel/labels';
 import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
 import { loggedPath, type Logger } from './logger';
 import { framingOf, parserFor, type CallSummary } from './protocol';
-import { SseUsageStripper } from './protocol/sse';
+import { SseUsageStripper } from './protocol/sse-usage';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';

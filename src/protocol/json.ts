@@ -5,6 +5,7 @@
  * but not decoded, so a huge embeddings answer cannot make the gateway hold or parse megabytes.
  */
 import { absorbJson, appendText, emptySummary, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import { joinPieces } from './bytes';
 
 /** Default cap on the body the gateway decodes for statistics: the same as for a stream's line or event. */
 export const DEFAULT_MAX_INSPECT_BYTES = MAX_INSPECT_BYTES;
@@ -33,7 +34,7 @@ export class JsonBodyParser implements ResponseParser {
   end(): CallSummary {
     const s = this.summary;
     if (!s.inspected) return s;
-    const body = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.size);
+    const body = joinPieces(this.chunks, this.size);
     this.chunks = [];
     if (body.length === 0) return s;
     const obj = absorbJson(s, body, 0, body.length);

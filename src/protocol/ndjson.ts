@@ -11,6 +11,7 @@
  * `MAX_INSPECT_BYTES` is counted as oversized, let go of, and skipped up to its newline.
  */
 import { absorbJson, appendText, decodeObject, emptySummary, markContent, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import { joinPieces } from './bytes';
 
 const NL = 0x0a;
 const DONE_MARK = Buffer.from('"done":true');
@@ -108,7 +109,7 @@ export class NdjsonParser implements ResponseParser {
     this.skipping = false;
     // The body ended without a final newline: the tail is the last line.
     if (size > 0) {
-      const line = tail.length === 1 ? tail[0] : Buffer.concat(tail, size);
+      const line = joinPieces(tail, size);
       this.line(line, 0, size, now, line.indexOf(DONE_MARK));
     }
     return this.summary;

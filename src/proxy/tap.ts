@@ -13,7 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
-import type { SseUsageStripper } from '../protocol/sse';
+import type { SseUsageStripper } from '../protocol/sse-usage';
 import { resumeIdleTimer, suspendIdleTimer } from './upstream';
 
 /**
@@ -54,11 +54,12 @@ export interface TapOptions {
 /** Response headers to forward, from the raw list so names keep Ollama's spelling and order. */
 function forwardedHeaders(raw: string[], dropContentLength: boolean): string[] {
   const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase();
-    if (HOP_BY_HOP_RESPONSE.has(name)) continue;
-    if (dropContentLength && name === 'content-length') continue;
-    out.push(raw[i], raw[i + 1]);
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
+    if (dropContentLength && lower === 'content-length') continue;
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }

@@ -6,6 +6,7 @@
  * body straight through without holding it.
  */
 import type { IncomingMessage } from 'node:http';
+import { joinPieces } from '../protocol/bytes';
 
 export type BodyFailure = 'too_large' | 'budget' | 'timeout' | 'aborted';
 
@@ -130,7 +131,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
     };
     const onEnd = () => {
       settle();
-      resolve(new HeldBody(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size), budget));
+      resolve(new HeldBody(joinPieces(chunks, size), budget));
     };
     const onError = () => fail('aborted', 'client closed the connection while sending the request body');
     const onClose = () => {

@@ -35,8 +35,7 @@ function decodeSafe(path: string): string {
 function resolveSegments(path: string): string {
   const segments = path.split('/');
   const out: string[] = [];
-  for (let i = 1; i < segments.length; i++) {
-    const seg = segments[i];
+  for (const seg of segments.slice(1)) {
     if (seg === '..') out.pop();
     else if (seg !== '.' && seg !== '') out.push(seg);
   }

@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { JsonBodyParser } from '../../src/protocol/json';
 import { NdjsonParser } from '../../src/protocol/ndjson';
-import { SseParser, SseUsageStripper } from '../../src/protocol/sse';
+import { SseParser } from '../../src/protocol/sse';
+import { SseUsageStripper } from '../../src/protocol/sse-usage';
 import { NO_CAPTURE, type ResponseParser } from '../../src/protocol/summary';
 import { parseWhole, stable } from '../helpers/split';
 

@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { NdjsonParser } from '../../src/protocol/ndjson';
-import { SseParser, SseUsageStripper } from '../../src/protocol/sse';
+import { SseParser } from '../../src/protocol/sse';
+import { SseUsageStripper } from '../../src/protocol/sse-usage';
 import { MAX_INSPECT_BYTES, NO_CAPTURE } from '../../src/protocol/summary';
 import { everySplit } from '../helpers/split';
 

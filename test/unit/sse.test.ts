@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SseParser, SseUsageStripper } from '../../src/protocol/sse';
+import { SseParser } from '../../src/protocol/sse';
+import { SseUsageStripper } from '../../src/protocol/sse-usage';
 import { completionsStream, withoutUsageEvent } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { everySplit, parseWhole, stable, randomChunks } from '../helpers/split';
