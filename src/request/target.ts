@@ -10,8 +10,9 @@
  * that path, the gateway classified the same bytes.
  *
  * Normalisation (RFC 3986 §6.2.2, plus what Go decodes): escapes of unreserved characters and of
- * `/` are decoded (any hex case), runs of `/` collapse, `.` and `..` segments are resolved without
- * climbing above the root. Other escapes are kept as sent. The query is kept as sent.
+ * `/` are decoded (any hex case) until none is left, runs of `/` collapse, `.` and `..` segments
+ * are resolved without climbing above the root. Other escapes are kept as sent. The query is kept
+ * as sent.
  */
 
 export interface Target {
@@ -23,12 +24,26 @@ export interface Target {
 
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
 
-function decodeSafe(path: string): string {
-  if (path.indexOf('%') === -1) return path;
-  return path.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
-    const ch = String.fromCharCode(parseInt(hex, 16));
-    return ch === '/' || UNRESERVED.test(ch) ? ch : escape;
-  });
+/** Most rounds of decoding before a target is refused: each round undoes one layer of encoding. */
+const MAX_DECODE_ROUNDS = 4;
+
+/**
+ * Decodes escapes of unreserved characters and `/` until none is left, so that what is forwarded
+ * cannot decode, at Ollama, into a path other than the one routed on (`%%36%33` → `%63` → `c`).
+ * Undefined when the layers do not run out.
+ */
+function decodeSafe(path: string): string | undefined {
+  let current = path;
+  for (let round = 0; round < MAX_DECODE_ROUNDS; round++) {
+    if (current.indexOf('%') === -1) return current;
+    const next = current.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
+      const ch = String.fromCharCode(parseInt(hex, 16));
+      return ch === '/' || UNRESERVED.test(ch) ? ch : escape;
+    });
+    if (next === current) return current;
+    current = next;
+  }
+  return undefined;
 }
 
 /** Resolves `.`/`..` segments and empty segments (runs of `/`), keeping a trailing slash. */
@@ -64,6 +79,7 @@ export function normalizeTarget(url: string): Target | undefined {
   const rawPath = q === -1 ? rest : rest.slice(0, q);
   const query = q === -1 ? '' : rest.slice(q);
   if (rawPath.indexOf('#') !== -1) return undefined;
-  const path = PLAIN.test(rawPath) ? rawPath : resolveSegments(decodeSafe(rawPath));
-  return { path, query };
+  if (PLAIN.test(rawPath)) return { path: rawPath, query };
+  const decoded = decodeSafe(rawPath);
+  return decoded === undefined ? undefined : { path: resolveSegments(decoded), query };
 }

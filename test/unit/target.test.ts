@@ -27,6 +27,16 @@ describe('request target normalisation', () => {
     assert.deepEqual(normalizeTarget('http://host?q'), { path: '/', query: '?q' });
   });
 
+  it('decodes layer after layer, so what is forwarded cannot decode at Ollama into another path', () => {
+    // One more layer: every digit of the escapes written as an escape itself ('6' → '%36').
+    const layer = (s: string) => s.replace(/[0-9]/g, (d) => `%3${d}`);
+    assert.equal(normalizeTarget('/api/%%36%33hat')?.path, '/api/chat');
+    assert.equal(normalizeTarget(`/api/${layer(layer('%63'))}hat`)?.path, '/api/chat');
+    assert.equal(normalizeTarget('/api/%2%36%33hat')?.path, '/api/%263hat');
+    assert.equal(normalizeTarget('/%252525252563')?.path, '/%252525252563');
+    assert.equal(normalizeTarget(`/api/${layer(layer(layer(layer('%63'))))}hat`), undefined);
+  });
+
   it('keeps escapes of characters that are not unreserved, so no new path can appear', () => {
     assert.equal(normalizeTarget('/api/chat%20')?.path, '/api/chat%20');
     assert.equal(normalizeTarget('/api/%2563hat')?.path, '/api/%2563hat');
