@@ -167,7 +167,7 @@ class LlmCall {
     this.info = undefined;
     // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
     // answer again, so the client sees exactly the stream it asked for.
-    const injectUsage = route.api === 'openai' && info.stream && !info.includeUsage;
+    const injectUsage = route.events === 'openai' && info.stream && !info.includeUsage;
     const sent = injectUsage ? withIncludeUsage(body, info) : body;
     const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
 
@@ -194,7 +194,7 @@ class LlmCall {
           const framing = framingOf(proxyRes.headers['content-type']);
           const streamed = framing === 'ndjson' || framing === 'sse';
           tapResponse(proxyRes, res, {
-            parser: parserFor(framing, parserOptions),
+            parser: parserFor(framing, route.events, parserOptions),
             stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,

@@ -1,22 +1,32 @@
 /**
- * The instrumented LLM endpoints: which Ollama path is which operation, which API family it
- * belongs to, and how the request's `stream` flag defaults. Every other path is passed through.
+ * The endpoint tables: the instrumented LLM endpoints (which Ollama path is which operation, which
+ * API family it belongs to, which event format its streams use, and how the request's `stream`
+ * flag defaults) and the gateway's own endpoints. Every other path is passed through. The
+ * dispatcher, the tracing filter, the auth scopes and the README's endpoint table derive from here.
  *
- * Sources: Ollama `server/routes.go` (GenerateRoutes) and `openai/openai.go`; the stream defaults are
- * `Stream *bool` ("true by default") on the native API and a plain `bool` (false) on `/v1`.
+ * Sources: Ollama `server/routes.go` (GenerateRoutes), `openai/openai.go`, `anthropic/anthropic.go`,
+ * `middleware/openai.go`; the stream defaults are `Stream *bool` ("true by default") on the native
+ * API and false on every compatibility endpoint (`/v1/responses`: only an explicit true streams).
  */
 
 /** GenAI semantic-convention operation names (`gen_ai.operation.name`). */
 export type Operation = 'chat' | 'text_completion' | 'embeddings';
 
-/** Which API the endpoint speaks: native Ollama (NDJSON streams) or OpenAI-compatible (SSE streams). */
-export type ApiFamily = 'ollama' | 'openai';
+/** Which API the endpoint speaks, and so the shape of the error bodies the gateway writes there. */
+export type ApiFamily = 'ollama' | 'openai' | 'anthropic';
+
+/**
+ * The event format of the endpoint's streams: Ollama's NDJSON, OpenAI chat/completions chunks,
+ * Anthropic Messages events, or OpenAI Responses events (the last three over SSE).
+ */
+export type EventFormat = 'ollama' | 'openai' | 'anthropic' | 'responses';
 
 export interface LlmRoute {
   /** The route template, used as the `endpoint` label. */
   path: string;
   operation: Operation;
   api: ApiFamily;
+  events: EventFormat;
   /** Whether a request without `stream` streams. */
   streamsByDefault: boolean;
   /** Whether the endpoint can stream at all. */
@@ -24,13 +34,15 @@ export interface LlmRoute {
 }
 
 export const LLM_ROUTES: readonly LlmRoute[] = [
-  { path: '/api/chat', operation: 'chat', api: 'ollama', streamsByDefault: true, canStream: true },
-  { path: '/api/generate', operation: 'text_completion', api: 'ollama', streamsByDefault: true, canStream: true },
-  { path: '/api/embed', operation: 'embeddings', api: 'ollama', streamsByDefault: false, canStream: false },
-  { path: '/api/embeddings', operation: 'embeddings', api: 'ollama', streamsByDefault: false, canStream: false },
-  { path: '/v1/chat/completions', operation: 'chat', api: 'openai', streamsByDefault: false, canStream: true },
-  { path: '/v1/completions', operation: 'text_completion', api: 'openai', streamsByDefault: false, canStream: true },
-  { path: '/v1/embeddings', operation: 'embeddings', api: 'openai', streamsByDefault: false, canStream: false },
+  { path: '/api/chat', operation: 'chat', api: 'ollama', events: 'ollama', streamsByDefault: true, canStream: true },
+  { path: '/api/generate', operation: 'text_completion', api: 'ollama', events: 'ollama', streamsByDefault: true, canStream: true },
+  { path: '/api/embed', operation: 'embeddings', api: 'ollama', events: 'ollama', streamsByDefault: false, canStream: false },
+  { path: '/api/embeddings', operation: 'embeddings', api: 'ollama', events: 'ollama', streamsByDefault: false, canStream: false },
+  { path: '/v1/chat/completions', operation: 'chat', api: 'openai', events: 'openai', streamsByDefault: false, canStream: true },
+  { path: '/v1/completions', operation: 'text_completion', api: 'openai', events: 'openai', streamsByDefault: false, canStream: true },
+  { path: '/v1/embeddings', operation: 'embeddings', api: 'openai', events: 'openai', streamsByDefault: false, canStream: false },
+  { path: '/v1/messages', operation: 'chat', api: 'anthropic', events: 'anthropic', streamsByDefault: false, canStream: true },
+  { path: '/v1/responses', operation: 'chat', api: 'openai', events: 'responses', streamsByDefault: false, canStream: true },
 ];
 
 /** Instrumented routes by path, for the dispatcher. */

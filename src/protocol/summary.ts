@@ -23,8 +23,12 @@ export interface CallSummary {
   /** Gateway clock (ms, performance.now) when the first and the last content chunk passed. */
   firstContentAt?: number;
   lastContentAt?: number;
-  /** Number of content lines/events seen (streams). */
+  /** When the first chunk of the answer (not of thinking) passed. */
+  firstAnswerAt?: number;
+  /** Number of content lines/events seen (streams), thinking included. */
   contentEvents: number;
+  /** How many of them carried thinking (Ollama's `thinking`, Anthropic `thinking_delta`, Responses reasoning). */
+  thinkingEvents: number;
   /** The response ended properly: `done:true`, `data: [DONE]`, or a whole JSON body. */
   complete: boolean;
   /** An error Ollama reported in the body (`{"error": …}`), possibly inside a 200 stream. */
@@ -60,14 +64,16 @@ export interface ParserOptions {
 export const NO_CAPTURE: ParserOptions = { captureText: false, maxTextChars: 0 };
 
 export function emptySummary(): CallSummary {
-  return { contentEvents: 0, complete: false, malformed: 0, oversized: 0, inspected: true };
+  return { contentEvents: 0, thinkingEvents: 0, complete: false, malformed: 0, oversized: 0, inspected: true };
 }
 
-/** A content chunk (a token, or a few) passed at `now`. */
-export function markContent(s: CallSummary, now: number): void {
+/** A content chunk (a token, or a few) passed at `now`; `thinking` when it is the model's reasoning. */
+export function markContent(s: CallSummary, now: number, thinking = false): void {
   if (s.firstContentAt === undefined) s.firstContentAt = now;
   s.lastContentAt = now;
   s.contentEvents++;
+  if (thinking) s.thinkingEvents++;
+  else if (s.firstAnswerAt === undefined) s.firstAnswerAt = now;
 }
 
 /** The interface every response parser implements: fed each chunk as it passes, then ended. */
@@ -93,8 +99,9 @@ const NATIVE_METRICS: readonly (readonly [string, 'inputTokens' | 'outputTokens'
 ];
 
 /**
- * Copies what a decoded Ollama or OpenAI object says about the call into `s`: the final line of a
- * native stream, an OpenAI finish or usage event, or a whole non-streamed body.
+ * Copies what a decoded object says about the call into `s`: the final line of a native stream, an
+ * OpenAI finish or usage event, an Anthropic `message_delta`, a Responses `response` object, or a
+ * whole non-streamed body of any of these APIs.
  */
 export function absorbObject(s: CallSummary, value: unknown): void {
   if (!value || typeof value !== 'object' || Array.isArray(value)) {
@@ -121,12 +128,17 @@ export function absorbObject(s: CallSummary, value: unknown): void {
     if (v !== undefined) s[key] = v;
   }
 
-  // OpenAI-compatible API
+  // Anthropic Messages
+  if (typeof o.stop_reason === 'string') s.finishReasons = [o.stop_reason];
+  const delta = o.delta as Record<string, unknown> | undefined;
+  if (delta && typeof delta === 'object' && typeof delta.stop_reason === 'string') s.finishReasons = [delta.stop_reason];
+
+  // OpenAI-compatible APIs: chat and completions (`prompt_tokens`), Responses and Anthropic (`input_tokens`)
   const usage = o.usage;
   if (usage && typeof usage === 'object') {
     const u = usage as Record<string, unknown>;
-    const prompt = int(u.prompt_tokens);
-    const completion = int(u.completion_tokens);
+    const prompt = int(u.prompt_tokens) ?? int(u.input_tokens);
+    const completion = int(u.completion_tokens) ?? int(u.output_tokens);
     // Ollama's /v1/completions stream carries a zeroed usage on every chunk when usage is
     // requested; only the final usage event has the real counts, so zeros never overwrite.
     if (prompt !== undefined && (prompt > 0 || s.inputTokens === undefined)) s.inputTokens = prompt;
@@ -142,11 +154,28 @@ export function absorbObject(s: CallSummary, value: unknown): void {
   }
 }
 
-/** The text a decoded chunk or body carries: native `message.content` / `response`, OpenAI `delta.content` / `text` / `message.content`. */
+/** The text of an array of content blocks: Anthropic `{type:"text",text}`, Responses `{type:"output_text",text}`. */
+function blocksText(blocks: unknown[]): string | undefined {
+  const texts: string[] = [];
+  for (const b of blocks) {
+    if (!b || typeof b !== 'object') continue;
+    const block = b as Record<string, unknown>;
+    if ((block.type === 'text' || block.type === 'output_text') && typeof block.text === 'string') texts.push(block.text);
+    else if (block.type === 'message' && Array.isArray(block.content)) texts.push(blocksText(block.content) ?? '');
+  }
+  return texts.length > 0 ? texts.join('') : undefined;
+}
+
+/**
+ * The text a decoded chunk or body carries: native `message.content` / `response`, OpenAI
+ * `delta.content` / `text` / `message.content`, Anthropic `content` blocks, Responses `output` items.
+ */
 function textOf(o: Record<string, unknown>): string | undefined {
   const msg = o.message as Record<string, unknown> | undefined;
   if (msg && typeof msg.content === 'string') return msg.content;
   if (typeof o.response === 'string') return o.response;
+  if (Array.isArray(o.content)) return blocksText(o.content);
+  if (Array.isArray(o.output)) return blocksText(o.output);
   const choice = Array.isArray(o.choices) ? (o.choices[0] as Record<string, unknown> | undefined) : undefined;
   if (!choice) return undefined;
   const delta = (choice.delta ?? choice.message) as Record<string, unknown> | undefined;
@@ -162,7 +191,11 @@ function textOf(o: Record<string, unknown>): string | undefined {
 export function appendText(s: CallSummary, o: Record<string, unknown> | undefined, maxChars: number): void {
   if (!o) return;
   const text = textOf(o);
-  if (text === undefined) return;
+  if (text !== undefined) appendString(s, text, maxChars);
+}
+
+/** Appends `text` to `s.outputText`, within the same bound as `appendText`. */
+export function appendString(s: CallSummary, text: string, maxChars: number): void {
   const have = s.outputText ?? '';
   s.outputText = have.length > maxChars ? have : have + text.slice(0, maxChars + 1 - have.length);
 }

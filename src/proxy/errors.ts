@@ -4,6 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { ErrorReason } from '../../otel/instruments';
+import type { ApiFamily } from '../routes';
 
 /** Status recorded for a client that left before any response was sent (nginx's convention). */
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -42,20 +43,45 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string
   return { status: 502, reason: 'upstream_unreachable', message: `Ollama at ${origin} ${what}` };
 }
 
+/** Anthropic's error `type` for a status (`anthropic.NewError` in Ollama, and Anthropic's own API). */
+function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400:
+    case 413:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 429:
+      return 'rate_limit_error';
+    case 503:
+    case 529:
+      return 'overloaded_error';
+    default:
+      return status === 408 ? 'timeout_error' : 'api_error';
+  }
+}
+
 /**
  * The JSON error body in the style of the API the client called: `{"error":"…"}` on Ollama's
- * native API, `{"error":{"message":…,"type":…}}` on `/v1` (as Ollama's own `/v1` middleware sends).
+ * native API, `{"error":{"message":…,"type":…}}` on OpenAI's (as Ollama's own `/v1` middleware
+ * sends), `{"type":"error","error":{"type":…,"message":…}}` on Anthropic's, so each SDK surfaces it.
  */
-function errorBody(api: 'ollama' | 'openai', status: number, message: string): string {
+function errorBody(api: ApiFamily, status: number, message: string): string {
   if (api === 'openai') {
     const type = status === 400 || status === 401 || status === 413 ? 'invalid_request_error' : 'api_error';
     return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';
   }
+  if (api === 'anthropic') return JSON.stringify({ type: 'error', error: { type: anthropicErrorType(status), message } }) + '\n';
   return JSON.stringify({ error: message });
 }
 
-/** Which error shape a path's API uses: OpenAI's on `/v1/`, Ollama's elsewhere. */
-export function apiOf(path: string): 'ollama' | 'openai' {
+/** Which error shape a path's API uses: Anthropic's on `/v1/messages`, OpenAI's on the rest of `/v1/`, Ollama's elsewhere. */
+export function apiOf(path: string): ApiFamily {
+  if (path === '/v1/messages' || path.startsWith('/v1/messages/')) return 'anthropic';
   return path.startsWith('/v1/') ? 'openai' : 'ollama';
 }
 
@@ -65,7 +91,7 @@ export function apiOf(path: string): 'ollama' | 'openai' {
  */
 export function sendJsonError(
   res: ServerResponse,
-  api: 'ollama' | 'openai',
+  api: ApiFamily,
   status: number,
   message: string,
   extraHeaders: Record<string, string> = {},

@@ -43,10 +43,19 @@ function extractParams(route: LlmRoute, body: Record<string, unknown>): RequestP
       stopSequences: stops(opts.stop),
     };
   }
+  if (route.api === 'anthropic') {
+    return {
+      temperature: num(body.temperature),
+      topP: num(body.top_p),
+      topK: num(body.top_k),
+      maxTokens: num(body.max_tokens),
+      stopSequences: stops(body.stop_sequences),
+    };
+  }
   return {
     temperature: num(body.temperature),
     topP: num(body.top_p),
-    maxTokens: num(body.max_completion_tokens) ?? num(body.max_tokens),
+    maxTokens: num(body.max_completion_tokens) ?? num(body.max_tokens) ?? num(body.max_output_tokens),
     seed: num(body.seed),
     stopSequences: stops(body.stop),
   };

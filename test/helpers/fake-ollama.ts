@@ -274,13 +274,14 @@ export class FakeOllama {
       case '/api/chat':
         if (!model) return f('error-bad-request.json');
         if (!known) return errorJson(404, `model '${model}' not found`);
+        if (Array.isArray(json?.messages) && json.messages.length === 0) return isUnload(json) ? f('chat-unload.json') : f('chat-load.json');
         if (json?.think === true || model === 'qwen3:8b') return f('chat-thinking-stream.ndjson');
         if (json?.tools) return f('chat-tools-nostream.json');
         return json?.stream === false ? f('chat-nostream.json') : f('chat-stream.ndjson');
       case '/api/generate':
         if (!model) return errorJson(400, 'model is required');
         if (!known) return errorJson(404, `model '${model}' not found`);
-        if (json?.prompt === undefined) return f('generate-load.json');
+        if (json?.prompt === undefined || json.prompt === '') return isUnload(json ?? {}) ? f('generate-unload.json') : f('generate-load.json');
         if (json?.stream === false) return f('generate-nostream.json');
         if ((json?.options as Record<string, unknown> | undefined)?.num_predict !== undefined) return f('generate-length.ndjson');
         return f('generate-stream.ndjson');
@@ -294,6 +295,10 @@ export class FakeOllama {
       case '/v1/completions':
       case '/v1/embeddings':
         return this.routeOpenAi(path, json, known, model);
+      case '/v1/messages':
+        return routeAnthropic(json, known);
+      case '/v1/responses':
+        return routeResponses(json, known);
       default:
         return notFound();
     }
@@ -314,6 +319,33 @@ export class FakeOllama {
     const full = fixture('openai-chat-stream.sse');
     return { kind: 'body', status: 200, contentType: 'text/event-stream', body: includeUsage ? full : withoutUsageEvent(full) };
   }
+}
+
+/** `keep_alive` 0 (a number or a duration string such as "0" or "0s"): the call unloads the model. */
+function isUnload(json: Record<string, unknown>): boolean {
+  const k = json.keep_alive;
+  return k === 0 || (typeof k === 'string' && /^0+(\.0+)?[a-z]*$/i.test(k.trim()));
+}
+
+/** `POST /v1/messages` as Ollama's Anthropic middleware answers it (fixtures README §8.2). */
+function routeAnthropic(json: Record<string, unknown> | undefined, known: boolean): Behavior {
+  if (json === undefined || typeof json.model !== 'string' || !(typeof json.max_tokens === 'number' && json.max_tokens > 0)) {
+    return fixtureBehavior('error-anthropic-bad-request.json');
+  }
+  if (!known) return fixtureBehavior('error-anthropic-model-not-found.json');
+  const thinking = (json.thinking as Record<string, unknown> | undefined)?.type === 'enabled' || json.model === 'qwen3:8b';
+  if (json.stream !== true) return fixtureBehavior('anthropic-messages-nostream.json');
+  if (json.tools) return fixtureBehavior('anthropic-messages-tools-stream.sse');
+  return fixtureBehavior(thinking ? 'anthropic-messages-thinking-stream.sse' : 'anthropic-messages-stream.sse');
+}
+
+/** `POST /v1/responses` as Ollama's Responses middleware answers it (fixtures README §8.3). */
+function routeResponses(json: Record<string, unknown> | undefined, known: boolean): Behavior {
+  if (json === undefined || typeof json.model !== 'string') return openAiError(400, 'invalid_request_error', 'model is required');
+  if (!known) return fixtureBehavior('error-openai-responses-model-not-found.json');
+  if (json.stream !== true) return fixtureBehavior('openai-responses-nostream.json');
+  const reasoning = json.reasoning !== undefined || json.model === 'qwen3:8b';
+  return fixtureBehavior(reasoning ? 'openai-responses-reasoning-stream.sse' : 'openai-responses-stream.sse');
 }
 
 /** Serve a fixture exactly as recorded (status, Content-Type, bytes). */

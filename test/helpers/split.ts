@@ -34,7 +34,7 @@ export function parseWhole(parser: ResponseParser, body: Buffer): CallSummary {
 }
 
 /** A summary without the fields that depend on when and how the chunks arrived. */
-export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt'> {
-  const { firstContentAt: _f, lastContentAt: _l, ...rest } = s;
+export function stable(s: CallSummary): Omit<CallSummary, 'firstContentAt' | 'lastContentAt' | 'firstAnswerAt'> {
+  const { firstContentAt: _f, lastContentAt: _l, firstAnswerAt: _a, ...rest } = s;
   return rest;
 }

@@ -61,7 +61,7 @@ describe('API keys', () => {
       const res = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
       assert.ok(res.choices[0].message.content);
       const bad = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
-      await assert.rejects(bad.chat.completions.create({ model: 'llama3.2', messages: [] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 401 && /invalid API key/.test(err.message));
+      await assert.rejects(bad.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 401 && /invalid API key/.test(err.message));
       const ollama = new Ollama({ host: stack.url, headers: { Authorization: 'Bearer sk-gateway' } });
       assert.ok((await ollama.list()).models.length > 0);
     } finally {

@@ -66,7 +66,7 @@ describe('when Ollama cannot be reached', () => {
   after(() => stack.close());
 
   it('answers 502 with an Ollama-style error naming the upstream, counts and logs it', async () => {
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 502);
     assert.match(res.headers['content-type'] ?? '', /^application\/json/);
     assert.deepEqual(JSON.parse(res.body.toString()), { error: `Ollama at ${origin} refused the connection` });
@@ -79,7 +79,7 @@ describe('when Ollama cannot be reached', () => {
   });
 
   it('answers 502 in the OpenAI error shape on /v1', async () => {
-    const res = await post(stack.url, '/v1/chat/completions', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/v1/chat/completions', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 502);
     const body = JSON.parse(res.body.toString()) as { error: { message: string; type: string } };
     assert.equal(body.error.type, 'api_error');
@@ -120,7 +120,7 @@ describe('when Ollama misbehaves', () => {
     stack.fake.next({ kind: 'hang' });
     const abandoned = stack.fake.abandoned;
     const t0 = Date.now();
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     const took = Date.now() - t0;
     assert.equal(res.status, 504);
     assert.match(JSON.parse(res.body.toString()).error, /sent nothing for 0.3 s/);
@@ -144,7 +144,7 @@ describe('when Ollama misbehaves', () => {
     const body = fixture('chat-stream.ndjson');
     const before = sample(await metricsText(stack.url), 'ollama_request_errors_total', { ...CHAT, reason: 'upstream_timeout' }) ?? 0;
     stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body, bytes: 400 });
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 200);
     assert.ok(res.error, 'the client must see the stream break off');
     assert.deepEqual(res.body, body.subarray(0, 400));
@@ -155,7 +155,7 @@ describe('when Ollama misbehaves', () => {
   it('passes a stream that resets mid-way on as a broken response and counts a stream error', async () => {
     const body = fixture('chat-stream.ndjson');
     stack.fake.next({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body, bytes: 700 });
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.ok(res.error, 'the client must see the stream break off');
     assert.deepEqual(res.body, body.subarray(0, 700));
     const m = await metricsText(stack.url);
@@ -180,7 +180,7 @@ describe('when Ollama misbehaves', () => {
     const truncated = body.subarray(0, body.lastIndexOf('\n', body.length - 2) + 1);
     stack.fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body: truncated });
     const before = sample(await metricsText(stack.url), 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }) ?? 0;
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.deepEqual(res.body, truncated);
     assert.equal(sample(await metricsText(stack.url), 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }), before + 1);
   });
@@ -191,7 +191,7 @@ describe('when Ollama misbehaves', () => {
     const body = Buffer.concat([good.subarray(0, nl), Buffer.from('not json at all\n'), good.subarray(nl)]);
     stack.fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body });
     const m0 = await metricsText(stack.url);
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.deepEqual(res.body, body);
     const m = await metricsText(stack.url);
     assert.equal(sample(m, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }), (sample(m0, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }) ?? 0) + 1);
@@ -200,7 +200,7 @@ describe('when Ollama misbehaves', () => {
 
   it('passes a 500 from Ollama through unchanged and counts it', async () => {
     stack.fake.next({ kind: 'body', status: 500, contentType: 'application/json; charset=utf-8', body: Buffer.from('{"error":"llama runner process has terminated"}') });
-    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 500);
     assert.equal(res.body.toString(), '{"error":"llama runner process has terminated"}');
     const m = await metricsText(stack.url);
@@ -263,7 +263,7 @@ describe('when the client hangs up mid-stream', () => {
       });
       req.on('error', () => {});
       req.on('close', () => resolve());
-      req.end('{"model":"qwen3:8b","messages":[]}');
+      req.end('{"model":"qwen3:8b","messages":[{"role":"user","content":"hi"}]}');
       setTimeout(() => reject(new Error('stream never started')), 3000).unref();
     });
     // 72 lines at 50 ms would take 3.6 s; the fake must see its client leave well before that.

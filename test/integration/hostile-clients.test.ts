@@ -109,7 +109,7 @@ describe('model names clients make up', () => {
   it('a 5 MB model name is recorded as model="invalid", three times in a row, and /metrics stays small', { timeout: 60_000 }, async () => {
     await withStack({}, async (stack) => {
       for (let i = 0; i < 3; i++) {
-        const res = await postJson(stack.url, '/api/chat', { model: huge, messages: [], stream: false });
+        const res = await postJson(stack.url, '/api/chat', { model: huge, messages: [{ role: 'user', content: 'hi' }], stream: false });
         assert.equal(res.status, 404, `call ${i + 1}: Ollama's "model not found", passed through`);
       }
       const chats = stack.fake.requests.filter((r) => r.url === '/api/chat');
@@ -133,7 +133,7 @@ describe('model names clients make up', () => {
   it('a 5 MB model name with Ollama down is recorded as model="invalid" with its 502s, and /metrics stays small', { timeout: 60_000 }, async () => {
     await withStack({ OLLAMA_HOST: `http://127.0.0.1:${await closedPort()}` }, async (stack) => {
       for (let i = 0; i < 3; i++) {
-        const res = await postJson(stack.url, '/api/chat', { model: huge, messages: [] });
+        const res = await postJson(stack.url, '/api/chat', { model: huge, messages: [{ role: 'user', content: 'hi' }] });
         assert.equal(res.status, 502, `call ${i + 1}`);
         assert.match((JSON.parse(res.body.toString()) as { error: string }).error, /refused the connection/);
       }
@@ -154,9 +154,9 @@ describe('model names clients make up', () => {
       assert.equal(name256.length, 256);
       assert.equal(name257.length, 257);
       const bad = [name257, 'llama3.2\u0001:latest', 'llama\u007f3:latest', 'x\u0000y:latest', 'tab\there:latest', 'line\nbreak:latest', '\u001f:latest'];
-      assert.equal((await postJson(stack.url, '/api/chat', { model: name256, messages: [], stream: false })).status, 404);
-      for (const model of bad) assert.equal((await postJson(stack.url, '/api/chat', { model, messages: [], stream: false })).status, 404, JSON.stringify(model));
-      assert.equal((await postJson(stack.url, '/v1/chat/completions', { model: name257, messages: [] })).status, 404);
+      assert.equal((await postJson(stack.url, '/api/chat', { model: name256, messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404);
+      for (const model of bad) assert.equal((await postJson(stack.url, '/api/chat', { model, messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404, JSON.stringify(model));
+      assert.equal((await postJson(stack.url, '/v1/chat/completions', { model: name257, messages: [{ role: 'user', content: 'hi' }] })).status, 404);
       assert.equal(stack.fake.requests.length, bad.length + 2, 'all were forwarded');
 
       const m = await scrape(stack.url);
@@ -174,11 +174,11 @@ describe('model names clients make up', () => {
   it('"invalid" names use up no MAX_MODEL_LABELS slot', { timeout: 20_000 }, async () => {
     await withStack({ MAX_MODEL_LABELS: '2' }, async (stack) => {
       for (const model of ['c'.repeat(300), 'bad\u0001name', 'x'.repeat(100_000)]) {
-        assert.equal((await postJson(stack.url, '/api/chat', { model, messages: [], stream: false })).status, 404);
+        assert.equal((await postJson(stack.url, '/api/chat', { model, messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404);
       }
-      assert.equal((await postJson(stack.url, '/api/chat', { model: 'llama3.2', messages: [], stream: false })).status, 200);
+      assert.equal((await postJson(stack.url, '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 200);
       assert.equal((await postJson(stack.url, '/api/generate', { model: 'qwen3:8b', prompt: 'hi', stream: false })).status, 200);
-      assert.equal((await postJson(stack.url, '/api/chat', { model: 'mistral', messages: [], stream: false })).status, 404);
+      assert.equal((await postJson(stack.url, '/api/chat', { model: 'mistral', messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404);
       const m = await scrape(stack.url);
       assert.equal(sample(m, 'ollama_requests_total', { model: 'invalid', endpoint: '/api/chat', status: '404' }), 3);
       assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 1, 'the first normal name has its own label');
@@ -557,9 +557,9 @@ describe('pipelined requests', () => {
       try {
         await conn.send(
           Buffer.concat([
-            req('/api/chat', { model: 'llama3.2', messages: [] }),
+            req('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
             req('/api/embed', { model: 'all-minilm', input: 'x' }),
-            req('/api/chat', { model: 'llama3.2', messages: [], stream: false }),
+            req('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: false }),
           ]),
         );
         const responses = await conn.waitForResponses(3, 5000);
@@ -644,7 +644,7 @@ describe('a client that resets right after sending', () => {
   it('mid-stream: counted once with client_cancelled, and the upstream stream is abandoned', { timeout: 15_000 }, async () => {
     await withStack({}, async (stack) => {
       stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: fixture('chat-stream.ndjson'), bytes: 300 });
-      await sendThenReset(stack, { model: 'llama3.2', messages: [] }, 300);
+      await sendThenReset(stack, { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }, 300);
       const m = await settled(stack);
       assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/chat', reason: 'client_cancelled' }), 1);
       assert.equal(stack.fake.abandoned, 1);
@@ -654,7 +654,7 @@ describe('a client that resets right after sending', () => {
 
   it('when Ollama answers at once: counted once, completed or client_cancelled', { timeout: 15_000 }, async () => {
     await withStack({}, async (stack) => {
-      await sendThenReset(stack, { model: 'llama3.2', messages: [] });
+      await sendThenReset(stack, { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
       const m = await settled(stack);
       const ok = sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }) ?? 0;
       const cancelled = total(m, 'ollama_request_errors_total', { endpoint: '/api/chat', reason: 'client_cancelled' });

@@ -124,7 +124,7 @@ async function stillServing(s: Stack): Promise<void> {
   const health = await deadline(fetch(`${s.url}/healthz`), 5000, 'GET /healthz');
   assert.equal(health.status, 200);
   await health.arrayBuffer();
-  const res = await deadline(post(s, '/api/chat', '{"model":"probe","stream":false,"messages":[]}'), 5000, 'a normal call afterwards');
+  const res = await deadline(post(s, '/api/chat', '{"model":"probe","stream":false,"messages":[{"role":"user","content":"hi"}]}'), 5000, 'a normal call afterwards');
   assert.equal(res.status, 200, 'a normal call after the scenario');
   assert.equal(res.body.toString(), PROBE_ANSWER);
   assertNoCrash();
@@ -472,10 +472,10 @@ describe('a 200 stream that Ollama resets', () => {
   const NDJSON_LINES = [ndjsonLine('reset-ndjson', 'Hello'), ndjsonLine('reset-ndjson', ' there')];
   const SSE_EVENTS = [sseEvent('reset-sse', { role: 'assistant', content: 'Hello' }), sseEvent('reset-sse', { content: ' there' })];
   const cases: { name: string; path: string; model: string; request: string; contentType: string; sent: string[] }[] = [
-    { name: 'an NDJSON stream on /api/chat right after the headers', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[]}', contentType: 'application/x-ndjson', sent: [] },
-    { name: 'an NDJSON stream on /api/chat after some lines', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[]}', contentType: 'application/x-ndjson', sent: NDJSON_LINES },
-    { name: 'an SSE stream on /v1/chat/completions right after the headers', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[]}', contentType: 'text/event-stream', sent: [] },
-    { name: 'an SSE stream on /v1/chat/completions after some events', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[]}', contentType: 'text/event-stream', sent: SSE_EVENTS },
+    { name: 'an NDJSON stream on /api/chat right after the headers', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}', contentType: 'application/x-ndjson', sent: [] },
+    { name: 'an NDJSON stream on /api/chat after some lines', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}', contentType: 'application/x-ndjson', sent: NDJSON_LINES },
+    { name: 'an SSE stream on /v1/chat/completions right after the headers', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}', contentType: 'text/event-stream', sent: [] },
+    { name: 'an SSE stream on /v1/chat/completions after some events', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}', contentType: 'text/event-stream', sent: SSE_EVENTS },
   ];
   for (const c of cases) {
     it(`is passed on cut and counted as status 200 with a stream error (not upstream_unreachable): ${c.name}`, { timeout: 15_000 }, () =>
@@ -500,7 +500,7 @@ describe('Ollama answers 101 Switching Protocols to a POST', () => {
   it('answers an LLM call with a 502 at once, counted as upstream_invalid_response', { timeout: 15_000 }, () =>
     withStack({ UPSTREAM_IDLE_TIMEOUT_SECONDS: '30' }, async (s) => {
       s.up.next(switchingProtocols(), { path: '/api/chat' });
-      const res = await deadline(post(s, '/api/chat', '{"model":"upgrader","messages":[]}'), 5000, 'POST /api/chat answered by 101 (the idle timeout is 30 s)');
+      const res = await deadline(post(s, '/api/chat', '{"model":"upgrader","messages":[{"role":"user","content":"hi"}]}'), 5000, 'POST /api/chat answered by 101 (the idle timeout is 30 s)');
       assert.equal(res.status, 502);
       assert.match(res.headers['content-type'] ?? '', /^application\/json/);
       assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
@@ -537,7 +537,7 @@ describe('Ollama sends a response head the gateway cannot parse', () => {
     it(`answers 502, counted as upstream_invalid_response: ${c.name}`, { timeout: 15_000 }, () =>
       withStack({}, async (s) => {
         s.up.next(raw(c.bytes), { path: '/api/chat' });
-        const res = await deadline(post(s, '/api/chat', '{"model":"garbled","messages":[]}'), 5000, 'POST /api/chat');
+        const res = await deadline(post(s, '/api/chat', '{"model":"garbled","messages":[{"role":"user","content":"hi"}]}'), 5000, 'POST /api/chat');
         assert.equal(res.status, 502);
         assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
         const series = { model: 'garbled:latest', endpoint: '/api/chat' };
@@ -555,7 +555,7 @@ describe('Ollama resets the connection before any response byte', () => {
   it('answers 502, still counted as upstream_unreachable', { timeout: 15_000 }, () =>
     withStack({}, async (s) => {
       s.up.next([reset()], { path: '/api/chat' });
-      const res = await deadline(post(s, '/api/chat', '{"model":"unreachable","messages":[]}'), 5000, 'POST /api/chat');
+      const res = await deadline(post(s, '/api/chat', '{"model":"unreachable","messages":[{"role":"user","content":"hi"}]}'), 5000, 'POST /api/chat');
       assert.equal(res.status, 502);
       assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
       const series = { model: 'unreachable:latest', endpoint: '/api/chat' };
@@ -574,7 +574,7 @@ describe('a client that abandons an endless stream', () => {
       s.up.next([...streamHead('application/x-ndjson'), repeat(chunk(ndjsonLine('endless', 'more')), 10)], { path: '/api/chat' });
       await deadline(
         new Promise<void>((resolve, reject) => {
-          post(s, '/api/chat', '{"model":"endless","messages":[]}', (res, req) => {
+          post(s, '/api/chat', '{"model":"endless","messages":[{"role":"user","content":"hi"}]}', (res, req) => {
             let n = 0;
             res.on('data', () => {
               if (++n === 3) {
@@ -614,7 +614,7 @@ describe('a single 30 MB event or line', () => {
           'data: [DONE]\n\n',
       );
       s.up.next(chunkedReply(200, 'text/event-stream', pieces(body, 1024 * 1024), { gapMs: 20 }), { path: '/v1/chat/completions' });
-      const request = JSON.stringify({ model, stream: true, stream_options: { include_usage: true }, messages: [] });
+      const request = JSON.stringify({ model, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
       const { result: res, answered, slowest, failures } = await healthzWhile(s, deadline(post(s, '/v1/chat/completions', request), 30_000, 'the 30 MB stream'));
       assert.deepEqual(failures, []);
       assert.ok(answered >= 1, '/healthz answered while the event was streaming');
@@ -636,7 +636,7 @@ describe('a single 30 MB event or line', () => {
       const model = 'huge-ndjson';
       const body = Buffer.from(ndjsonLine(model, 'x'.repeat(BIG)) + ndjsonDone(model));
       s.up.next(chunkedReply(200, 'application/x-ndjson', pieces(body, 1024 * 1024), { gapMs: 20 }), { path: '/api/chat' });
-      const { result: res, answered, slowest, failures } = await healthzWhile(s, deadline(post(s, '/api/chat', JSON.stringify({ model, messages: [] })), 30_000, 'the 30 MB stream'));
+      const { result: res, answered, slowest, failures } = await healthzWhile(s, deadline(post(s, '/api/chat', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })), 30_000, 'the 30 MB stream'));
       assert.deepEqual(failures, []);
       assert.ok(answered >= 1, '/healthz answered while the line was streaming');
       assert.ok(slowest < 5000, `/healthz took ${slowest} ms to answer during the stream`);
@@ -670,7 +670,7 @@ describe('a client that stops reading for 3 s', () => {
   async function stalledCall(s: Stack, model: string): Promise<{ res: RawResponse; body: Buffer }> {
     const { script, body } = bigStream(model);
     s.up.next(script, { path: '/api/chat' });
-    const client = new RawClient(s, true).send(rawPost('/api/chat', JSON.stringify({ model, messages: [] })));
+    const client = new RawClient(s, true).send(rawPost('/api/chat', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })));
     const upstreamReq = await s.up.nextRequest('/api/chat', 3000);
     await sleep(3000);
     assert.equal(

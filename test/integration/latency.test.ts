@@ -14,7 +14,7 @@ const LINES = STREAM.toString().trim().split('\n').length; // 31: 30 content lin
 const TOTAL_DURATION_S = 0.486273703; // chat-stream.ndjson's total_duration
 
 async function chat(url: string): Promise<void> {
-  const res = await fetch(`${url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[]}' });
+  const res = await fetch(`${url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}' });
   await res.arrayBuffer();
 }
 

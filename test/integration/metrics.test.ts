@@ -24,11 +24,11 @@ async function traffic(stack: TestStack): Promise<void> {
   await client.chat({ model: 'qwen3:8b', messages: [{ role: 'user', content: '17*23' }], stream: false, think: true }).catch(() => {});
   stack.fake.next(fixtureBehavior('error-midstream.ndjson'));
   await (await fetch(`${stack.url}/api/generate`, { method: 'POST', body: '{"model":"llama3.2","prompt":"story"}' })).text();
-  await client.chat({ model: 'no-such-model', messages: [] }).catch(() => {});
+  await client.chat({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] }).catch(() => {});
   await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: 'not json "quoted" \\ label' })).text();
   const stream = fixture('chat-stream.ndjson');
   stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: stream, bytes: stream.indexOf('\n', 300) + 1, resumeAfterMs: 120 });
-  await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[]}' })).text();
+  await (await fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}' })).text();
   await stack.gw.poller!.pollNow();
 }
 

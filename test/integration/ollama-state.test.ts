@@ -95,7 +95,7 @@ describe('bounded model labels', () => {
             res.on('end', resolve);
           });
           req.on('error', reject);
-          req.end(JSON.stringify({ model, messages: [] }));
+          req.end(JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }));
         });
       const flood = (upTo: number) =>
         Promise.all(

@@ -99,7 +99,7 @@ describe('transparent proxying', () => {
 
   it('delivers an instrumented stream (/api/chat) line by line as Ollama writes it', async () => {
     stack.fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body: fixture('generate-stream.ndjson'), gapMs: 30 });
-    const got = await exchange(stack.url, 'POST', '/api/chat', '{"model":"llama3.2","messages":[]}');
+    const got = await exchange(stack.url, 'POST', '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     const lines = fixture('generate-stream.ndjson').toString().trim().split('\n').length;
     assert.ok(got.arrivals.length >= lines - 2, `expected about ${lines} separate arrivals, got ${got.arrivals.length}`);
     assert.ok(got.arrivals[got.arrivals.length - 1] - got.arrivals[0] > 30 * (lines - 3));
@@ -134,7 +134,7 @@ describe('transparent proxying', () => {
     const before = stack.fake.connections;
     for (let i = 0; i < 20; i++) {
       await exchange(stack.url, 'GET', '/api/tags');
-      await exchange(stack.url, 'POST', '/api/chat', '{"model":"llama3.2","messages":[]}');
+      await exchange(stack.url, 'POST', '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     }
     assert.ok(stack.fake.connections - before <= 1, `opened ${stack.fake.connections - before} connections for 40 sequential requests`);
   });

@@ -134,7 +134,7 @@ describe('shutdown', () => {
           res.on('error', () => resolve('cut'));
         });
         req.on('error', () => resolve('cut'));
-        req.end('{"model":"llama3.2","messages":[]}');
+        req.end('{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
       });
       await new Promise((r) => setTimeout(r, 100));
       const t0 = Date.now();

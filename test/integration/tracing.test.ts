@@ -197,7 +197,7 @@ describe('traces exported over OTLP', () => {
   it('marks an upstream failure as an error with error.type', async () => {
     const c = caller();
     fake.next({ kind: 'reset' });
-    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.2","messages":[]}' });
+    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}' });
     assert.equal(res.status, 502);
     await res.text();
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.2', 'GenAI span');
@@ -208,7 +208,7 @@ describe('traces exported over OTLP', () => {
 
   it('marks a 404 from Ollama with its status code as error.type', async () => {
     const c = caller();
-    await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.3","messages":[]}' })).text();
+    await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.3","messages":[{"role":"user","content":"hi"}]}' })).text();
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.3', 'GenAI span');
     assert.equal(llm.status.code, ERROR);
     assert.equal(llm.attributes['error.type'], '404');
@@ -225,7 +225,7 @@ describe('traces exported over OTLP', () => {
         });
       });
       req.on('error', () => {});
-      req.end('{"model":"llama3.2","messages":[]}');
+      req.end('{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     });
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.2', 'GenAI span');
     assert.equal(llm.status.code, 0);
