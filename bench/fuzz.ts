@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     for (const i of f.show) process.stdout.write(describeRequest({ seed: f.seed, port: 8000, hugeEvery: f.hugeEvery, bigBodyEvery: f.bigBodyEvery }, i) + '\n');
     return;
   }
-  process.stdout.write(`fuzz: seed ${f.seed}, ${f.requests} requests, ${f.concurrency} sockets (reproduce: npm run fuzz -- --seed ${f.seed} --requests ${f.requests})\n`);
+  process.stdout.write(
+    `fuzz: seed ${f.seed}, ${f.requests} requests, ${f.concurrency} sockets (reproduce: npm run fuzz -- --seed ${f.seed} --requests ${f.requests})\n`,
+  );
   const r = await runFuzz({
     requests: f.requests,
     seed: f.seed,

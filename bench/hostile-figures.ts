@@ -358,9 +358,7 @@ async function scrape(gw: Gw): Promise<Sample[] | undefined> {
 
 function sum(samples: Sample[] | undefined, name: string, where: Record<string, string> = {}): number {
   if (!samples) return NaN;
-  return samples
-    .filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v))
-    .reduce((a, s) => a + s.value, 0);
+  return samples.filter((s) => s.name === name && Object.entries(where).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 }
 
 /** Per value of `label`, how much `name` grew between two scrapes (e.g. `200×1`). */
@@ -501,14 +499,29 @@ const probeModelName: Probe = async (fake) => {
     const measureScrape = async (label: string) => {
       if (gw.exited) return rows.push({ figure: label, value: crashText(gw) });
       const s = await httpReq(gw.port, { path: '/metrics', timeoutMs: 60_000, keepBody: false });
-      const what = s.status === undefined ? `no answer (${s.error})` : `${s.status}, ${s.bytes.toLocaleString('en-US')} bytes (${mb(s.bytes)}) in ${secs(s.ms)}${s.error ? ` (${s.error})` : ''}`;
-      const errLine = gw.stderr.split('\n').map((l) => l.trim()).find((l) => /^\w*Error\b/.test(l));
-      rows.push({ figure: label, value: gw.exited ? `${what}; then ${crashText(gw)}` : `${what}${s.error && errLine ? `; stderr: ${errLine.slice(0, 100)}` : ''}` });
+      const what =
+        s.status === undefined
+          ? `no answer (${s.error})`
+          : `${s.status}, ${s.bytes.toLocaleString('en-US')} bytes (${mb(s.bytes)}) in ${secs(s.ms)}${s.error ? ` (${s.error})` : ''}`;
+      const errLine = gw.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .find((l) => /^\w*Error\b/.test(l));
+      rows.push({
+        figure: label,
+        value: gw.exited ? `${what}; then ${crashText(gw)}` : `${what}${s.error && errLine ? `; stderr: ${errLine.slice(0, 100)}` : ''}`,
+      });
     };
     await measureScrape('next /metrics scrape: size, time');
     const statuses: string[] = [];
     for (let i = 0; i < 10 && !gw.exited; i++) {
-      const r = await httpReq(gw.port, { method: 'POST', path: '/api/chat', body: CHAT(name(String.fromCharCode(98 + i)), { stream: false }), timeoutMs: 30_000, keepBody: false });
+      const r = await httpReq(gw.port, {
+        method: 'POST',
+        path: '/api/chat',
+        body: CHAT(name(String.fromCharCode(98 + i)), { stream: false }),
+        timeoutMs: 30_000,
+        keepBody: false,
+      });
       statuses.push(r.status ? String(r.status) : (r.error ?? 'none'));
     }
     await sleep(500);
@@ -658,12 +671,14 @@ const probeTrailer: Probe = async () => {
     },
     {
       name: 'chunked + `Trailer:`, HTTP/1.1 client',
-      response: 'HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\nb\r\n{"ok":true}\r\n0\r\nX-Checksum: abc\r\n\r\n',
+      response:
+        'HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\nb\r\n{"ok":true}\r\n0\r\nX-Checksum: abc\r\n\r\n',
       version: '1.1',
     },
     {
       name: 'chunked + `Trailer:`, HTTP/1.0 client',
-      response: 'HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\nb\r\n{"ok":true}\r\n0\r\nX-Checksum: abc\r\n\r\n',
+      response:
+        'HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\nb\r\n{"ok":true}\r\n0\r\nX-Checksum: abc\r\n\r\n',
       version: '1.0',
     },
   ];
@@ -680,8 +695,13 @@ const probeTrailer: Probe = async () => {
       const r = await rawExchange(gw.port, `GET /api/tags HTTP/${c.version}\r\nHost: 127.0.0.1:${gw.port}\r\n\r\n`, { timeoutMs: 5000 });
       await sleep(500);
       const ok = await alive(gw);
-      const client = r.parsed ? `${r.parsed.status}${r.parsed.headers.trailer ? ' (Trailer header relayed)' : ''}` : `no response${r.error ? ` (${r.error})` : ''}`;
-      rows.push({ figure: c.name, value: `client got ${client}; gateway ${ok ? 'survived (/healthz 200)' : gw.exited ? crashText(gw) : 'alive but /healthz failed'}` });
+      const client = r.parsed
+        ? `${r.parsed.status}${r.parsed.headers.trailer ? ' (Trailer header relayed)' : ''}`
+        : `no response${r.error ? ` (${r.error})` : ''}`;
+      rows.push({
+        figure: c.name,
+        value: `client got ${client}; gateway ${ok ? 'survived (/healthz 200)' : gw.exited ? crashText(gw) : 'alive but /healthz failed'}`,
+      });
     }
   } finally {
     await stopGw(gw);
@@ -724,7 +744,9 @@ const probeResetAfterHeaders: Probe = async () => {
       const r = await httpReq(gw.port, { method: 'POST', path: '/api/chat', body: CHAT(), timeoutMs: 10_000 });
       await sleep(500);
       const after = gw.exited ? undefined : await scrape(gw);
-      const client = r.status ? `${r.status}, ${r.bytes} body bytes, ${r.complete ? 'body ended normally' : `body cut (${r.error})`}` : `no response (${r.error})`;
+      const client = r.status
+        ? `${r.status}, ${r.bytes} body bytes, ${r.complete ? 'body ended normally' : `body cut (${r.error})`}`
+        : `no response (${r.error})`;
       rows.push({
         figure: c.name,
         value: `client saw ${client}; counted ${grew(before, after, 'ollama_requests_total', 'status', { endpoint: '/api/chat' })}; error ${grew(before, after, 'ollama_request_errors_total', 'reason', { endpoint: '/api/chat' })}; ${gw.exited ? crashText(gw) : 'process alive'}`,
@@ -758,13 +780,21 @@ const probe101: Probe = async () => {
     const r = await httpReq(gw.port, { method: 'POST', path: '/api/chat', body: CHAT('llama3.2', { stream: false }), timeoutMs: 15_000 });
     answered = r.status !== undefined || r.error !== 'timeout';
     clearTimeout(capTimer);
-    const answer = r.status !== undefined ? `${r.status} after ${secs(r.ms)}` : r.error === 'timeout' ? 'no answer within 15 s' : `connection ended without an answer after ${secs(r.ms)} (${r.error})`;
+    const answer =
+      r.status !== undefined
+        ? `${r.status} after ${secs(r.ms)}`
+        : r.error === 'timeout'
+          ? 'no answer within 15 s'
+          : `connection ended without an answer after ${secs(r.ms)} (${r.error})`;
     rows.push({ figure: 'time until the client got an answer', value: answer });
     if (atCap) rows.push({ figure: 'ollama_requests_in_flight at 14 s, client still waiting (sum)', value: String(sum(atCap, 'ollama_requests_in_flight')) });
     await sleep(500);
     const after = gw.exited ? undefined : await scrape(gw);
     const inflight = sum(after, 'ollama_requests_in_flight');
-    rows.push({ figure: `ollama_requests_in_flight 0.5 s after ${answered ? 'the answer' : 'the client gave up'} (sum)`, value: Number.isNaN(inflight) ? 'metrics unavailable' : String(inflight) });
+    rows.push({
+      figure: `ollama_requests_in_flight 0.5 s after ${answered ? 'the answer' : 'the client gave up'} (sum)`,
+      value: Number.isNaN(inflight) ? 'metrics unavailable' : String(inflight),
+    });
     rows.push({ figure: 'counted error reason', value: grew(before, after, 'ollama_request_errors_total', 'reason') });
     rows.push({ figure: 'process', value: statusOf(gw) });
   } finally {
@@ -794,7 +824,8 @@ const probePostHealthz: Probe = async (fake) => {
 /** 8. One 30 MB SSE event written in 64 KB pieces. */
 const probeHugeEvent: Probe = async () => {
   const rows: Row[] = [];
-  const head = '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795634900,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":"';
+  const head =
+    '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1795634900,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[{"index":0,"delta":{"role":"assistant","content":"';
   const tail = '"},"finish_reason":null}]}';
   const filler = 30 * MiB - head.length - tail.length - 8;
   const stream = Buffer.from(
@@ -858,9 +889,15 @@ const probeHugeEvent: Probe = async () => {
     const h = await probe;
     rows.push({
       figure: 'time for the client to receive it all',
-      value: r.complete && r.bytes === stream.length ? `${secs(r.ms)} (${mb(r.bytes)}, byte count exact)` : `${r.error === 'timeout' ? 'not done within 120 s' : `ended after ${secs(r.ms)}`}: ${mb(r.bytes)} of ${mb(stream.length)} received${r.error ? ` (${r.error})` : ''}${r.status ? `, status ${r.status}` : ''}`,
+      value:
+        r.complete && r.bytes === stream.length
+          ? `${secs(r.ms)} (${mb(r.bytes)}, byte count exact)`
+          : `${r.error === 'timeout' ? 'not done within 120 s' : `ended after ${secs(r.ms)}`}: ${mb(r.bytes)} of ${mb(stream.length)} received${r.error ? ` (${r.error})` : ''}${r.status ? `, status ${r.status}` : ''}`,
     });
-    rows.push({ figure: 'worst /healthz latency (probed every 50 ms)', value: `${secs(h.worst)} over ${h.n} probes${h.failures ? `, ${h.failures} failed` : ''}` });
+    rows.push({
+      figure: 'worst /healthz latency (probed every 50 ms)',
+      value: `${secs(h.worst)} over ${h.n} probes${h.failures ? `, ${h.failures} failed` : ''}`,
+    });
     rows.push({ figure: 'gateway peak RSS', value: gw.exited ? crashText(gw) : mb(peakRssBytes(gw.child.pid!)) });
     rows.push({ figure: 'process', value: statusOf(gw) });
   } finally {
@@ -876,10 +913,17 @@ const probeConnectionClose: Probe = async (fake) => {
   const rows: Row[] = [];
   const gw = await startGw(fake.origin);
   try {
-    const r = await rawExchange(gw.port, `GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`, { timeoutMs: 10_000, waitClose: true });
+    const r = await rawExchange(gw.port, `GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\nConnection: close\r\n\r\n`, {
+      timeoutMs: 10_000,
+      waitClose: true,
+    });
     const resp = r.parsed ? `${r.parsed.status}, Connection: ${r.parsed.headers.connection ?? '(none)'}` : 'no response';
     const held =
-      r.responseMs === undefined ? 'response never completed' : r.closed && r.closedMs !== undefined ? `${secs(r.closedMs - r.responseMs)}` : `still open after ${secs(10_000 - r.responseMs)} (cap)`;
+      r.responseMs === undefined
+        ? 'response never completed'
+        : r.closed && r.closedMs !== undefined
+          ? `${secs(r.closedMs - r.responseMs)}`
+          : `still open after ${secs(10_000 - r.responseMs)} (cap)`;
     rows.push({ figure: 'response', value: resp });
     rows.push({ figure: 'socket held open after the response', value: held });
   } finally {
@@ -914,7 +958,14 @@ const probeSlowReader: Probe = async (fake) => {
         resolve(out);
       };
       const payload = CHAT();
-      const req = http.request({ host: '127.0.0.1', port: gw.port, method: 'POST', path: '/api/chat', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } });
+      const req = http.request({
+        host: '127.0.0.1',
+        port: gw.port,
+        method: 'POST',
+        path: '/api/chat',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+      });
       const timer = setTimeout(() => {
         finish('timeout');
         req.destroy();
@@ -978,15 +1029,19 @@ const probeStackTraces: Probe = async (fake) => {
           fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body: fixture('chat-stream.ndjson'), gapMs: 100 }, '/api/chat');
           const body = CHAT();
           let reset = false;
-          await rawExchange(g.port, `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, {
-            timeoutMs: 5000,
-            onData: (sock, data) => {
-              if (!reset && data.includes('"done":false')) {
-                reset = true;
-                sock.resetAndDestroy();
-              }
+          await rawExchange(
+            g.port,
+            `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:${g.port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+            {
+              timeoutMs: 5000,
+              onData: (sock, data) => {
+                if (!reset && data.includes('"done":false')) {
+                  reset = true;
+                  sock.resetAndDestroy();
+                }
+              },
             },
-          });
+          );
           await sleep(1500);
         },
       },

@@ -50,14 +50,19 @@ function arg(name: string, fallback: string): string {
 }
 
 function builds(): Build[] {
-  const out: Build[] = [{ name: 'current', ndjson: () => new ndjson.NdjsonParser(), sse: () => new sse.SseParser(), stripper: () => new sseUsage.SseUsageStripper() }];
+  const out: Build[] = [
+    { name: 'current', ndjson: () => new ndjson.NdjsonParser(), sse: () => new sse.SseParser(), stripper: () => new sseUsage.SseUsageStripper() },
+  ];
   const old = arg('--old', '');
   if (old) {
     const dir = path.resolve(old);
+    // An old build, chosen at run time, is loaded by path.
+    /* eslint-disable @typescript-eslint/no-require-imports */
     const n = require(path.join(dir, 'ndjson.js')) as typeof ndjson;
     const s = require(path.join(dir, 'sse.js')) as typeof sse;
     // Before the stripper had a file of its own, it lived in sse.js.
     const u = (fs.existsSync(path.join(dir, 'sse-usage.js')) ? require(path.join(dir, 'sse-usage.js')) : s) as typeof sseUsage;
+    /* eslint-enable @typescript-eslint/no-require-imports */
     out.unshift({ name: 'old', ndjson: () => new n.NdjsonParser(), sse: () => new s.SseParser(), stripper: () => new u.SseUsageStripper() });
   }
   return out;
@@ -147,8 +152,6 @@ function perChunk(run: (chunks: Buffer[]) => void, chunks: Buffer[], replays: nu
   return Number(process.hrtime.bigint() - t0) / (replays * chunks.length);
 }
 
-
-
 /** Section 1 (run first, before the large buffers below disturb the heap). */
 function normalStreams(all: Build[], replays: number, rounds: number): void {
   console.log(`## Normal streams, ${replays} replays, best of ${rounds} rounds\n`);
@@ -174,7 +177,8 @@ function normalStreams(all: Build[], replays: number, rounds: number): void {
         // Alternate the order, so neither build always runs on a heap the other just filled.
         for (const b of round % 2 === 0 ? all : [...all].reverse()) results.get(b.name)!.push(perChunk(r.run(b), s.chunks, replays));
       }
-      for (const b of all) console.log(`| ${s.file} | ${s.chunks.length} × ${s.cut} | ${r.name} | ${b.name} | ${Math.min(...results.get(b.name)!).toFixed(0)} |`);
+      for (const b of all)
+        console.log(`| ${s.file} | ${s.chunks.length} × ${s.cut} | ${r.name} | ${b.name} | ${Math.min(...results.get(b.name)!).toFixed(0)} |`);
     }
   }
 }

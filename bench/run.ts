@@ -45,11 +45,65 @@ interface Scenario {
 }
 
 const SCENARIOS: Scenario[] = [
-  { id: 'S1', title: 'non-streaming /api/chat, small answer, 50 connections', method: 'POST', path: '/api/chat', body: '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"Why is the sky blue?"}]}', headers: {}, connections: 50, minSeconds: 0, chunks: 1, ttftProbe: false },
-  { id: 'S2', title: 'streaming /api/chat, 32 tokens, no delay, 50 connections', method: 'POST', path: '/api/chat', body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}', headers: { 'x-bench-tokens': '32' }, connections: 50, minSeconds: 0, chunks: 33, ttftProbe: false },
-  { id: 'S3', title: '200 concurrent streams, 64 tokens at 20 ms', method: 'POST', path: '/api/chat', body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}', headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '20' }, connections: 200, minSeconds: 6, chunks: 65, ttftProbe: true },
-  { id: 'S4', title: 'GET /api/tags pass-through, 50 connections', method: 'GET', path: '/api/tags', headers: {}, connections: 50, minSeconds: 0, chunks: 1, ttftProbe: false },
-  { id: 'S5', title: '1,000 concurrent slow streams, 64 tokens at 50 ms', method: 'POST', path: '/api/chat', body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}', headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '50' }, connections: 1000, minSeconds: 8, chunks: 65, ttftProbe: false },
+  {
+    id: 'S1',
+    title: 'non-streaming /api/chat, small answer, 50 connections',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: {},
+    connections: 50,
+    minSeconds: 0,
+    chunks: 1,
+    ttftProbe: false,
+  },
+  {
+    id: 'S2',
+    title: 'streaming /api/chat, 32 tokens, no delay, 50 connections',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '32' },
+    connections: 50,
+    minSeconds: 0,
+    chunks: 33,
+    ttftProbe: false,
+  },
+  {
+    id: 'S3',
+    title: '200 concurrent streams, 64 tokens at 20 ms',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '20' },
+    connections: 200,
+    minSeconds: 6,
+    chunks: 65,
+    ttftProbe: true,
+  },
+  {
+    id: 'S4',
+    title: 'GET /api/tags pass-through, 50 connections',
+    method: 'GET',
+    path: '/api/tags',
+    headers: {},
+    connections: 50,
+    minSeconds: 0,
+    chunks: 1,
+    ttftProbe: false,
+  },
+  {
+    id: 'S5',
+    title: '1,000 concurrent slow streams, 64 tokens at 50 ms',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '50' },
+    connections: 1000,
+    minSeconds: 8,
+    chunks: 65,
+    ttftProbe: false,
+  },
 ];
 
 interface Measurement {
@@ -122,7 +176,10 @@ async function measure(target: Target, s: Scenario, seconds: number, round: numb
   const cpu0 = pids.reduce((n, p) => n + cpuMs(p), 0);
   let peakRss = 0;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, pids.reduce((n, p) => n + rssBytes(p), 0));
+    peakRss = Math.max(
+      peakRss,
+      pids.reduce((n, p) => n + rssBytes(p), 0),
+    );
   }, 100);
   const duration = Math.max(seconds, s.minSeconds);
   const probes = s.ttftProbe ? probeTtft(target.port, s, performance.now() + duration * 1000 - 1500) : Promise.resolve([]);
@@ -249,14 +306,15 @@ async function main(): Promise<void> {
     }
   }
 
-  const summary = summarize(results, scenarios, targets.map((t) => t.name));
+  const summary = summarize(
+    results,
+    scenarios,
+    targets.map((t) => t.name),
+  );
   const report = renderMarkdown(summary, scenarios, opt, notes);
   process.stdout.write(report);
   mkdirSync(path.dirname(opt.out), { recursive: true });
-  writeFileSync(
-    opt.out,
-    JSON.stringify({ date: new Date().toISOString(), machine: machine(), options: opt, notes, summary, results }, null, 2) + '\n',
-  );
+  writeFileSync(opt.out, JSON.stringify({ date: new Date().toISOString(), machine: machine(), options: opt, notes, summary, results }, null, 2) + '\n');
   process.stderr.write(`wrote ${opt.out}\n`);
   const errors = results.reduce((n, r) => n + r.errors, 0);
   process.exit(errors > 0 ? 1 : 0);
@@ -327,7 +385,8 @@ function summarize(results: Measurement[], scenarios: Scenario[], names: TargetN
   const s2 = scenarios.find((s) => s.id === 'S2');
   for (const r of rows.filter((x) => x.scenario === 'S2')) {
     const s1 = rows.find((x) => x.scenario === 'S1' && x.target === r.target);
-    if (s2 && s1?.cpuUsPerRequest !== undefined && r.cpuUsPerRequest !== undefined) r.cpuUsPerChunk = (r.cpuUsPerRequest - s1.cpuUsPerRequest) / (s2.chunks - 1);
+    if (s2 && s1?.cpuUsPerRequest !== undefined && r.cpuUsPerRequest !== undefined)
+      r.cpuUsPerChunk = (r.cpuUsPerRequest - s1.cpuUsPerRequest) / (s2.chunks - 1);
   }
   return rows;
 }
@@ -340,7 +399,9 @@ function renderMarkdown(rows: Row[], scenarios: Scenario[], opt: ReturnType<type
   lines.push('');
   for (const s of scenarios) lines.push(`- **${s.id}**: ${s.title}`);
   lines.push('');
-  lines.push('| scenario | target | req/s | × direct | p50 ms | p99 ms | p99 added ms | TTFT added ms | CPU µs/req | CPU µs/chunk | peak RSS MB | ELD p99 ms | errors | noise req/s | noise CPU |');
+  lines.push(
+    '| scenario | target | req/s | × direct | p50 ms | p99 ms | p99 added ms | TTFT added ms | CPU µs/req | CPU µs/chunk | peak RSS MB | ELD p99 ms | errors | noise req/s | noise CPU |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     lines.push(

@@ -83,7 +83,14 @@ interface Reply {
 }
 
 /** One request. `hangUp` makes the client leave: before the response, after the first chunk, or on the last. */
-function request(ctx: Ctx, method: string, p: string, body: Buffer | string | undefined, hangUp?: 'before' | 'mid' | 'end', headers: Record<string, string> = {}): Promise<Reply> {
+function request(
+  ctx: Ctx,
+  method: string,
+  p: string,
+  body: Buffer | string | undefined,
+  hangUp?: 'before' | 'mid' | 'end',
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let status = 0;
@@ -137,21 +144,45 @@ function request(ctx: Ctx, method: string, p: string, body: Buffer | string | un
 
 const CHAT = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }] });
 /** Spellings of /api/chat the gateway must measure as /api/chat (and forward as /api/chat). */
-const SPELLINGS = ['//api/chat', '/api//chat', '///api/chat', '/api/./chat', '/x/../api/chat', '/api/%63hat', '/api/%63%68at', '/api%2Fchat', '/api%2fchat', '/%2E/api/chat', '/../api/chat', 'http://evil.example/api/chat', 'http://127.0.0.1:1/api/chat?x=1'];
+const SPELLINGS = [
+  '//api/chat',
+  '/api//chat',
+  '///api/chat',
+  '/api/./chat',
+  '/x/../api/chat',
+  '/api/%63hat',
+  '/api/%63%68at',
+  '/api%2Fchat',
+  '/api%2fchat',
+  '/%2E/api/chat',
+  '/../api/chat',
+  'http://evil.example/api/chat',
+  'http://127.0.0.1:1/api/chat?x=1',
+];
 /**
  * Names recorded as model="invalid": over 256 characters, or with a control character. At most
  * 5 KB: the body budget cycle leaves less than one 64 KB read of room while it refuses its fourth
  * body, and a big body arriving just then would be refused too.
  */
 const STRANGE_NAMES = ['m'.repeat(257), 'n'.repeat(5_000), 'tab\there', 'nul\u0000', 'esc\u001b[31m', 'del\u007f', 'line\nbreak', `${'k'.repeat(300)}:latest`];
-const OWN_METHODS: [string, string][] = [['POST', '/healthz'], ['PUT', '/metrics'], ['DELETE', '/readyz'], ['PATCH', '//metrics'], ['OPTIONS', '/healthz'], ['POST', '/metrics'], ['PROPFIND', '/readyz'], ['POST', '/%68ealthz']];
+const OWN_METHODS: [string, string][] = [
+  ['POST', '/healthz'],
+  ['PUT', '/metrics'],
+  ['DELETE', '/readyz'],
+  ['PATCH', '//metrics'],
+  ['OPTIONS', '/healthz'],
+  ['POST', '/metrics'],
+  ['PROPFIND', '/readyz'],
+  ['POST', '/%68ealthz'],
+];
 let spelling = 0;
 let strange = 0;
 let ownMethod = 0;
 const chatFor = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
 const expectFull = (r: Reply, body: Buffer, status = 200) =>
   r.outcome === 'full' && r.status === status && r.body.equals(body) ? { ok: true } : { ok: false, why: `${r.outcome} ${r.status} ${r.body.length}B` };
-const expectStatus = (r: Reply, status: number) => (r.outcome === 'full' && r.status === status ? { ok: true } : { ok: false, why: `${r.outcome} ${r.status}` });
+const expectStatus = (r: Reply, status: number) =>
+  r.outcome === 'full' && r.status === status ? { ok: true } : { ok: false, why: `${r.outcome} ${r.status}` };
 
 /** A request written over a raw socket (pipelining, unfinished bodies), read by the fuzzer's client. */
 function raw(ctx: Ctx, parts: Plan['parts'], expect: number, methods: string[], keepBodies = false): Promise<ClientResult> {
@@ -159,13 +190,16 @@ function raw(ctx: Ctx, parts: Plan['parts'], expect: number, methods: string[], 
 }
 
 const head = (method: string, p: string, headers: Record<string, string | number>) =>
-  `${method} ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([h, v]) => `${h}: ${v}\r\n`).join('')}\r\n`;
+  `${method} ${p} HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers)
+    .map(([h, v]) => `${h}: ${v}\r\n`)
+    .join('')}\r\n`;
 const post = (p: string, body: string) => head('POST', p, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }) + body;
 
 /** The raw answer was `status` with headers matching `headers`. */
 function expectRaw(r: ClientResult, status: number, headers: Record<string, RegExp> = {}): { ok: boolean; why?: string } {
   if (r.statuses[0] !== status) return { ok: false, why: `${r.end} ${r.statuses.join('+') || '-'}` };
-  for (const [h, re] of Object.entries(headers)) if (!re.test(r.first?.get(h) ?? '')) return { ok: false, why: `${status} ${h}: ${r.first?.get(h) ?? 'absent'}` };
+  for (const [h, re] of Object.entries(headers))
+    if (!re.test(r.first?.get(h) ?? '')) return { ok: false, why: `${status} ${h}: ${r.first?.get(h) ?? 'absent'}` };
   return { ok: true };
 }
 
@@ -290,11 +324,30 @@ async function main(): Promise<void> {
   const nl = chatStream.indexOf('\n') + 1;
   const garbage = Buffer.concat([chatStream.subarray(0, nl), Buffer.from('<html>oops</html>\n'), chatStream.subarray(nl)]);
   const truncated = chatStream.subarray(0, chatStream.lastIndexOf('\n', chatStream.length - 2) + 1);
-  const ndjson = (body: Buffer, extra: Partial<Extract<Behavior, { kind: 'body' }>> = {}): Behavior => ({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body, ...extra });
+  const ndjson = (body: Buffer, extra: Partial<Extract<Behavior, { kind: 'body' }>> = {}): Behavior => ({
+    kind: 'body',
+    status: 200,
+    contentType: 'application/x-ndjson',
+    body,
+    ...extra,
+  });
   const mReset = fault(fake, 'fault-reset', () => ({ kind: 'reset' }));
-  const mResetMid = fault(fake, 'fault-reset-mid', () => ({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body: chatStream, bytes: 600 }));
+  const mResetMid = fault(fake, 'fault-reset-mid', () => ({
+    kind: 'reset-after',
+    status: 200,
+    contentType: 'application/x-ndjson',
+    body: chatStream,
+    bytes: 600,
+  }));
   const mHang = fault(fake, 'fault-hang', () => ({ kind: 'hang' }));
-  const mStall = fault(fake, 'fault-stall', () => ({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: chatStream, bytes: 500, resumeAfterMs: 300 }));
+  const mStall = fault(fake, 'fault-stall', () => ({
+    kind: 'stall',
+    status: 200,
+    contentType: 'application/x-ndjson',
+    body: chatStream,
+    bytes: 500,
+    resumeAfterMs: 300,
+  }));
   const mGarbage = fault(fake, 'fault-garbage', () => ndjson(garbage));
   const mErrorLine = fault(fake, 'fault-error-line', () => ndjson(fixture('error-midstream.ndjson')));
   const mTruncated = fault(fake, 'fault-truncated', () => ndjson(truncated));
@@ -302,7 +355,9 @@ async function main(): Promise<void> {
   const mSpelled = fault(fake, 'spelled-path', () => ndjson(chatStream));
   // Streams far larger than the socket buffers, so a client that stops reading blocks the gateway.
   const lines = chatStream.toString('utf8').split('\n').filter(Boolean);
-  const big = Buffer.from([lines[0], ...Array.from({ length: Math.ceil((8 * 1024 * 1024) / lines[1].length) }, () => lines[1]), lines[lines.length - 1]].join('\n') + '\n');
+  const big = Buffer.from(
+    [lines[0], ...Array.from({ length: Math.ceil((8 * 1024 * 1024) / lines[1].length) }, () => lines[1]), lines[lines.length - 1]].join('\n') + '\n',
+  );
   const bigDigest = createHash('sha256').update(big).digest('hex');
   const mSlowReader = fault(fake, 'slow-reader', () => ndjson(big, { chunking: { kind: 'every', size: 64 * 1024 } }));
   const mStuckReader = fault(fake, 'stuck-reader', () => ndjson(big, { chunking: { kind: 'every', size: 64 * 1024 } }));
@@ -353,29 +408,153 @@ async function main(): Promise<void> {
   const L = (m: string) => (m.includes(':') ? m : `${m}:latest`);
 
   const kinds: Kind[] = [
-    { name: 'native chat stream', weight: 10, counts: [c('llama3.2:latest', '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', CHAT), chatStream) },
-    { name: 'native chat json', weight: 6, counts: [c('llama3.2:latest', '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor('llama3.2').replace('{', '{"stream":false,')), fixture('chat-nostream.json')) },
-    { name: 'native generate stream', weight: 6, counts: [c('llama3.2:latest', '/api/generate')], run: async (c) => expectFull(await request(c, 'POST', '/api/generate', '{"model":"llama3.2","prompt":"Write a haiku about autumn leaves."}'), fixture('generate-stream.ndjson')) },
-    { name: 'openai chat stream', weight: 6, counts: [c('llama3.2:latest', '/v1/chat/completions')], run: async (c) => expectFull(await request(c, 'POST', '/v1/chat/completions', '{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"hi"}]}'), withoutUsageEvent(fixture('openai-chat-stream.sse'))) },
-    { name: 'openai chat json', weight: 4, counts: [c('llama3.2:latest', '/v1/chat/completions')], run: async (c) => expectFull(await request(c, 'POST', '/v1/chat/completions', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}'), fixture('openai-chat-nostream.json')) },
-    { name: 'embed', weight: 4, counts: [c('all-minilm:latest', '/api/embed')], run: async (c) => expectFull(await request(c, 'POST', '/api/embed', '{"model":"all-minilm","input":["a","b"]}'), fixture('embed.json')) },
+    {
+      name: 'native chat stream',
+      weight: 10,
+      counts: [c('llama3.2:latest', '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/chat', CHAT), chatStream),
+    },
+    {
+      name: 'native chat json',
+      weight: 6,
+      counts: [c('llama3.2:latest', '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor('llama3.2').replace('{', '{"stream":false,')), fixture('chat-nostream.json')),
+    },
+    {
+      name: 'native generate stream',
+      weight: 6,
+      counts: [c('llama3.2:latest', '/api/generate')],
+      run: async (c) =>
+        expectFull(
+          await request(c, 'POST', '/api/generate', '{"model":"llama3.2","prompt":"Write a haiku about autumn leaves."}'),
+          fixture('generate-stream.ndjson'),
+        ),
+    },
+    {
+      name: 'openai chat stream',
+      weight: 6,
+      counts: [c('llama3.2:latest', '/v1/chat/completions')],
+      run: async (c) =>
+        expectFull(
+          await request(c, 'POST', '/v1/chat/completions', '{"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"hi"}]}'),
+          withoutUsageEvent(fixture('openai-chat-stream.sse')),
+        ),
+    },
+    {
+      name: 'openai chat json',
+      weight: 4,
+      counts: [c('llama3.2:latest', '/v1/chat/completions')],
+      run: async (c) =>
+        expectFull(
+          await request(c, 'POST', '/v1/chat/completions', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}'),
+          fixture('openai-chat-nostream.json'),
+        ),
+    },
+    {
+      name: 'embed',
+      weight: 4,
+      counts: [c('all-minilm:latest', '/api/embed')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/embed', '{"model":"all-minilm","input":["a","b"]}'), fixture('embed.json')),
+    },
     { name: 'pass-through tags', weight: 4, run: async (c) => expectFull(await request(c, 'GET', '/api/tags', undefined), fixture('tags.json')) },
     { name: 'upload 4 MB blob', weight: 1, run: async (c) => expectStatus(await request(c, 'POST', `/api/blobs/sha256:${uploadDigest}`, upload), 201) },
-    { name: 'upstream refuses', weight: 2, counts: [c(L(mReset), '/api/chat')], run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(mReset)), 502) },
-    { name: 'upstream resets mid-stream', weight: 2, counts: [c(L(mResetMid), '/api/chat')], run: async (c) => { const r = await request(c, 'POST', '/api/chat', chatFor(mResetMid)); return r.outcome === 'broken' ? { ok: true } : { ok: false, why: r.outcome }; } },
-    { name: 'upstream hangs', weight: 1, counts: [c(L(mHang), '/api/chat')], run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(mHang)), 504) },
-    { name: 'upstream stalls, resumes', weight: 2, counts: [c(L(mStall), '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mStall)), chatStream) },
-    { name: 'non-JSON line', weight: 2, counts: [c(L(mGarbage), '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mGarbage)), garbage) },
-    { name: 'error line', weight: 2, counts: [c(L(mErrorLine), '/api/generate')], run: async (c) => expectFull(await request(c, 'POST', '/api/generate', chatFor(mErrorLine)), fixture('error-midstream.ndjson')) },
-    { name: 'truncated stream', weight: 2, counts: [c(L(mTruncated), '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mTruncated)), truncated) },
-    { name: 'client leaves before response', weight: 2, counts: [c(L(mHang), '/api/chat')], run: async (c) => { const r = await request(c, 'POST', '/api/chat', chatFor(mHang), 'before'); return { ok: r.outcome === 'cancelled', why: r.outcome }; } },
-    { name: 'client leaves mid-stream', weight: 2, counts: [c(L(mSlow), '/api/chat')], run: async (c) => { const r = await request(c, 'POST', '/api/chat', chatFor(mSlow), 'mid'); return { ok: r.outcome === 'cancelled', why: r.outcome }; } },
-    { name: 'client leaves at the end', weight: 2, counts: [c('llama3.2:latest', '/api/chat')], run: async (c) => { const r = await request(c, 'POST', '/api/chat', CHAT, 'end'); return { ok: r.outcome === 'cancelled' || r.outcome === 'full', why: r.outcome }; } },
-    { name: 'body over the limit', weight: 1, counts: [c('unknown', '/api/generate', 413)], run: async (c) => expectStatus(await request(c, 'POST', '/api/generate', JSON.stringify({ model: 'llama3.2', prompt: 'x'.repeat(1_200_000) })), 413) },
-    { name: 'malformed JSON', weight: 2, counts: [c('unknown', '/api/chat')], run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', '{"model": "llama3.2", oops'), 400) },
-    { name: 'random model name', weight: 3, counts: [c('random', '/api/chat')], run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(`random-${randomBytes(6).toString('hex')}`)), 404) },
+    {
+      name: 'upstream refuses',
+      weight: 2,
+      counts: [c(L(mReset), '/api/chat')],
+      run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(mReset)), 502),
+    },
+    {
+      name: 'upstream resets mid-stream',
+      weight: 2,
+      counts: [c(L(mResetMid), '/api/chat')],
+      run: async (c) => {
+        const r = await request(c, 'POST', '/api/chat', chatFor(mResetMid));
+        return r.outcome === 'broken' ? { ok: true } : { ok: false, why: r.outcome };
+      },
+    },
+    {
+      name: 'upstream hangs',
+      weight: 1,
+      counts: [c(L(mHang), '/api/chat')],
+      run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(mHang)), 504),
+    },
+    {
+      name: 'upstream stalls, resumes',
+      weight: 2,
+      counts: [c(L(mStall), '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mStall)), chatStream),
+    },
+    {
+      name: 'non-JSON line',
+      weight: 2,
+      counts: [c(L(mGarbage), '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mGarbage)), garbage),
+    },
+    {
+      name: 'error line',
+      weight: 2,
+      counts: [c(L(mErrorLine), '/api/generate')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/generate', chatFor(mErrorLine)), fixture('error-midstream.ndjson')),
+    },
+    {
+      name: 'truncated stream',
+      weight: 2,
+      counts: [c(L(mTruncated), '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mTruncated)), truncated),
+    },
+    {
+      name: 'client leaves before response',
+      weight: 2,
+      counts: [c(L(mHang), '/api/chat')],
+      run: async (c) => {
+        const r = await request(c, 'POST', '/api/chat', chatFor(mHang), 'before');
+        return { ok: r.outcome === 'cancelled', why: r.outcome };
+      },
+    },
+    {
+      name: 'client leaves mid-stream',
+      weight: 2,
+      counts: [c(L(mSlow), '/api/chat')],
+      run: async (c) => {
+        const r = await request(c, 'POST', '/api/chat', chatFor(mSlow), 'mid');
+        return { ok: r.outcome === 'cancelled', why: r.outcome };
+      },
+    },
+    {
+      name: 'client leaves at the end',
+      weight: 2,
+      counts: [c('llama3.2:latest', '/api/chat')],
+      run: async (c) => {
+        const r = await request(c, 'POST', '/api/chat', CHAT, 'end');
+        return { ok: r.outcome === 'cancelled' || r.outcome === 'full', why: r.outcome };
+      },
+    },
+    {
+      name: 'body over the limit',
+      weight: 1,
+      counts: [c('unknown', '/api/generate', 413)],
+      run: async (c) => expectStatus(await request(c, 'POST', '/api/generate', JSON.stringify({ model: 'llama3.2', prompt: 'x'.repeat(1_200_000) })), 413),
+    },
+    {
+      name: 'malformed JSON',
+      weight: 2,
+      counts: [c('unknown', '/api/chat')],
+      run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', '{"model": "llama3.2", oops'), 400),
+    },
+    {
+      name: 'random model name',
+      weight: 3,
+      counts: [c('random', '/api/chat')],
+      run: async (c) => expectStatus(await request(c, 'POST', '/api/chat', chatFor(`random-${randomBytes(6).toString('hex')}`)), 404),
+    },
     // Hostile input (issue 9).
-    { name: 'path spellings', weight: 3, counts: [c(L(mSpelled), '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', SPELLINGS[spelling++ % SPELLINGS.length], chatFor(mSpelled)), chatStream) },
+    {
+      name: 'path spellings',
+      weight: 3,
+      counts: [c(L(mSpelled), '/api/chat')],
+      run: async (c) => expectFull(await request(c, 'POST', SPELLINGS[spelling++ % SPELLINGS.length], chatFor(mSpelled)), chatStream),
+    },
     {
       name: 'long or control-character model name',
       weight: 2,
@@ -389,7 +568,11 @@ async function main(): Promise<void> {
       name: 'long model name, /v1',
       weight: 1,
       counts: [c('invalid', '/v1/chat/completions')],
-      run: async (c) => expectStatus(await request(c, 'POST', '/v1/chat/completions', JSON.stringify({ model: 'v'.repeat(5000), messages: [{ role: 'user', content: 'hi' }] })), 404),
+      run: async (c) =>
+        expectStatus(
+          await request(c, 'POST', '/v1/chat/completions', JSON.stringify({ model: 'v'.repeat(5000), messages: [{ role: 'user', content: 'hi' }] })),
+          404,
+        ),
     },
     {
       name: 'stalled body',
@@ -408,7 +591,12 @@ async function main(): Promise<void> {
       slowWarmup: true,
       counts: [c('unknown', '/v1/completions', 408, 'body_timeout')],
       run: async (c) => {
-        const r = await raw(c, [{ t: 'write', data: Buffer.from(head('POST', '/v1/completions', { 'Transfer-Encoding': 'chunked' }) + '10\r\n{"model":"llama3\r\n') }], 1, ['POST']);
+        const r = await raw(
+          c,
+          [{ t: 'write', data: Buffer.from(head('POST', '/v1/completions', { 'Transfer-Encoding': 'chunked' }) + '10\r\n{"model":"llama3\r\n') }],
+          1,
+          ['POST'],
+        );
         return expectRaw(r, 408, { connection: /close/i });
       },
     },
@@ -438,7 +626,11 @@ async function main(): Promise<void> {
       run: async (c) => {
         const two = post('/api/chat', CHAT) + post('/api/generate', '{"model":"llama3.2","prompt":"Why?","stream":false}');
         const r = await raw(c, [{ t: 'write', data: Buffer.from(two) }], 2, ['POST', 'POST'], true);
-        const ok = r.statuses.join('+') === '200+200' && r.bodies.length === 2 && r.bodies[0].equals(chatStream) && r.bodies[1].equals(fixture('generate-nostream.json'));
+        const ok =
+          r.statuses.join('+') === '200+200' &&
+          r.bodies.length === 2 &&
+          r.bodies[0].equals(chatStream) &&
+          r.bodies[1].equals(fixture('generate-nostream.json'));
         return ok ? { ok } : { ok, why: `${r.end} ${r.statuses.join('+')} ${r.bodies.map((b) => b.length).join('+')}B` };
       },
     },
@@ -459,7 +651,12 @@ async function main(): Promise<void> {
       weight: 0.3,
       needsMs: 4000,
       counts: [c(L(mSlowReader), '/api/chat', 200)],
-      warmup: { name: 'slow reader warm-up', weight: 0, counts: [c(L(mSlowReader), '/api/chat', 200)], run: async (c) => expectDigest(await slowRead(c, chatFor(mSlowReader), 0, 10_000)) },
+      warmup: {
+        name: 'slow reader warm-up',
+        weight: 0,
+        counts: [c(L(mSlowReader), '/api/chat', 200)],
+        run: async (c) => expectDigest(await slowRead(c, chatFor(mSlowReader), 0, 10_000)),
+      },
       run: async (c) => expectDigest(await slowRead(c, chatFor(mSlowReader), 1600, 12_000)),
     },
     {
@@ -468,7 +665,12 @@ async function main(): Promise<void> {
       weight: 0.15,
       needsMs: 7000,
       counts: [c(L(mStuckReader), '/api/chat', 200, 'client_timeout')],
-      warmup: { name: 'stuck reader warm-up', weight: 0, counts: [c(L(mStuckReader), '/api/chat', 200)], run: async (c) => expectDigest(await slowRead(c, chatFor(mStuckReader), 0, 10_000)) },
+      warmup: {
+        name: 'stuck reader warm-up',
+        weight: 0,
+        counts: [c(L(mStuckReader), '/api/chat', 200)],
+        run: async (c) => expectDigest(await slowRead(c, chatFor(mStuckReader), 0, 10_000)),
+      },
       run: async (c) => {
         // Stops reading for longer than CLIENT_WRITE_TIMEOUT_SECONDS (3 s): the gateway must cut it.
         const r = await slowRead(c, chatFor(mStuckReader), 4500, 12_000);
@@ -512,14 +714,20 @@ async function main(): Promise<void> {
       const r503 = expectRaw(refused, 503, { 'retry-after': /^1$/, connection: /close/i });
       if (!r503.ok) return { ok: false, why: `fourth: ${r503.why}` };
       for (const a of answers) {
-        if (a.status !== 408 || !/close/i.test(a.headers.get('connection') ?? '')) return { ok: false, why: `held: ${a.status} connection: ${a.headers.get('connection') ?? 'absent'}` };
+        if (a.status !== 408 || !/close/i.test(a.headers.get('connection') ?? ''))
+          return { ok: false, why: `held: ${a.status} connection: ${a.headers.get('connection') ?? 'absent'}` };
       }
       return { ok: true };
     },
   };
 
   // What the gateway must count: per model, endpoint, and (where known) status and error reason.
-  const expected = { model: new Map<string, number>(), endpoint: new Map<string, number>(), status: new Map<number, number>(), reason: new Map<string, number>() };
+  const expected = {
+    model: new Map<string, number>(),
+    endpoint: new Map<string, number>(),
+    status: new Map<number, number>(),
+    reason: new Map<string, number>(),
+  };
   const inc = <K>(m: Map<K, number>, k: K) => m.set(k, (m.get(k) ?? 0) + 1);
   const account = (counts: Count[] = []) => {
     for (const x of counts) {
@@ -575,7 +783,12 @@ async function main(): Promise<void> {
     }
   };
   // Hundreds of concurrent slow streams, in waves, beside the mixed traffic.
-  const slowKind: Kind = { name: 'slow stream (concurrent wave)', weight: 0, counts: [c(L(mSlow), '/api/chat')], run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mSlow)), chatStream) };
+  const slowKind: Kind = {
+    name: 'slow stream (concurrent wave)',
+    weight: 0,
+    counts: [c(L(mSlow), '/api/chat')],
+    run: async (c) => expectFull(await request(c, 'POST', '/api/chat', chatFor(mSlow)), chatStream),
+  };
   const waves = async () => {
     while (going(2000)) await Promise.all(Array.from({ length: slowStreams }, () => runOne(slowKind)));
   };
@@ -600,8 +813,12 @@ async function main(): Promise<void> {
   drainFake();
   await fake.close();
 
-  const m = samples(metrics, new Set(['ollama_requests_total', 'ollama_request_errors_total', 'ollama_requests_in_flight', 'ollama_gateway_buffered_body_bytes']));
-  const total = (f: (x: (typeof m)[number]) => boolean, name = 'ollama_requests_total') => m.filter((x) => x.name === name && f(x)).reduce((n, x) => n + x.value, 0);
+  const m = samples(
+    metrics,
+    new Set(['ollama_requests_total', 'ollama_request_errors_total', 'ollama_requests_in_flight', 'ollama_gateway_buffered_body_bytes']),
+  );
+  const total = (f: (x: (typeof m)[number]) => boolean, name = 'ollama_requests_total') =>
+    m.filter((x) => x.name === name && f(x)).reduce((n, x) => n + x.value, 0);
   const counted = new Map<string, number>();
   for (const x of m) if (x.name === 'ollama_requests_total') counted.set(x.labels.model, (counted.get(x.labels.model) ?? 0) + x.value);
   const books: { book: string; expected: string; actual: string; ok: boolean }[] = [];
@@ -610,26 +827,80 @@ async function main(): Promise<void> {
   const knownLabels = new Set([...expected.model.keys()].filter((l) => l !== 'random'));
   const randomCounted = [...counted].filter(([l]) => !knownLabels.has(l)).reduce((n, [, v]) => n + v, 0);
   book('requests counted, random model names', expected.model.get('random') ?? 0, randomCounted);
-  for (const [endpoint, want] of expected.endpoint) book(`requests counted, endpoint ${endpoint}`, want, total((x) => x.labels.endpoint === endpoint));
-  for (const status of STATUS_BOOKS) book(`requests counted, status ${status}`, expected.status.get(status) ?? 0, total((x) => x.labels.status === String(status)));
-  for (const reason of REASON_BOOKS) book(`errors counted, reason ${reason}`, expected.reason.get(reason) ?? 0, total((x) => x.labels.reason === reason, 'ollama_request_errors_total'));
-  book(`errors counted, model ${L(mSlowReader)} (paused, resumed)`, 0, total((x) => x.labels.model === L(mSlowReader), 'ollama_request_errors_total'));
+  for (const [endpoint, want] of expected.endpoint)
+    book(
+      `requests counted, endpoint ${endpoint}`,
+      want,
+      total((x) => x.labels.endpoint === endpoint),
+    );
+  for (const status of STATUS_BOOKS)
+    book(
+      `requests counted, status ${status}`,
+      expected.status.get(status) ?? 0,
+      total((x) => x.labels.status === String(status)),
+    );
+  for (const reason of REASON_BOOKS)
+    book(
+      `errors counted, reason ${reason}`,
+      expected.reason.get(reason) ?? 0,
+      total((x) => x.labels.reason === reason, 'ollama_request_errors_total'),
+    );
+  book(
+    `errors counted, model ${L(mSlowReader)} (paused, resumed)`,
+    0,
+    total((x) => x.labels.model === L(mSlowReader), 'ollama_request_errors_total'),
+  );
   const inFlight = m.filter((x) => x.name === 'ollama_requests_in_flight' && x.value !== 0).length;
   book('ollama_requests_in_flight series not 0', 0, inFlight);
   const buffered = m.find((x) => x.name === 'ollama_gateway_buffered_body_bytes');
   books.push({ book: 'ollama_gateway_buffered_body_bytes', expected: '0', actual: buffered ? String(buffered.value) : 'absent', ok: buffered?.value === 0 });
-  books.push({ book: 'requests that reached Ollama on the gateway\'s own paths', expected: '0', actual: `${upstreamBooks.own}${upstreamBooks.ownExample ? ` (${upstreamBooks.ownExample})` : ''}`, ok: upstreamBooks.own === 0 });
-  books.push({ book: 'spelled paths that reached Ollama as another path than /api/chat (query kept)', expected: '0', actual: `${upstreamBooks.spelledWrong} of ${upstreamBooks.spelled}${upstreamBooks.spelledExample ? ` (${upstreamBooks.spelledExample})` : ''}`, ok: upstreamBooks.spelledWrong === 0 });
+  books.push({
+    book: "requests that reached Ollama on the gateway's own paths",
+    expected: '0',
+    actual: `${upstreamBooks.own}${upstreamBooks.ownExample ? ` (${upstreamBooks.ownExample})` : ''}`,
+    ok: upstreamBooks.own === 0,
+  });
+  books.push({
+    book: 'spelled paths that reached Ollama as another path than /api/chat (query kept)',
+    expected: '0',
+    actual: `${upstreamBooks.spelledWrong} of ${upstreamBooks.spelled}${upstreamBooks.spelledExample ? ` (${upstreamBooks.spelledExample})` : ''}`,
+    ok: upstreamBooks.spelledWrong === 0,
+  });
   const failures = [...tally].reduce((n, [, t]) => n + t.failed, 0);
   books.push({ book: 'clients that got neither their response nor the expected error', expected: '0', actual: String(failures), ok: failures === 0 });
   books.push({ book: 'upstream requests still running', expected: '0', actual: String(fake.active), ok: fake.active === 0 });
   const cancelled = (tally.get('client leaves mid-stream')?.sent ?? 0) + (tally.get('client leaves before response')?.sent ?? 0);
-  books.push({ book: 'upstream requests abandoned ≥ clients that left', expected: `≥ ${cancelled}`, actual: String(fake.abandoned), ok: fake.abandoned >= cancelled });
-  books.push({ book: 'active handles (before → after)', expected: `≤ ${before.handles + 2}`, actual: `${before.handles} → ${after.handles}`, ok: after.handles <= before.handles + 2 });
-  books.push({ book: 'open sockets (before → after)', expected: `≤ ${before.sockets + 2}`, actual: `${before.sockets} → ${after.sockets}`, ok: after.sockets <= before.sockets + 2 });
+  books.push({
+    book: 'upstream requests abandoned ≥ clients that left',
+    expected: `≥ ${cancelled}`,
+    actual: String(fake.abandoned),
+    ok: fake.abandoned >= cancelled,
+  });
+  books.push({
+    book: 'active handles (before → after)',
+    expected: `≤ ${before.handles + 2}`,
+    actual: `${before.handles} → ${after.handles}`,
+    ok: after.handles <= before.handles + 2,
+  });
+  books.push({
+    book: 'open sockets (before → after)',
+    expected: `≤ ${before.sockets + 2}`,
+    actual: `${before.sockets} → ${after.sockets}`,
+    ok: after.sockets <= before.sockets + 2,
+  });
   const heapMargin = 24;
-  books.push({ book: 'heap used MB (before / peak / after GC)', expected: `after ≤ before + ${heapMargin}`, actual: `${before.heapUsedMb.toFixed(1)} / ${peakHeap.toFixed(1)} / ${after.heapUsedMb.toFixed(1)}`, ok: after.heapUsedMb <= before.heapUsedMb + heapMargin });
-  books.push({ book: 'RSS MB (before / peak / after)', expected: 'reported', actual: `${before.rssMb.toFixed(0)} / ${peakRss.toFixed(0)} / ${after.rssMb.toFixed(0)}`, ok: true });
+  books.push({
+    book: 'heap used MB (before / peak / after GC)',
+    expected: `after ≤ before + ${heapMargin}`,
+    actual: `${before.heapUsedMb.toFixed(1)} / ${peakHeap.toFixed(1)} / ${after.heapUsedMb.toFixed(1)}`,
+    ok: after.heapUsedMb <= before.heapUsedMb + heapMargin,
+  });
+  books.push({
+    book: 'RSS MB (before / peak / after)',
+    expected: 'reported',
+    actual: `${before.rssMb.toFixed(0)} / ${peakRss.toFixed(0)} / ${after.rssMb.toFixed(0)}`,
+    ok: true,
+  });
 
   const out: string[] = [];
   out.push(`## Soak: ${seconds} s, ${concurrency} mixed clients, waves of ${slowStreams} slow streams`, '');
@@ -645,5 +916,3 @@ main().catch((err: unknown) => {
   process.stderr.write(`soak failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });
-
-

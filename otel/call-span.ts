@@ -130,7 +130,8 @@ export class CallSpan {
   private phaseSpans(s: CallFacts, endedAt: number): void {
     const tracer = this.tracing.tracer;
     const end = epochMs(endedAt);
-    const child = (name: string, startMs: number, endMs: number) => tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs }, this.ctx).end(endMs);
+    const child = (name: string, startMs: number, endMs: number) =>
+      tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: startMs }, this.ctx).end(endMs);
     if (s.loadDurationNs !== undefined && s.loadDurationNs > 0 && s.totalDurationNs !== undefined) {
       const start = Math.max(epochMs(this.startedAt), end - s.totalDurationNs / NS_PER_MS);
       child(sc.SPAN_LOAD, start, start + s.loadDurationNs / NS_PER_MS);

@@ -36,9 +36,7 @@ export const TOKEN_TYPE_OUTPUT = 'output';
  * Durations from a few milliseconds (a warm embedding) to twenty minutes (a cold load of a 70B
  * model on a slow disk followed by a long generation).
  */
-export const DURATION_BUCKETS_SECONDS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200,
-];
+export const DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200];
 
 /** Generation speed, from a CPU-bound large model (~1 tok/s) to a small model on a fast GPU. */
 export const TOKENS_PER_SECOND_BUCKETS = [1, 2, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000];

@@ -24,7 +24,9 @@ function contentText(content: unknown): string | undefined {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
     const texts = content
-      .map((p) => (p && typeof p === 'object' && typeof (p as Record<string, unknown>).text === 'string' ? ((p as Record<string, unknown>).text as string) : undefined))
+      .map((p) =>
+        p && typeof p === 'object' && typeof (p as Record<string, unknown>).text === 'string' ? ((p as Record<string, unknown>).text as string) : undefined,
+      )
       .filter((t): t is string => t !== undefined);
     return texts.length > 0 ? texts.join('') : undefined;
   }

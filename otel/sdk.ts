@@ -14,15 +14,7 @@
 import { diag, trace, type Tracer } from '@opentelemetry/api';
 import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import {
-  defaultResource,
-  detectResources,
-  envDetector,
-  hostDetector,
-  processDetector,
-  resourceFromAttributes,
-  type Resource,
-} from '@opentelemetry/resources';
+import { defaultResource, detectResources, envDetector, hostDetector, processDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
   InstrumentType,
@@ -39,7 +31,6 @@ import { observeOllamaState, type OllamaState } from './state';
 
 export const INSTRUMENTATION_NAME = 'ollama-otel-gateway';
 export const DEFAULT_SERVICE_NAME = 'ollama-otel-gateway';
-
 
 export interface TelemetryOptions {
   serviceVersion: string;
@@ -169,12 +160,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
-  const telemetry = new Telemetry(
-    instruments,
-    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
-    { ...opts.tracing, tracer },
-    opts.measurement,
-  );
+  const telemetry = new Telemetry(instruments, new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap), { ...opts.tracing, tracer }, opts.measurement);
   return {
     telemetry,
     scrape: async () => {

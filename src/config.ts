@@ -82,9 +82,7 @@ const OLLAMA_DEFAULT_PORT = 11434;
  */
 export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): UpstreamTarget {
   const fail = (): never => {
-    throw new ConfigError(
-      `${variable}=${JSON.stringify(value)} is not valid: expected http://host:port, https://host:port or host:port`,
-    );
+    throw new ConfigError(`${variable}=${JSON.stringify(value)} is not valid: expected http://host:port, https://host:port or host:port`);
   };
   const raw = value.trim();
   if (raw === '') fail();
@@ -136,14 +134,19 @@ function numberVar(env: Env, name: string, def: number, min: number, max: number
 
 /** Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#` comments). */
 function readApiKeys(env: Env): string[] {
-  const keys = (env.GATEWAY_API_KEYS ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  const keys = (env.GATEWAY_API_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
   const file = env.GATEWAY_API_KEYS_FILE?.trim();
   if (file) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new ConfigError(`GATEWAY_API_KEYS_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`);
+      throw new ConfigError(
+        `GATEWAY_API_KEYS_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`,
+      );
     }
     for (const line of text.split(/\r?\n/)) {
       const key = line.trim();
@@ -159,7 +162,10 @@ const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
 
 function parseFamilies(raw: string | undefined): ReadonlySet<MetricFamily> {
   if (raw === undefined || raw.trim() === '') return new Set(FAMILIES);
-  const names = raw.split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '');
+  const names = raw
+    .split(',')
+    .map((n) => n.trim().toLowerCase())
+    .filter((n) => n !== '');
   const bad = names.find((n) => !(FAMILIES as readonly string[]).includes(n));
   if (bad !== undefined || names.length === 0) {
     throw new ConfigError(`METRIC_FAMILIES=${JSON.stringify(raw)} is not valid: expected a comma-separated list of ollama and gen_ai`);
@@ -202,7 +208,9 @@ function limitSettings(env: Env): LimitSettings {
   // By default the shared budget holds at least one body of the largest size.
   const bufferedMb = numberVar(env, 'MAX_BUFFERED_BODY_MB', Math.max(256, bodyMb), 0, 1_048_576);
   if (bufferedMb < bodyMb) {
-    throw new ConfigError(`MAX_BUFFERED_BODY_MB="${bufferedMb}" is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could be read`);
+    throw new ConfigError(
+      `MAX_BUFFERED_BODY_MB="${bufferedMb}" is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could be read`,
+    );
   }
   const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
   const ms = (seconds: number) => Math.round(seconds * 1000);
@@ -219,10 +227,7 @@ function limitSettings(env: Env): LimitSettings {
   };
 }
 
-type TelemetrySettings = Pick<
-  Config,
-  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'
->;
+type TelemetrySettings = Pick<Config, 'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'>;
 
 function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();

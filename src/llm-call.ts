@@ -246,7 +246,12 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     error: outcome.reason,
     detail: outcome.detail === undefined ? undefined : clipText(outcome.detail, MAX_DETAIL_CHARS),
   };
-  if (outcome.reason === 'upstream_unreachable' || outcome.reason === 'upstream_timeout' || outcome.reason === 'upstream_5xx' || outcome.reason === 'upstream_invalid_response') {
+  if (
+    outcome.reason === 'upstream_unreachable' ||
+    outcome.reason === 'upstream_timeout' ||
+    outcome.reason === 'upstream_5xx' ||
+    outcome.reason === 'upstream_invalid_response'
+  ) {
     log.error(entry, 'request failed upstream');
   } else if (outcome.reason === 'stream_error') {
     log.warn(entry, 'response from Ollama was broken');

@@ -123,4 +123,3 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
 
   return { gateway, port, poller, stop };
 }
-

@@ -17,7 +17,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
-  { name: 'UPSTREAM_IDLE_TIMEOUT_SECONDS', default: '300', help: 'How long Ollama may send nothing, while the gateway can read, before a 504 or a cut stream.' },
+  {
+    name: 'UPSTREAM_IDLE_TIMEOUT_SECONDS',
+    default: '300',
+    help: 'How long Ollama may send nothing, while the gateway can read, before a 504 or a cut stream.',
+  },
   { name: 'MAX_REQUEST_BODY_MB', default: '64', help: 'Largest LLM request body (413 above it).' },
   { name: 'MAX_BUFFERED_BODY_MB', default: '256', help: 'Memory all LLM request bodies held at once may take (503 above it); at least MAX_REQUEST_BODY_MB.' },
   { name: 'REQUEST_BODY_TIMEOUT_SECONDS', default: '30', help: 'How long a request body may stop arriving before a 408; 0 waits for ever.' },

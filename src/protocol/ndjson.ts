@@ -10,7 +10,18 @@
  * unterminated line are kept and joined once, when its newline arrives. A line longer than
  * `MAX_INSPECT_BYTES` is counted as oversized, let go of, and skipped up to its newline.
  */
-import { absorbJson, appendText, decodeObject, emptySummary, markContent, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import {
+  absorbJson,
+  appendText,
+  decodeObject,
+  emptySummary,
+  markContent,
+  MAX_INSPECT_BYTES,
+  NO_CAPTURE,
+  type CallSummary,
+  type ParserOptions,
+  type ResponseParser,
+} from './summary';
 import { joinPieces } from './bytes';
 
 const NL = 0x0a;

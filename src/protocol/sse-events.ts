@@ -4,7 +4,6 @@
  * mark finder keeps searches for a byte sequence linear over a chunk of many events. Shared by the
  * SSE parser and the usage stripper.
  */
-import { joinPieces } from './bytes';
 import { MAX_INSPECT_BYTES } from './summary';
 
 export const EVENT_END = Buffer.from('\n\n');

@@ -9,8 +9,19 @@
  * their bytes alone. Events may be split across chunks at any byte; one that reaches
  * `MAX_INSPECT_BYTES` is counted as oversized and skipped rather than held.
  */
-import { EMPTY, Mark, NL, SseEventSplitter, startsWith } from './sse-events';
-import { absorbJson, appendText, decodeObject, emptySummary, markContent, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
+import { Mark, NL, SseEventSplitter, startsWith } from './sse-events';
+import {
+  absorbJson,
+  appendText,
+  decodeObject,
+  emptySummary,
+  markContent,
+  MAX_INSPECT_BYTES,
+  NO_CAPTURE,
+  type CallSummary,
+  type ParserOptions,
+  type ResponseParser,
+} from './summary';
 
 const DATA = Buffer.from('data:');
 const DONE = Buffer.from('[DONE]');

@@ -85,11 +85,13 @@ export interface ResponseParser {
   end(now: number): CallSummary;
 }
 
-const int = (v: unknown): number | undefined =>
-  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
 
 /** Ollama's metric fields (`api/types.go` Metrics) and where each lands in the summary. */
-const NATIVE_METRICS: readonly (readonly [string, 'inputTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs'])[] = [
+const NATIVE_METRICS: readonly (readonly [
+  string,
+  'inputTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs',
+])[] = [
   ['prompt_eval_count', 'inputTokens'],
   ['eval_count', 'outputTokens'],
   ['total_duration', 'totalDurationNs'],

@@ -89,13 +89,7 @@ export function apiOf(path: string): ApiFamily {
  * Answers with a JSON error in the API's own shape; when the response has already started (a
  * stream broke off), cuts the connection instead, so the client sees the failure.
  */
-export function sendJsonError(
-  res: ServerResponse,
-  api: ApiFamily,
-  status: number,
-  message: string,
-  extraHeaders: Record<string, string> = {},
-): void {
+export function sendJsonError(res: ServerResponse, api: ApiFamily, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;

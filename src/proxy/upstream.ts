@@ -203,9 +203,11 @@ export class Upstream {
    * probes, not users' calls, so they are kept out of traces.
    */
   getJson(path: string, timeoutMs: number): Promise<unknown> {
-    return context.with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs)).catch((err: NodeJS.ErrnoException) => {
-      throw err.code ? new Error(classifyUpstreamError(err, this.target.origin, false, 0).message) : err;
-    });
+    return context
+      .with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs))
+      .catch((err: NodeJS.ErrnoException) => {
+        throw err.code ? new Error(classifyUpstreamError(err, this.target.origin, false, 0).message) : err;
+      });
   }
 
   private fetchJson(path: string, timeoutMs: number): Promise<unknown> {

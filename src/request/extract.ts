@@ -6,7 +6,6 @@
 import type { RequestParams } from '../../otel/call';
 import type { LlmRoute } from '../routes';
 
-
 export interface LlmRequestInfo {
   /** The `model` field as sent, or undefined. */
   model: string | undefined;
@@ -85,8 +84,7 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
   // OpenAI API: only an explicit true streams.
   const stream = route.canStream && (route.streamsByDefault ? obj.stream !== false : obj.stream === true);
   const so = obj.stream_options;
-  const includeUsage =
-    !!so && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true;
+  const includeUsage = !!so && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true;
   return {
     model: typeof obj.model === 'string' && obj.model !== '' ? obj.model : undefined,
     stream,

@@ -155,15 +155,16 @@ export class FakeOllama {
     } catch {
       return;
     }
-    if (this.recordRequests) this.requests.push({
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      headers: req.headers,
-      rawHeaders: req.rawHeaders,
-      body: read.body,
-      bodySha256: read.sha,
-      bodyLength: read.length,
-    });
+    if (this.recordRequests)
+      this.requests.push({
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body: read.body,
+        bodySha256: read.sha,
+        bodyLength: read.length,
+      });
 
     if (!LOCAL_HOSTS.test(req.headers.host ?? '')) {
       // Ollama's allowedHostsMiddleware: 403, empty body.
@@ -369,7 +370,10 @@ function openAiError(status: number, type: string, message: string): Behavior {
 
 /** The chat stream as Ollama sends it without `include_usage`: the same events minus usage. */
 export function withoutUsageEvent(sse: Buffer): Buffer {
-  const events = sse.toString('utf8').split('\n\n').filter((e) => e !== '' && !e.includes('"choices":[]'));
+  const events = sse
+    .toString('utf8')
+    .split('\n\n')
+    .filter((e) => e !== '' && !e.includes('"choices":[]'));
   return Buffer.from(events.map((e) => e + '\n\n').join(''));
 }
 

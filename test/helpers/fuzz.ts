@@ -186,13 +186,18 @@ export function spellPath(r: Rng, path: string): string {
         p = '/..'.repeat(r.range(1, 3)) + p;
         break;
       case 5: // escape unreserved characters (any hex case), never inside an escape already there
-        p = p.replace(/%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~]/g, (c) => (c.length === 1 && r.chance(0.3) ? '%' + c.charCodeAt(0).toString(16).padStart(2, '0')[r.chance(0.5) ? 'toUpperCase' : 'toLowerCase']() : c));
+        p = p.replace(/%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~]/g, (c) =>
+          c.length === 1 && r.chance(0.3) ? '%' + c.charCodeAt(0).toString(16).padStart(2, '0')[r.chance(0.5) ? 'toUpperCase' : 'toLowerCase']() : c,
+        );
         break;
       case 6: // escape an inner slash
         p = p.replace(/(?!^)\//, r.pick(['%2F', '%2f']));
         break;
       case 7: // absolute form
-        return r.pick(['http://evil.example', 'http://127.0.0.1:1', 'https://ollama.internal:11434', 'http://[::1]:8000', 'http://a.b.c.d']) + (p.startsWith('/') ? p : '/' + p);
+        return (
+          r.pick(['http://evil.example', 'http://127.0.0.1:1', 'https://ollama.internal:11434', 'http://[::1]:8000', 'http://a.b.c.d']) +
+          (p.startsWith('/') ? p : '/' + p)
+        );
       default: // nothing, but a query as sent
         return p + r.pick(['?', '?a=1', '?x=%2F..%2F', '?stream=true&model=x']);
     }
@@ -264,9 +269,34 @@ export const API_KEY = 'fuzz-key-1';
 const KNOWN_MODELS = ['llama3.2', 'llama3.2:latest', 'all-minilm', 'qwen3:8b'];
 /** A small pool of odd but legal names, so the label set stays bounded by MAX_MODEL_LABELS. */
 const ODD_NAMES = [
-  '', ' ', 'llama3.2 ', ' llama3.2', 'LLAMA3.2', 'llama3.2:', ':latest', ':', 'x:y:z', 'a/b/c', 'hf.co/org/repo', 'llama3.2@sha256:abc',
-  'model"quote', 'back\\slash', '{{.Model}}', '%s%n%x', '🦙', '\u202eevil', 'zero\u200bwidth', 'other', 'unknown', 'invalid',
-  '../../etc/passwd', '<script>', 'a'.repeat(256), 'ü'.repeat(200), '\ud800lone', 'null',
+  '',
+  ' ',
+  'llama3.2 ',
+  ' llama3.2',
+  'LLAMA3.2',
+  'llama3.2:',
+  ':latest',
+  ':',
+  'x:y:z',
+  'a/b/c',
+  'hf.co/org/repo',
+  'llama3.2@sha256:abc',
+  'model"quote',
+  'back\\slash',
+  '{{.Model}}',
+  '%s%n%x',
+  '🦙',
+  '\u202eevil',
+  'zero\u200bwidth',
+  'other',
+  'unknown',
+  'invalid',
+  '../../etc/passwd',
+  '<script>',
+  'a'.repeat(256),
+  'ü'.repeat(200),
+  '\ud800lone',
+  'null',
 ];
 const CONTROL_NAMES = ['\u0000', 'a\nb', 'tab\there', '\u007f', '\u001b[31mred', 'cr\r', 'llama3.2\u0000', '\u0001\u0002\u0003'];
 
@@ -353,7 +383,14 @@ function pickModel(r: Rng, route: (typeof LLM_ROUTES)[number]): { model: unknown
   if (k === 'strange') return { model: strangeModel(r), present: true };
   if (k === 'fault') {
     // Hangs cost UPSTREAM_IDLE_TIMEOUT_SECONDS each: rarer. Big streams only where they stream.
-    const f = r.weighted<string>([[4, 'fuzz-reset'], [4, 'fuzz-reset-mid'], [4, 'fuzz-garbage'], [3, 'fuzz-stall'], [2, 'fuzz-big'], [1, 'fuzz-hang']]);
+    const f = r.weighted<string>([
+      [4, 'fuzz-reset'],
+      [4, 'fuzz-reset-mid'],
+      [4, 'fuzz-garbage'],
+      [3, 'fuzz-stall'],
+      [2, 'fuzz-big'],
+      [1, 'fuzz-hang'],
+    ]);
     return { model: f, present: true };
   }
   return { model: route.operation === 'embeddings' ? r.pick(['all-minilm', 'all-minilm:latest', 'llama3.2']) : r.pick(KNOWN_MODELS), present: true };
@@ -379,7 +416,9 @@ function llmBody(r: Rng, route: (typeof LLM_ROUTES)[number], model: { model: unk
   switch (route.path) {
     case '/api/chat':
     case '/v1/chat/completions':
-      b.messages = r.chance(0.95) ? [{ role: r.pick(['user', 'system', 'assistant', 'tool', 'x']), content: text }] : r.pick<unknown>([[], null, 'hi', [1, 2], [{ content: { a: 1 } }]]);
+      b.messages = r.chance(0.95)
+        ? [{ role: r.pick(['user', 'system', 'assistant', 'tool', 'x']), content: text }]
+        : r.pick<unknown>([[], null, 'hi', [1, 2], [{ content: { a: 1 } }]]);
       break;
     case '/api/generate':
     case '/v1/completions':
@@ -396,11 +435,17 @@ function llmBody(r: Rng, route: (typeof LLM_ROUTES)[number], model: { model: unk
   if (route.canStream) {
     const s = streamValue(r);
     if (s.set) b.stream = s.value;
-    if (route.api === 'openai' && r.chance(0.3)) b.stream_options = r.pick<unknown>([{ include_usage: true }, { include_usage: false }, {}, null, 'yes', [], { include_usage: 'yes' }]);
+    if (route.api === 'openai' && r.chance(0.3))
+      b.stream_options = r.pick<unknown>([{ include_usage: true }, { include_usage: false }, {}, null, 'yes', [], { include_usage: 'yes' }]);
   }
   if (r.chance(0.15)) {
-    if (route.api === 'ollama') b.options = r.pick<unknown>([{ temperature: 0.2, num_predict: 5 }, { temperature: 'hot' }, { stop: [1, 2] }, null, [], { seed: Number.MAX_VALUE }]);
-    else Object.assign(b, r.pick<Record<string, unknown>>([{ temperature: 2, max_tokens: 5 }, { top_p: 'x' }, { stop: 'x' }, { seed: -1 }, { max_completion_tokens: null }]));
+    if (route.api === 'ollama')
+      b.options = r.pick<unknown>([{ temperature: 0.2, num_predict: 5 }, { temperature: 'hot' }, { stop: [1, 2] }, null, [], { seed: Number.MAX_VALUE }]);
+    else
+      Object.assign(
+        b,
+        r.pick<Record<string, unknown>>([{ temperature: 2, max_tokens: 5 }, { top_p: 'x' }, { stop: 'x' }, { seed: -1 }, { max_completion_tokens: null }]),
+      );
   }
   return b;
 }
@@ -437,12 +482,38 @@ function authHeaders(r: Rng): { headers: [string, string][]; auth: Auth } {
     [1, () => ({ headers: [['Authorization', 'Bearer ']], auth: 'invalid' })],
     [1, () => ({ headers: [['Authorization', 'Bearer ' + 'k'.repeat(8000)]], auth: 'invalid' })],
     [1, () => ({ headers: [['Authorization', `bearer ${API_KEY}`]], auth: 'ambiguous' })],
-    [1, () => ({ headers: [['Authorization', `Bearer ${API_KEY}`], ['Authorization', 'Bearer nope']], auth: 'ambiguous' })],
+    [
+      1,
+      () => ({
+        headers: [
+          ['Authorization', `Bearer ${API_KEY}`],
+          ['Authorization', 'Bearer nope'],
+        ],
+        auth: 'ambiguous',
+      }),
+    ],
     [1, () => ({ headers: [['Authorization', `Bearer  ${API_KEY}  `]], auth: 'ambiguous' })],
   ])();
 }
 
-const METHODS = ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND', 'FOO', 'M-SEARCH', 'post', 'Post', 'POSTX', 'CONNECT', 'PURGE', 'QUERY'];
+const METHODS = [
+  'GET',
+  'HEAD',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+  'TRACE',
+  'PROPFIND',
+  'FOO',
+  'M-SEARCH',
+  'post',
+  'Post',
+  'POSTX',
+  'CONNECT',
+  'PURGE',
+  'QUERY',
+];
 
 function newReq(r: Rng, method: string, target: string, id: string, auth: { headers: [string, string][]; auth: Auth }, ctx: Ctx): Req {
   const headers: [string, string][] = [
@@ -486,7 +557,9 @@ function llmRequest(r: Rng, ctx: Ctx, i: number, k: number, notes: string[], spe
   }
   if (special === 'slow-reader') delete json.stream;
   let body: Buffer = enc(JSON.stringify(json));
-  notes.push(`${route.path} model=${typeof model.model === 'string' ? JSON.stringify(model.model.slice(0, 40)) : String(model.model)}${model.model && typeof model.model === 'string' && model.model.length > 40 ? `…(${model.model.length})` : ''}`);
+  notes.push(
+    `${route.path} model=${typeof model.model === 'string' ? JSON.stringify(model.model.slice(0, 40)) : String(model.model)}${model.model && typeof model.model === 'string' && model.model.length > 40 ? `…(${model.model.length})` : ''}`,
+  );
 
   let target = route.path;
   let check = true;
@@ -635,7 +708,10 @@ function mutateHeaders(r: Rng, req: Req, notes: string[]): void {
         notes.push('Transfer-Encoding and Content-Length');
         break;
       case 6:
-        req.headers.push(['Transfer-Encoding', r.pick(['gzip', 'gzip, chunked', 'chunked, gzip', 'identity', 'Chunked', 'chunked ', 'chunked;q=1', 'x-custom'])]);
+        req.headers.push([
+          'Transfer-Encoding',
+          r.pick(['gzip', 'gzip, chunked', 'chunked, gzip', 'identity', 'Chunked', 'chunked ', 'chunked;q=1', 'x-custom']),
+        ]);
         if (req.framing === 'length') req.rawChunked = chunkedEncoding(r, req.body, false, notes);
         req.framing = 'none';
         notes.push('odd Transfer-Encoding');
@@ -702,7 +778,10 @@ function mutateHeaders(r: Rng, req: Req, notes: string[]): void {
         notes.push('Content-Encoding (body not encoded)');
         break;
       case 21:
-        req.headers.push(['traceparent', r.pick(['00-zz-yy-01', '00-' + '0'.repeat(32) + '-' + '0'.repeat(16) + '-01', 'x'.repeat(1000)])], ['tracestate', ',,,=']);
+        req.headers.push(
+          ['traceparent', r.pick(['00-zz-yy-01', '00-' + '0'.repeat(32) + '-' + '0'.repeat(16) + '-01', 'x'.repeat(1000)])],
+          ['tracestate', ',,,='],
+        );
         notes.push('odd traceparent');
         break;
       case 22:
@@ -732,7 +811,18 @@ function serialize(req: Req): Buffer {
 function ownRequest(r: Rng, ctx: Ctx, i: number, k: number, notes: string[]): Req {
   const path = r.pick(['/healthz', '/readyz', '/metrics', '/healthz', '/metrics']);
   const target = r.chance(0.5) ? spellPath(r, path) : path + (r.chance(0.1) ? '?x=1' : '');
-  const method = r.weighted<string>([[5, 'GET'], [2, 'HEAD'], [4, 'POST'], [1, 'PUT'], [1, 'DELETE'], [1, 'PATCH'], [1, 'OPTIONS'], [1, 'TRACE'], [1, 'PROPFIND'], [1, 'FOO']]);
+  const method = r.weighted<string>([
+    [5, 'GET'],
+    [2, 'HEAD'],
+    [4, 'POST'],
+    [1, 'PUT'],
+    [1, 'DELETE'],
+    [1, 'PATCH'],
+    [1, 'OPTIONS'],
+    [1, 'TRACE'],
+    [1, 'PROPFIND'],
+    [1, 'FOO'],
+  ]);
   const req = newReq(r, method, target, makeId(i, k), authHeaders(r), ctx);
   notes.push(`${method} ${target}`);
   if (method !== 'GET' && method !== 'HEAD' && r.chance(0.6)) {
@@ -775,7 +865,14 @@ function randomGarbage(r: Rng, notes: string[]): Buffer {
 function randomGarbageBytes(r: Rng): Buffer {
   return r.weighted<() => Buffer>([
     [4, () => r.bytes(r.range(1, 2048))],
-    [2, () => Buffer.concat([latin1(r.pick(['POST /api/chat HTTP/1.1\r\n', 'GET / HTTP/1.1\r\nHost: x\r\n', 'POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n'])), r.bytes(r.range(1, 1024))])],
+    [
+      2,
+      () =>
+        Buffer.concat([
+          latin1(r.pick(['POST /api/chat HTTP/1.1\r\n', 'GET / HTTP/1.1\r\nHost: x\r\n', 'POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 5\r\n\r\n'])),
+          r.bytes(r.range(1, 1024)),
+        ]),
+    ],
     [1, () => latin1(Array.from({ length: r.range(1, 600) }, () => String.fromCharCode(r.range(32, 126))).join(''))],
     [1, () => latin1('\r\n\r\n'.repeat(r.range(1, 50)))],
     [1, () => latin1('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')],
@@ -829,8 +926,10 @@ export function makePlan(ctx: Ctx, index: number): Plan {
   };
   const plan = (kind: string, parts: Part[], expect: number): Plan => ({ index, kind, parts, expect, methods, records, notes });
 
-  if (ctx.hugeEvery > 0 && index % ctx.hugeEvery === ctx.hugeEvery >> 1) return plan('huge model name', [{ t: 'write', data: add(llmRequest(r, ctx, index, 0, notes, 'huge-model')) }], 1);
-  if (ctx.bigBodyEvery > 0 && index % ctx.bigBodyEvery === ctx.bigBodyEvery >> 2) return plan('big body', [{ t: 'write', data: add(llmRequest(r, ctx, index, 0, notes, 'big-body')) }], 1);
+  if (ctx.hugeEvery > 0 && index % ctx.hugeEvery === ctx.hugeEvery >> 1)
+    return plan('huge model name', [{ t: 'write', data: add(llmRequest(r, ctx, index, 0, notes, 'huge-model')) }], 1);
+  if (ctx.bigBodyEvery > 0 && index % ctx.bigBodyEvery === ctx.bigBodyEvery >> 2)
+    return plan('big body', [{ t: 'write', data: add(llmRequest(r, ctx, index, 0, notes, 'big-body')) }], 1);
 
   const kind = r.weighted<string>([
     [55, 'llm'],
@@ -858,12 +957,21 @@ export function makePlan(ctx: Ctx, index: number): Plan {
     const n = r.range(2, 3);
     const parts: Part[] = [];
     for (let k = 0; k < n; k++) {
-      const req = r.chance(0.7) ? llmRequest(r, ctx, index, k, notes) : r.chance(0.5) ? ownRequest(r, ctx, index, k, notes) : passRequest(r, ctx, index, k, notes);
+      const req = r.chance(0.7)
+        ? llmRequest(r, ctx, index, k, notes)
+        : r.chance(0.5)
+          ? ownRequest(r, ctx, index, k, notes)
+          : passRequest(r, ctx, index, k, notes);
       parts.push({ t: 'write', data: add(req) }, { t: 'await-response', n: k + 1 });
     }
     return plan(kind, parts, n);
   }
-  const req = kind === 'own path' ? ownRequest(r, ctx, index, 0, notes) : kind === 'pass-through' ? passRequest(r, ctx, index, 0, notes) : llmRequest(r, ctx, index, 0, notes);
+  const req =
+    kind === 'own path'
+      ? ownRequest(r, ctx, index, 0, notes)
+      : kind === 'pass-through'
+        ? passRequest(r, ctx, index, 0, notes)
+        : llmRequest(r, ctx, index, 0, notes);
   let data = add(req);
   let label = kind;
   let damaged = false;
@@ -1236,7 +1344,13 @@ export function installFaults(fake: FakeOllama): void {
   const nl = chat.indexOf('\n') + 1;
   const garbage = Buffer.concat([chat.subarray(0, nl), Buffer.from('<html>oops</html>\n'), chat.subarray(nl)]);
   const big = bigStream(3 * 1024 * 1024);
-  const nd = (body: Buffer, extra: Partial<Extract<Behavior, { kind: 'body' }>> = {}): Behavior => ({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body, ...extra });
+  const nd = (body: Buffer, extra: Partial<Extract<Behavior, { kind: 'body' }>> = {}): Behavior => ({
+    kind: 'body',
+    status: 200,
+    contentType: 'application/x-ndjson',
+    body,
+    ...extra,
+  });
   fake.byModel.set('fuzz-reset', () => ({ kind: 'reset' }));
   fake.byModel.set('fuzz-reset-mid', () => ({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body: chat, bytes: 600 }));
   fake.byModel.set('fuzz-garbage', () => nd(garbage));
@@ -1284,7 +1398,9 @@ export class UpstreamBooks {
     const id = checkedId(q.headers[ID_HEADER]);
     const rec = id ? this.sent.get(id) : undefined;
     if (rec) this.correlated++;
-    const what = rec ? `${rec.method} ${JSON.stringify(rec.target.slice(0, 200))} → ${q.method} ${JSON.stringify(q.url.slice(0, 200))}` : `${q.method} ${JSON.stringify(q.url.slice(0, 200))}`;
+    const what = rec
+      ? `${rec.method} ${JSON.stringify(rec.target.slice(0, 200))} → ${q.method} ${JSON.stringify(q.url.slice(0, 200))}`
+      : `${q.method} ${JSON.stringify(q.url.slice(0, 200))}`;
     if (rec?.own || OWN_PATHS.has(path)) this.note(this.ownForwarded, what);
     if (!rec) return;
     if (rec.expect === null) this.note(this.badFormForwarded, what);
@@ -1579,7 +1695,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     if (status === o.status && !badHeader) return;
     oracles.wrong.count++;
     if (oracles.wrong.examples.length < 3) {
-      const got = status === undefined ? res.end : badHeader ? `${status} with ${badHeader[0]}: ${JSON.stringify(res.first?.get(badHeader[0]) ?? null)}` : String(status);
+      const got =
+        status === undefined ? res.end : badHeader ? `${status} with ${badHeader[0]}: ${JSON.stringify(res.first?.get(badHeader[0]) ?? null)}` : String(status);
       oracles.wrong.examples.push(`#${plan.index} ${o.what}: want ${o.status}, got ${got}`);
     }
   };
@@ -1637,7 +1754,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     const chat = await runPlan(port, {
       index: -1,
       kind: 'check',
-      parts: [{ t: 'write', data: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Length: ${CHECK_BODY.length}\r\nConnection: close\r\n\r\n${CHECK_BODY}`) }],
+      parts: [
+        {
+          t: 'write',
+          data: Buffer.from(
+            `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${API_KEY}\r\nContent-Length: ${CHECK_BODY.length}\r\nConnection: close\r\n\r\n${CHECK_BODY}`,
+          ),
+        },
+      ],
       expect: 1,
       methods: ['POST'],
       records: new Map(),
@@ -1649,7 +1773,12 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     const up = alive();
     book('gateway process alive', 'running', up ? 'running' : `exited ${gw.child.exitCode ?? gw.child.signalCode}`, up);
     book('/healthz answers 200', '200', String(health.status || health.error), health.status === 200);
-    book('a valid /api/chat stream after the fuzz', '200, whole response', `${chat.end} ${chat.statuses.join('+') || '-'}`, chat.statuses[0] === 200 && chat.end === 'answered');
+    book(
+      'a valid /api/chat stream after the fuzz',
+      '200, whole response',
+      `${chat.end} ${chat.statuses.join('+') || '-'}`,
+      chat.statuses[0] === 200 && chat.end === 'answered',
+    );
 
     const read = !metrics.error && metrics.status === 200;
     book('/metrics answers 200', '200', metrics.error ? `${metrics.status} ${metrics.error}` : String(metrics.status), read);
@@ -1668,21 +1797,47 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     // The books below are read from whatever /metrics gave, even when it was too big.
     const partial = metrics.error ? ' (from a partial /metrics)' : '';
     const nonZero = metrics.samples.filter((x) => x.name === 'ollama_requests_in_flight' && x.value !== 0);
-    book('(a) ollama_requests_in_flight, every series', '0', nonZero.length ? `${nonZero.length} series: ` + nonZero.slice(0, 3).map((x) => `${x.value} {model=${JSON.stringify(x.labels.model?.slice(0, 40))},endpoint=${x.labels.endpoint}}`).join(', ') + partial : `0${partial}`, read && nonZero.length === 0);
+    book(
+      '(a) ollama_requests_in_flight, every series',
+      '0',
+      nonZero.length
+        ? `${nonZero.length} series: ` +
+            nonZero
+              .slice(0, 3)
+              .map((x) => `${x.value} {model=${JSON.stringify(x.labels.model?.slice(0, 40))},endpoint=${x.labels.endpoint}}`)
+              .join(', ') +
+            partial
+        : `0${partial}`,
+      read && nonZero.length === 0,
+    );
     const buffered = metrics.samples.find((x) => x.name === 'ollama_gateway_buffered_body_bytes');
     book('(b) ollama_gateway_buffered_body_bytes', '0', buffered ? String(buffered.value) : 'absent', buffered?.value === 0);
     const totals = metrics.samples.filter((x) => x.name === 'ollama_requests_total');
     for (const route of LLM_ROUTES) {
       const counted = totals.filter((x) => x.labels.endpoint === route.path).reduce((n, x) => n + x.value, 0);
       const reached = upstream.llmByEndpoint.get(route.path) ?? 0;
-      book(`(c) ${route.path}: calls Ollama received ≤ ollama_requests_total`, `≤ ${counted}${partial}`, `${reached}${reached > counted ? ` (${reached - counted} reached Ollama uncounted)` : ''}`, read && reached <= counted);
+      book(
+        `(c) ${route.path}: calls Ollama received ≤ ollama_requests_total`,
+        `≤ ${counted}${partial}`,
+        `${reached}${reached > counted ? ` (${reached - counted} reached Ollama uncounted)` : ''}`,
+        read && reached <= counted,
+      );
     }
     const total = totals.reduce((n, x) => n + x.value, 0);
-    book('(d) sum of ollama_requests_total = LLM-call log lines', `${logs.llmCalls} log lines`, `${total}${total !== logs.llmCalls ? ` (off by ${total - logs.llmCalls})` : ''}${partial}`, read && total === logs.llmCalls);
+    book(
+      '(d) sum of ollama_requests_total = LLM-call log lines',
+      `${logs.llmCalls} log lines`,
+      `${total}${total !== logs.llmCalls ? ` (off by ${total - logs.llmCalls})` : ''}${partial}`,
+      read && total === logs.llmCalls,
+    );
     book('(e) fake Ollama responses in flight', '0', String(fake.active), fake.active === 0);
 
     const v = (name: string, x: Violation, note = '') => book(name, '0', x.count ? `${x.count}: ${x.examples.join(' ; ')}` : `0${note}`, x.count === 0);
-    v('answers other than the spec\'s (405 + Allow, 408 + Connection: close, 400)', oracles.wrong, ` (of ${oracles.checked} requests with one exact answer; --show <#> prints one)`);
+    v(
+      "answers other than the spec's (405 + Allow, 408 + Connection: close, 400)",
+      oracles.wrong,
+      ` (of ${oracles.checked} requests with one exact answer; --show <#> prints one)`,
+    );
     v('forwarded path ≠ normalised target', upstream.notNormalised, ` (of ${upstream.correlated} correlated by ${ID_HEADER})`);
     v('target in neither origin- nor absolute-form forwarded', upstream.badFormForwarded);
     v('own path (/healthz /readyz /metrics) forwarded to Ollama', upstream.ownForwarded);
@@ -1690,15 +1845,45 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     v('Authorization header forwarded to Ollama', upstream.keyForwarded);
 
     const bad = [...metrics.models.values()].filter((m) => m.bad);
-    book('model labels longer than 256 chars or with control characters', '0', bad.length ? `${bad.length}: ${bad.slice(0, 3).map((m) => `${JSON.stringify(m.preview.slice(0, 30))}…(${m.length})`).join(', ')}${partial}` : `0${partial}`, read && bad.length === 0);
+    book(
+      'model labels longer than 256 chars or with control characters',
+      '0',
+      bad.length
+        ? `${bad.length}: ${bad
+            .slice(0, 3)
+            .map((m) => `${JSON.stringify(m.preview.slice(0, 30))}…(${m.length})`)
+            .join(', ')}${partial}`
+        : `0${partial}`,
+      read && bad.length === 0,
+    );
     const maxLabels = Number(FUZZ_ENV.MAX_MODEL_LABELS) + 3;
-    book('distinct model labels', `≤ ${maxLabels} (MAX_MODEL_LABELS + unknown, other, invalid)`, `${metrics.models.size}${partial}`, read && metrics.models.size <= maxLabels);
-    book('stdout lines that are not JSON', '0', logs.nonJson ? `${logs.nonJson}: ${logs.nonJsonExamples.map((l) => JSON.stringify(l)).join(' ; ')}` : '0', logs.nonJson === 0);
+    book(
+      'distinct model labels',
+      `≤ ${maxLabels} (MAX_MODEL_LABELS + unknown, other, invalid)`,
+      `${metrics.models.size}${partial}`,
+      read && metrics.models.size <= maxLabels,
+    );
+    book(
+      'stdout lines that are not JSON',
+      '0',
+      logs.nonJson ? `${logs.nonJson}: ${logs.nonJsonExamples.map((l) => JSON.stringify(l)).join(' ; ')}` : '0',
+      logs.nonJson === 0,
+    );
     const stack = gw.stderr.split('\n').filter((l) => /^\s+at /.test(l));
     const firstErr = gw.stderr.split('\n').find((l) => l.trim()) ?? '';
-    book('stack-trace lines on stderr', '0', stack.length ? `${stack.length}, first stderr line: ${JSON.stringify(firstErr.trim().slice(0, 200))}` : '0', stack.length === 0);
+    book(
+      'stack-trace lines on stderr',
+      '0',
+      stack.length ? `${stack.length}, first stderr line: ${JSON.stringify(firstErr.trim().slice(0, 200))}` : '0',
+      stack.length === 0,
+    );
     const errors = [...logs.errorLines].filter(([m]) => m !== 'request failed upstream');
-    book('ERROR log lines other than upstream failures (reported)', 'reported', errors.length ? errors.map(([m, n]) => `${JSON.stringify(m)} ×${n}`).join(', ') : 'none', true);
+    book(
+      'ERROR log lines other than upstream failures (reported)',
+      'reported',
+      errors.length ? errors.map(([m, n]) => `${JSON.stringify(m)} ×${n}`).join(', ') : 'none',
+      true,
+    );
     book('requests correlated at Ollama / received (reported)', 'reported', `${upstream.correlated} / ${upstream.received}`, true);
 
     return {
@@ -1722,13 +1907,30 @@ export function formatReport(r: FuzzResult, verbose = false): string {
     out.push('| traffic | sent | client-side outcomes |', '|---|---|---|');
     for (const [kind, m] of [...r.kinds].sort()) {
       const n = [...m.values()].reduce((a, b) => a + b, 0);
-      const top = [...m].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([o, c]) => `${o} ×${c}`).join(', ');
+      const top = [...m]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([o, c]) => `${o} ×${c}`)
+        .join(', ');
       out.push(`| ${kind} | ${n} | ${top} |`);
     }
-    out.push('', `statuses seen: ${[...r.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}`, '');
+    out.push(
+      '',
+      `statuses seen: ${[...r.statuses]
+        .sort((a, b) => a[0] - b[0])
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}`,
+      '',
+    );
   } else {
     const idle = [...r.kinds.values()].reduce((n, m) => n + (m.get('idle timeout') ?? 0), 0);
-    out.push(`statuses seen: ${[...r.statuses].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(' ')}; client idle timeouts (gateway silent ${IDLE_MS / 1000} s): ${idle}`, '');
+    out.push(
+      `statuses seen: ${[...r.statuses]
+        .sort((a, b) => a[0] - b[0])
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}; client idle timeouts (gateway silent ${IDLE_MS / 1000} s): ${idle}`,
+      '',
+    );
   }
   out.push('| book | expected | actual | |', '|---|---|---|---|');
   for (const b of r.books) out.push(`| ${b.book} | ${b.expected} | ${b.actual.replace(/\|/g, '\\|')} | ${b.ok ? 'balanced' : 'NOT BALANCED'} |`);

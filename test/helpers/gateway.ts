@@ -28,7 +28,10 @@ export async function startStack(env: Record<string, string> = {}, overrides: Pa
     },
   });
   // Background polling is off unless a test turns it on, so the fake sees only the test's requests.
-  const config = loadConfig({ OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env }, overrides);
+  const config = loadConfig(
+    { OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env },
+    overrides,
+  );
   const gw = await startGateway(config, createLogger(config.logLevel, sink));
   const url = `http://127.0.0.1:${gw.port}`;
   return {

@@ -103,7 +103,9 @@ export function chunk(data: string | Buffer): Buffer {
 
 /** The last chunk, with optional trailer fields. */
 export function lastChunk(trailers: Record<string, string> = {}): string {
-  return `0${CRLF}${Object.entries(trailers).map(([k, v]) => `${k}: ${v}${CRLF}`).join('')}${CRLF}`;
+  return `0${CRLF}${Object.entries(trailers)
+    .map(([k, v]) => `${k}: ${v}${CRLF}`)
+    .join('')}${CRLF}`;
 }
 
 /** A complete answer framed by Content-Length. */
@@ -114,7 +116,12 @@ export function reply(status: number, contentType: string, body: string | Buffer
 }
 
 /** A complete chunked answer, one chunk per piece (as Ollama flushes a stream), `gapMs` apart. */
-export function chunkedReply(status: number, contentType: string, pieces: (string | Buffer)[], opts: { gapMs?: number; extra?: HeaderList; trailers?: Record<string, string> } = {}): Script {
+export function chunkedReply(
+  status: number,
+  contentType: string,
+  pieces: (string | Buffer)[],
+  opts: { gapMs?: number; extra?: HeaderList; trailers?: Record<string, string> } = {},
+): Script {
   const extraList = Array.isArray(opts.extra) ? opts.extra : Object.entries(opts.extra ?? {});
   const steps: Script = [write(head(status, [['Content-Type', contentType], ['Transfer-Encoding', 'chunked'], ...extraList]))];
   for (const piece of pieces) {
@@ -127,12 +134,27 @@ export function chunkedReply(status: number, contentType: string, pieces: (strin
 
 /** The head of a chunked 200 stream, as Ollama starts one. */
 export function streamHead(contentType: string): Script {
-  return [write(head(200, [['Content-Type', contentType], ['Transfer-Encoding', 'chunked']]))];
+  return [
+    write(
+      head(200, [
+        ['Content-Type', contentType],
+        ['Transfer-Encoding', 'chunked'],
+      ]),
+    ),
+  ];
 }
 
 /** `101 Switching Protocols` to a request that asked for no upgrade; then the peer waits, as an upgraded one would. */
 export function switchingProtocols(): Script {
-  return [write(head(101, [['Connection', 'Upgrade'], ['Upgrade', 'websocket']])), hang()];
+  return [
+    write(
+      head(101, [
+        ['Connection', 'Upgrade'],
+        ['Upgrade', 'websocket'],
+      ]),
+    ),
+    hang(),
+  ];
 }
 
 /** Arbitrary bytes, then `then` (default: keep the connection open). */

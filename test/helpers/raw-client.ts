@@ -132,16 +132,14 @@ function readChunked(data: Buffer, start: number): { body: Buffer; end: number }
 }
 
 /** One request's bytes: `Host` and (with a body and no Transfer-Encoding) `Content-Length` added. */
-export function rawRequest(
-  method: string,
-  target: string,
-  opts: { body?: string | Buffer; headers?: Record<string, string>; host?: string } = {},
-): Buffer {
+export function rawRequest(method: string, target: string, opts: { body?: string | Buffer; headers?: Record<string, string>; host?: string } = {}): Buffer {
   const headers: Record<string, string> = { host: opts.host ?? '127.0.0.1', ...opts.headers };
   const names = Object.keys(headers).map((n) => n.toLowerCase());
   const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
   if (body && !names.includes('content-length') && !names.includes('transfer-encoding')) headers['content-length'] = String(body.length);
-  const head = `${method} ${target} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  const head = `${method} ${target} HTTP/1.1\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
   return body ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1');
 }
 
@@ -229,7 +227,11 @@ export class RawConnection {
    * arrived, maybe fewer); fails after `ms` with what was received.
    */
   async waitForResponses(n: number, ms = 3000, opts: Omit<ParseOptions, 'closed'> = {}): Promise<RawResponse[]> {
-    await eventually(() => this.closed || this.responses(opts).length >= n, () => `${n} response(s); received ${this.describe()}`, ms);
+    await eventually(
+      () => this.closed || this.responses(opts).length >= n,
+      () => `${n} response(s); received ${this.describe()}`,
+      ms,
+    );
     return this.responses(opts);
   }
 

@@ -17,7 +17,7 @@ export function* everySplit(body: Buffer): Generator<Buffer[]> {
 export function randomChunks(body: Buffer, seed: number, max = 64): Buffer[] {
   let x = seed >>> 0 || 1;
   const out: Buffer[] = [];
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;

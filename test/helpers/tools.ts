@@ -20,7 +20,9 @@ export function requireTool(cmd: string): string | false {
 }
 
 /** The PromQL of the dashboard's panels, with Grafana's variables given concrete values. */
-export function dashboardQueries(dashboard: { panels: { id: number; title: string; targets?: { expr: string; refId: string }[] }[] }): { name: string; expr: string }[] {
+export function dashboardQueries(dashboard: {
+  panels: { id: number; title: string; targets?: { expr: string; refId: string }[] }[];
+}): { name: string; expr: string }[] {
   return dashboard.panels.flatMap((p) =>
     (p.targets ?? []).map((t) => ({
       name: `panel_${p.id}_${t.refId}`,

@@ -54,14 +54,17 @@ describe('API keys', () => {
     }
   });
 
-  it('work with the clients\' own key settings, and answer /v1 in the OpenAI error shape', async () => {
+  it("work with the clients' own key settings, and answer /v1 in the OpenAI error shape", async () => {
     const stack = await startStack({ GATEWAY_API_KEYS: 'sk-gateway' });
     try {
       const openai = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-gateway', maxRetries: 0 });
       const res = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
       assert.ok(res.choices[0].message.content);
       const bad = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-wrong', maxRetries: 0 });
-      await assert.rejects(bad.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }), (err: InstanceType<typeof OpenAI.APIError>) => err.status === 401 && /invalid API key/.test(err.message));
+      await assert.rejects(
+        bad.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
+        (err: InstanceType<typeof OpenAI.APIError>) => err.status === 401 && /invalid API key/.test(err.message),
+      );
       const ollama = new Ollama({ host: stack.url, headers: { Authorization: 'Bearer sk-gateway' } });
       assert.ok((await ollama.list()).models.length > 0);
     } finally {
@@ -89,8 +92,20 @@ describe('limits', () => {
   it('queue calls beyond MAX_CONCURRENT_REQUESTS and answer 503 with Retry-After after QUEUE_TIMEOUT_SECONDS', async () => {
     const stack = await startStack({ MAX_CONCURRENT_REQUESTS: '1', QUEUE_TIMEOUT_SECONDS: '0.3' });
     try {
-      stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: Buffer.from('{"model":"llama3.2","created_at":"x","message":{"role":"assistant","content":"a"},"done":false}\n{"model":"llama3.2","created_at":"x","message":{"role":"assistant","content":""},"done":true,"eval_count":1}\n'), bytes: 10, resumeAfterMs: 600 });
-      const first = fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2"}' }).then(async (r) => ({ status: r.status, text: await r.text() }));
+      stack.fake.next({
+        kind: 'stall',
+        status: 200,
+        contentType: 'application/x-ndjson',
+        body: Buffer.from(
+          '{"model":"llama3.2","created_at":"x","message":{"role":"assistant","content":"a"},"done":false}\n{"model":"llama3.2","created_at":"x","message":{"role":"assistant","content":""},"done":true,"eval_count":1}\n',
+        ),
+        bytes: 10,
+        resumeAfterMs: 600,
+      });
+      const first = fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2"}' }).then(async (r) => ({
+        status: r.status,
+        text: await r.text(),
+      }));
       await new Promise((r) => setTimeout(r, 100));
       const t0 = Date.now();
       const second = await fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","stream":false}' });
@@ -143,7 +158,9 @@ describe('limits', () => {
       const before = stack.fake.requests.length;
       await raw(`GET http://127.0.0.1:${otherPort}/api/tags HTTP/1.1\r\nHost: 127.0.0.1:${otherPort}\r\nConnection: close\r\n\r\n`);
       await raw(`GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1:${otherPort}\r\nConnection: close\r\n\r\n`);
-      await raw(`POST http://127.0.0.1:${otherPort}/api/chat HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 35\r\nConnection: close\r\n\r\n{"model":"llama3.2","stream":false}`);
+      await raw(
+        `POST http://127.0.0.1:${otherPort}/api/chat HTTP/1.1\r\nHost: evil.example\r\nContent-Length: 35\r\nConnection: close\r\n\r\n{"model":"llama3.2","stream":false}`,
+      );
       assert.equal(reached, 0, 'the other server was never contacted');
       assert.equal(stack.fake.requests.length - before, 3, 'every request went to Ollama');
     } finally {

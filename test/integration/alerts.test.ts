@@ -56,7 +56,16 @@ describe('Grafana dashboard', () => {
 
   it('has the panels operators need', () => {
     const titles = (dashboard.panels as { title: string }[]).map((p) => p.title).join('\n');
-    for (const t of ['Request rate per model', 'Error ratio per model', 'Response time', 'Time to first token', 'Tokens per second per model', 'Queueing', 'Requests in flight per model', 'Loaded models: memory and VRAM']) {
+    for (const t of [
+      'Request rate per model',
+      'Error ratio per model',
+      'Response time',
+      'Time to first token',
+      'Tokens per second per model',
+      'Queueing',
+      'Requests in flight per model',
+      'Loaded models: memory and VRAM',
+    ]) {
       assert.ok(titles.includes(t), t);
     }
   });

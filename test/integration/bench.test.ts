@@ -21,7 +21,9 @@ describe('npm run bench (short variant)', () => {
       const r = spawnSync(process.execPath, [RUN, '--quick', '--out', out], { encoding: 'utf8', timeout: 120_000 });
       assert.equal(r.status, 0, `bench exited ${r.status}: ${r.stderr.slice(-2000)}`);
       assert.match(r.stdout, /\| scenario \| target \| req\/s \|/);
-      const report = JSON.parse(readFileSync(out, 'utf8')) as { summary: { scenario: string; target: string; errors: number; rps: number; cpuUsPerRequest?: number }[] };
+      const report = JSON.parse(readFileSync(out, 'utf8')) as {
+        summary: { scenario: string; target: string; errors: number; rps: number; cpuUsPerRequest?: number }[];
+      };
       for (const scenario of ['S1', 'S2', 'S3', 'S4', 'S5']) {
         for (const target of ['direct', 'gateway', 'gateway-traced']) {
           const row = report.summary.find((x) => x.scenario === scenario && x.target === target);

@@ -194,12 +194,23 @@ describe('when Ollama misbehaves', () => {
     const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.deepEqual(res.body, body);
     const m = await metricsText(stack.url);
-    assert.equal(sample(m, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }), (sample(m0, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }) ?? 0) + 1);
-    assert.equal(sample(m, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }), (sample(m0, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }) ?? 0) + 31);
+    assert.equal(
+      sample(m, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }),
+      (sample(m0, 'ollama_request_errors_total', { ...CHAT, reason: 'stream_error' }) ?? 0) + 1,
+    );
+    assert.equal(
+      sample(m, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }),
+      (sample(m0, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }) ?? 0) + 31,
+    );
   });
 
   it('passes a 500 from Ollama through unchanged and counts it', async () => {
-    stack.fake.next({ kind: 'body', status: 500, contentType: 'application/json; charset=utf-8', body: Buffer.from('{"error":"llama runner process has terminated"}') });
+    stack.fake.next({
+      kind: 'body',
+      status: 500,
+      contentType: 'application/json; charset=utf-8',
+      body: Buffer.from('{"error":"llama runner process has terminated"}'),
+    });
     const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 500);
     assert.equal(res.body.toString(), '{"error":"llama runner process has terminated"}');

@@ -85,9 +85,10 @@ async function closedPort(): Promise<number> {
 }
 
 function postJson(url: string, path: string, body: unknown): Promise<{ status: number; body: Buffer }> {
-  return fetch(url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }).then(
-    async (r) => ({ status: r.status, body: Buffer.from(await r.arrayBuffer()) }),
-  );
+  return fetch(url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }).then(async (r) => ({
+    status: r.status,
+    body: Buffer.from(await r.arrayBuffer()),
+  }));
 }
 
 function jsonOf(res: RawResponse): unknown {
@@ -114,7 +115,10 @@ describe('model names clients make up', () => {
       }
       const chats = stack.fake.requests.filter((r) => r.url === '/api/chat');
       assert.equal(chats.length, 3, 'all three went to Ollama');
-      assert.ok(chats.every((r) => r.bodyLength > 5 * MiB), 'with their bodies unchanged');
+      assert.ok(
+        chats.every((r) => r.bodyLength > 5 * MiB),
+        'with their bodies unchanged',
+      );
       const m = await scrape(stack.url);
       assert.ok(m.length < 200_000, `/metrics is ${m.length} bytes`);
       assert.ok(!m.includes('m'.repeat(300)), 'the name itself is nowhere in /metrics');
@@ -123,7 +127,11 @@ describe('model names clients make up', () => {
       assert.equal(total(m, 'gen_ai_client_operation_duration_count', { gen_ai_request_model: 'invalid' }), 3);
       assert.equal(inFlight(m), 0);
       const access = stack.logs.filter((l) => l.path === '/api/chat' && typeof l.status === 'number');
-      assert.deepEqual(access.map((l) => l.model), ['invalid', 'invalid', 'invalid'], 'access log lines carry the label');
+      assert.deepEqual(
+        access.map((l) => l.model),
+        ['invalid', 'invalid', 'invalid'],
+        'access log lines carry the label',
+      );
       const longest = Math.max(...stack.logs.map((l) => JSON.stringify(l).length));
       assert.ok(longest < 64 * 1024, `no log line carries the name: the longest is ${longest} characters`);
       await stillServing(stack);
@@ -155,7 +163,12 @@ describe('model names clients make up', () => {
       assert.equal(name257.length, 257);
       const bad = [name257, 'llama3.2\u0001:latest', 'llama\u007f3:latest', 'x\u0000y:latest', 'tab\there:latest', 'line\nbreak:latest', '\u001f:latest'];
       assert.equal((await postJson(stack.url, '/api/chat', { model: name256, messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404);
-      for (const model of bad) assert.equal((await postJson(stack.url, '/api/chat', { model, messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404, JSON.stringify(model));
+      for (const model of bad)
+        assert.equal(
+          (await postJson(stack.url, '/api/chat', { model, messages: [{ role: 'user', content: 'hi' }], stream: false })).status,
+          404,
+          JSON.stringify(model),
+        );
       assert.equal((await postJson(stack.url, '/v1/chat/completions', { model: name257, messages: [{ role: 'user', content: 'hi' }] })).status, 404);
       assert.equal(stack.fake.requests.length, bad.length + 2, 'all were forwarded');
 
@@ -181,9 +194,21 @@ describe('model names clients make up', () => {
       assert.equal((await postJson(stack.url, '/api/chat', { model: 'mistral', messages: [{ role: 'user', content: 'hi' }], stream: false })).status, 404);
       const m = await scrape(stack.url);
       assert.equal(sample(m, 'ollama_requests_total', { model: 'invalid', endpoint: '/api/chat', status: '404' }), 3);
-      assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 1, 'the first normal name has its own label');
-      assert.equal(sample(m, 'ollama_requests_total', { model: 'qwen3:8b', endpoint: '/api/generate', status: '200' }), 1, 'the second normal name has its own label');
-      assert.equal(sample(m, 'ollama_requests_total', { model: 'other', endpoint: '/api/chat', status: '404' }), 1, 'the third normal name is over the cap of 2');
+      assert.equal(
+        sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }),
+        1,
+        'the first normal name has its own label',
+      );
+      assert.equal(
+        sample(m, 'ollama_requests_total', { model: 'qwen3:8b', endpoint: '/api/generate', status: '200' }),
+        1,
+        'the second normal name has its own label',
+      );
+      assert.equal(
+        sample(m, 'ollama_requests_total', { model: 'other', endpoint: '/api/chat', status: '404' }),
+        1,
+        'the third normal name is over the cap of 2',
+      );
     });
   });
 });
@@ -248,7 +273,9 @@ describe('spellings of the LLM paths', () => {
       }
       // Chunked, with no declared length.
       const chunked = Buffer.concat([
-        Buffer.from(`POST //api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n`),
+        Buffer.from(
+          `POST //api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n`,
+        ),
         Buffer.from(big),
         Buffer.from('\r\n0\r\n\r\n'),
       ]);
@@ -321,7 +348,8 @@ describe('spellings of the LLM paths', () => {
         const ex = await exchange(stack.gw.port, rawRequest(method, target, method === 'POST' ? { body: CHAT_BODY, headers: JSON_HEADERS } : {}));
         const res = ex.responses[0];
         if (res?.status !== 400) problems.push(`${method} ${target}: client got ${res?.status ?? ex.describe()}`);
-        else if (by === 'gateway' && typeof (jsonOf(res) as { error?: unknown } | undefined)?.error !== 'string') problems.push(`${method} ${target}: 400 without a JSON error: ${ex.describe()}`);
+        else if (by === 'gateway' && typeof (jsonOf(res) as { error?: unknown } | undefined)?.error !== 'string')
+          problems.push(`${method} ${target}: 400 without a JSON error: ${ex.describe()}`);
       }
       assert.deepEqual(problems, []);
       assert.deepEqual(receivedSince(stack, 0), [], 'Ollama received nothing');
@@ -358,7 +386,11 @@ describe('bodies that never finish', () => {
         }
         const answered = () => conns.filter((c) => c.responses().length > 0);
         const summary = () => conns.map((c, i) => `#${i}: ${c.responses()[0]?.status ?? (c.closed ? 'closed' : 'waiting')}`).join(', ');
-        await eventually(() => answered().length >= 10, () => `at least 10 of the 12 stalled bodies refused (2 fit in 4 MiB); ${summary()}`, 5000);
+        await eventually(
+          () => answered().length >= 10,
+          () => `at least 10 of the 12 stalled bodies refused (2 fit in 4 MiB); ${summary()}`,
+          5000,
+        );
         await sleep(300);
         polling = false;
         await poller;
@@ -387,57 +419,68 @@ describe('bodies that never finish', () => {
         await poller;
         for (const c of conns) c.destroy();
       }
-      await eventually(async () => sample(await scrape(stack.url), 'ollama_gateway_buffered_body_bytes') === 0, 'the held bytes return to 0 once the clients left', 3000);
+      await eventually(
+        async () => sample(await scrape(stack.url), 'ollama_gateway_buffered_body_bytes') === 0,
+        'the held bytes return to 0 once the clients left',
+        3000,
+      );
       await eventually(async () => inFlight(await scrape(stack.url)) === 0, 'nothing in flight', 3000);
       await stillServing(stack);
     });
   });
 
-  it('a body that goes silent for REQUEST_BODY_TIMEOUT_SECONDS gets 408 (body_timeout) and its memory is released; a slow but steady body is not cut', { timeout: 30_000 }, async () => {
-    await withStack({ REQUEST_BODY_TIMEOUT_SECONDS: '1' }, async (stack) => {
-      const endpoints = ['/api/chat', '/api/generate', '/v1/chat/completions'];
-      const conns: RawConnection[] = [];
-      try {
-        // A body sent in five pieces 400 ms apart: never silent for 1 s, though it takes 1.6 s.
-        const steady = (async () => {
-          const c = await RawConnection.open(stack.gw.port);
-          conns.push(c);
-          const bytes = rawRequest('POST', '/api/chat', { body: CHAT_BODY, headers: JSON_HEADERS });
-          const size = Math.ceil(bytes.length / 5);
-          await c.sendPieces([0, 1, 2, 3, 4].map((i) => bytes.subarray(i * size, (i + 1) * size)), 400);
-          return c.response(5000);
-        })();
-        for (const path of endpoints) {
-          const c = await RawConnection.open(stack.gw.port);
-          conns.push(c);
-          const head = rawRequest('POST', path, { headers: { ...JSON_HEADERS, 'content-length': '200000' } });
-          await c.send(Buffer.concat([head, Buffer.from('{"model":"llama3.2","prompt":"'), Buffer.alloc(100_000, 'y')]));
-        }
-        const stalled = conns.slice(-3);
-        for (const [i, c] of stalled.entries()) {
-          const res = await c.response(6000);
-          assert.equal(res.status, 408, `${endpoints[i]}: ${c.describe()}`);
-          assert.match(res.headers.connection ?? '', /close/i);
-          const body = jsonOf(res) as { error?: unknown } | undefined;
-          if (endpoints[i].startsWith('/v1/')) assert.equal(typeof (body?.error as { message?: unknown } | undefined)?.message, 'string', c.describe());
-          else assert.equal(typeof body?.error, 'string', c.describe());
-          assert.ok(await c.closedWithin(3000), `the connection is closed after the 408: ${c.describe()}`);
-        }
-        const ok = await steady;
-        assert.equal(ok.status, 200, 'the slow but steady body was served');
+  it(
+    'a body that goes silent for REQUEST_BODY_TIMEOUT_SECONDS gets 408 (body_timeout) and its memory is released; a slow but steady body is not cut',
+    { timeout: 30_000 },
+    async () => {
+      await withStack({ REQUEST_BODY_TIMEOUT_SECONDS: '1' }, async (stack) => {
+        const endpoints = ['/api/chat', '/api/generate', '/v1/chat/completions'];
+        const conns: RawConnection[] = [];
+        try {
+          // A body sent in five pieces 400 ms apart: never silent for 1 s, though it takes 1.6 s.
+          const steady = (async () => {
+            const c = await RawConnection.open(stack.gw.port);
+            conns.push(c);
+            const bytes = rawRequest('POST', '/api/chat', { body: CHAT_BODY, headers: JSON_HEADERS });
+            const size = Math.ceil(bytes.length / 5);
+            await c.sendPieces(
+              [0, 1, 2, 3, 4].map((i) => bytes.subarray(i * size, (i + 1) * size)),
+              400,
+            );
+            return c.response(5000);
+          })();
+          for (const path of endpoints) {
+            const c = await RawConnection.open(stack.gw.port);
+            conns.push(c);
+            const head = rawRequest('POST', path, { headers: { ...JSON_HEADERS, 'content-length': '200000' } });
+            await c.send(Buffer.concat([head, Buffer.from('{"model":"llama3.2","prompt":"'), Buffer.alloc(100_000, 'y')]));
+          }
+          const stalled = conns.slice(-3);
+          for (const [i, c] of stalled.entries()) {
+            const res = await c.response(6000);
+            assert.equal(res.status, 408, `${endpoints[i]}: ${c.describe()}`);
+            assert.match(res.headers.connection ?? '', /close/i);
+            const body = jsonOf(res) as { error?: unknown } | undefined;
+            if (endpoints[i].startsWith('/v1/')) assert.equal(typeof (body?.error as { message?: unknown } | undefined)?.message, 'string', c.describe());
+            else assert.equal(typeof body?.error, 'string', c.describe());
+            assert.ok(await c.closedWithin(3000), `the connection is closed after the 408: ${c.describe()}`);
+          }
+          const ok = await steady;
+          assert.equal(ok.status, 200, 'the slow but steady body was served');
 
-        const m = await scrape(stack.url);
-        for (const path of endpoints) assert.equal(total(m, 'ollama_request_errors_total', { endpoint: path, reason: 'body_timeout' }), 1, path);
-        assert.equal(total(m, 'ollama_requests_total', { status: '408' }), 3);
-        assert.equal(sample(m, 'ollama_gateway_buffered_body_bytes'), 0, 'ollama_gateway_buffered_body_bytes is exported and back to 0');
-        assert.equal(inFlight(m), 0);
-        assert.deepEqual(receivedSince(stack, 0), ['POST /api/chat'], 'only the complete body reached Ollama');
-      } finally {
-        for (const c of conns) c.destroy();
-      }
-      await stillServing(stack);
-    });
-  });
+          const m = await scrape(stack.url);
+          for (const path of endpoints) assert.equal(total(m, 'ollama_request_errors_total', { endpoint: path, reason: 'body_timeout' }), 1, path);
+          assert.equal(total(m, 'ollama_requests_total', { status: '408' }), 3);
+          assert.equal(sample(m, 'ollama_gateway_buffered_body_bytes'), 0, 'ollama_gateway_buffered_body_bytes is exported and back to 0');
+          assert.equal(inFlight(m), 0);
+          assert.deepEqual(receivedSince(stack, 0), ['POST /api/chat'], 'only the complete body reached Ollama');
+        } finally {
+          for (const c of conns) c.destroy();
+        }
+        await stillServing(stack);
+      });
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -485,18 +528,27 @@ const MALFORMED: { name: string; bytes: Buffer; end?: boolean }[] = [
   { name: 'a valid chunk, then an invalid chunk size', bytes: Buffer.from(`${chunkedHead('/api/chat')}10\r\n${CHAT_BODY.slice(0, 16)}\r\nnot-hex\r\n`) },
   { name: 'a chunk longer than its size', bytes: Buffer.from(`${chunkedHead('/v1/chat/completions')}2\r\n${CHAT_BODY}\r\n0\r\n\r\n`) },
   { name: 'a chunk size too large for any number', bytes: Buffer.from(`${chunkedHead('/api/generate')}ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n`) },
-  { name: 'a chunked body cut short by the client\'s FIN', bytes: Buffer.from(`${chunkedHead('/api/chat')}23\r\n${CHAT_BODY.slice(0, 10)}`), end: true },
+  { name: "a chunked body cut short by the client's FIN", bytes: Buffer.from(`${chunkedHead('/api/chat')}23\r\n${CHAT_BODY.slice(0, 10)}`), end: true },
   {
     name: 'Content-Length and Transfer-Encoding both',
     bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n${CHAT_BODY}\r\n0\r\n\r\n`),
   },
-  { name: 'two different Content-Lengths', bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`) },
+  {
+    name: 'two different Content-Lengths',
+    bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`),
+  },
   { name: 'a line that is not HTTP', bytes: Buffer.from('HELLO THERE\r\n\r\n') },
   { name: 'a bad request line', bytes: Buffer.from('POST /api/chat HTTP/9.9 please\r\nHost: 127.0.0.1\r\n\r\n') },
   { name: 'TLS bytes', bytes: Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, ...Buffer.alloc(64, 7), 0x0d, 0x0a, 0x0d, 0x0a]) },
   { name: 'a NUL byte in the request line', bytes: Buffer.from(`POST /api/ch\0at HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`) },
-  { name: 'a NUL byte in a header value', bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\0b\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`) },
-  { name: 'a NUL byte in a header name', bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX\0A: b\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`) },
+  {
+    name: 'a NUL byte in a header value',
+    bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\0b\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`),
+  },
+  {
+    name: 'a NUL byte in a header name',
+    bytes: Buffer.from(`POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX\0A: b\r\nContent-Length: 35\r\n\r\n${CHAT_BODY}`),
+  },
 ];
 
 describe('broken framing', () => {
@@ -518,7 +570,11 @@ describe('broken framing', () => {
       const m = await scrape(stack.url);
       const fiveHundreds = seriesOf(m, 'ollama_requests_total').filter((s) => Number(s.labels.status) >= 500);
       assert.deepEqual(fiveHundreds, [], 'no request counted with a 5xx');
-      assert.deepEqual(stack.logs.filter((l) => l.level === 'error'), [], 'no ERROR log line');
+      assert.deepEqual(
+        stack.logs.filter((l) => l.level === 'error'),
+        [],
+        'no ERROR log line',
+      );
       await stillServing(stack);
     });
   }
@@ -533,9 +589,15 @@ describe('pipelined requests', () => {
     await withStack({}, async (stack) => {
       const conn = await RawConnection.open(stack.gw.port);
       try {
-        await conn.send(Buffer.concat([req('/api/chat', { model: 'llama3.2', stream: false }), req('/api/generate', { model: 'llama3.2', prompt: 'x', stream: false })]));
+        await conn.send(
+          Buffer.concat([req('/api/chat', { model: 'llama3.2', stream: false }), req('/api/generate', { model: 'llama3.2', prompt: 'x', stream: false })]),
+        );
         const responses = await conn.waitForResponses(2, 5000);
-        assert.deepEqual(responses.map((r) => r.status), [200, 200], conn.describe());
+        assert.deepEqual(
+          responses.map((r) => r.status),
+          [200, 200],
+          conn.describe(),
+        );
         assert.deepEqual(responses[0].body, fixture('chat-nostream.json'));
         assert.deepEqual(responses[1].body, fixture('generate-nostream.json'));
       } finally {
@@ -563,7 +625,11 @@ describe('pipelined requests', () => {
           ]),
         );
         const responses = await conn.waitForResponses(3, 5000);
-        assert.deepEqual(responses.map((r) => r.status), [200, 200, 200], conn.describe());
+        assert.deepEqual(
+          responses.map((r) => r.status),
+          [200, 200, 200],
+          conn.describe(),
+        );
         assert.match(responses[0].headers['transfer-encoding'] ?? '', /chunked/);
         assert.deepEqual(responses[0].body, fixture('chat-stream.ndjson'));
         assert.deepEqual(responses[1].body, fixture('embed.json'));
@@ -595,7 +661,11 @@ describe('pipelined requests', () => {
           ]),
         );
         const responses = await conn.waitForResponses(5, 5000, { head: [false, false, false, true, false] });
-        assert.deepEqual(responses.map((r) => r.status), [200, 200, 200, 200, 200], conn.describe());
+        assert.deepEqual(
+          responses.map((r) => r.status),
+          [200, 200, 200, 200, 200],
+          conn.describe(),
+        );
         assert.deepEqual(JSON.parse(responses[0].body.toString()), { status: 'ok' });
         assert.deepEqual(responses[1].body, fixture('tags.json'));
         assert.deepEqual(responses[2].body, fixture('chat-nostream.json'));
@@ -625,7 +695,11 @@ describe('a client that resets right after sending', () => {
     let m = '';
     await eventually(async () => total((m = await scrape(stack.url)), 'ollama_requests_total', { endpoint: '/api/chat' }) === 1, 'the call counted once', 3000);
     await eventually(async () => inFlight((m = await scrape(stack.url))) === 0, 'ollama_requests_in_flight back to 0', 3000);
-    await eventually(() => stack.fake.active === 0, () => `the fake still has ${stack.fake.active} responses in progress`, 3000);
+    await eventually(
+      () => stack.fake.active === 0,
+      () => `the fake still has ${stack.fake.active} responses in progress`,
+      3000,
+    );
     return m;
   }
 
@@ -667,7 +741,7 @@ describe('a client that resets right after sending', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('methods on the gateway\'s own paths', () => {
+describe("methods on the gateway's own paths", () => {
   const METHODS = ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
   const PATHS = ['/healthz', '/readyz', '/metrics', '//healthz', '/metrics?x=1', '/./readyz'];
   const AUTHS: (string | undefined)[] = [undefined, 'Bearer anything', 'Basic Zm9vOmJhcg=='];
@@ -679,7 +753,10 @@ describe('methods on the gateway\'s own paths', () => {
       for (const method of METHODS) {
         for (const path of PATHS) {
           const auth = AUTHS[n++ % AUTHS.length];
-          const ex = await exchange(stack.gw.port, rawRequest(method, path, { body: '{"model":"llama3.2"}', headers: { ...JSON_HEADERS, ...(auth ? { authorization: auth } : {}) } }));
+          const ex = await exchange(
+            stack.gw.port,
+            rawRequest(method, path, { body: '{"model":"llama3.2"}', headers: { ...JSON_HEADERS, ...(auth ? { authorization: auth } : {}) } }),
+          );
           const res = ex.responses[0];
           const what = `${method} ${path}${auth ? ` (${auth.split(' ')[0]})` : ''}`;
           if (res?.status !== 405) problems.push(`${what}: ${res?.status ?? ex.describe()}`);
@@ -703,14 +780,22 @@ describe('methods on the gateway\'s own paths', () => {
       assert.equal(ex.responses[0]?.status, 200, ex.describe());
       assert.deepEqual(jsonOf(ex.responses[0]), { status: 'ok' });
       // /readyz asks Ollama for its version; nothing else reaches it.
-      assert.deepEqual(receivedSince(stack, 0).filter((r) => r !== 'GET /api/version'), []);
+      assert.deepEqual(
+        receivedSince(stack, 0).filter((r) => r !== 'GET /api/version'),
+        [],
+      );
     });
   });
 
   it('with API keys and a metrics token, a right key still gets 405 and nothing is forwarded', { timeout: 15_000 }, async () => {
     await withStack({ GATEWAY_API_KEYS: 'sekret', METRICS_BEARER_TOKEN: 'scrape' }, async (stack) => {
       const problems: string[] = [];
-      for (const [path, auth] of [['/healthz', 'Bearer sekret'], ['/metrics', 'Bearer sekret'], ['/metrics', 'Bearer scrape'], ['//readyz', 'Bearer sekret']]) {
+      for (const [path, auth] of [
+        ['/healthz', 'Bearer sekret'],
+        ['/metrics', 'Bearer sekret'],
+        ['/metrics', 'Bearer scrape'],
+        ['//readyz', 'Bearer sekret'],
+      ]) {
         const ex = await exchange(stack.gw.port, rawRequest('POST', path, { body: '{}', headers: { ...JSON_HEADERS, authorization: auth } }));
         if (ex.responses[0]?.status !== 405) problems.push(`POST ${path} (${auth}): ${ex.responses[0]?.status ?? ex.describe()}`);
       }
@@ -738,7 +823,10 @@ describe('the gateway process under hostile input', () => {
       await p.waitFor('gateway listening', 10_000);
       const line = 'x'.repeat(200);
       const bigStream = Buffer.from(
-        Array.from({ length: 40_000 }, () => `{"model":"llama3.2","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"${line}"},"done":false}\n`).join(''),
+        Array.from(
+          { length: 40_000 },
+          () => `{"model":"llama3.2","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"${line}"},"done":false}\n`,
+        ).join(''),
       );
 
       // Malformed chunked bodies on the LLM routes.
@@ -760,7 +848,16 @@ describe('the gateway process under hostile input', () => {
         ['/api/tags', 'GET', 'destroy'],
         ['/api/tags', 'GET', 'reset'],
       ] as const) {
-        fake.next({ kind: 'body', status: 200, contentType: method === 'POST' ? 'application/x-ndjson' : 'application/json; charset=utf-8', body: bigStream, chunking: { kind: 'every', size: 64 * 1024 } }, path);
+        fake.next(
+          {
+            kind: 'body',
+            status: 200,
+            contentType: method === 'POST' ? 'application/x-ndjson' : 'application/json; charset=utf-8',
+            body: bigStream,
+            chunking: { kind: 'every', size: 64 * 1024 },
+          },
+          path,
+        );
         const c = await RawConnection.open(port);
         await c.send(rawRequest(method, path, method === 'POST' ? { body: '{"model":"llama3.2"}' } : {}));
         await eventually(() => c.received.length > 100_000, `the large ${path} response started`, 5000);

@@ -44,7 +44,11 @@ after(() => {
 });
 
 function assertNoCrash(): void {
-  assert.deepEqual(crashes.map((e) => String(e.stack ?? e)), [], 'the gateway threw an exception it did not catch (the process would have died)');
+  assert.deepEqual(
+    crashes.map((e) => String(e.stack ?? e)),
+    [],
+    'the gateway threw an exception it did not catch (the process would have died)',
+  );
 }
 
 /** `p`, or a rejection after `ms` (or as soon as the gateway throws an uncaught exception). */
@@ -124,7 +128,11 @@ async function stillServing(s: Stack): Promise<void> {
   const health = await deadline(fetch(`${s.url}/healthz`), 5000, 'GET /healthz');
   assert.equal(health.status, 200);
   await health.arrayBuffer();
-  const res = await deadline(post(s, '/api/chat', '{"model":"probe","stream":false,"messages":[{"role":"user","content":"hi"}]}'), 5000, 'a normal call afterwards');
+  const res = await deadline(
+    post(s, '/api/chat', '{"model":"probe","stream":false,"messages":[{"role":"user","content":"hi"}]}'),
+    5000,
+    'a normal call afterwards',
+  );
   assert.equal(res.status, 200, 'a normal call after the scenario');
   assert.equal(res.body.toString(), PROBE_ANSWER);
   assertNoCrash();
@@ -436,7 +444,11 @@ describe('a pass-through response carrying a Trailer header', () => {
     {
       name: 'chunked with a trailer field, to an HTTP/1.1 client',
       version: 'HTTP/1.1',
-      script: () => chunkedReply(200, 'application/json; charset=utf-8', [TAGS.slice(0, 20), TAGS.slice(20)], { extra: { Trailer: 'X-Checksum' }, trailers: { 'X-Checksum': 'abc' } }),
+      script: () =>
+        chunkedReply(200, 'application/json; charset=utf-8', [TAGS.slice(0, 20), TAGS.slice(20)], {
+          extra: { Trailer: 'X-Checksum' },
+          trailers: { 'X-Checksum': 'abc' },
+        }),
     },
     {
       name: 'with Content-Length, to an HTTP/1.0 client',
@@ -446,7 +458,11 @@ describe('a pass-through response carrying a Trailer header', () => {
     {
       name: 'chunked with a trailer field, to an HTTP/1.0 client',
       version: 'HTTP/1.0',
-      script: () => chunkedReply(200, 'application/json; charset=utf-8', [TAGS.slice(0, 20), TAGS.slice(20)], { extra: { Trailer: 'X-Checksum' }, trailers: { 'X-Checksum': 'abc' } }),
+      script: () =>
+        chunkedReply(200, 'application/json; charset=utf-8', [TAGS.slice(0, 20), TAGS.slice(20)], {
+          extra: { Trailer: 'X-Checksum' },
+          trailers: { 'X-Checksum': 'abc' },
+        }),
     },
   ];
   for (const c of cases) {
@@ -472,17 +488,45 @@ describe('a 200 stream that Ollama resets', () => {
   const NDJSON_LINES = [ndjsonLine('reset-ndjson', 'Hello'), ndjsonLine('reset-ndjson', ' there')];
   const SSE_EVENTS = [sseEvent('reset-sse', { role: 'assistant', content: 'Hello' }), sseEvent('reset-sse', { content: ' there' })];
   const cases: { name: string; path: string; model: string; request: string; contentType: string; sent: string[] }[] = [
-    { name: 'an NDJSON stream on /api/chat right after the headers', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}', contentType: 'application/x-ndjson', sent: [] },
-    { name: 'an NDJSON stream on /api/chat after some lines', path: '/api/chat', model: 'reset-ndjson', request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}', contentType: 'application/x-ndjson', sent: NDJSON_LINES },
-    { name: 'an SSE stream on /v1/chat/completions right after the headers', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}', contentType: 'text/event-stream', sent: [] },
-    { name: 'an SSE stream on /v1/chat/completions after some events', path: '/v1/chat/completions', model: 'reset-sse', request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}', contentType: 'text/event-stream', sent: SSE_EVENTS },
+    {
+      name: 'an NDJSON stream on /api/chat right after the headers',
+      path: '/api/chat',
+      model: 'reset-ndjson',
+      request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}',
+      contentType: 'application/x-ndjson',
+      sent: [],
+    },
+    {
+      name: 'an NDJSON stream on /api/chat after some lines',
+      path: '/api/chat',
+      model: 'reset-ndjson',
+      request: '{"model":"reset-ndjson","messages":[{"role":"user","content":"hi"}]}',
+      contentType: 'application/x-ndjson',
+      sent: NDJSON_LINES,
+    },
+    {
+      name: 'an SSE stream on /v1/chat/completions right after the headers',
+      path: '/v1/chat/completions',
+      model: 'reset-sse',
+      request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+      contentType: 'text/event-stream',
+      sent: [],
+    },
+    {
+      name: 'an SSE stream on /v1/chat/completions after some events',
+      path: '/v1/chat/completions',
+      model: 'reset-sse',
+      request: '{"model":"reset-sse","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+      contentType: 'text/event-stream',
+      sent: SSE_EVENTS,
+    },
   ];
   for (const c of cases) {
     it(`is passed on cut and counted as status 200 with a stream error (not upstream_unreachable): ${c.name}`, { timeout: 15_000 }, () =>
       withStack({}, async (s) => {
         s.up.next([...streamHead(c.contentType), ...c.sent.map((p) => write(chunk(p))), wait(100), reset()], { path: c.path });
         const res = await deadline(post(s, c.path, c.request), 5000, `POST ${c.path}`);
-        assert.equal(res.status, 200, 'the client got the stream\'s 200, not a 502');
+        assert.equal(res.status, 200, "the client got the stream's 200, not a 502");
         assert.ok(res.error, 'the client must see the body break off');
         assert.equal(res.body.toString(), c.sent.join(''));
         const series = { model: `${c.model}:latest`, endpoint: c.path };
@@ -500,7 +544,11 @@ describe('Ollama answers 101 Switching Protocols to a POST', () => {
   it('answers an LLM call with a 502 at once, counted as upstream_invalid_response', { timeout: 15_000 }, () =>
     withStack({ UPSTREAM_IDLE_TIMEOUT_SECONDS: '30' }, async (s) => {
       s.up.next(switchingProtocols(), { path: '/api/chat' });
-      const res = await deadline(post(s, '/api/chat', '{"model":"upgrader","messages":[{"role":"user","content":"hi"}]}'), 5000, 'POST /api/chat answered by 101 (the idle timeout is 30 s)');
+      const res = await deadline(
+        post(s, '/api/chat', '{"model":"upgrader","messages":[{"role":"user","content":"hi"}]}'),
+        5000,
+        'POST /api/chat answered by 101 (the idle timeout is 30 s)',
+      );
       assert.equal(res.status, 502);
       assert.match(res.headers['content-type'] ?? '', /^application\/json/);
       assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
@@ -530,7 +578,10 @@ describe('Ollama sends a response head the gateway cannot parse', () => {
   const cases: { name: string; bytes: string }[] = [
     { name: 'a garbage status line', bytes: 'HTTP/1.1 2xx Fine\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}' },
     { name: 'bytes that are not HTTP at all', bytes: 'SSH-2.0-OpenSSH_9.6\r\n\r\n' },
-    { name: 'both Content-Length and Transfer-Encoding', bytes: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' },
+    {
+      name: 'both Content-Length and Transfer-Encoding',
+      bytes: 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+    },
     { name: 'a head over 16 KB', bytes: `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Filler: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n{}` },
   ];
   for (const c of cases) {
@@ -608,14 +659,16 @@ describe('a single 30 MB event or line', () => {
     withStack({}, async (s) => {
       const model = 'huge-sse';
       const body = Buffer.from(
-        sseEvent(model, { role: 'assistant', content: 'x'.repeat(BIG) }) +
-          sseEvent(model, { content: '' }, 'stop') +
-          sseUsage(model) +
-          'data: [DONE]\n\n',
+        sseEvent(model, { role: 'assistant', content: 'x'.repeat(BIG) }) + sseEvent(model, { content: '' }, 'stop') + sseUsage(model) + 'data: [DONE]\n\n',
       );
       s.up.next(chunkedReply(200, 'text/event-stream', pieces(body, 1024 * 1024), { gapMs: 20 }), { path: '/v1/chat/completions' });
       const request = JSON.stringify({ model, stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] });
-      const { result: res, answered, slowest, failures } = await healthzWhile(s, deadline(post(s, '/v1/chat/completions', request), 30_000, 'the 30 MB stream'));
+      const {
+        result: res,
+        answered,
+        slowest,
+        failures,
+      } = await healthzWhile(s, deadline(post(s, '/v1/chat/completions', request), 30_000, 'the 30 MB stream'));
       assert.deepEqual(failures, []);
       assert.ok(answered >= 1, '/healthz answered while the event was streaming');
       assert.ok(slowest < 5000, `/healthz took ${slowest} ms to answer during the stream`);
@@ -636,7 +689,15 @@ describe('a single 30 MB event or line', () => {
       const model = 'huge-ndjson';
       const body = Buffer.from(ndjsonLine(model, 'x'.repeat(BIG)) + ndjsonDone(model));
       s.up.next(chunkedReply(200, 'application/x-ndjson', pieces(body, 1024 * 1024), { gapMs: 20 }), { path: '/api/chat' });
-      const { result: res, answered, slowest, failures } = await healthzWhile(s, deadline(post(s, '/api/chat', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })), 30_000, 'the 30 MB stream'));
+      const {
+        result: res,
+        answered,
+        slowest,
+        failures,
+      } = await healthzWhile(
+        s,
+        deadline(post(s, '/api/chat', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })), 30_000, 'the 30 MB stream'),
+      );
       assert.deepEqual(failures, []);
       assert.ok(answered >= 1, '/healthz answered while the line was streaming');
       assert.ok(slowest < 5000, `/healthz took ${slowest} ms to answer during the stream`);
@@ -702,7 +763,11 @@ describe('a client that stops reading for 3 s', () => {
     withStack({ CLIENT_WRITE_TIMEOUT_SECONDS: '1' }, async (s) => {
       const model = 'stuck-reader';
       const { res, body } = await stalledCall(s, model);
-      assert.equal(res.complete, false, `the gateway must cut a client that leaves its writes blocked for longer than CLIENT_WRITE_TIMEOUT_SECONDS (it got all ${body.length} bytes)`);
+      assert.equal(
+        res.complete,
+        false,
+        `the gateway must cut a client that leaves its writes blocked for longer than CLIENT_WRITE_TIMEOUT_SECONDS (it got all ${body.length} bytes)`,
+      );
       assert.equal(res.cut, true);
       const series = { model: `${model}:latest`, endpoint: '/api/chat' };
       const m = await metricsAfterCall(s, series);

@@ -83,7 +83,14 @@ describe('latency metrics', () => {
   });
 
   it('counts a gap longer than STREAM_STALL_SECONDS as a stall', async () => {
-    stack.fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: STREAM, bytes: STREAM.indexOf('\n', 500) + 1, resumeAfterMs: 300 });
+    stack.fake.next({
+      kind: 'stall',
+      status: 200,
+      contentType: 'application/x-ndjson',
+      body: STREAM,
+      bytes: STREAM.indexOf('\n', 500) + 1,
+      resumeAfterMs: 300,
+    });
     await chat(stack.url);
     const m = await metricsText(stack.url);
     assert.equal(sample(m, 'ollama_stream_stalls_total', M), 1);

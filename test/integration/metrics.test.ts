@@ -88,7 +88,10 @@ describe('/metrics', () => {
     assert.deepEqual(les('ollama_tokens_per_second'), [...TOKENS_PER_SECOND_BUCKETS.map(String), '+Inf']);
     assert.deepEqual(les('ollama_load_duration_seconds'), [...DURATION_BUCKETS_SECONDS.map(String), '+Inf']);
     // The chat stream's 72 tokens/s lands in a finite bucket, not +Inf.
-    assert.equal(sample(text, 'ollama_tokens_per_second_bucket', { model: 'llama3.2:latest', le: '75' }), sample(text, 'ollama_tokens_per_second_count', { model: 'llama3.2:latest' }));
+    assert.equal(
+      sample(text, 'ollama_tokens_per_second_bucket', { model: 'llama3.2:latest', le: '75' }),
+      sample(text, 'ollama_tokens_per_second_count', { model: 'llama3.2:latest' }),
+    );
   });
 
   it('has every metric the dashboard and the alert rules query', () => {
@@ -107,7 +110,7 @@ describe('/metrics', () => {
     assert.equal(r.status, 0, `promtool: ${r.stdout}${r.stderr}`);
   });
 
-  it('is scraped by a real Prometheus with the README\'s scrape config', async (t) => {
+  it("is scraped by a real Prometheus with the README's scrape config", async (t) => {
     const skip = requireTool('prometheus');
     if (skip) return t.skip(skip);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'prom-'));
@@ -145,7 +148,9 @@ describe('/metrics', () => {
       assert.equal(up[0]?.value[1], '1');
 
       // The alert rules load, and every dashboard query evaluates without error.
-      const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+      const rules = (await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json()) as {
+        data: { groups: { rules: { name: string; health: string }[] }[] };
+      };
       const loaded = rules.data.groups.flatMap((g) => g.rules);
       assert.equal(loaded.length, 6);
       const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));

@@ -24,7 +24,7 @@ describe('ollama-js through the gateway', () => {
   });
   after(() => stack.close());
 
-  it('streams a chat, and the metrics hold the final line\'s statistics', async () => {
+  it("streams a chat, and the metrics hold the final line's statistics", async () => {
     const before = await metricsText(stack.url);
     assert.equal(sample(before, 'ollama_requests_total', { ...M, endpoint: '/api/chat', status: '200' }), undefined);
 
@@ -93,7 +93,7 @@ describe('ollama-js through the gateway', () => {
     assert.equal(sample(m, 'ollama_tokens_per_second_count', E), undefined);
   });
 
-  it('passes an unknown model\'s 404 through as ollama-js expects it, and counts it', async () => {
+  it("passes an unknown model's 404 through as ollama-js expects it, and counts it", async () => {
     await assert.rejects(
       client.chat({ model: 'llama3.3', messages: [{ role: 'user', content: 'Hello' }], stream: true }),
       (err: Error & { status_code?: number }) => err.message === "model 'llama3.3' not found" && err.status_code === 404,

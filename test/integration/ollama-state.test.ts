@@ -16,7 +16,7 @@ interface PsModel {
 }
 
 describe('Ollama state gauges', () => {
-  it('expose Ollama\'s version, models on disk and models loaded, from the fixtures\' /api/tags and /api/ps', async () => {
+  it("expose Ollama's version, models on disk and models loaded, from the fixtures' /api/tags and /api/ps", async () => {
     const stack = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '3600' });
     try {
       // A loaded model that unloads in 5 minutes.
@@ -32,7 +32,10 @@ describe('Ollama state gauges', () => {
       assert.equal(sample(m, 'ollama_up'), 1);
       assert.equal(sample(m, 'ollama_build_info', { version: '0.32.15' }), 1);
       assert.equal(sample(m, 'ollama_models_available'), tags.models.length);
-      assert.equal(sample(m, 'ollama_models_available_bytes'), tags.models.reduce((n, x) => n + x.size, 0));
+      assert.equal(
+        sample(m, 'ollama_models_available_bytes'),
+        tags.models.reduce((n, x) => n + x.size, 0),
+      );
       assert.equal(sample(m, 'ollama_models_loaded'), ps.models.length);
       const first = { model: ps.models[0].name.includes(':') ? ps.models[0].name : `${ps.models[0].name}:latest` };
       assert.equal(sample(m, 'ollama_model_loaded_bytes', first), ps.models[0].size);
@@ -107,7 +110,13 @@ describe('bounded model labels', () => {
           }),
         );
       /** The identities of the series (name and labels, without values). */
-      const seriesOf = (text: string) => new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.slice(0, l.lastIndexOf(' '))));
+      const seriesOf = (text: string) =>
+        new Set(
+          text
+            .split('\n')
+            .filter((l) => l && !l.startsWith('#'))
+            .map((l) => l.slice(0, l.lastIndexOf(' '))),
+        );
       await flood(1000);
       const atCap = seriesOf(await metricsText(stack.url));
       await flood(N);
@@ -122,7 +131,10 @@ describe('bounded model labels', () => {
       const otherCount = sample(m, 'ollama_requests_total', { model: 'other', endpoint: '/api/chat', status: '404' });
       assert.equal(otherCount, N - 50);
       // 9,000 more names after the cap was reached added not one series.
-      assert.deepEqual([...afterFlood].filter((x) => !atCap.has(x)), []);
+      assert.deepEqual(
+        [...afterFlood].filter((x) => !atCap.has(x)),
+        [],
+      );
       assert.equal(stack.logs.filter((l) => /MAX_MODEL_LABELS/.test(String(l.msg))).length, 1, 'the cap is logged once');
     } finally {
       agent.destroy();

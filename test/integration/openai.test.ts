@@ -40,8 +40,14 @@ describe('OpenAI SDK through the gateway', () => {
     const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const c of await client.chat.completions.create({ model: 'llama3.2', messages, stream: true })) chunks.push(c);
     assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'This is a test.');
-    assert.ok(chunks.every((c) => c.usage === undefined || c.usage === null), 'no usage reaches a client that did not ask');
-    assert.ok(chunks.every((c) => c.choices.length > 0), 'no usage-only chunk reaches the client');
+    assert.ok(
+      chunks.every((c) => c.usage === undefined || c.usage === null),
+      'no usage reaches a client that did not ask',
+    );
+    assert.ok(
+      chunks.every((c) => c.choices.length > 0),
+      'no usage-only chunk reaches the client',
+    );
 
     // Ollama was asked for usage on the client's behalf.
     const sent = JSON.parse(stack.fake.last('/v1/chat/completions')!.body.toString()) as { stream_options?: { include_usage?: boolean } };
@@ -106,7 +112,7 @@ describe('OpenAI SDK through the gateway', () => {
     assert.equal(sample(m, 'ollama_tokens_processed_total', E), 8);
   });
 
-  it('returns Ollama\'s 404 for an unknown model to the SDK unchanged, and counts it', async () => {
+  it("returns Ollama's 404 for an unknown model to the SDK unchanged, and counts it", async () => {
     await assert.rejects(client.chat.completions.create({ model: 'gpt-4o', messages }), (err: InstanceType<typeof OpenAI.APIError>) => {
       return err.status === 404 && /model 'gpt-4o' not found/.test(err.message);
     });

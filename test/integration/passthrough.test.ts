@@ -38,13 +38,7 @@ function exchange(url: string, method: string, path: string, body?: Buffer | str
   });
 }
 
-const CHUNKINGS: Chunking[] = [
-  { kind: 'groups' },
-  { kind: 'whole' },
-  { kind: 'every', size: 1 },
-  { kind: 'every', size: 7 },
-  { kind: 'every', size: 4096 },
-];
+const CHUNKINGS: Chunking[] = [{ kind: 'groups' }, { kind: 'whole' }, { kind: 'every', size: 1 }, { kind: 'every', size: 7 }, { kind: 'every', size: 4096 }];
 
 describe('transparent proxying', () => {
   let stack: TestStack;
@@ -105,7 +99,7 @@ describe('transparent proxying', () => {
     assert.ok(got.arrivals[got.arrivals.length - 1] - got.arrivals[0] > 30 * (lines - 3));
   });
 
-  it("sends Ollama its own Host, so an Ollama on loopback does not answer 403", async () => {
+  it('sends Ollama its own Host, so an Ollama on loopback does not answer 403', async () => {
     const got = await exchange(stack.url, 'GET', '/api/version', undefined, { host: 'gateway.example.com' });
     assert.equal(got.status, 200);
     assert.equal(stack.fake.last('/api/version')?.headers.host, `127.0.0.1:${stack.fake.port}`);

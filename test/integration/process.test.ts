@@ -25,7 +25,7 @@ describe('the gateway process', () => {
     assert.match(lines[0], /OLLAMA_HOST="ftp:\/\/nowhere" is not valid: expected http:\/\/host:port, https:\/\/host:port or host:port/);
   });
 
-  it('logs Ollama\'s version at start, proxies, writes access lines without prompt text, and exits 0 on SIGTERM', async () => {
+  it("logs Ollama's version at start, proxies, writes access lines without prompt text, and exits 0 on SIGTERM", async () => {
     const port = await freePort();
     const p = run({ OLLAMA_HOST: `127.0.0.1:${fake.port}`, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'debug' });
     try {
@@ -112,7 +112,10 @@ describe('shutdown', () => {
       await assert.rejects(fetch(`http://127.0.0.1:${port}/healthz`), 'no new connections once draining');
       assert.deepEqual(await streamed, body, 'the in-flight stream ran to completion');
       assert.equal(await p.exit, 0);
-      assert.ok(receiver.spans.some((s) => s.name === 'text_completion llama3.2'), 'the in-flight call\'s span was flushed before exit');
+      assert.ok(
+        receiver.spans.some((s) => s.name === 'text_completion llama3.2'),
+        "the in-flight call's span was flushed before exit",
+      );
     } finally {
       p.child.kill('SIGKILL');
       await receiver.close();

@@ -20,13 +20,18 @@ describe('stream tap properties (through the gateway)', () => {
   });
   after(() => stack.close());
 
-  it('forwards any NDJSON or SSE stream byte for byte, however Ollama\'s writes cut it', async () => {
+  it("forwards any NDJSON or SSE stream byte for byte, however Ollama's writes cut it", async () => {
     const words = fc.array(fc.string({ unit: 'grapheme', maxLength: 8 }), { maxLength: 20 });
     await fc.assert(
       fc.asyncProperty(words, fc.array(fc.nat(), { maxLength: 12 }), fc.boolean(), async (ws, offsets, sse) => {
         const body = sse
-          ? Buffer.from(ws.map((w) => `data: {"choices":[{"index":0,"delta":{"content":${JSON.stringify(w)}},"finish_reason":null}]}\n\n`).join('') + 'data: [DONE]\n\n')
-          : Buffer.from(ws.map((w) => JSON.stringify({ model: 'llama3.2', message: { role: 'assistant', content: w }, done: false }) + '\n').join('') + '{"model":"llama3.2","done":true,"eval_count":1}\n');
+          ? Buffer.from(
+              ws.map((w) => `data: {"choices":[{"index":0,"delta":{"content":${JSON.stringify(w)}},"finish_reason":null}]}\n\n`).join('') + 'data: [DONE]\n\n',
+            )
+          : Buffer.from(
+              ws.map((w) => JSON.stringify({ model: 'llama3.2', message: { role: 'assistant', content: w }, done: false }) + '\n').join('') +
+                '{"model":"llama3.2","done":true,"eval_count":1}\n',
+            );
         stack.fake.next({
           kind: 'body',
           status: 200,
@@ -35,7 +40,11 @@ describe('stream tap properties (through the gateway)', () => {
           chunking: { kind: 'at', offsets: offsets.map((o) => o % (body.length + 1)) },
         });
         // include_usage set, so the SSE stream passes untouched.
-        const got = await post(stack.url, sse ? '/v1/chat/completions' : '/api/chat', sse ? '{"model":"llama3.2","stream":true,"stream_options":{"include_usage":true}}' : '{"model":"llama3.2"}');
+        const got = await post(
+          stack.url,
+          sse ? '/v1/chat/completions' : '/api/chat',
+          sse ? '{"model":"llama3.2","stream":true,"stream_options":{"include_usage":true}}' : '{"model":"llama3.2"}',
+        );
         assert.deepEqual(got, body);
       }),
       { numRuns: 40 },

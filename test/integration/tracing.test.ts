@@ -102,12 +102,16 @@ describe('traces exported over OTLP', () => {
   });
   after(() => stack.close());
 
-  it('joins the caller\'s trace: server span → GenAI span → phases and the HTTP call to Ollama, which gets the trace context', async () => {
+  it("joins the caller's trace: server span → GenAI span → phases and the HTTP call to Ollama, which gets the trace context", async () => {
     const c = caller();
     const res = await fetch(`${gw.url}/api/chat`, {
       method: 'POST',
       headers: { traceparent: c.traceparent },
-      body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }], options: { temperature: 0.2, top_k: 40, num_predict: 128, seed: 42 } }),
+      body: JSON.stringify({
+        model: 'llama3.2',
+        messages: [{ role: 'user', content: 'Why is the sky blue?' }],
+        options: { temperature: 0.2, top_k: 40, num_predict: 128, seed: 42 },
+      }),
     });
     await res.text();
     const spans = await traceOf(receiver, c, 6);
@@ -165,7 +169,12 @@ describe('traces exported over OTLP', () => {
     const c2 = caller();
     const sdk = (c: Caller) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'x', maxRetries: 0, defaultHeaders: { traceparent: c.traceparent } });
     await sdk(c1).chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'Say this is a test' }], max_tokens: 16, temperature: 0.5 });
-    for await (const _ of await sdk(c2).chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'Say this is a test' }], stream: true })) void _;
+    for await (const _ of await sdk(c2).chat.completions.create({
+      model: 'llama3.2',
+      messages: [{ role: 'user', content: 'Say this is a test' }],
+      stream: true,
+    }))
+      void _;
 
     const plain = one(await traceOf(receiver, c1, 3), (s) => s.name === 'chat llama3.2', 'GenAI span');
     assert.equal(plain.attributes['gen_ai.request.stream'], false);
@@ -185,8 +194,16 @@ describe('traces exported over OTLP', () => {
   it('names generate calls text_completion and embed calls embeddings', async () => {
     const c1 = caller();
     const c2 = caller();
-    await (await fetch(`${gw.url}/api/generate`, { method: 'POST', headers: { traceparent: c1.traceparent }, body: '{"model":"llama3.2","prompt":"haiku","stream":false}' })).text();
-    await (await fetch(`${gw.url}/api/embed`, { method: 'POST', headers: { traceparent: c2.traceparent }, body: '{"model":"all-minilm","input":["a","b"]}' })).text();
+    await (
+      await fetch(`${gw.url}/api/generate`, {
+        method: 'POST',
+        headers: { traceparent: c1.traceparent },
+        body: '{"model":"llama3.2","prompt":"haiku","stream":false}',
+      })
+    ).text();
+    await (
+      await fetch(`${gw.url}/api/embed`, { method: 'POST', headers: { traceparent: c2.traceparent }, body: '{"model":"all-minilm","input":["a","b"]}' })
+    ).text();
     const gen = one(await traceOf(receiver, c1, 3), (s) => s.attributes['gen_ai.operation.name'] !== undefined, 'GenAI span');
     assert.equal(gen.name, 'text_completion llama3.2');
     const emb = one(await traceOf(receiver, c2, 3), (s) => s.attributes['gen_ai.operation.name'] !== undefined, 'GenAI span');
@@ -197,7 +214,11 @@ describe('traces exported over OTLP', () => {
   it('marks an upstream failure as an error with error.type', async () => {
     const c = caller();
     fake.next({ kind: 'reset' });
-    const res = await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}' });
+    const res = await fetch(`${gw.url}/api/chat`, {
+      method: 'POST',
+      headers: { traceparent: c.traceparent },
+      body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}',
+    });
     assert.equal(res.status, 502);
     await res.text();
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.2', 'GenAI span');
@@ -208,7 +229,13 @@ describe('traces exported over OTLP', () => {
 
   it('marks a 404 from Ollama with its status code as error.type', async () => {
     const c = caller();
-    await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.3","messages":[{"role":"user","content":"hi"}]}' })).text();
+    await (
+      await fetch(`${gw.url}/api/chat`, {
+        method: 'POST',
+        headers: { traceparent: c.traceparent },
+        body: '{"model":"llama3.3","messages":[{"role":"user","content":"hi"}]}',
+      })
+    ).text();
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.3', 'GenAI span');
     assert.equal(llm.status.code, ERROR);
     assert.equal(llm.attributes['error.type'], '404');
@@ -261,7 +288,13 @@ describe('content capture (opt-in)', () => {
 
   it('records prompt and answer as GenAI messages, each text cut to GENAI_CAPTURE_MAX_CHARS', async () => {
     const c = caller();
-    await (await fetch(`${gw.url}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue? Answer in one sentence.' }] }) })).text();
+    await (
+      await fetch(`${gw.url}/api/chat`, {
+        method: 'POST',
+        headers: { traceparent: c.traceparent },
+        body: JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue? Answer in one sentence.' }] }),
+      })
+    ).text();
     const llm = one(await traceOf(receiver, c, 3), (s) => s.name === 'chat llama3.2', 'GenAI span');
     assert.deepEqual(JSON.parse(llm.attributes['gen_ai.input.messages'] as string), [{ role: 'user', parts: [{ type: 'text', content: 'Why is the s…' }] }]);
     assert.deepEqual(JSON.parse(llm.attributes['gen_ai.output.messages'] as string), [
@@ -278,7 +311,11 @@ describe('without an OTLP endpoint', () => {
     try {
       await p.waitFor('gateway listening');
       const c = caller();
-      const res = await fetch(`http://127.0.0.1:${port}/api/chat`, { method: 'POST', headers: { traceparent: c.traceparent }, body: '{"model":"llama3.2","stream":false}' });
+      const res = await fetch(`http://127.0.0.1:${port}/api/chat`, {
+        method: 'POST',
+        headers: { traceparent: c.traceparent },
+        body: '{"model":"llama3.2","stream":false}',
+      });
       assert.equal(res.status, 200);
       await res.text();
       await new Promise((r) => setTimeout(r, 300));

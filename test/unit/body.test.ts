@@ -47,7 +47,10 @@ describe('reading a request body', () => {
 
   it('refuses a declared or received length over the limit', async () => {
     const budget = new BodyBudget(1000);
-    await assert.rejects(readBody(asRequest(fakeRequest({ 'content-length': '51' })), { maxBytes: 50, budget, idleTimeoutMs: 0 }), (err: unknown) => err instanceof BodyError && err.failure === 'too_large');
+    await assert.rejects(
+      readBody(asRequest(fakeRequest({ 'content-length': '51' })), { maxBytes: 50, budget, idleTimeoutMs: 0 }),
+      (err: unknown) => err instanceof BodyError && err.failure === 'too_large',
+    );
     const req = fakeRequest();
     const reading = readBody(asRequest(req), { maxBytes: 50, budget, idleTimeoutMs: 0 });
     req.write(Buffer.alloc(40));

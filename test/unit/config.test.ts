@@ -13,7 +13,7 @@ describe('configuration', () => {
     assert.equal(c.maxRequestBodyBytes, 64 * 1024 * 1024);
   });
 
-  it('accepts OLLAMA_HOST as a URL or in Ollama\'s scheme-less form', () => {
+  it("accepts OLLAMA_HOST as a URL or in Ollama's scheme-less form", () => {
     assert.equal(parseUpstream('http://127.0.0.1:11434').origin, 'http://127.0.0.1:11434');
     assert.equal(parseUpstream('127.0.0.1:11434').origin, 'http://127.0.0.1:11434');
     assert.equal(parseUpstream('ollama:11434').origin, 'http://ollama:11434');
@@ -30,7 +30,8 @@ describe('configuration', () => {
     for (const bad of ['ftp://x:1', 'http://', 'http://host:99999', 'http://host/api', 'http://u:p@host:1', '']) {
       assert.throws(
         () => loadConfig({ OLLAMA_HOST: bad }),
-        (err: Error) => err instanceof ConfigError && err.message.startsWith('OLLAMA_HOST=') && err.message.includes('host:port') && !err.message.includes('\n'),
+        (err: Error) =>
+          err instanceof ConfigError && err.message.startsWith('OLLAMA_HOST=') && err.message.includes('host:port') && !err.message.includes('\n'),
         bad,
       );
     }

@@ -64,7 +64,7 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('builds with the package\'s build script and starts with exactly its start command', () => {
+  it("builds with the package's build script and starts with exactly its start command", () => {
     assert.match(text, /^RUN npm run build$/m);
     assert.ok(pkg.scripts.build, 'package.json defines build');
     const cmd = /^CMD (\[.*\])$/m.exec(text);
@@ -96,7 +96,7 @@ describe('docker-compose.yml', () => {
     assert.equal(s.gateway.build, '.');
   });
 
-  it('points the gateway at Ollama and at the collector\'s OTLP/HTTP port', () => {
+  it("points the gateway at Ollama and at the collector's OTLP/HTTP port", () => {
     const env = s.gateway.environment as Record<string, string>;
     assert.equal(env.OLLAMA_HOST, 'http://ollama:11434');
     assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://collector:4318');

@@ -6,7 +6,6 @@ import { everySplit, parseWhole, stable } from '../helpers/split';
 
 const STREAMS = ['chat-stream.ndjson', 'generate-stream.ndjson', 'generate-length.ndjson', 'chat-thinking-stream.ndjson', 'error-midstream.ndjson'];
 
-
 describe('NDJSON parser (native Ollama streams)', () => {
   it('reads the final statistics of a chat stream', () => {
     const s = parseWhole(new NdjsonParser(), fixture('chat-stream.ndjson'));
@@ -65,7 +64,8 @@ describe('NDJSON parser (native Ollama streams)', () => {
   });
 
   it('does not take a "done":true inside tool-call arguments for the end of the stream', () => {
-    const line = '{"model":"llama3.2","created_at":"2026-11-25T19:20:14Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"finish","arguments":{"done":true}}}]},"done":false}\n';
+    const line =
+      '{"model":"llama3.2","created_at":"2026-11-25T19:20:14Z","message":{"role":"assistant","content":"","tool_calls":[{"function":{"name":"finish","arguments":{"done":true}}}]},"done":false}\n';
     const s = parseWhole(new NdjsonParser(), Buffer.from(line));
     assert.equal(s.complete, false);
     assert.equal(s.contentEvents, 1);

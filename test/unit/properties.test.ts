@@ -25,11 +25,22 @@ const ndjsonStream = fc
     withError: fc.boolean(),
   })
   .map(({ words, promptTokens, evalNs, withError }) => {
-    const lines = words.map((w) => JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:14Z', message: { role: 'assistant', content: w }, done: false }));
+    const lines = words.map((w) =>
+      JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:14Z', message: { role: 'assistant', content: w }, done: false }),
+    );
     lines.push(
       withError
         ? JSON.stringify({ error: 'an error was encountered while running the model: unexpected EOF' })
-        : JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:15Z', message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', prompt_eval_count: promptTokens, eval_count: words.length, eval_duration: evalNs }),
+        : JSON.stringify({
+            model: 'llama3.2',
+            created_at: '2026-11-25T19:20:15Z',
+            message: { role: 'assistant', content: '' },
+            done: true,
+            done_reason: 'stop',
+            prompt_eval_count: promptTokens,
+            eval_count: words.length,
+            eval_duration: evalNs,
+          }),
     );
     return { body: Buffer.from(lines.map((l) => l + '\n').join('')), words: words.length, promptTokens, withError };
   });
@@ -38,7 +49,8 @@ const sseStream = fc
   .record({ words: fc.array(text, { maxLength: 30 }), usage: fc.boolean(), completions: fc.boolean() })
   .map(({ words, usage, completions }) => {
     const zero = completions && usage ? ',"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}' : '';
-    const chunk = (choices: string) => `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":${choices}${zero}}\n\n`;
+    const chunk = (choices: string) =>
+      `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":${choices}${zero}}\n\n`;
     let withUsage = '';
     let without = '';
     for (const w of words) {
@@ -49,7 +61,8 @@ const sseStream = fc
     const fin = chunk('[{"index":0,"delta":{},"finish_reason":"stop"}]');
     withUsage += fin;
     without += fin.replace(zero, '');
-    if (usage) withUsage += `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":${words.length},"total_tokens":${7 + words.length}}}\n\n`;
+    if (usage)
+      withUsage += `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"llama3.2","system_fingerprint":"fp_ollama","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":${words.length},"total_tokens":${7 + words.length}}}\n\n`;
     withUsage += 'data: [DONE]\n\n';
     without += 'data: [DONE]\n\n';
     return { withUsage: Buffer.from(withUsage), without: Buffer.from(without), words: words.length, usage };
@@ -159,7 +172,12 @@ describe('stream parser properties', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 20 }), (raw) => {
         const chunks = raw.map((u) => Buffer.from(u));
-        for (const p of [new NdjsonParser({ captureText: true, maxTextChars: 100 }), new SseParser({ captureText: true, maxTextChars: 100 }), new JsonBodyParser()]) feed(p, chunks);
+        for (const p of [
+          new NdjsonParser({ captureText: true, maxTextChars: 100 }),
+          new SseParser({ captureText: true, maxTextChars: 100 }),
+          new JsonBodyParser(),
+        ])
+          feed(p, chunks);
         const st = new SseUsageStripper();
         const out = Buffer.concat([...chunks.map((x) => st.push(x)), st.end()]);
         // Without a usage event or member, nothing is removed: garbage passes through unchanged.

@@ -31,16 +31,29 @@ function bigJson(bytes: number): string {
   return prefix + 'a'.repeat(bytes - prefix.length - suffix.length) + suffix;
 }
 
-const sseContent = (text: string) => `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`;
-const SSE_FINISH = 'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n';
-const SSE_USAGE = 'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n';
+const sseContent = (text: string) =>
+  `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`;
+const SSE_FINISH =
+  'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n';
+const SSE_USAGE =
+  'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n';
 const SSE_DONE = 'data: [DONE]\n\n';
 const TINY = 'data: {"a":1}\n\n';
 /** A 64 KB chunk of tiny content events. */
 const tinyEvents = () => Buffer.from(TINY.repeat(Math.floor(CHUNK / TINY.length)));
 
-const ndContent = (text: string) => JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:14Z', message: { role: 'assistant', content: text }, done: false }) + '\n';
-const ND_DONE = JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:15Z', message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', prompt_eval_count: 7, eval_count: 3 }) + '\n';
+const ndContent = (text: string) =>
+  JSON.stringify({ model: 'llama3.2', created_at: '2026-11-25T19:20:14Z', message: { role: 'assistant', content: text }, done: false }) + '\n';
+const ND_DONE =
+  JSON.stringify({
+    model: 'llama3.2',
+    created_at: '2026-11-25T19:20:15Z',
+    message: { role: 'assistant', content: '' },
+    done: true,
+    done_reason: 'stop',
+    prompt_eval_count: 7,
+    eval_count: 3,
+  }) + '\n';
 
 /** Runs `fn` with `Buffer.concat` wrapped; returns how many bytes it copied. */
 function bytesConcatenated(fn: () => void): number {
@@ -95,7 +108,9 @@ describe('SSE parser against a huge event', () => {
   });
 
   it('skips a 24 MB event to its blank line, counts it as oversized, and reads the events after it', () => {
-    const body = Buffer.from(sseContent('Hi') + 'data: ' + bigJson(24 * MiB) + '\n\n' + sseContent(' there') + sseContent('!') + SSE_FINISH + SSE_USAGE + SSE_DONE);
+    const body = Buffer.from(
+      sseContent('Hi') + 'data: ' + bigJson(24 * MiB) + '\n\n' + sseContent(' there') + sseContent('!') + SSE_FINISH + SSE_USAGE + SSE_DONE,
+    );
     const p = new SseParser();
     chunksOf(body).forEach((c, i) => p.push(c, i));
     const s = p.end(1000);

@@ -29,7 +29,10 @@ describe('request extraction', () => {
   });
 
   it('reads the generation parameters of both APIs', () => {
-    const native = extractRequest(route('/api/chat'), body({ model: 'm', options: { temperature: 0.2, top_p: 0.9, top_k: 40, num_predict: 64, seed: 7, stop: ['\n'] } }));
+    const native = extractRequest(
+      route('/api/chat'),
+      body({ model: 'm', options: { temperature: 0.2, top_p: 0.9, top_k: 40, num_predict: 64, seed: 7, stop: ['\n'] } }),
+    );
     assert.deepEqual(native.params, { temperature: 0.2, topP: 0.9, topK: 40, maxTokens: 64, seed: 7, stopSequences: ['\n'] });
     const openai = extractRequest(route('/v1/chat/completions'), body({ model: 'm', temperature: 1, max_tokens: 16, stop: 'END' }));
     assert.equal(openai.params.maxTokens, 16);
@@ -48,7 +51,10 @@ describe('request extraction', () => {
     const raw = Buffer.from('  {"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]}');
     const info = extractRequest(route('/v1/chat/completions'), raw);
     const out = withIncludeUsage(raw, info);
-    assert.equal(out.toString(), '  {"stream_options":{"include_usage":true},"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]}');
+    assert.equal(
+      out.toString(),
+      '  {"stream_options":{"include_usage":true},"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]}',
+    );
     assert.equal(extractRequest(route('/v1/chat/completions'), out).includeUsage, true);
   });
 

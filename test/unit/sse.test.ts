@@ -6,7 +6,6 @@ import { completionsStream, withoutUsageEvent } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { everySplit, parseWhole, stable, randomChunks } from '../helpers/split';
 
-
 function strip(chunks: Buffer[]): Buffer {
   const st = new SseUsageStripper();
   const out = chunks.map((c) => st.push(c));

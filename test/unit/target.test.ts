@@ -14,7 +14,20 @@ describe('request target normalisation', () => {
     assert.deepEqual(normalizeTarget('/api/blobs/sha256:0123abcd'), { path: '/api/blobs/sha256:0123abcd', query: '' });
   });
 
-  for (const spelling of ['//api/chat', '/api//chat', '///api///chat', '/api/./chat', '/x/../api/chat', '/../api/chat', '/api/%63hat', '/api/%63%68%61%74', '/API/../api/chat', '/api%2Fchat', '/api%2fchat', '/api/%2e/chat']) {
+  for (const spelling of [
+    '//api/chat',
+    '/api//chat',
+    '///api///chat',
+    '/api/./chat',
+    '/x/../api/chat',
+    '/../api/chat',
+    '/api/%63hat',
+    '/api/%63%68%61%74',
+    '/API/../api/chat',
+    '/api%2Fchat',
+    '/api%2fchat',
+    '/api/%2e/chat',
+  ]) {
     it(`reads ${spelling} as /api/chat`, () => {
       assert.equal(normalizeTarget(spelling)?.path, '/api/chat');
     });
