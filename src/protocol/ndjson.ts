@@ -22,11 +22,12 @@ import {
   type ParserOptions,
   type ResponseParser,
 } from './summary';
-import { joinPieces } from './bytes';
+import { joinPieces, Mark } from './bytes';
 
 const NL = 0x0a;
 const DONE_MARK = Buffer.from('"done":true');
 const ERROR_PREFIX = Buffer.from('{"error"');
+const THINKING_MARK = Buffer.from('"","thinking":');
 const OPEN = 0x7b; // {
 const CLOSE = 0x7d; // }
 
@@ -37,6 +38,8 @@ export class NdjsonParser implements ResponseParser {
   private held = 0;
   /** Inside an oversized line, skipping to its newline. */
   private skipping = false;
+  /** Lines that carry only thinking: an empty `content` (chat) or `response` (generate), then `thinking`. */
+  private readonly thinking = new Mark(THINKING_MARK);
 
   /** `maxLineBytes`: longer lines are counted as oversized, not decoded. */
   constructor(
@@ -51,6 +54,7 @@ export class NdjsonParser implements ResponseParser {
 
   push(chunk: Buffer, now: number): void {
     this.lines(chunk, now);
+    this.thinking.reset();
   }
 
   private lines(chunk: Buffer, now: number): void {
@@ -147,7 +151,7 @@ export class NdjsonParser implements ResponseParser {
       absorbJson(s, buf, start, end);
       return;
     }
-    markContent(s, now);
+    markContent(s, now, this.thinking.within(buf, start, end));
     if (this.options.captureText && doneAt === -1) appendText(s, decodeObject(buf, start, end), this.options.maxTextChars);
   }
 }

@@ -6,47 +6,11 @@
  */
 import { MAX_INSPECT_BYTES } from './summary';
 
+export { EMPTY, Mark, startsWith } from './bytes';
+
 export const EVENT_END = Buffer.from('\n\n');
 export const NL = 0x0a;
-export const EMPTY = Buffer.alloc(0);
 const ignore = (): void => {};
-
-export function startsWith(buf: Buffer, prefix: Buffer, at: number, end: number): boolean {
-  return end - at >= prefix.length && buf.compare(prefix, 0, prefix.length, at, at + prefix.length) === 0;
-}
-
-/**
- * Finds one byte sequence in the events of a chunk, asked about in order. `buf.indexOf(mark, start)`
- * runs to the end of the chunk, not of the event, so asking it once per event would scan a chunk of
- * many small events once per event; remembering the next occurrence scans it about once.
- */
-export class Mark {
-  private buf: Buffer = EMPTY;
-  private at = -1;
-
-  constructor(readonly bytes: Buffer) {}
-
-  /** Where the mark first occurs in `buf` at or after `start`, or -1. Within one buffer, `start` only grows. */
-  next(buf: Buffer, start: number): number {
-    if (buf !== this.buf || (this.at !== -1 && this.at < start)) {
-      this.buf = buf;
-      this.at = buf.indexOf(this.bytes, start);
-    }
-    return this.at;
-  }
-
-  /** True when `buf[start, end)` contains the mark. */
-  within(buf: Buffer, start: number, end: number): boolean {
-    const at = this.next(buf, start);
-    return at !== -1 && at + this.bytes.length <= end;
-  }
-
-  /** Forgets the buffer, after each chunk: so it is not kept alive, and a buffer pushed again is searched again. */
-  reset(): void {
-    this.buf = EMPTY;
-    this.at = -1;
-  }
-}
 
 /**
  * Where the blank line that ends the current event ends in `chunk` (the index after it), or -1.

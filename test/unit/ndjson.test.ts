@@ -31,6 +31,23 @@ describe('NDJSON parser (native Ollama streams)', () => {
     assert.equal(s.loadDurationNs, 3104221583);
   });
 
+  it('tells thinking lines from answer lines, and when the answer began', () => {
+    const body = fixture('chat-thinking-stream.ndjson');
+    const lines = body.toString('utf8').trim().split('\n');
+    const thinkingLines = lines.filter((l) => l.includes('"content":"","thinking":')).length;
+    const firstAnswer = lines.findIndex((l) => !l.includes('"thinking":') && !l.includes('"done":true'));
+    const p = new NdjsonParser();
+    lines.forEach((l, i) => p.push(Buffer.from(l + '\n'), 100 + i));
+    const s = p.end(1000);
+    assert.equal(thinkingLines, 59);
+    assert.equal(s.thinkingEvents, thinkingLines);
+    assert.equal(s.firstContentAt, 100);
+    assert.equal(s.firstAnswerAt, 100 + firstAnswer);
+    const plain = parseWhole(new NdjsonParser(), fixture('chat-stream.ndjson'));
+    assert.equal(plain.thinkingEvents, 0);
+    assert.equal(plain.firstAnswerAt, plain.firstContentAt);
+  });
+
   it('reports an error line inside a 200 stream and no completion', () => {
     const s = parseWhole(new NdjsonParser(), fixture('error-midstream.ndjson'));
     assert.equal(s.complete, false);
