@@ -22,6 +22,7 @@ import {
   PeriodicExportingMetricReader,
   type IMetricReader,
   type PushMetricExporter,
+  type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { createInstruments, type MetricFamily } from './instruments';
@@ -49,6 +50,30 @@ export interface TelemetryOptions {
 export interface Exposition {
   contentType: string;
   body: string;
+}
+
+/**
+ * Unit suffixes the OpenTelemetry→Prometheus compatibility rules append to a metric's name, as a
+ * Collector's Prometheus exporter does (`gen_ai.client.operation.duration` in seconds →
+ * `gen_ai_client_operation_duration_seconds`), so a dashboard works whichever way the metrics
+ * travel. The JS exporter does not apply them itself. Names that already end with the suffix (all
+ * `ollama_*` ones) are left alone; annotation units such as `{token}` add nothing.
+ */
+const UNIT_SUFFIXES: Readonly<Record<string, string>> = { s: '_seconds', By: '_bytes' };
+
+function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
+  return {
+    ...resourceMetrics,
+    scopeMetrics: resourceMetrics.scopeMetrics.map((scope) => ({
+      ...scope,
+      metrics: scope.metrics.map((metric) => {
+        const suffix = UNIT_SUFFIXES[metric.descriptor.unit];
+        const name = metric.descriptor.name;
+        if (suffix === undefined || name.endsWith(suffix) || name.endsWith(suffix.replace('_', '.'))) return metric;
+        return { ...metric, descriptor: { ...metric.descriptor, name: name + suffix } };
+      }),
+    })),
+  };
 }
 
 /** The Prometheus text format, version 0.0.4. */
@@ -166,7 +191,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     scrape: async () => {
       const { resourceMetrics, errors } = await prometheus.collect();
       if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(resourceMetrics) };
+      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
     },
     shutdown: async () => {
       await Promise.allSettled([provider.shutdown(), tracing?.shutdown()]);

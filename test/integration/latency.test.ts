@@ -61,14 +61,14 @@ describe('latency metrics', () => {
   it('takes the GenAI metrics from the same measurements', async () => {
     const m = await metricsText(stack.url);
     const attrs = genAi(stack);
-    assert.equal(sample(m, 'gen_ai_client_operation_duration_sum', attrs), sample(m, 'ollama_response_seconds_sum', { ...M, endpoint: '/api/chat' }));
-    assert.equal(sample(m, 'gen_ai_server_time_to_first_token_sum', attrs), sample(m, 'ollama_time_to_first_token_seconds_sum', M));
+    assert.equal(sample(m, 'gen_ai_client_operation_duration_seconds_sum', attrs), sample(m, 'ollama_response_seconds_sum', { ...M, endpoint: '/api/chat' }));
+    assert.equal(sample(m, 'gen_ai_server_time_to_first_token_seconds_sum', attrs), sample(m, 'ollama_time_to_first_token_seconds_sum', M));
     assert.equal(sample(m, 'gen_ai_client_token_usage_sum', { ...attrs, gen_ai_token_type: 'input' }), 37);
     assert.equal(sample(m, 'gen_ai_client_token_usage_sum', { ...attrs, gen_ai_token_type: 'output' }), 31);
-    const tpot = sample(m, 'gen_ai_server_time_per_output_token_sum', attrs)!;
+    const tpot = sample(m, 'gen_ai_server_time_per_output_token_seconds_sum', attrs)!;
     assert.ok(Math.abs(tpot - 1 / sample(m, 'ollama_tokens_per_second_sum', M)!) < 1e-12);
     // The conventions' bucket boundaries.
-    assert.notEqual(sample(m, 'gen_ai_client_operation_duration_bucket', { ...attrs, le: '81.92' }), undefined);
+    assert.notEqual(sample(m, 'gen_ai_client_operation_duration_seconds_bucket', { ...attrs, le: '81.92' }), undefined);
     assert.notEqual(sample(m, 'gen_ai_client_token_usage_bucket', { ...attrs, gen_ai_token_type: 'input', le: '67108864' }), undefined);
   });
 
