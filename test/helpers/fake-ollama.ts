@@ -241,7 +241,9 @@ export class FakeOllama {
   private route(method: string, path: string, body: Buffer): Behavior {
     const json = (() => {
       try {
-        return JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+        const v: unknown = JSON.parse(body.toString('utf8'));
+        // Like Go's decoder into a struct: only an object has fields (`null`, `[]`, `1` have none).
+        return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
       } catch {
         return undefined;
       }
