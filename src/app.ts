@@ -111,7 +111,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (apiKeys.enabled) {
-      const failure = apiKeys.check(req.headers.authorization);
+      // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
+      const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
+      const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
         refuse(res, path, 'api', failure);
@@ -119,6 +121,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       // The key is the gateway's; Ollama never sees it.
       delete req.headers.authorization;
+      if (anthropic) delete req.headers['x-api-key'];
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
     if (route) handleLlmCall(llmDeps, route, req, res).catch((err: unknown) => internalError(log, req, res, err));

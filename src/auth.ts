@@ -1,14 +1,29 @@
 /**
  * Access control. Ollama has no authentication of its own; with API keys configured, the gateway
  * admits only requests carrying `Authorization: Bearer <key>` (the form the OpenAI SDKs and
- * ollama-js send). Keys are compared as SHA-256 digests with a constant-time comparison, against
- * every configured key, so neither a key's length nor its prefix leaks through timing.
+ * ollama-js send) or, on Anthropic's Messages endpoint, `x-api-key: <key>` as well (Anthropic's own
+ * API-key header; an Anthropic SDK's `authToken`, as `ANTHROPIC_AUTH_TOKEN`, goes as Bearer).
+ * Keys are compared as SHA-256 digests with a constant-time comparison, against every configured
+ * key, so neither a key's length nor its prefix leaks through timing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 export type AuthFailure = 'missing' | 'invalid';
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The key of an `Authorization: Bearer <key>` header, or undefined when it has none. */
+function bearerKey(authorization: string | undefined): string | undefined {
+  const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return m ? m[1] : undefined;
+}
+
+/** The key of an `x-api-key: <key>` header (one value, no white space), or undefined. */
+function headerKey(value: string | string[] | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const key = value.trim();
+  return /^\S+$/.test(key) ? key : undefined;
+}
 
 export class BearerKeys {
   private readonly digests: Buffer[];
@@ -23,11 +38,29 @@ export class BearerKeys {
 
   /** Undefined when `authorization` holds one of the keys, else why not. */
   check(authorization: string | undefined): AuthFailure | undefined {
-    const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!m) return 'missing';
-    const candidate = digest(m[1]!);
+    const key = bearerKey(authorization);
+    if (key === undefined) return 'missing';
+    return this.matches(key) ? undefined : 'invalid';
+  }
+
+  /**
+   * Undefined when `authorization` (as `Bearer <key>`) or `xApiKey` holds one of the keys, else why
+   * not: `missing` when neither header carries a key at all. Both are compared whenever present.
+   */
+  checkEither(authorization: string | undefined, xApiKey: string | string[] | undefined): AuthFailure | undefined {
+    const bearer = bearerKey(authorization);
+    const header = headerKey(xApiKey);
+    if (bearer === undefined && header === undefined) return 'missing';
+    const viaBearer = bearer !== undefined && this.matches(bearer);
+    const viaHeader = header !== undefined && this.matches(header);
+    return viaBearer || viaHeader ? undefined : 'invalid';
+  }
+
+  /** Whether `candidate` is one of the keys, compared with every key in constant time. */
+  private matches(candidate: string): boolean {
+    const d = digest(candidate);
     let ok = false;
-    for (const d of this.digests) ok = timingSafeEqual(d, candidate) || ok;
-    return ok ? undefined : 'invalid';
+    for (const k of this.digests) ok = timingSafeEqual(k, d) || ok;
+    return ok;
   }
 }

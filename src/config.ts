@@ -10,11 +10,16 @@ import type { MetricFamily } from '../otel/instruments';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface UpstreamTarget {
-  /** `http:` or `https:` */
+  /** `http:` or `https:` (`http:` over a Unix socket) */
   protocol: 'http:' | 'https:';
+  /** The host name or address; for a Unix socket, `localhost` (the Host Ollama is sent). */
   hostname: string;
   port: number;
-  /** The origin, e.g. `http://127.0.0.1:11434`, as used in logs and error messages. */
+  /** A Unix socket to connect to instead of host and port. */
+  socketPath?: string;
+  /** A path Ollama is served under (behind a reverse proxy), e.g. `/ollama`; empty for none. */
+  pathPrefix: string;
+  /** Where Ollama is, e.g. `http://127.0.0.1:11434`, as used in logs and error messages. */
   origin: string;
 }
 
@@ -77,16 +82,25 @@ const LOG_LEVELS: Record<string, LogLevel> = {
 const OLLAMA_DEFAULT_PORT = 11434;
 
 /**
- * Parses OLLAMA_HOST the way Ollama's CLI does: a full `http(s)://host:port` URL, or the
- * scheme-less `host:port` / `host` form (then `http` and port 11434 unless given).
+ * Parses OLLAMA_HOST in the forms Ollama's own client accepts (`envconfig.Host`): a full
+ * `http(s)://host:port[/prefix]` URL, the scheme-less `host:port` / `host` / `:port` forms (then
+ * `http`, host 127.0.0.1 and port 11434 unless given), with an optional path prefix for an Ollama
+ * behind a reverse proxy; and `unix:///path/to/socket`.
  */
 export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): UpstreamTarget {
   const fail = (): never => {
-    throw new ConfigError(`${variable}=${JSON.stringify(value)} is not valid: expected http://host:port, https://host:port or host:port`);
+    throw new ConfigError(
+      `${variable}=${JSON.stringify(value)} is not valid: expected http://host:port, https://host:port or host:port (each optionally with a /path prefix), :port, or unix:///path/to/socket`,
+    );
   };
   const raw = value.trim();
   if (raw === '') fail();
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  const unix = /^unix:\/\/(\/.+)$/i.exec(raw);
+  if (unix) {
+    return { protocol: 'http:', hostname: 'localhost', port: 0, socketPath: unix[1], pathPrefix: '', origin: `unix://${unix[1]}` };
+  }
+  const schemeless = !/^[a-z][a-z0-9+.-]*:\/\//i.test(raw);
+  const withScheme = schemeless ? `http://${raw.startsWith(':') ? `127.0.0.1${raw}` : raw}` : raw;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -95,18 +109,18 @@ export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): Upstream
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') fail();
   if (url.hostname === '' || url.username || url.password || url.search || url.hash) fail();
-  if (url.pathname !== '/' && url.pathname !== '') fail();
-  const schemeGiven = withScheme === raw;
-  const defaultPort = schemeGiven ? (url.protocol === 'https:' ? 443 : 80) : OLLAMA_DEFAULT_PORT;
+  const defaultPort = schemeless ? OLLAMA_DEFAULT_PORT : url.protocol === 'https:' ? 443 : 80;
   const port = url.port === '' ? defaultPort : Number(url.port);
   // URL keeps IPv6 literals bracketed; Node's http.request wants them bare.
   const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const hostForOrigin = hostname.includes(':') ? `[${hostname}]` : hostname;
+  const pathPrefix = url.pathname.replace(/\/+$/, '');
   return {
     protocol: url.protocol as 'http:' | 'https:',
     hostname,
     port,
-    origin: `${url.protocol}//${hostForOrigin}:${port}`,
+    pathPrefix,
+    origin: `${url.protocol}//${hostForOrigin}:${port}${pathPrefix}`,
   };
 }
 

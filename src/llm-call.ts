@@ -175,6 +175,7 @@ class LlmCall {
     recorder.run(() =>
       deps.upstream.send(req, res, {
         body: sent,
+        identity: true,
         onError: (err, idleTimedOut) => {
           if (this.state === 'finished') return;
           const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);

@@ -60,3 +60,16 @@ export const GATEWAY_ENDPOINTS: ReadonlyMap<string, GatewayScope> = new Map([
   ['/readyz', 'open'],
   ['/metrics', 'metrics'],
 ]);
+
+/**
+ * Model management that may run for minutes to hours with nothing to send: a `pull`, `push` or
+ * `create` with `"stream": false` (ollama-js's default) is silent until the download or upload is
+ * done, and a blob upload is answered only once all of it arrived. These are not held to
+ * UPSTREAM_IDLE_TIMEOUT_SECONDS (cutting them would make Ollama abort the pull); they end when
+ * Ollama answers or the client leaves.
+ */
+const MODEL_TRANSFER_PATHS = new Set(['/api/pull', '/api/push', '/api/create']);
+
+export function isModelTransfer(method: string | undefined, path: string): boolean {
+  return method === 'POST' && (MODEL_TRANSFER_PATHS.has(path) || path.startsWith('/api/blobs/'));
+}

@@ -10,6 +10,7 @@ import { framingOf } from '../protocol';
 import { apiOf, classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from '../proxy/errors';
 import { tapResponse } from '../proxy/tap';
 import type { Upstream } from '../proxy/upstream';
+import { isModelTransfer } from '../routes';
 
 export interface PassThroughDeps {
   upstream: Upstream;
@@ -35,6 +36,7 @@ export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, re
     );
   });
   upstream.send(req, res, {
+    idleTimeoutMs: isModelTransfer(req.method, (req.url ?? '/').split('?')[0] ?? '/') ? 0 : undefined,
     onError: (err, timedOut) => {
       const f = classifyUpstreamError(err, upstream.target.origin, timedOut, deps.idleTimeoutMs);
       failure = f.reason;

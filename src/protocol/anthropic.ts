@@ -20,11 +20,19 @@ const ERROR = Buffer.from('error');
 const THINKING_DELTA = Buffer.from('"type":"thinking_delta"');
 
 export class AnthropicSseParser extends NamedEventParser {
+  /**
+   * `message_start`'s input-token count. Since Ollama v0.15.5 it is a len/4 estimate whenever the
+   * first chunk was not also the last (before, 0), and `message_delta` carries the real count; so
+   * it is used only for a stream that ended properly with a `message_delta` that had none (older
+   * Ollama), never for a stream that broke off.
+   */
+  private startInputTokens: number | undefined;
+
   protected event(buf: Buffer, typeStart: number, typeEnd: number, dataStart: number, dataEnd: number): void {
     const s = this.summary;
     if (this.isType(buf, typeStart, typeEnd, CONTENT_DELTA)) {
-      const at = buf.indexOf(THINKING_DELTA, dataStart);
-      const thinking = at !== -1 && at < dataEnd;
+      // Searched within the event only: `buf` may be a chunk of many events.
+      const thinking = buf.subarray(dataStart, dataEnd).indexOf(THINKING_DELTA) !== -1;
       markContent(s, this.now, thinking);
       if (this.options.captureText && !thinking) {
         const delta = decodeObject(buf, dataStart, dataEnd)?.delta as Record<string, unknown> | undefined;
@@ -36,14 +44,15 @@ export class AnthropicSseParser extends NamedEventParser {
         const m = message as Record<string, unknown>;
         if (typeof m.model === 'string' && m.model !== '') s.responseModel = m.model;
         if (typeof m.id === 'string') s.responseId = m.id;
-        // An estimate when the first chunk was not the last (README §8.2); message_delta corrects it.
         const usage = m.usage as Record<string, unknown> | undefined;
-        if (typeof usage?.input_tokens === 'number' && usage.input_tokens > 0) s.inputTokens = usage.input_tokens;
+        const input = usage?.input_tokens;
+        if (typeof input === 'number' && Number.isFinite(input) && input > 0) this.startInputTokens = input;
       } else s.malformed++;
     } else if (this.isType(buf, typeStart, typeEnd, MESSAGE_DELTA)) {
       absorbJson(s, buf, dataStart, dataEnd);
     } else if (this.isType(buf, typeStart, typeEnd, MESSAGE_STOP)) {
       s.complete = true;
+      if (s.inputTokens === undefined && s.outputTokens !== undefined) s.inputTokens = this.startInputTokens;
     } else if (this.isType(buf, typeStart, typeEnd, ERROR)) {
       absorbJson(s, buf, dataStart, dataEnd);
     }

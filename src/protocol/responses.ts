@@ -7,6 +7,8 @@
  * report failures; any other failure after output started just ends the stream.
  *
  * Deltas are counted and timed from their bytes; only the events that carry facts are decoded.
+ * Token counts are taken from `response.completed` alone: `response.failed` carries a zeroed usage
+ * for a call that never ran, which is no count.
  */
 import { NamedEventParser } from './named-events';
 import { absorbObject, appendString, decodeObject, markContent } from './summary';
@@ -33,28 +35,40 @@ export class ResponsesSseParser extends NamedEventParser {
     } else if (this.isType(buf, typeStart, typeEnd, ARGUMENTS_DELTA)) {
       markContent(s, this.now, false);
     } else if (this.isType(buf, typeStart, typeEnd, COMPLETED)) {
-      this.absorbResponse(buf, dataStart, dataEnd);
+      this.absorbResponse(buf, dataStart, dataEnd, true);
       s.complete = true;
     } else if (this.isType(buf, typeStart, typeEnd, CREATED)) {
-      this.absorbResponse(buf, dataStart, dataEnd);
+      this.absorbResponse(buf, dataStart, dataEnd, false);
     } else if (this.isType(buf, typeStart, typeEnd, FAILED)) {
-      const response = this.absorbResponse(buf, dataStart, dataEnd);
+      const response = this.absorbResponse(buf, dataStart, dataEnd, false);
       s.errorMessage ??= typeof response?.status === 'string' ? `response ${response.status}` : 'response failed';
     } else if (this.isType(buf, typeStart, typeEnd, ERROR)) {
+      // OpenAI's `{"type":"error","code","message","param"}`; a nested `error` object is read too.
       const o = decodeObject(buf, dataStart, dataEnd);
       if (!o) s.malformed++;
-      else s.errorMessage = typeof o.message === 'string' ? o.message : JSON.stringify(o.error ?? o);
+      else s.errorMessage = typeof o.message === 'string' ? o.message : (messageOf(o.error) ?? JSON.stringify(o.error ?? o));
     }
   }
 
-  /** Absorbs the event's `response` object (id, model, usage, error); returns it. */
-  private absorbResponse(buf: Buffer, dataStart: number, dataEnd: number): Record<string, unknown> | undefined {
+  /**
+   * Absorbs the event's `response` object (id, model, error, and its usage when `withUsage`);
+   * returns it.
+   */
+  private absorbResponse(buf: Buffer, dataStart: number, dataEnd: number, withUsage: boolean): Record<string, unknown> | undefined {
     const response = decodeObject(buf, dataStart, dataEnd)?.response;
-    if (!response || typeof response !== 'object') {
+    if (!response || typeof response !== 'object' || Array.isArray(response)) {
       this.summary.malformed++;
       return undefined;
     }
-    absorbObject(this.summary, response);
-    return response as Record<string, unknown>;
+    const r = response as Record<string, unknown>;
+    absorbObject(this.summary, withUsage || r.usage === undefined ? r : { ...r, usage: undefined });
+    return r;
   }
+}
+
+/** The `message` of an error object, if it has one. */
+function messageOf(e: unknown): string | undefined {
+  if (typeof e === 'string') return e;
+  const m = e && typeof e === 'object' ? (e as Record<string, unknown>).message : undefined;
+  return typeof m === 'string' ? m : undefined;
 }

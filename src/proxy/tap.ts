@@ -14,6 +14,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
+import { contentEncoding, decoderFor, MAX_DECODED_BYTES, type Decoder } from './decode';
 import { resumeIdleTimer, suspendIdleTimer } from './upstream';
 
 /**
@@ -51,82 +52,113 @@ export interface TapOptions {
   onDone: (end: TapEnd, summary: CallSummary, endedAt: number, error?: Error) => void;
 }
 
-/** Response headers to forward, from the raw list so names keep Ollama's spelling and order. */
-function forwardedHeaders(raw: string[], dropContentLength: boolean): string[] {
+/**
+ * Response headers to forward, from the raw list so names keep Ollama's spelling and order. A body
+ * the gateway rewrites loses its length; one it relays decoded loses its encoding too.
+ */
+function forwardedHeaders(raw: string[], dropContentLength: boolean, dropEncoding: boolean): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
     if (dropContentLength && lower === 'content-length') continue;
+    if (dropEncoding && lower === 'content-encoding') continue;
     out.push(name, raw[i + 1]!);
   }
   return out;
 }
 
+/** Relays `proxyRes` to `res` and measures it; see the module comment. */
 export function tapResponse(proxyRes: IncomingMessage, res: ServerResponse, opts: TapOptions): void {
-  const { parser, stripper, onContentGap } = opts;
-  let finished = false;
-  let stallTimer: NodeJS.Timeout | undefined;
-  const done = (end: TapEnd, error?: Error) => {
-    if (finished) return;
-    finished = true;
-    if (stallTimer) clearTimeout(stallTimer);
-    const now = performance.now();
-    let summary: CallSummary;
-    if (!parser) summary = { ...emptySummary(), inspected: false };
-    else {
-      try {
-        summary = parser.end(now);
-      } catch {
-        summary = parser.summary;
-        summary.malformed++;
-      }
-    }
-    opts.onDone(end, summary, now, error);
-  };
-  const fail = (err: unknown) => {
-    proxyRes.destroy();
-    if (!res.destroyed) res.destroy();
-    done('relay_failed', err instanceof Error ? err : new Error(String(err)));
-  };
+  new Tap(proxyRes, res, opts).start();
+}
 
-  try {
-    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, forwardedHeaders(proxyRes.rawHeaders, !!stripper));
-    // A stream's headers go out now: its first body byte may be minutes away.
-    if (opts.flushHeaders) res.flushHeaders();
-  } catch (err) {
-    fail(err);
-    return;
+class Tap {
+  private finished = false;
+  private stallTimer: NodeJS.Timeout | undefined;
+  /** Set for a compressed response: the parser reads through it. */
+  private readonly decoder: Decoder | undefined;
+  /** Whether the client gets the decoded stream (compressed, and rewritten by the stripper). */
+  private readonly relayDecoded: boolean;
+  private decodedBytes = 0;
+
+  constructor(
+    private readonly proxyRes: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly opts: TapOptions,
+  ) {
+    // A compressed response (only a proxy in front of Ollama sends one) is measured decoded. When
+    // the stream must also be rewritten (the usage stripper), the decoded stream is what is relayed.
+    const encoding = opts.parser ? contentEncoding(proxyRes.headers['content-encoding']) : '';
+    this.decoder = encoding !== '' ? decoderFor(encoding) : undefined;
+    // An encoding Node cannot read is counted, not silently missed.
+    if (opts.parser && encoding !== '' && !this.decoder) opts.parser.summary.malformed++;
+    this.relayDecoded = this.decoder !== undefined && opts.stripper !== undefined;
   }
 
-  const onDrain = () => {
-    if (stallTimer) clearTimeout(stallTimer);
-    stallTimer = undefined;
-    resumeIdleTimer(proxyRes);
-    proxyRes.resume();
-  };
-  const onStalled = () => {
-    res.off('drain', onDrain);
-    proxyRes.destroy();
-    res.destroy();
-    done('client_stalled');
-  };
-  const holdBack = () => {
-    proxyRes.pause();
-    suspendIdleTimer(proxyRes);
-    res.once('drain', onDrain);
-    if (opts.clientWriteTimeoutMs > 0) stallTimer = setTimeout(onStalled, opts.clientWriteTimeoutMs);
-  };
-
-  proxyRes.on('data', (chunk: Buffer) => {
+  start(): void {
+    const { proxyRes, res, opts, decoder } = this;
     try {
-      const out = stripper ? stripper.push(chunk) : chunk;
-      if (out.length > 0 && !res.write(out)) holdBack();
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, forwardedHeaders(proxyRes.rawHeaders, !!opts.stripper, this.relayDecoded));
+      // A stream's headers go out now: its first body byte may be minutes away.
+      if (opts.flushHeaders) res.flushHeaders();
     } catch (err) {
-      fail(err);
+      this.fail(err);
       return;
     }
+    if (decoder) {
+      decoder.on('data', (d: Buffer) => this.decoded(d));
+      decoder.on('error', () => this.malformed());
+      proxyRes.on('data', (chunk: Buffer) => {
+        if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
+      });
+      // Complete once the decoder has given out everything (or failed).
+      proxyRes.on('end', () => decoder.once('close', () => this.complete()).end());
+    } else {
+      proxyRes.on('data', (chunk: Buffer) => {
+        if (this.relay(chunk)) this.measure(chunk);
+      });
+      proxyRes.on('end', () => this.complete());
+    }
+    proxyRes.on('close', () => {
+      if (this.finished || proxyRes.complete) return;
+      // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
+      // response instead of one that looks complete.
+      decoder?.destroy();
+      if (!res.destroyed) res.destroy();
+      this.done('upstream_broken');
+    });
+    res.on('close', this.onClientGone);
+    // The client may have left while Ollama was preparing its answer.
+    if (res.destroyed) this.onClientGone();
+  }
+
+  /** Writes a chunk (through the stripper, if any) to the client; false when that failed. */
+  private relay(chunk: Buffer): boolean {
+    try {
+      const out = this.opts.stripper ? this.opts.stripper.push(chunk) : chunk;
+      if (out.length > 0 && !this.res.write(out)) this.holdBack();
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  private decoded(d: Buffer): void {
+    this.decodedBytes += d.length;
+    if (this.decodedBytes > MAX_DECODED_BYTES) {
+      this.malformed();
+      this.decoder?.destroy();
+      return;
+    }
+    if (!this.relayDecoded || this.relay(d)) this.measure(d);
+  }
+
+  /** Shows a chunk to the parser, and reports the gap since the previous content chunk. */
+  private measure(chunk: Buffer): void {
+    const { parser, onContentGap } = this.opts;
     if (!parser) return;
     const s = parser.summary;
     const contentBefore = s.contentEvents;
@@ -138,33 +170,78 @@ export function tapResponse(proxyRes: IncomingMessage, res: ServerResponse, opts
       s.malformed++;
     }
     if (onContentGap !== undefined && s.contentEvents > contentBefore && previousContentAt !== undefined) onContentGap(now - previousContentAt);
-  });
-  proxyRes.on('end', () => {
+  }
+
+  private malformed(): void {
+    if (this.opts.parser) this.opts.parser.summary.malformed++;
+  }
+
+  /** The client's writes are blocked: pause Ollama's side, and time the client instead of Ollama. */
+  private holdBack(): void {
+    if (this.proxyRes.isPaused()) return;
+    this.proxyRes.pause();
+    suspendIdleTimer(this.proxyRes);
+    this.res.once('drain', this.onDrain);
+    if (this.opts.clientWriteTimeoutMs > 0) this.stallTimer = setTimeout(this.onStalled, this.opts.clientWriteTimeoutMs);
+  }
+
+  private readonly onDrain = (): void => {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    resumeIdleTimer(this.proxyRes);
+    this.proxyRes.resume();
+  };
+
+  private readonly onStalled = (): void => {
+    this.res.off('drain', this.onDrain);
+    this.decoder?.destroy();
+    this.proxyRes.destroy();
+    this.res.destroy();
+    this.done('client_stalled');
+  };
+
+  private readonly onClientGone = (): void => {
+    if (this.finished || this.res.writableFinished) return;
+    this.decoder?.destroy();
+    this.proxyRes.destroy();
+    this.done('client_gone');
+  };
+
+  private complete(): void {
     try {
-      if (stripper) {
-        const rest = stripper.end();
-        if (rest.length > 0) res.write(rest);
-      }
-      res.end();
+      const rest = this.opts.stripper?.end();
+      if (rest && rest.length > 0) this.res.write(rest);
+      this.res.end();
     } catch (err) {
-      fail(err);
+      this.fail(err);
       return;
     }
-    done('complete');
-  });
-  proxyRes.on('close', () => {
-    if (finished || proxyRes.complete) return;
-    // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
-    // response instead of one that looks complete.
-    if (!res.destroyed) res.destroy();
-    done('upstream_broken');
-  });
-  const onClientGone = () => {
-    if (finished || res.writableFinished) return;
-    proxyRes.destroy();
-    done('client_gone');
-  };
-  res.on('close', onClientGone);
-  // The client may have left while Ollama was preparing its answer.
-  if (res.destroyed) onClientGone();
+    this.done('complete');
+  }
+
+  private fail(err: unknown): void {
+    this.decoder?.destroy();
+    this.proxyRes.destroy();
+    if (!this.res.destroyed) this.res.destroy();
+    this.done('relay_failed', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private done(end: TapEnd, error?: Error): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    const now = performance.now();
+    const parser = this.opts.parser;
+    let summary: CallSummary;
+    if (!parser) summary = { ...emptySummary(), inspected: false };
+    else {
+      try {
+        summary = parser.end(now);
+      } catch {
+        summary = parser.summary;
+        summary.malformed++;
+      }
+    }
+    this.opts.onDone(end, summary, now, error);
+  }
 }

@@ -31,6 +31,13 @@ const HOP_BY_HOP_REQUEST = [
 export interface SendOptions {
   /** The body to send instead of streaming the client's (instrumented calls read it first). */
   body?: Buffer;
+  /** Ollama's longest silence for this call, instead of UPSTREAM_IDLE_TIMEOUT_SECONDS; 0 for none. */
+  idleTimeoutMs?: number;
+  /**
+   * Ask for the response uncompressed (`Accept-Encoding: identity`): the gateway reads what it
+   * relays, and Ollama itself never compresses, so the client gets what Ollama would send it.
+   */
+  identity?: boolean;
   /** Takes over the response once its head has arrived. */
   onResponse: (proxyRes: IncomingMessage) => void;
   /**
@@ -46,7 +53,16 @@ interface Exchange {
   timedOut: boolean;
   /** Set once a response head arrived or a failure was reported: nothing more is reported. */
   settled: boolean;
+  /** The upstream request of the current attempt. */
+  current?: ClientRequest;
+  /** Whether that attempt went out on a kept-alive connection. */
+  reused: boolean;
+  /** Whether the call was already sent again once. */
+  retried: boolean;
 }
+
+/** What a connection Ollama closed while idle gives when the gateway reuses it at that moment. */
+const STALE_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 const EXCHANGE = Symbol('ollama-gateway.exchange');
 type TrackedRequest = IncomingMessage & { [EXCHANGE]?: Exchange };
@@ -114,9 +130,13 @@ export class Upstream {
     const agentOptions: http.AgentOptions = { keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' };
     this.agent = target.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.proxy = httpProxy.createProxyServer({
-      target: { protocol: target.protocol, host: target.hostname, port: target.port } as unknown as httpProxy.ProxyTargetUrl,
+      target: (target.socketPath
+        ? { protocol: 'http:', socketPath: target.socketPath, path: target.pathPrefix }
+        : { protocol: target.protocol, host: target.hostname, port: target.port, path: target.pathPrefix }) as unknown as httpProxy.ProxyTargetUrl,
       agent: this.agent,
-      changeOrigin: true,
+      // Ollama's own Host (an Ollama on loopback answers a foreign Host with 403); over a Unix
+      // socket `send` sets it.
+      changeOrigin: !target.socketPath,
       xfwd: false,
       ws: false,
       // Every response is relayed by the gateway's own tap, never by http-proxy's header passes.
@@ -132,7 +152,7 @@ export class Upstream {
   /** Sends `req` to Ollama. Headers of `req` are edited in place; `req.url` is sent as it is. */
   send(req: IncomingMessage, res: ServerResponse, opts: SendOptions): void {
     const tracked = req as TrackedRequest;
-    const ex: Exchange = { opts, timedOut: false, settled: false };
+    const ex: Exchange = { opts, timedOut: false, settled: false, reused: false, retried: false };
     tracked[EXCHANGE] = ex;
     const headers = req.headers;
     stripHopByHop(headers);
@@ -140,14 +160,28 @@ export class Upstream {
       delete headers['transfer-encoding'];
       headers['content-length'] = String(opts.body.length);
     }
-    this.proxy.web(req, res, opts.body ? { buffer: bodySource(opts.body) } : {}, (err) => {
-      // The client left or sent a broken body (the caller learns it from `res`), or the response
-      // already started (a reset mid-body is the response reader's to report, with the status the
-      // client got).
-      if (req.errored) res.destroy();
-      if (res.destroyed) return;
-      this.fail(ex, err as NodeJS.ErrnoException);
-    });
+    if (opts.identity) headers['accept-encoding'] = 'identity';
+    if (this.target.socketPath) headers.host = this.target.hostname;
+    // A call can be sent again only when its body is in hand, or it has none.
+    const replayable = opts.body !== undefined || (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined);
+    const attempt = (): void =>
+      this.proxy.web(req, res, opts.body ? { buffer: bodySource(opts.body) } : {}, (err) => {
+        // The client left or sent a broken body (the caller learns it from `res`), or the response
+        // already started (a reset mid-body is the response reader's to report, with the status
+        // the client got).
+        if (req.errored) res.destroy();
+        if (res.destroyed || ex.settled) return;
+        const e = err as NodeJS.ErrnoException;
+        // Ollama closed a kept-alive connection just as the gateway reused it: nothing of the
+        // response came, so the call goes again, once, on a fresh connection.
+        if (ex.reused && !ex.retried && !ex.timedOut && replayable && (STALE_SOCKET_ERRORS.has(e.code ?? '') || e.message === 'socket hang up')) {
+          ex.retried = true;
+          attempt();
+          return;
+        }
+        this.fail(ex, e);
+      });
+    attempt();
   }
 
   private fail(ex: Exchange, err: NodeJS.ErrnoException): void {
@@ -159,14 +193,19 @@ export class Upstream {
   private onProxyReq(proxyReq: UpstreamRequest, req: TrackedRequest, res: ServerResponse): void {
     const ex = req[EXCHANGE];
     if (!ex) return;
+    ex.current = proxyReq;
+    ex.reused = proxyReq.reusedSocket;
     // Idle timeout: the socket timer restarts on every byte, so a long generation that keeps
     // streaming is never cut; only silence is.
-    proxyReq[IDLE_MS] = this.idleTimeoutMs;
-    proxyReq.setTimeout(this.idleTimeoutMs, () => {
-      ex.timedOut = true;
-      proxyReq[IDLE_CUT] = true;
-      proxyReq.destroy();
-    });
+    const idleMs = ex.opts.idleTimeoutMs ?? this.idleTimeoutMs;
+    if (idleMs > 0) {
+      proxyReq[IDLE_MS] = idleMs;
+      proxyReq.setTimeout(idleMs, () => {
+        ex.timedOut = true;
+        proxyReq[IDLE_CUT] = true;
+        proxyReq.destroy();
+      });
+    }
     // An answer Node cannot hand over as a response (a `101` to a request that asked for no
     // upgrade) closes the request with neither a response nor an error: report it, or the client
     // would wait for ever.
@@ -175,7 +214,10 @@ export class Upstream {
       this.fail(ex, new InvalidResponseError('answered 101 Switching Protocols to a request that asked for no upgrade'));
     });
     proxyReq.once('close', () => {
-      if (!ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
+      // An attempt sent again (stale connection) is not this one's to report.
+      setImmediate(() => {
+        if (ex.current === proxyReq && !ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
+      });
     });
     const abortUpstream = () => {
       if (!proxyReq.destroyed) proxyReq.destroy();
@@ -216,10 +258,8 @@ export class Upstream {
     return new Promise((resolve, reject) => {
       const req = mod.request(
         {
-          protocol: t.protocol,
-          hostname: t.hostname,
-          port: t.port,
-          path,
+          ...(t.socketPath ? { socketPath: t.socketPath } : { protocol: t.protocol, hostname: t.hostname, port: t.port }),
+          path: t.pathPrefix + path,
           method: 'GET',
           agent: this.agent,
           headers: { accept: 'application/json' },

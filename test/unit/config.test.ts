@@ -27,7 +27,7 @@ describe('configuration', () => {
   });
 
   it('rejects a bad OLLAMA_HOST with one line naming the variable and the accepted form', () => {
-    for (const bad of ['ftp://x:1', 'http://', 'http://host:99999', 'http://host/api', 'http://u:p@host:1', '']) {
+    for (const bad of ['ftp://x:1', 'http://', 'http://host:99999', 'http://host/api?x=1', 'http://u:p@host:1', '', 'unix://relative']) {
       assert.throws(
         () => loadConfig({ OLLAMA_HOST: bad }),
         (err: Error) =>
@@ -35,6 +35,19 @@ describe('configuration', () => {
         bad,
       );
     }
+  });
+
+  it('accepts the other forms Ollama takes: :port, a path prefix, a Unix socket', () => {
+    const portOnly = parseUpstream(':11500');
+    assert.deepEqual([portOnly.hostname, portOnly.port, portOnly.origin], ['127.0.0.1', 11500, 'http://127.0.0.1:11500']);
+    const prefixed = parseUpstream('https://gpu.example/ollama/');
+    assert.deepEqual(
+      [prefixed.hostname, prefixed.port, prefixed.pathPrefix, prefixed.origin],
+      ['gpu.example', 443, '/ollama', 'https://gpu.example:443/ollama'],
+    );
+    assert.equal(parseUpstream('gpu:8080/v2/ollama').pathPrefix, '/v2/ollama');
+    const unix = parseUpstream('unix:///run/ollama/ollama.sock');
+    assert.deepEqual([unix.socketPath, unix.hostname, unix.origin], ['/run/ollama/ollama.sock', 'localhost', 'unix:///run/ollama/ollama.sock']);
   });
 
   it('reads LOG_LEVEL case-insensitively, with WARN as WARNING', () => {
