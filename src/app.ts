@@ -85,8 +85,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
-    const message = failure === 'missing' ? 'missing API key: send Authorization: Bearer <key>' : 'invalid API key';
-    sendJsonError(res, apiOf(path), 401, message, { 'www-authenticate': 'Bearer' });
+    const api = apiOf(path);
+    const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+    const message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
+    sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
   };
 
   const dispatch = (req: http.IncomingMessage, res: http.ServerResponse): void => {

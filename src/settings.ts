@@ -13,7 +13,11 @@ export interface Setting {
 }
 
 export const SETTINGS: readonly Setting[] = [
-  { name: 'OLLAMA_HOST', default: 'http://localhost:11434', help: 'The Ollama to proxy to: http(s)://host:port, or host:port / host (port 11434).' },
+  {
+    name: 'OLLAMA_HOST',
+    default: 'http://localhost:11434',
+    help: 'The Ollama to proxy to: http(s)://host:port[/prefix], host:port, host, :port (port 11434 by default), or unix:///path/to/socket.',
+  },
   { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },

@@ -431,7 +431,7 @@ describe('API keys on /v1/messages', () => {
       assert.equal(missing.headers.get('www-authenticate'), 'Bearer');
       assert.deepEqual(await missing.json(), {
         type: 'error',
-        error: { type: 'authentication_error', message: 'missing API key: send Authorization: Bearer <key>' },
+        error: { type: 'authentication_error', message: 'missing API key: send x-api-key: <key> or Authorization: Bearer <key>' },
       });
       assert.equal((await post(EP, { 'x-api-key': '' }, messages)).status, 401, 'an empty x-api-key is no key');
       assert.equal((await post(EP, { 'x-api-key': `${KEY} ${KEY}` }, messages)).status, 401);
