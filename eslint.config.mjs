@@ -8,7 +8,7 @@ const INSTRUMENT_FACTORIES =
   'createCounter|createHistogram|createUpDownCounter|createGauge|createObservableGauge|createObservableCounter|createObservableUpDownCounter';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'dist-*/**', 'node_modules/**', 'grafana/**', 'prometheus/**'] },
+  { ignores: ['dist/**', 'dist-*/**', '.build/**', 'node_modules/**', 'grafana/**', 'prometheus/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -41,6 +41,11 @@ export default tseslint.config(
       eqeqeq: ['error', 'always', { null: 'ignore' }],
       'no-console': 'off',
     },
+  },
+  {
+    // The installed command and the start check are plain CommonJS scripts.
+    files: ['bin/**/*.js'],
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     files: ['src/**/*.ts'],

@@ -76,6 +76,9 @@ function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
   };
 }
 
+/** Longest wait for the last spans and metrics to be exported at shutdown. */
+const SHUTDOWN_FLUSH_MS = 5000;
+
 /** The Prometheus text format, version 0.0.4. */
 const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -194,7 +197,13 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
       return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
     },
     shutdown: async () => {
-      await Promise.allSettled([provider.shutdown(), tracing?.shutdown()]);
+      // An unreachable collector must not hold the exit for the exporters' own timeouts.
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), SHUTDOWN_FLUSH_MS)));
+      const result = await Promise.race([Promise.allSettled([provider.shutdown(), tracing?.shutdown()]), timedOut]);
+      clearTimeout(timer);
+      if (result === 'timeout')
+        diag.warn(`telemetry was not flushed within ${SHUTDOWN_FLUSH_MS / 1000} s (is the OTLP endpoint reachable?); exiting without it`);
     },
   };
 }

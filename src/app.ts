@@ -8,7 +8,9 @@
  * Nothing a request or Ollama does may throw out of here: an unexpected error ends that one
  * request (500 if nothing was sent yet, else the connection is cut) with one ERROR log line.
  */
+import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
+import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
 import { BearerKeys, type AuthFailure } from './auth';
@@ -64,7 +66,8 @@ function internalError(log: Logger, req: http.IncomingMessage, res: http.ServerR
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log, telemetry } = deps;
-  const upstream = new Upstream(config.upstream, config.upstreamIdleTimeoutMs);
+  const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
+  const upstream = new Upstream(config.upstream, config.upstreamIdleTimeoutMs, pseudonym);
   const ollamaVersion = async (timeoutMs = READY_TIMEOUT_MS): Promise<string> => {
     const body = (await upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
     return typeof body?.version === 'string' ? body.version : 'unknown';
@@ -101,6 +104,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
     req.url = target.path + target.query;
     const path = target.path;
 
+    const via = req.headers.via;
+    if (via !== undefined && (Array.isArray(via) ? via.join(',') : via).includes(pseudonym)) {
+      // This gateway sent the request itself: OLLAMA_HOST, or a proxy after it, points back here.
+      log.error(
+        { method: req.method, path: loggedPath(req), via: clipText(String(via), 512) },
+        'request came back to the gateway: OLLAMA_HOST leads to a loop',
+      );
+      sendJsonError(res, apiOf(path), 508, 'loop detected: OLLAMA_HOST leads back to this gateway', { connection: 'close' });
+      return;
+    }
     const scope = GATEWAY_ENDPOINTS.get(path);
     if (scope !== undefined) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {

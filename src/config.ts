@@ -5,6 +5,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -199,7 +200,39 @@ function listenSettings(env: Env): Pick<Config, 'upstream' | 'host' | 'port' | '
   if (!logLevel) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not valid: expected DEBUG, INFO, WARNING (or WARN) or ERROR`);
   }
+  if (pointsAtItself(upstream, host, port)) {
+    throw new ConfigError(
+      `OLLAMA_HOST=${JSON.stringify(env.OLLAMA_HOST)} is not valid: it is this gateway's own address (HOST=${host}, PORT=${port}), so every request would come back to it; set OLLAMA_HOST to where Ollama listens (often http://127.0.0.1:11434), or PORT to another port`,
+    );
+  }
   return { upstream, host, port, logLevel };
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
+
+/** The addresses and names this machine answers to, for the self-loop check. */
+function localAddresses(): Set<string> {
+  const out = new Set(['localhost', '::1', '0.0.0.0', '::', os.hostname().toLowerCase()]);
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
+}
+
+/**
+ * Whether OLLAMA_HOST names the gateway's own listening address: a user who exported
+ * OLLAMA_HOST=127.0.0.1:8000 for the `ollama` CLI and then starts the gateway in the same shell.
+ * (A loop through other proxies is caught per request, by the gateway's `Via` entry.)
+ */
+function pointsAtItself(upstream: UpstreamTarget, host: string, port: number): boolean {
+  if (upstream.socketPath || port === 0 || upstream.port !== port) return false;
+  const target = upstream.hostname.toLowerCase();
+  const local = target.startsWith('127.') || localAddresses().has(target);
+  return (
+    local &&
+    (WILDCARDS.has(host) ||
+      host === target ||
+      (host === 'localhost' && (target === '127.0.0.1' || target === '::1')) ||
+      (target === 'localhost' && host.startsWith('127.')))
+  );
 }
 
 type LimitSettings = Pick<

@@ -4,11 +4,13 @@
  * SIGTERM/SIGINT stop accepting connections, let in-flight requests finish within a grace period,
  * flush telemetry and exit 0.
  */
+import { logSdkDiagnostics, otelEnvProblem, telemetryDestinations } from '../otel/env';
 import { buildResource, startTracing } from '../otel/sdk';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger } from './logger';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS } from './routes';
+import { SETTINGS } from './settings';
 import { packageVersion } from './version';
 
 /** Whether a request target names one of the gateway's own endpoints. */
@@ -17,7 +19,62 @@ function isGatewayEndpoint(url: string): boolean {
   return target !== undefined && GATEWAY_ENDPOINTS.has(target.path);
 }
 
+/** HOST values that listen on every interface. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
+
+/** `--help`: every setting with its default, from the one settings list. */
+function usage(): string {
+  const width = Math.max(...SETTINGS.map((s) => s.name.length));
+  const rows = SETTINGS.map((s) => `  ${s.name.padEnd(width)}  ${s.help}${s.default === '' ? '' : ` (default: ${s.default})`}`);
+  return [
+    `ollama-otel-gateway ${packageVersion()}: an OpenTelemetry-native gateway in front of Ollama.`,
+    '',
+    'Usage: ollama-otel-gateway [--help | --version]',
+    '',
+    'Configured by environment variables:',
+    ...rows,
+    '',
+    'OpenTelemetry is configured by the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, …).',
+    '',
+  ].join('\n');
+}
+
+/** Handles the command line; true when the process should go on to serve. */
+function commandLine(args: readonly string[]): boolean {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage());
+    return false;
+  }
+  if (args.includes('--version') || args.includes('-v')) {
+    process.stdout.write(`${packageVersion()}\n`);
+    return false;
+  }
+  if (args.length > 0) {
+    process.stderr.write(`ollama-otel-gateway: unknown argument ${JSON.stringify(args[0])}; settings come from the environment (see --help)\n`);
+    process.exitCode = 2;
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Under `npm start`, a service manager's SIGTERM reaches npm, which exits without passing it on:
+ * the gateway would be left running, re-parented. So it watches its parent and, when the parent is
+ * gone, stops as on SIGTERM.
+ */
+function stopWhenOrphaned(stop: () => void): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) {
+      clearInterval(timer);
+      stop();
+    }
+  }, 250);
+  timer.unref();
+}
+
 async function main(): Promise<void> {
+  if (!commandLine(process.argv.slice(2))) return;
   let config: Config;
   try {
     config = loadConfig();
@@ -28,7 +85,13 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const otelProblem = otelEnvProblem();
+  if (otelProblem !== undefined) {
+    process.stderr.write(`ollama-otel-gateway: configuration error: ${otelProblem}\n`);
+    process.exit(2);
+  }
   const log = createLogger(config.logLevel);
+  logSdkDiagnostics((message, held) => log.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
   const resource = buildResource(packageVersion());
   const tracing = startTracing(resource, isGatewayEndpoint);
 
@@ -36,7 +99,23 @@ async function main(): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startGateway } = require('./server') as typeof import('./server');
   const running = await startGateway(config, log, { resource, tracing });
-  log.info({ listen: `${config.host}:${running.port}`, ollama: config.upstream.origin, version: packageVersion() }, 'gateway listening');
+  const destinations = telemetryDestinations(tracing !== undefined);
+  log.info(
+    {
+      listen: `${config.host}:${running.port}`,
+      ollama: config.upstream.origin,
+      version: packageVersion(),
+      traces: destinations.traces,
+      metrics: destinations.metrics,
+    },
+    'gateway listening',
+  );
+  if (WILDCARD_HOSTS.has(config.host) && config.apiKeys.length === 0) {
+    log.warn(
+      { listen: `${config.host}:${running.port}` },
+      'listening on every interface without API keys: anyone who reaches this port can use Ollama through the gateway; set GATEWAY_API_KEYS (or HOST=127.0.0.1 to serve this machine only)',
+    );
+  }
 
   running.gateway.ollamaVersion().then(
     (version) => log.info({ ollama: config.upstream.origin, ollama_version: version }, 'Ollama is reachable'),
@@ -44,8 +123,11 @@ async function main(): Promise<void> {
       log.warn({ ollama: config.upstream.origin, reason: err.message }, 'Ollama is not reachable yet; serving anyway, requests will get 502 until it is'),
   );
 
+  let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'shutting down: draining in-flight requests');
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, traces: destinations.traces }, 'shutting down: draining in-flight requests, then flushing telemetry');
     running.stop().then(() => {
       log.info('shutdown complete');
       log.flush(() => process.exit(0));
@@ -53,6 +135,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(() => onSignal('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

@@ -123,10 +123,16 @@ export class Upstream {
   readonly agent: http.Agent;
   private readonly proxy: httpProxy;
 
+  /** This gateway's entry in `Via` (`1.1 <pseudonym>`). */
+  readonly via: string;
+
   constructor(
     readonly target: UpstreamTarget,
     private readonly idleTimeoutMs: number,
+    /** A name for this gateway process, unique enough to recognise its own requests. */
+    pseudonym: string,
   ) {
+    this.via = `1.1 ${pseudonym}`;
     const agentOptions: http.AgentOptions = { keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' };
     this.agent = target.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     this.proxy = httpProxy.createProxyServer({
@@ -161,6 +167,9 @@ export class Upstream {
       headers['content-length'] = String(opts.body.length);
     }
     if (opts.identity) headers['accept-encoding'] = 'identity';
+    // Marks the hop (RFC 9110 §7.6.3), so a request that comes back here is seen as a loop.
+    const via = headers.via;
+    headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, ${this.via}` : this.via;
     if (this.target.socketPath) headers.host = this.target.hostname;
     // A call can be sent again only when its body is in hand, or it has none.
     const replayable = opts.body !== undefined || (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined);

@@ -1,0 +1,84 @@
+/**
+ * The standard `OTEL_*` variables, checked and described. A value the SDK would silently ignore
+ * (an unknown exporter or protocol) stops the gateway at start, like its own settings; the
+ * start-up line says where traces and metrics go; export failures reach the log at WARN, at most
+ * once a minute per kind, instead of going unseen.
+ */
+import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
+import { getBooleanFromEnv, getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
+
+const TRACE_EXPORTERS = ['otlp', 'console', 'none'];
+const METRIC_EXPORTERS = ['otlp', 'prometheus', 'none'];
+const PROTOCOLS = ['grpc', 'http/protobuf', 'http/json'];
+
+/** The first `OTEL_*` value that is not one the gateway can act on, as one line; undefined when all are. */
+export function otelEnvProblem(): string | undefined {
+  const lists: [string, string[]][] = [
+    ['OTEL_TRACES_EXPORTER', TRACE_EXPORTERS],
+    ['OTEL_METRICS_EXPORTER', METRIC_EXPORTERS],
+  ];
+  for (const [name, allowed] of lists) {
+    const bad = (getStringListFromEnv(name) ?? []).find((v) => !allowed.includes(v));
+    if (bad !== undefined) return `${name}=${JSON.stringify(process.env[name])} is not valid: expected a comma-separated list of ${allowed.join(', ')}`;
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_METRICS_PROTOCOL']) {
+    const v = getStringFromEnv(name);
+    if (v !== undefined && !PROTOCOLS.includes(v.trim())) return `${name}=${JSON.stringify(v)} is not valid: expected ${PROTOCOLS.join(', ')}`;
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT']) {
+    const v = getStringFromEnv(name);
+    if (v === undefined) continue;
+    try {
+      const url = new URL(v);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error();
+    } catch {
+      return `${name}=${JSON.stringify(v)} is not valid: expected an http:// or https:// URL`;
+    }
+  }
+  return undefined;
+}
+
+function otlpTarget(signal: 'TRACES' | 'METRICS'): string {
+  const endpoint = getStringFromEnv(`OTEL_EXPORTER_OTLP_${signal}_ENDPOINT`) ?? getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT');
+  const protocol = getStringFromEnv(`OTEL_EXPORTER_OTLP_${signal}_PROTOCOL`) ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf';
+  const fallback = protocol === 'grpc' ? 'http://localhost:4317' : 'http://localhost:4318';
+  return `OTLP ${protocol} to ${endpoint ?? fallback}`;
+}
+
+/** Where spans and metrics go, in words, for the start-up line. */
+export function telemetryDestinations(tracingStarted: boolean): { traces: string; metrics: string[] } {
+  const disabled = getBooleanFromEnv('OTEL_SDK_DISABLED');
+  const traceExporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  let traces = 'off (no OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER)';
+  if (disabled) traces = 'off (OTEL_SDK_DISABLED)';
+  else if (tracingStarted) traces = traceExporters.includes('console') && !traceExporters.includes('otlp') ? 'console' : otlpTarget('TRACES');
+  const metrics = ['Prometheus at /metrics'];
+  if (!disabled && (getStringListFromEnv('OTEL_METRICS_EXPORTER') ?? []).includes('otlp')) metrics.push(otlpTarget('METRICS'));
+  return { traces, metrics };
+}
+
+/** How long the same kind of SDK warning stays quiet after it was logged. */
+const QUIET_MS = 60_000;
+
+/**
+ * Routes the SDK's own diagnostics (export failures arrive as `diag.error`) to `warn`, each kind of
+ * message at most once a minute, with how many were held back.
+ */
+export function logSdkDiagnostics(warn: (message: string, held: number) => void, now: () => number = Date.now): void {
+  const last = new Map<string, { at: number; held: number }>();
+  const report = (message: unknown, ...args: unknown[]) => {
+    const text = [message, ...args].map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+    const kind = text.slice(0, 60);
+    const seen = last.get(kind);
+    const t = now();
+    if (seen && t - seen.at < QUIET_MS) {
+      seen.held++;
+      return;
+    }
+    if (last.size > 100) last.clear();
+    last.set(kind, { at: t, held: 0 });
+    warn(text.slice(0, 1024), seen?.held ?? 0);
+  };
+  const logger: DiagLogger = { error: report, warn: report, info: () => {}, debug: () => {}, verbose: () => {} };
+  diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+}
