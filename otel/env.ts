@@ -49,7 +49,7 @@ function otlpTarget(signal: 'TRACES' | 'METRICS'): string {
 export function telemetryDestinations(tracingStarted: boolean): { traces: string; metrics: string[] } {
   const disabled = getBooleanFromEnv('OTEL_SDK_DISABLED');
   const traceExporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
-  let traces = 'off (no OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_TRACES_EXPORTER)';
+  let traces = 'off (no OTLP endpoint set)';
   if (disabled) traces = 'off (OTEL_SDK_DISABLED)';
   else if (tracingStarted) traces = traceExporters.includes('console') && !traceExporters.includes('otlp') ? 'console' : otlpTarget('TRACES');
   const metrics = ['Prometheus at /metrics'];

@@ -213,12 +213,13 @@ describe('traces exported over OTLP', () => {
 
   it('marks an upstream failure as an error with error.type', async () => {
     const c = caller();
-    fake.next({ kind: 'reset' });
+    // Every attempt is reset (a reset on a reused connection is retried once, as a stale one).
+    fake.byModel.set('llama3.2', () => ({ kind: 'reset' }));
     const res = await fetch(`${gw.url}/api/chat`, {
       method: 'POST',
       headers: { traceparent: c.traceparent },
       body: '{"model":"llama3.2","messages":[{"role":"user","content":"hi"}]}',
-    });
+    }).finally(() => fake.byModel.delete('llama3.2'));
     assert.equal(res.status, 502);
     await res.text();
     const llm = one(await traceOf(receiver, c, 2), (s) => s.name === 'chat llama3.2', 'GenAI span');
