@@ -2,9 +2,21 @@
  * The metrics of one finished LLM call, in both families: the `ollama_*` names and the GenAI
  * convention metrics, from the same measurements.
  */
+import type { Attributes } from '@opentelemetry/api';
 import type { CallAttributes } from './attributes';
-import { errorType, tokensPerSecond, type CallOutcome } from './call';
-import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, type GenAiInstruments, type OllamaInstruments } from './instruments';
+import { cutByTokenLimit, errorType, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
+import {
+  ATTR_ENDPOINT,
+  ATTR_KIND,
+  ATTR_MODEL,
+  ATTR_REASON,
+  ATTR_STATUS,
+  CONTEXT_LIMIT_KINDS,
+  ERROR_REASONS,
+  type ContextLimitKind,
+  type GenAiInstruments,
+  type OllamaInstruments,
+} from './instruments';
 import * as sc from './semconv';
 
 const NS_PER_S = 1e9;
@@ -17,23 +29,68 @@ export interface CallMeasures {
   wallSeconds: number;
   /** Streams only: request received → first content chunk forwarded. */
   ttftSeconds: number | undefined;
+  /** Streams that thought: request received → first answer (not thinking) chunk forwarded. */
+  ttfaSeconds?: number;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   stalls: number;
   /** Whether the call was counted in flight (the model became known). */
   wasInFlight: boolean;
+  /** Set when the call only loaded or unloaded the model (`lifecycleOf`). */
+  lifecycle?: ModelLifecycle;
+  /** How much of its context window a generation used, when the window is known. */
+  context?: ContextUse;
+}
+
+/** `{model, kind}` of `ollama_context_limit_hits_total`. */
+function kindAttrs(model: string, kind: ContextLimitKind): Attributes {
+  return { [ATTR_MODEL]: model, [ATTR_KIND]: kind };
+}
+
+/**
+ * Creates a model's lifecycle and context-limit series at 0 when the model is first seen, so that
+ * `rate()` and `increase()` see their first increment (a counter that appears at 1 shows no rate).
+ */
+export function initModelSeries(ins: OllamaInstruments, attrs: CallAttributes, model: string): void {
+  ins.streamStalls.add(0, attrs.model);
+  ins.modelLoads.add(0, attrs.model);
+  ins.modelUnloads.add(0, attrs.model);
+  ins.generationTruncated.add(0, attrs.model);
+  for (const kind of CONTEXT_LIMIT_KINDS) ins.contextLimitHits.add(0, kindAttrs(model, kind));
+}
+
+/**
+ * Creates the error series of a (model, endpoint) at 0, the first time it is seen, so a dashboard's
+ * error rate reads 0 on a healthy system rather than "No data".
+ */
+export function initEndpointSeries(ins: OllamaInstruments, model: string, endpoint: string): void {
+  for (const reason of ERROR_REASONS) ins.requestErrors.add(0, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_REASON]: reason });
 }
 
 export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
   if (m.wasInFlight) ins.inFlight.add(-1, attrs.modelEndpoint);
+  const modelOnly = attrs.model;
+  if (m.lifecycle !== undefined && outcome.reason === undefined) {
+    // A load or unload, not a generation: counted on its own, in no request-level metric. Ollama
+    // reports no durations on these answers, so a load's time is the gateway's wall time.
+    if (m.lifecycle === 'load') {
+      ins.modelLoads.add(1, modelOnly);
+      ins.loadSeconds.record(m.wallSeconds, modelOnly);
+    } else {
+      ins.modelUnloads.add(1, modelOnly);
+    }
+    return;
+  }
+  // Every other call, failed loads and unloads included (a 404 for a missing model is a failed
+  // request like any other), is a request.
   ins.requests.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_STATUS]: String(outcome.status) });
   ins.responseSeconds.record(m.wallSeconds, attrs.modelEndpoint);
   if (outcome.reason) {
     ins.requestErrors.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_REASON]: outcome.reason });
   }
+  if (m.lifecycle !== undefined) return;
 
   const s = outcome.summary;
   if (!s) return;
-  const modelOnly = attrs.model;
   if (s.loadDurationNs !== undefined) ins.loadSeconds.record(s.loadDurationNs / NS_PER_S, modelOnly);
   if (s.promptEvalDurationNs !== undefined) ins.promptEvalSeconds.record(s.promptEvalDurationNs / NS_PER_S, modelOnly);
   if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
@@ -44,10 +101,21 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   if (s.totalDurationNs !== undefined) ins.queueSeconds.record(Math.max(0, m.wallSeconds - s.totalDurationNs / NS_PER_S), modelOnly);
 
   if (m.ttftSeconds !== undefined) ins.timeToFirstToken.record(m.ttftSeconds, modelOnly);
+  if (m.ttfaSeconds !== undefined) ins.timeToFirstAnswer.record(m.ttfaSeconds, modelOnly);
   if (m.stalls > 0) ins.streamStalls.add(m.stalls, modelOnly);
+
+  if (cutByTokenLimit(s)) ins.generationTruncated.add(1, modelOnly);
+  const c = m.context;
+  if (c) {
+    ins.contextUsedRatio.record(c.ratio, modelOnly);
+    if (c.promptTruncated) ins.contextLimitHits.add(1, kindAttrs(m.model, 'prompt_truncated'));
+    if (c.outputTruncated) ins.contextLimitHits.add(1, kindAttrs(m.model, 'output_truncated'));
+  }
 }
 
+/** The GenAI convention metrics of a generation or embedding call (loads and unloads have none). */
 export function recordGenAiCall(ins: GenAiInstruments, a: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
+  if (m.lifecycle !== undefined) return;
   const attrs = a.genAi;
   const failed = outcome.reason !== undefined && outcome.reason !== 'client_cancelled';
   ins.operationDuration.record(m.wallSeconds, failed ? { ...attrs, [sc.ERROR_TYPE]: errorType(outcome) } : attrs);

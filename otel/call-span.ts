@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { errorType, type CallFacts, type CallOutcome, type CallRequest } from './call';
+import { errorType, LIFECYCLE_OPERATION, type CallFacts, type CallOutcome, type CallRequest, type ModelLifecycle } from './call';
 import { clipText, MAX_MODEL_NAME_CHARS } from './labels';
 import { inputMessages, outputMessages } from './messages';
 import * as sc from './semconv';
@@ -37,20 +37,24 @@ export class CallSpan {
   private readonly span: Span;
   /** The span's context: the upstream request made inside it becomes its child. */
   readonly ctx: Context;
+  /** The requested model as recorded on the span (cut to size). */
+  private requestModel: string | undefined;
+  /** The lifecycle call the request announced. */
+  private lifecycle: ModelLifecycle | undefined;
 
   constructor(
     private readonly tracing: TracingOptions,
-    private readonly operation: string,
+    private readonly routeOperation: string,
     endpoint: string,
     private readonly startedAt: number,
   ) {
     this.span = tracing.tracer.startSpan(
-      operation,
+      routeOperation,
       {
         kind: SpanKind.CLIENT,
         startTime: epochMs(startedAt),
         attributes: {
-          [sc.GEN_AI_OPERATION_NAME]: operation,
+          [sc.GEN_AI_OPERATION_NAME]: routeOperation,
           [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
           [sc.SERVER_ADDRESS]: tracing.serverAddress,
           [sc.SERVER_PORT]: tracing.serverPort,
@@ -71,9 +75,12 @@ export class CallSpan {
     const span = this.span;
     if (!span.isRecording()) return;
     if (req.requestModel !== undefined) {
-      const requestModel = clipText(req.requestModel, MAX_MODEL_NAME_CHARS);
-      span.updateName(`${this.operation} ${requestModel}`);
-      span.setAttribute(sc.GEN_AI_REQUEST_MODEL, requestModel);
+      this.requestModel = clipText(req.requestModel, MAX_MODEL_NAME_CHARS);
+      span.setAttribute(sc.GEN_AI_REQUEST_MODEL, this.requestModel);
+    }
+    this.lifecycle = req.lifecycle;
+    if (req.requestModel !== undefined || req.lifecycle !== undefined) {
+      this.name(req.lifecycle === undefined ? this.routeOperation : LIFECYCLE_OPERATION[req.lifecycle]);
     }
     span.setAttribute(sc.GEN_AI_REQUEST_STREAM, req.stream);
     const p = req.params;
@@ -89,9 +96,21 @@ export class CallSpan {
     }
   }
 
-  /** Records the outcome and ends the span at `endedAt`. */
-  end(outcome: CallOutcome, endedAt: number): void {
-    if (this.span.isRecording()) this.record(outcome, endedAt);
+  /** Names the span `<operation> <model>` (the operation alone without a model) and sets `gen_ai.operation.name`. */
+  private name(operation: string): void {
+    this.span.updateName(this.requestModel === undefined ? operation : `${operation} ${this.requestModel}`);
+    this.span.setAttribute(sc.GEN_AI_OPERATION_NAME, operation);
+  }
+
+  /**
+   * Records the outcome and ends the span at `endedAt`. `lifecycle` is what the call turned out to
+   * be (the response's `done_reason` can overrule the request).
+   */
+  end(outcome: CallOutcome, endedAt: number, lifecycle?: ModelLifecycle): void {
+    if (this.span.isRecording()) {
+      if (lifecycle !== this.lifecycle) this.name(lifecycle === undefined ? this.routeOperation : LIFECYCLE_OPERATION[lifecycle]);
+      this.record(outcome, endedAt);
+    }
     this.span.end(epochMs(endedAt));
   }
 

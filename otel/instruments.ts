@@ -23,6 +23,16 @@ export const ATTR_REASON = 'reason';
 export const ATTR_VERSION = 'version';
 /** On `ollama_gateway_auth_failures_total`: `api` (proxied requests) or `metrics`. */
 export const ATTR_SCOPE = 'scope';
+/** On `ollama_context_limit_hits_total`: which limit the call ran into (`ContextLimitKind`). */
+export const ATTR_KIND = 'kind';
+
+/**
+ * How a call ran into its context window (rules in `otel/call.ts` `contextUse`):
+ * - `prompt_truncated`: Ollama (probably) cut the prompt to fit the window;
+ * - `output_truncated`: the window filled up while the answer was generated (context shift).
+ */
+export type ContextLimitKind = 'prompt_truncated' | 'output_truncated';
+export const CONTEXT_LIMIT_KINDS: readonly ContextLimitKind[] = ['prompt_truncated', 'output_truncated'];
 
 /** The label value of a request whose model is not known (no body, not JSON, no `model`). */
 export const UNKNOWN_LABEL = 'unknown';
@@ -50,6 +60,12 @@ export const INTER_TOKEN_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.
 /** Waiting in Ollama's queue or on the network: nothing, to minutes behind a busy model. */
 export const QUEUE_BUCKETS_SECONDS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
+/**
+ * Share of the context window a call used, (prompt + output tokens) / window: fine-grained near a
+ * full window, and above 1 for generations that ran past it (context shift).
+ */
+export const CONTEXT_RATIO_BUCKETS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1, 1.25, 1.5, 2, 4];
+
 /** semconv `gen_ai.client.operation.duration` boundaries. */
 export const GEN_AI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
 /** semconv `gen_ai.client.token.usage` boundaries. */
@@ -60,23 +76,26 @@ export const GEN_AI_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 
 export const GEN_AI_TPOT_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5];
 
 /** Why an instrumented request failed: a small fixed set, so the label stays bounded. */
-export type ErrorReason =
-  | 'upstream_unreachable'
-  | 'upstream_timeout'
+export const ERROR_REASONS = [
+  'upstream_unreachable',
+  'upstream_timeout',
   /** Ollama answered with something the gateway cannot relay (bad framing, `101` to a POST). */
-  | 'upstream_invalid_response'
-  | 'upstream_4xx'
-  | 'upstream_5xx'
-  | 'stream_error'
-  | 'client_cancelled'
-  | 'body_too_large'
+  'upstream_invalid_response',
+  'upstream_4xx',
+  'upstream_5xx',
+  'stream_error',
+  'client_cancelled',
+  'body_too_large',
   /** The request body stopped arriving (REQUEST_BODY_TIMEOUT_SECONDS). */
-  | 'body_timeout'
+  'body_timeout',
   /** The memory for request bodies was taken (MAX_BUFFERED_BODY_MB). */
-  | 'body_buffer_full'
+  'body_buffer_full',
   /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
-  | 'client_timeout'
-  | 'queue_timeout';
+  'client_timeout',
+  'queue_timeout',
+] as const;
+
+export type ErrorReason = (typeof ERROR_REASONS)[number];
 
 export type MetricFamily = 'ollama' | 'gen_ai';
 
@@ -95,6 +114,14 @@ export interface OllamaInstruments {
   interToken: Histogram;
   streamStalls: Counter;
   queueSeconds: Histogram;
+  /** Thinking streams: request received → first answer (not thinking) chunk. */
+  timeToFirstAnswer: Histogram;
+  /** Calls that only loaded / unloaded a model (not generations). */
+  modelLoads: Counter;
+  modelUnloads: Counter;
+  contextUsedRatio: Histogram;
+  contextLimitHits: Counter;
+  generationTruncated: Counter;
   authFailures: Counter;
   bufferedBodyBytes: ObservableGauge;
 }
@@ -139,7 +166,10 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
       description: 'Instrumented LLM requests that failed, by reason.',
     }),
     responseSeconds: seconds('ollama_response_seconds', 'Wall time at the gateway from request received to the last byte sent.'),
-    loadSeconds: seconds('ollama_load_duration_seconds', "Ollama's reported model load time (load_duration)."),
+    loadSeconds: seconds(
+      'ollama_load_duration_seconds',
+      "Model load time: Ollama's load_duration on generation calls; the gateway's wall time of a load call (an empty prompt or no messages).",
+    ),
     promptEvalSeconds: seconds('ollama_prompt_eval_duration_seconds', "Ollama's reported prompt evaluation time (prompt_eval_duration)."),
     evalSeconds: seconds('ollama_eval_duration_seconds', "Ollama's reported generation time (eval_duration)."),
     tokensPerSecond: histogram(
@@ -184,6 +214,33 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
       "Gateway wall time minus Ollama's total_duration (never below 0): time spent waiting in Ollama's queue or on the network.",
       QUEUE_BUCKETS_SECONDS,
     ),
+    timeToFirstAnswer: histogram(
+      meter,
+      'ollama_time_to_first_answer_seconds',
+      's',
+      'Streaming calls that think: time from request received to the first chunk of the answer (not of the thinking).',
+      TTFT_BUCKETS_SECONDS,
+    ),
+    modelLoads: meter.createCounter('ollama_model_loads_total', {
+      description: 'Calls that only loaded a model (/api/generate without prompt, /api/chat without messages; done_reason "load").',
+    }),
+    modelUnloads: meter.createCounter('ollama_model_unloads_total', {
+      description: 'Calls that unloaded a model (the same with keep_alive 0; done_reason "unload").',
+    }),
+    contextUsedRatio: histogram(
+      meter,
+      'ollama_context_used_ratio',
+      '1',
+      "Share of the context window a call used: (prompt + output tokens) / the window (the request's num_ctx, else the loaded model's context_length from /api/ps).",
+      CONTEXT_RATIO_BUCKETS,
+    ),
+    contextLimitHits: meter.createCounter('ollama_context_limit_hits_total', {
+      description:
+        'Calls that ran into their context window: the prompt was (probably) cut to fit (prompt_truncated), or the window filled up during generation (output_truncated).',
+    }),
+    generationTruncated: meter.createCounter('ollama_generation_truncated_total', {
+      description: 'Answers cut by the token limit: done_reason or finish_reason "length", Anthropic stop_reason "max_tokens".',
+    }),
     authFailures: meter.createCounter('ollama_gateway_auth_failures_total', {
       description: 'Requests refused with 401 because the API key was missing or wrong (reason), or the /metrics token.',
     }),

@@ -7,11 +7,12 @@
  */
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type CallAttributes } from './attributes';
-import type { CallOutcome, CallRequest } from './call';
-import { recordGenAiCall, recordOllamaCall } from './call-metrics';
+import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import { ATTR_REASON, ATTR_SCOPE, UNKNOWN_LABEL, type Instruments } from './instruments';
 import type { ModelLabels } from './labels';
+import { loadedContextLength, type OllamaState } from './state';
 
 export type { TracingOptions } from './call-span';
 export type { CallOutcome, CallRequest } from './call';
@@ -23,12 +24,16 @@ export interface MeasurementOptions {
 
 export class Telemetry {
   readonly attributes: AttributeCache;
+  /** Model labels whose per-model counters exist (bounded like the labels themselves). */
+  private readonly initialised = new Set<string>();
 
   constructor(
     readonly instruments: Instruments,
     readonly modelLabels: ModelLabels,
     readonly tracing: TracingOptions,
     readonly measurement: MeasurementOptions = { stallMs: 2000 },
+    /** The poller's latest view of Ollama (loaded models and their windows), when polling is on. */
+    private readonly readState: () => OllamaState | undefined = () => undefined,
   ) {
     this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort);
   }
@@ -36,6 +41,33 @@ export class Telemetry {
   /** Counts a request refused for its credentials (`reason`: missing or invalid; `scope`: api or metrics). */
   authFailure(reason: string, scope: string): void {
     this.instruments.ollama?.authFailures.add(1, { [ATTR_REASON]: reason, [ATTR_SCOPE]: scope });
+  }
+
+  /**
+   * The context window (tokens) `model` (a normalised name) runs with now, as the latest poll of
+   * `/api/ps` reported it; undefined when unknown.
+   */
+  loadedContextLength(model: string): number | undefined {
+    return loadedContextLength(this.readState(), model);
+  }
+
+  /**
+   * Creates the per-model counters of a model label, and the error series of its endpoint, at 0 the
+   * first time each is seen (bounded like the labels themselves).
+   */
+  initModel(attrs: CallAttributes, model: string, endpoint: string | undefined): void {
+    const ins = this.instruments.ollama;
+    if (!ins) return;
+    if (!this.initialised.has(model)) {
+      this.initialised.add(model);
+      initModelSeries(ins, attrs, model);
+    }
+    if (endpoint === undefined) return;
+    const pair = `${model}\u0000${endpoint}`;
+    if (!this.initialised.has(pair)) {
+      this.initialised.add(pair);
+      initEndpointSeries(ins, model, endpoint);
+    }
   }
 
   /** Starts recording a request for `operation` on `endpoint` (a route template), received at `startedAt` (ms). */
@@ -50,6 +82,11 @@ export class CallRecorder {
   private attrs: CallAttributes | undefined;
   private inFlight = false;
   private finished = false;
+  /**
+   * What the outcome needs of the request: the model as Ollama resolves it, whether it loads or
+   * unloads, its window. Not the request itself, whose parsed body must not outlive the send.
+   */
+  private request: Pick<CallRequest, 'model' | 'lifecycle' | 'numCtx' | 'numKeep'> | undefined;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
   private readonly span: CallSpan;
@@ -83,10 +120,14 @@ export class CallRecorder {
 
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
+    this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
     this.model = this.telemetry.modelLabels.label(req.model);
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
+    // A load or unload is not a generation: it makes no request-level series appear.
+    this.telemetry.initModel(this.attrs, this.model, req.lifecycle === undefined ? this.endpoint : undefined);
     const ins = this.telemetry.instruments.ollama;
-    if (ins) {
+    // A load or unload is no request in flight (nor in any other request-level metric).
+    if (ins && req.lifecycle === undefined) {
       ins.inFlight.add(1, this.attrs.modelEndpoint);
       this.inFlight = true;
     }
@@ -111,18 +152,37 @@ export class CallRecorder {
     this.finished = true;
     const attrs = this.attrs ?? this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
     const s = outcome.summary;
+    const lifecycle = lifecycleOf(this.request?.lifecycle, s);
+    const since = (t: number | undefined) => (outcome.streamed && t !== undefined ? Math.max(0, t - this.startedAt) / 1000 : undefined);
     const measures = {
       model: this.model,
       endpoint: this.endpoint,
       wallSeconds: Math.max(0, endedAt - this.startedAt) / 1000,
       // Time to first token, for streams: request received → first content chunk forwarded.
-      ttftSeconds: outcome.streamed && s?.firstContentAt !== undefined ? Math.max(0, s.firstContentAt - this.startedAt) / 1000 : undefined,
+      ttftSeconds: since(s?.firstContentAt),
+      // Time to first answer, for streams that thought first: → first chunk that was not thinking.
+      ttfaSeconds: s?.thinkingEvents !== undefined && s.thinkingEvents > 0 ? since(s.firstAnswerAt) : undefined,
       stalls: this.stalls,
       wasInFlight: this.inFlight,
+      lifecycle,
+      context: lifecycle === undefined && s ? this.contextUse(s) : undefined,
     };
     const ins = this.telemetry.instruments;
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
-    this.span.end(outcome, endedAt);
+    this.span.end(outcome, endedAt, lifecycle);
+  }
+
+  /**
+   * How much of its context window a generation used: the window is the request's `num_ctx`, else
+   * the model's `context_length` at the last poll of `/api/ps`; unknown (nothing recorded) without
+   * either, for embeddings, and without Ollama's prompt token count.
+   */
+  private contextUse(s: CallFacts): ContextUse | undefined {
+    const req = this.request;
+    if (!req || this.operation === 'embeddings' || s.inputTokens === undefined) return undefined;
+    const window = req.numCtx ?? this.telemetry.loadedContextLength(req.model);
+    if (window === undefined) return undefined;
+    return contextUse(window, s.inputTokens, s.outputTokens ?? 0, req.numKeep);
   }
 }

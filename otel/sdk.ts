@@ -188,7 +188,13 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
-  const telemetry = new Telemetry(instruments, new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap), { ...opts.tracing, tracer }, opts.measurement);
+  const telemetry = new Telemetry(
+    instruments,
+    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
+    { ...opts.tracing, tracer },
+    opts.measurement,
+    opts.ollamaState,
+  );
   return {
     telemetry,
     scrape: async () => {

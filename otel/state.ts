@@ -1,6 +1,7 @@
 /**
  * What Ollama holds, as gauges: observed at collection time from the poller's latest result. After
  * a failed poll only `ollama_up 0` is reported; the other gauges are left out rather than stale.
+ * The same result tells the recorder a loaded model's context window (`loadedContextLength`).
  */
 import type { BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
 import { ATTR_MODEL, ATTR_VERSION, type OllamaStateGauges } from './instruments';
@@ -12,6 +13,8 @@ export interface LoadedModel {
   vramBytes: number;
   /** When Ollama will unload it (epoch ms), if known. */
   expiresAtMs?: number;
+  /** The context window (tokens) its runner was started with (`/api/ps` `context_length`, Ollama ≥ 0.10). */
+  contextLength?: number;
 }
 
 export interface OllamaState {
@@ -19,6 +22,17 @@ export interface OllamaState {
   version?: string;
   available?: { count: number; bytes: number };
   loaded?: LoadedModel[];
+}
+
+/**
+ * The context window (tokens) of `model` (a normalised name) as Ollama's latest `/api/ps` reported
+ * it; undefined when the model was not loaded at the last poll, the poll failed, Ollama is too old
+ * to report it, or nothing is polled.
+ */
+export function loadedContextLength(state: OllamaState | undefined, model: string): number | undefined {
+  if (!state?.up || !state.loaded) return undefined;
+  for (const m of state.loaded) if (m.model === model) return m.contextLength;
+  return undefined;
 }
 
 /** Registers the gauges' callback. `read` returns the latest poll result (undefined before the first). */

@@ -19,7 +19,8 @@ import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';
 import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
-import { extractRequest, withIncludeUsage, type LlmRequestInfo } from './request/extract';
+import { extractRequest, type LlmRequestInfo } from './request/extract';
+import { withIncludeUsage } from './request/include-usage';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
@@ -130,6 +131,9 @@ class LlmCall {
       requestModel: this.info.model,
       stream: this.info.stream,
       params: this.info.params,
+      lifecycle: this.info.lifecycle,
+      numCtx: this.info.numCtx,
+      numKeep: this.info.numKeep,
       body: this.info.body,
     });
     const limit = this.deps.limit;

@@ -19,6 +19,7 @@ interface TagsModel {
 interface PsModel extends TagsModel {
   size_vram?: unknown;
   expires_at?: unknown;
+  context_length?: unknown;
 }
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
@@ -31,13 +32,25 @@ export function parseTags(body: unknown): { count: number; bytes: number; names:
   return { count: list.length, bytes: list.reduce((n, m) => n + num(m.size), 0), names: list.map(nameOf) };
 }
 
-/** `/api/ps` → the loaded models with their memory, VRAM and unload time. */
+/** A positive whole number of tokens, or undefined. */
+const tokens = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined);
+
+/**
+ * `/api/ps` → the loaded models with their memory, VRAM, unload time and context window
+ * (`context_length`: the `num_ctx` the runner was started with; fixtures README §3.5, §9.1).
+ */
 export function parsePs(body: unknown): LoadedModel[] {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as PsModel[]) : [];
   return list.map((m) => {
     const expires = typeof m.expires_at === 'string' ? Date.parse(m.expires_at) : NaN;
-    return { model: nameOf(m), bytes: num(m.size), vramBytes: num(m.size_vram), expiresAtMs: Number.isFinite(expires) ? expires : undefined };
+    return {
+      model: nameOf(m),
+      bytes: num(m.size),
+      vramBytes: num(m.size_vram),
+      expiresAtMs: Number.isFinite(expires) ? expires : undefined,
+      contextLength: tokens(m.context_length),
+    };
   });
 }
 

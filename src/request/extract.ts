@@ -1,9 +1,10 @@
 /**
  * Pure extraction of what the gateway needs from an LLM request body: the model, whether the call
- * streams, whether an OpenAI stream already asks for usage, and the generation parameters present.
+ * streams, whether an OpenAI stream already asks for usage, the generation parameters present,
+ * whether the call only loads or unloads the model, and the context window it asks for.
  * Nothing here touches the network; a body that is not a JSON object yields no `body` and no model.
  */
-import type { RequestParams } from '../../otel/call';
+import type { ModelLifecycle, RequestParams } from '../../otel/call';
 import type { LlmRoute } from '../routes';
 
 export interface LlmRequestInfo {
@@ -16,6 +17,12 @@ export interface LlmRequestInfo {
   /** Whether the body has a top-level `stream_options` member at all. */
   hasStreamOptions: boolean;
   params: RequestParams;
+  /** Native API: the call only loads (`load`) or unloads (`unload`) the model; see `requestLifecycle`. */
+  lifecycle: ModelLifecycle | undefined;
+  /** Native API: `options.num_ctx`, the context window (tokens) the call asks Ollama for. */
+  numCtx: number | undefined;
+  /** Native API: `options.num_keep`, the prompt tokens Ollama keeps when it cuts a prompt. */
+  numKeep: number | undefined;
   /** The parsed body, for callers that need more (message capture). */
   body: Record<string, unknown> | undefined;
 }
@@ -60,6 +67,68 @@ function extractParams(route: LlmRoute, body: Record<string, unknown>): RequestP
   };
 }
 
+/** Go's `time.ParseDuration` units, in nanoseconds (`µ` as U+00B5 and U+03BC). */
+const DURATION_UNITS_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, '\u00b5s': 1e3, '\u03bcs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const DURATION_PART = /^(\d*)(?:\.(\d*))?([^\d.]+)/;
+
+/**
+ * Whether a `keep_alive` value means "unload now", exactly as Ollama decodes it
+ * (`api/types.go` `Duration.UnmarshalJSON`): a number is seconds, truncated to whole nanoseconds
+ * (negative means "forever"); a string is a Go duration (`time.ParseDuration`: `"0"`, or signed
+ * number-and-unit parts such as `"0s"`, `"0m"`, `"0.0h"`, `"-0s"`). Zero is unload. A value Ollama
+ * cannot decode (Ollama answers 400) is not zero.
+ */
+export function isZeroKeepAlive(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v * 1e9 < 1;
+  if (typeof v !== 'string') return false;
+  let s = v;
+  if (s.startsWith('-') || s.startsWith('+')) s = s.slice(1);
+  if (s === '0') return true;
+  if (s === '') return false;
+  let zero = true;
+  while (s !== '') {
+    const m = DURATION_PART.exec(s);
+    if (!m) return false;
+    const [whole, int = '', frac, unit = ''] = m;
+    // The unit runs to the next digit or dot; Ollama refuses an unknown one.
+    const ns = DURATION_UNITS_NS[unit];
+    if (ns === undefined || (int === '' && (frac === undefined || frac === ''))) return false;
+    // Go adds `int * unit + trunc(float64(f) * (float64(unit) / scale))` nanoseconds for each
+    // part, where the fraction's digits are the integer f and 10^digits is scale.
+    if (/[1-9]/.test(int) || (frac !== undefined && frac !== '' && Number(frac) * (ns / 10 ** frac.length) >= 1)) zero = false;
+    s = s.slice(whole.length);
+  }
+  return zero;
+}
+
+/**
+ * Whether a native call only loads or unloads the model, as Ollama decides before generating
+ * anything (`server/routes.go`): `/api/generate` whose `prompt` is absent, null or `""`
+ * (GenerateHandler: `req.Prompt == ""`), `/api/chat` whose `messages` is absent, null or `[]`
+ * (ChatHandler: `len(req.Messages) == 0`). With a zero `keep_alive` the call unloads the model
+ * (`done_reason` "unload", answered even when the model is not loaded), otherwise it loads it
+ * (`done_reason` "load"). A `prompt` or `messages` of another type is a 400 from Ollama, and so an
+ * ordinary (failed) call. The compatibility endpoints have no such calls.
+ */
+export function requestLifecycle(route: LlmRoute, body: Record<string, unknown>): ModelLifecycle | undefined {
+  if (route.api !== 'ollama') return undefined;
+  let empty: boolean;
+  if (route.path === '/api/generate') empty = body.prompt === undefined || body.prompt === null || body.prompt === '';
+  else if (route.path === '/api/chat')
+    empty = body.messages === undefined || body.messages === null || (Array.isArray(body.messages) && body.messages.length === 0);
+  else return undefined;
+  if (!empty) return undefined;
+  return isZeroKeepAlive(body.keep_alive) ? 'unload' : 'load';
+}
+
+/** A whole number of tokens ≥ `min` from `options`, or undefined. */
+function tokenOption(body: Record<string, unknown>, key: string, min: number): number | undefined {
+  const o = body.options;
+  if (!o || typeof o !== 'object') return undefined;
+  const v = num((o as Record<string, unknown>)[key]);
+  return v !== undefined && Number.isInteger(v) && v >= min ? v : undefined;
+}
+
 /** Reads an LLM request body. Never throws. */
 export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
   let body: unknown;
@@ -76,6 +145,9 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
       includeUsage: false,
       hasStreamOptions: false,
       params: {},
+      lifecycle: undefined,
+      numCtx: undefined,
+      numKeep: undefined,
       body: undefined,
     };
   }
@@ -91,27 +163,9 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
     includeUsage,
     hasStreamOptions: Object.prototype.hasOwnProperty.call(obj, 'stream_options'),
     params: extractParams(route, obj),
+    lifecycle: requestLifecycle(route, obj),
+    numCtx: route.api === 'ollama' ? tokenOption(obj, 'num_ctx', 1) : undefined,
+    numKeep: route.api === 'ollama' ? tokenOption(obj, 'num_keep', Number.MIN_SAFE_INTEGER) : undefined,
     body: obj,
   };
-}
-
-const INCLUDE_USAGE_MEMBER = Buffer.from('"stream_options":{"include_usage":true},');
-
-/**
- * Returns the body of an OpenAI streaming request with `stream_options.include_usage` set, so
- * Ollama reports the stream's token counts. When the body has no `stream_options`, the member is
- * spliced in after the opening brace and every other byte stays as sent; otherwise the object is
- * re-serialised with `include_usage: true`.
- */
-export function withIncludeUsage(raw: Buffer, info: LlmRequestInfo): Buffer {
-  if (!info.hasStreamOptions) {
-    // A streaming request has at least `"stream":true`, so the object is never empty and the
-    // spliced member can always end with a comma.
-    const open = raw.indexOf(0x7b); // '{', the first non-blank byte of an object body
-    return Buffer.concat([raw.subarray(0, open + 1), INCLUDE_USAGE_MEMBER, raw.subarray(open + 1)]);
-  }
-  const body = { ...(info.body as Record<string, unknown>) };
-  const so = body.stream_options;
-  body.stream_options = { ...(so && typeof so === 'object' ? (so as object) : {}), include_usage: true };
-  return Buffer.from(JSON.stringify(body));
 }

@@ -71,7 +71,7 @@ describe('a compressing proxy in front of Ollama', () => {
     assert.deepEqual(body, fixture('chat-stream.ndjson'));
     const m = await metricsText(gw.url);
     assert.equal(sample(m, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }), 31);
-    assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/chat', reason: 'stream_error' }), undefined);
+    assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/chat', reason: 'stream_error' }) ?? 0, 0);
   });
 
   it('when it compresses anyway, the bytes reach the client as sent and the decoded stream is measured', async () => {
@@ -90,7 +90,7 @@ describe('a compressing proxy in front of Ollama', () => {
       assert.deepEqual(zlib.gunzipSync(got.body), fixture('chat-stream.ndjson'));
       const m = await metricsText(gw.url);
       assert.equal(sample(m, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }), 62);
-      assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/generate', reason: 'stream_error' }), undefined);
+      assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/generate', reason: 'stream_error' }) ?? 0, 0);
     } finally {
       ignoreAcceptEncoding = false;
     }
@@ -190,7 +190,7 @@ describe('a kept-alive connection Ollama closed as the gateway reused it', () =>
     assert.equal(served, 3);
     const m = await metricsText(gw.url);
     assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 3);
-    assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/chat', reason: 'upstream_unreachable' }), undefined);
+    assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/chat', reason: 'upstream_unreachable' }) ?? 0, 0);
   });
 });
 

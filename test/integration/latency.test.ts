@@ -50,7 +50,7 @@ describe('latency metrics', () => {
     const gaps = sample(m, 'ollama_inter_token_seconds_sum', M)!;
     assert.ok(gaps > 0.02 * (LINES - 2) && gaps < 0.06 * (LINES - 2), `inter-token sum ${gaps}s`);
     assert.equal(sample(m, 'ollama_inter_token_seconds_bucket', { ...M, le: '0.01' }), 0);
-    assert.equal(sample(m, 'ollama_stream_stalls_total', M), undefined, 'no gap above 150 ms');
+    assert.equal(sample(m, 'ollama_stream_stalls_total', M), 0, 'no gap above 150 ms');
 
     // Queue = the gateway's wall time − Ollama's total_duration, from the same wall-time reading.
     const wall = sample(m, 'ollama_response_seconds_sum', { ...M, endpoint: '/api/chat' })!;

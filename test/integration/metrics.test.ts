@@ -66,6 +66,12 @@ describe('/metrics', () => {
       ollama_inter_token_seconds: 'histogram',
       ollama_stream_stalls_total: 'counter',
       ollama_queue_seconds: 'histogram',
+      ollama_time_to_first_answer_seconds: 'histogram',
+      ollama_model_loads_total: 'counter',
+      ollama_model_unloads_total: 'counter',
+      ollama_context_used_ratio: 'histogram',
+      ollama_context_limit_hits_total: 'counter',
+      ollama_generation_truncated_total: 'counter',
       ollama_gateway_buffered_body_bytes: 'gauge',
       gen_ai_client_operation_duration_seconds: 'histogram',
       gen_ai_client_token_usage: 'histogram',
@@ -152,7 +158,7 @@ describe('/metrics', () => {
         data: { groups: { rules: { name: string; health: string }[] }[] };
       };
       const loaded = rules.data.groups.flatMap((g) => g.rules);
-      assert.equal(loaded.length, 6);
+      assert.equal(loaded.length, 7);
       const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
       for (const q of dashboardQueries(dashboard)) {
         const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q.expr)}`);

@@ -57,7 +57,7 @@ describe('ollama-js through the gateway', () => {
     assert.equal(sample(m, 'ollama_tokens_per_second_bucket', { ...M, le: '50' }), 0);
     assert.equal(sample(m, 'ollama_tokens_per_second_bucket', { ...M, le: '75' }), 1);
     assert.equal(sample(m, 'ollama_response_seconds_count', { ...M, endpoint: '/api/chat' }), 1);
-    assert.equal(sample(m, 'ollama_request_errors_total', { ...M, endpoint: '/api/chat', reason: 'stream_error' }), undefined);
+    assert.equal(sample(m, 'ollama_request_errors_total', { ...M, endpoint: '/api/chat', reason: 'stream_error' }) ?? 0, 0);
   });
 
   it('answers a non-streamed generate and counts it under the same model', async () => {

@@ -90,11 +90,7 @@ async function assertMetrics(stack: TestStack, e: Expected): Promise<void> {
   assert.equal(sample(m, 'ollama_response_seconds_count', { ...M, endpoint: ENDPOINT }), 1);
   assert.equal(sample(m, 'ollama_requests_in_flight', { ...M, endpoint: ENDPOINT }), 0);
   for (const reason of ['stream_error', 'upstream_4xx', 'upstream_5xx', 'upstream_unreachable', 'upstream_timeout', 'client_cancelled']) {
-    assert.equal(
-      sample(m, 'ollama_request_errors_total', { ...M, endpoint: ENDPOINT, reason }),
-      reason === e.reason ? 1 : undefined,
-      `errors{reason=${reason}}`,
-    );
+    assert.equal(sample(m, 'ollama_request_errors_total', { ...M, endpoint: ENDPOINT, reason }) ?? 0, reason === e.reason ? 1 : 0, `errors{reason=${reason}}`);
   }
   assert.equal(sample(m, 'ollama_tokens_processed_total', M), e.input, 'tokens processed');
   assert.equal(sample(m, 'ollama_tokens_generated_total', M), e.output, 'tokens generated');

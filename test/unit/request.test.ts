@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { extractRequest, withIncludeUsage } from '../../src/request/extract';
+import { extractRequest } from '../../src/request/extract';
+import { withIncludeUsage } from '../../src/request/include-usage';
 import { normalizeModelName } from '../../src/request/model';
 import { LLM_ROUTES, type LlmRoute } from '../../src/routes';
-import { ModelLabels, OVERFLOW_MODEL_LABEL } from '../../otel/labels';
 
 const route = (path: string): LlmRoute => {
   const r = LLM_ROUTES.find((x) => x.path === path);
@@ -74,17 +74,5 @@ describe('model names', () => {
     assert.equal(normalizeModelName('registry:5000/org/model'), 'registry:5000/org/model:latest');
     assert.equal(normalizeModelName(undefined), 'unknown');
     assert.equal(normalizeModelName('  '), 'unknown');
-  });
-
-  it('keeps at most MAX_MODEL_LABELS distinct labels and folds the rest into other, warning once', () => {
-    let warnings = 0;
-    const labels = new ModelLabels(3, () => warnings++);
-    assert.equal(labels.label('a'), 'a');
-    assert.equal(labels.label('b'), 'b');
-    assert.equal(labels.label('c'), 'c');
-    for (let i = 0; i < 20_000; i++) assert.equal(labels.label(`random-${i}`), OVERFLOW_MODEL_LABEL);
-    assert.equal(labels.label('a'), 'a');
-    assert.equal(labels.size, 3);
-    assert.equal(warnings, 1);
   });
 });
