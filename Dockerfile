@@ -1,22 +1,26 @@
 # syntax=docker/dockerfile:1
 
+# Both stages install with --ignore-scripts: package.json's lifecycle scripts (`prepare` builds the
+# project) must not run before the sources are in the image, nor in a stage without TypeScript.
+
 # Build: compile the TypeScript sources with the dev dependencies.
-FROM node:24-bookworm-slim AS build
+FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json ./
-RUN npm ci --no-audit --no-fund
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY otel ./otel
 RUN npm run build
 
 # Run: production dependencies and the compiled code only, as an unprivileged user.
-FROM node:24-bookworm-slim
+FROM node:24.21.0-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 8000

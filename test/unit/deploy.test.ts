@@ -1,7 +1,8 @@
 /**
  * The deployment files, checked as far as can be without a Docker engine or a collector binary:
  * the collector's pipelines name only defined components, the Dockerfile builds and starts the
- * gateway the way package.json does, and the compose stack wires the services together.
+ * gateway the way package.json does, and the compose stack wires the services together, with every
+ * image pinned and Ollama reachable only through the gateway.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -13,6 +14,15 @@ const REPO = path.resolve(__dirname, '..', '..', '..');
 const read = (file: string) => readFileSync(path.join(REPO, file), 'utf8');
 
 type Section = Record<string, unknown>;
+
+/** `name:tag` split at the tag's colon (a registry host may carry a port); no tag gives ''. */
+function imageTag(image: string): { name: string; tag: string } {
+  const at = image.lastIndexOf(':');
+  return at > image.lastIndexOf('/') ? { name: image.slice(0, at), tag: image.slice(at + 1) } : { name: image, tag: '' };
+}
+
+/** An explicit release: x.y.z, optionally v-prefixed, optionally followed by a variant (-bookworm-slim). */
+const PINNED_TAG = /^v?\d+\.\d+\.\d+(?:-[a-z0-9.-]+)?$/;
 
 describe('collector-config.yaml', () => {
   const cfg = parse(read('collector-config.yaml')) as Record<string, Section>;
@@ -58,9 +68,37 @@ describe('Dockerfile', () => {
   it('is multi-stage on a slim Node LTS image', () => {
     assert.ok(stages.length >= 2, 'a build stage and a runtime stage');
     for (const from of stages) {
-      const m = /^FROM node:(\d+)-[a-z]+-slim/.exec(from);
-      assert.ok(m, `${from} is not a slim Node image`);
+      const m = /^FROM node:(\d+)\.\d+\.\d+-[a-z]+-slim\b/.exec(from);
+      assert.ok(m, `${from} is not a slim Node image pinned to a full version`);
       assert.equal(Number(m[1]) % 2, 0, 'an LTS (even) Node major');
+    }
+  });
+
+  it('pins every base image to an explicit version, the same one in every stage', () => {
+    assert.doesNotMatch(text, /:latest\b/);
+    const images = stages.map((from) => from.split(/\s+/)[1]);
+    for (const image of images) {
+      const { tag } = imageTag(image);
+      assert.match(tag, PINNED_TAG, `FROM ${image}: no explicit version tag`);
+    }
+    assert.equal(new Set(images).size, 1, `the stages build and run on one Node: ${images.join(', ')}`);
+  });
+
+  it('installs with --ignore-scripts in both stages, then copies the sources and builds', () => {
+    const installs = [...text.matchAll(/^RUN npm ci\b.*$/gm)].map((m) => m[0]);
+    assert.equal(installs.length, 2, 'one npm ci per stage');
+    for (const install of installs) assert.match(install, /\s--ignore-scripts\b/, `${install}: lifecycle scripts (prepare) would run`);
+    const build = text.slice(0, text.lastIndexOf('\nFROM '));
+    const at = (re: RegExp) => {
+      const m = re.exec(build);
+      assert.ok(m, `the build stage has ${re}`);
+      return m.index;
+    };
+    const install = at(/^RUN npm ci .*--ignore-scripts/m);
+    const compile = at(/^RUN npm run build$/m);
+    for (const src of ['src', 'otel', 'tsconfig.json', 'tsconfig.build.json']) {
+      const copy = at(new RegExp(`^COPY (?:.+ )?${src.replaceAll('.', '\\.')}(?: .+)? \\S+$`, 'm'));
+      assert.ok(install < copy && copy < compile, `${src} is copied after npm ci and before npm run build`);
     }
   });
 
@@ -88,12 +126,57 @@ describe('Dockerfile', () => {
 });
 
 describe('docker-compose.yml', () => {
-  const compose = parse(read('docker-compose.yml')) as { services: Record<string, Record<string, unknown>> };
+  const text = read('docker-compose.yml');
+  const compose = parse(text) as { services: Record<string, Record<string, unknown>> };
   const s = compose.services;
 
   it('runs Ollama, the gateway, the collector, Prometheus, Jaeger and Grafana', () => {
     for (const name of ['ollama', 'gateway', 'collector', 'prometheus', 'jaeger', 'grafana']) assert.ok(s[name], `service ${name}`);
     assert.equal(s.gateway.build, '.');
+  });
+
+  it('pins every image to an explicit version, none to :latest', () => {
+    assert.doesNotMatch(text, /:latest\b/);
+    for (const [name, service] of Object.entries(s)) {
+      if (service.build !== undefined && service.image === undefined) continue;
+      assert.equal(typeof service.image, 'string', `service ${name} has an image or a build`);
+      const { tag } = imageTag(service.image as string);
+      assert.match(tag, PINNED_TAG, `service ${name}: ${String(service.image)} has no explicit version tag`);
+    }
+  });
+
+  it("publishes the gateway and the UIs only, never Ollama's 11434", () => {
+    assert.equal(s.ollama.ports, undefined, 'the ollama service publishes no port');
+    const published = Object.entries(s).flatMap(([name, service]) =>
+      ((service.ports ?? []) as (string | number | { published?: unknown; target?: unknown })[]).map((p) => ({
+        name,
+        p: typeof p === 'object' ? `${String(p.published)}:${String(p.target)}` : String(p),
+      })),
+    );
+    for (const { name, p } of published) assert.doesNotMatch(p, /11434/, `service ${name} publishes ${p}`);
+    assert.deepEqual(published.map(({ name, p }) => `${name} ${p}`).sort(), [
+      'gateway 8000:8000',
+      'grafana 3000:3000',
+      'jaeger 16686:16686',
+      'prometheus 9090:9090',
+    ]);
+    assert.doesNotMatch(text, /^\s*#?\s*-\s*"?[\d.:]*11434/m, 'no 11434 port entry, not even commented out');
+  });
+
+  it('carries the NVIDIA GPU reservation for Ollama, commented out for CPU-only hosts', () => {
+    assert.equal(s.ollama.deploy, undefined, 'off by default');
+    const lines = text.split('\n');
+    const start = lines.findIndex((l) => /^ {4}# deploy:\s*$/.test(l));
+    assert.ok(start > 0, 'a commented-out deploy: block');
+    assert.match(lines[start - 1], /^ {4}# \S/, 'a one-line comment above it says what it is for');
+    const ollamaAt = lines.findIndex((l) => l === '  ollama:');
+    const nextService = lines.findIndex((l, i) => i > ollamaAt && /^ {2}\S/.test(l));
+    assert.ok(ollamaAt < start && start < nextService, 'inside the ollama service');
+    const block: string[] = [];
+    for (let i = start; i < lines.length && (i === start || /^ {4}# {3}/.test(lines[i])); i++) block.push(lines[i].replace(/^ {4}# /, ''));
+    assert.deepEqual(parse(block.join('\n')), {
+      deploy: { resources: { reservations: { devices: [{ driver: 'nvidia', count: 'all', capabilities: ['gpu'] }] } } },
+    });
   });
 
   it("points the gateway at Ollama and at the collector's OTLP/HTTP port", () => {
