@@ -19,7 +19,9 @@ function newest(dir) {
 
 const builtAt = fs.existsSync(built) ? fs.statSync(built).mtimeMs : 0;
 const sources = ['src', 'otel'].filter((d) => fs.existsSync(path.join(root, d)));
-const changed = sources.some((d) => newest(path.join(root, d)) > builtAt) || ['tsconfig.json', 'tsconfig.build.json'].some((f) => fs.existsSync(path.join(root, f)) && fs.statSync(path.join(root, f)).mtimeMs > builtAt);
+const changed =
+  sources.some((d) => newest(path.join(root, d)) > builtAt) ||
+  ['tsconfig.json', 'tsconfig.build.json'].some((f) => fs.existsSync(path.join(root, f)) && fs.statSync(path.join(root, f)).mtimeMs > builtAt);
 if (changed) {
   let tsc;
   try {

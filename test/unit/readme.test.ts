@@ -40,4 +40,19 @@ describe('the README', () => {
     const llm = [...llmRow.matchAll(/`(?:POST )?(\/[a-z0-9/]+)`/g)].map((m) => m[1]);
     assert.deepEqual(llm.sort(), LLM_ROUTES.map((r) => r.path).sort());
   });
+
+  it('has every table in one piece: each run of rows starts with a header and a delimiter row', () => {
+    let fence = false;
+    const lines = readme.split('\n').map((l) => {
+      if (/^(```|~~~)/.test(l)) {
+        fence = !fence;
+        return '';
+      }
+      return fence ? '' : l;
+    });
+    const cut = lines.flatMap((l, i) =>
+      l.startsWith('|') && !lines[i - 1]?.startsWith('|') && !/^\|(?:\s*:?-+:?\s*\|)+$/.test(lines[i + 1] ?? '') ? [i + 1] : [],
+    );
+    assert.deepEqual(cut, [], 'table rows with no header and delimiter row above them (a blank line inside a table?)');
+  });
 });
