@@ -11,9 +11,10 @@ import http, { type ClientRequest, type IncomingMessage, type ServerResponse } f
 import https from 'node:https';
 import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import httpProxy from 'http-proxy';
+import type HttpProxy from 'http-proxy';
 import type { UpstreamTarget } from '../config';
 import { classifyUpstreamError } from './errors';
+import { httpProxy } from './http-proxy';
 
 /** Request headers that describe one hop only and must not be forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP_REQUEST = [
@@ -99,13 +100,13 @@ export class InvalidResponseError extends Error {
 }
 
 /** A `buffer` source for http-proxy that writes an in-memory body in one piece. */
-function bodySource(body: Buffer): httpProxy.ServerOptions['buffer'] {
+function bodySource(body: Buffer): HttpProxy.ServerOptions['buffer'] {
   return {
     pipe<T extends NodeJS.WritableStream>(dest: T): T {
       dest.end(body);
       return dest;
     },
-  } as unknown as httpProxy.ServerOptions['buffer'];
+  } as unknown as HttpProxy.ServerOptions['buffer'];
 }
 
 function stripHopByHop(headers: http.IncomingHttpHeaders): void {
@@ -121,7 +122,7 @@ function stripHopByHop(headers: http.IncomingHttpHeaders): void {
 
 export class Upstream {
   readonly agent: http.Agent;
-  private readonly proxy: httpProxy;
+  private readonly proxy: HttpProxy;
 
   /** This gateway's entry in `Via` (`1.1 <pseudonym>`). */
   readonly via: string;
@@ -138,7 +139,7 @@ export class Upstream {
     this.proxy = httpProxy.createProxyServer({
       target: (target.socketPath
         ? { protocol: 'http:', socketPath: target.socketPath, path: target.pathPrefix }
-        : { protocol: target.protocol, host: target.hostname, port: target.port, path: target.pathPrefix }) as unknown as httpProxy.ProxyTargetUrl,
+        : { protocol: target.protocol, host: target.hostname, port: target.port, path: target.pathPrefix }) as unknown as HttpProxy.ProxyTargetUrl,
       agent: this.agent,
       // Ollama's own Host (an Ollama on loopback answers a foreign Host with 403); over a Unix
       // socket `send` sets it.
