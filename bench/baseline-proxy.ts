@@ -5,7 +5,7 @@
  * Usage: node dist/bench/baseline-proxy.js <port> <upstream-port>
  */
 import http from 'node:http';
-import httpProxy from 'http-proxy';
+import { httpProxy } from '../src/proxy/http-proxy';
 import { installEldProbe } from './eld-probe';
 
 installEldProbe();
@@ -14,4 +14,12 @@ const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${process.
 proxy.on('error', (_err, _req, res) => {
   if ('destroy' in res) res.destroy();
 });
-http.createServer((req, res) => proxy.web(req, res)).listen(Number(process.argv[2]), '127.0.0.1');
+// The load generator closes its connections mid-response when a run ends: not an error here.
+const ignore = (): void => {};
+http
+  .createServer((req, res) => {
+    req.on('error', ignore);
+    res.on('error', ignore);
+    proxy.web(req, res);
+  })
+  .listen(Number(process.argv[2]), '127.0.0.1');

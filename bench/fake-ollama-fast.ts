@@ -77,7 +77,12 @@ function stream(res: http.ServerResponse, pieces: Buffer[], contentType: string,
   else next();
 }
 
+const ignore = (): void => {};
+
 const server = http.createServer((req, res) => {
+  // The load generator closes its connections mid-response when a run ends: not an error here.
+  req.on('error', ignore);
+  res.on('error', ignore);
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {

@@ -1,7 +1,7 @@
 /**
  * `npm run fuzz`: the long-running variant of test/integration/fuzz.test.ts. Sends random and
  * mutated requests over raw sockets to the gateway process in front of a fake Ollama, then prints
- * the books (see test/helpers/fuzz.ts) and exits 1 when one does not balance.
+ * the books (see test/helpers/fuzz/index.ts) and exits 1 when one does not balance.
  *
  *   npm run fuzz -- --requests 50000 --seed 12345
  *   node dist/bench/fuzz.js --show 17 --seed 12345     # what request 17 of that seed is

@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, traces: destinations.traces }, 'shutting down: draining in-flight requests, then flushing telemetry');
+    log.info({ signal, traces: destinations.traces }, 'shutting down: draining in-flight requests');
     running.stop().then(() => {
       log.info('shutdown complete');
       log.flush(() => process.exit(0));

@@ -5,6 +5,10 @@
  *
  * Like a real Ollama listening on loopback, it answers a request whose Host is not a local name
  * with 403 and an empty body.
+ *
+ * One module of ~440 lines on purpose: the server, its behaviours and its routing are one object
+ * that every integration test drives (`next`, `byModel`, `requests`); it is left whole while other
+ * changes land in it.
  */
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -237,7 +241,7 @@ export class FakeOllama {
     if (pieces.length === 0) res.end();
   }
 
-  /** Ollama's behaviour for a request, from the fixtures. */
+  /** Ollama's behaviour for a request, from the fixtures (one table of routes, kept in one place on purpose). */
   private route(method: string, path: string, body: Buffer): Behavior {
     const json = (() => {
       try {

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
-export { freePort } from '../../bench/procs';
+import { tracked } from './procs';
+
+export { freePort } from './procs';
 
 export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'main.js');
 
@@ -20,7 +22,7 @@ export interface GatewayProcess {
 }
 
 export function runGateway(env: Record<string, string>): GatewayProcess {
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = tracked(spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const p: GatewayProcess = {
     child,
     lines: [],

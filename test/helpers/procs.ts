@@ -1,4 +1,7 @@
-/** Reading a process's CPU time and memory from /proc (Linux), and starting the processes under test. */
+/**
+ * Processes and ports, for the tests and the benchmarks alike: a process's CPU time and memory read
+ * from /proc (Linux), free and closed ports, and starting the processes under test (node, nginx).
+ */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -26,6 +29,7 @@ export function childPids(pid: number): number[] {
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
+/** A port on 127.0.0.1 that was free a moment ago: bound, then released. */
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
@@ -33,6 +37,9 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
 }
+
+/** A port on 127.0.0.1 where nothing listens: a connection to it is refused (an Ollama that is down). */
+export const closedPort = freePort;
 
 /** Resolves once something accepts connections on `port`. */
 export async function waitForPort(port: number, ms = 10_000): Promise<void> {
@@ -51,11 +58,27 @@ export async function waitForPort(port: number, ms = 10_000): Promise<void> {
   }
 }
 
+/** Every child process the helpers started that has not exited yet (so a script can stop them all). */
+const live = new Set<ChildProcess>();
+
+/** Tracks `child` in `liveChildren()` until it exits. */
+export function tracked(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+export function liveChildren(): Iterable<ChildProcess> {
+  return live;
+}
+
 export function startNode(script: string, args: string[], env: Record<string, string>, ipc = false): ChildProcess {
-  return spawn(process.execPath, [script, ...args], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ipc ? ['ignore', 'ignore', 'inherit', 'ipc'] : ['ignore', 'ignore', 'inherit'],
-  });
+  return tracked(
+    spawn(process.execPath, [script, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ipc ? ['ignore', 'ignore', 'inherit', 'ipc'] : ['ignore', 'ignore', 'inherit'],
+    }),
+  );
 }
 
 /** Where nginx is, or undefined. */
@@ -101,5 +124,5 @@ http {
 }
 `;
   writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  return spawn(nginx, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return tracked(spawn(nginx, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'inherit'] }));
 }

@@ -6,9 +6,15 @@
  *
  * Nothing here throws on a socket error: hostile clients expect their sockets to break, so errors
  * are recorded (`error`) and the tests assert on what was received.
+ *
+ * The one raw-socket client of the tests and the benchmarks (the fuzzer's scripted client, which
+ * must read thousands of responses without holding them, is test/helpers/fuzz/delivery.ts).
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { decodeChunked, parseHead } from './http-wire';
+import { eventually, sleep } from './wait';
 
 export interface RawResponse {
   httpVersion: string;
@@ -34,7 +40,6 @@ export interface Parsed {
   rest: Buffer;
 }
 
-const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 /**
@@ -47,17 +52,9 @@ export function parseResponses(data: Buffer, opts: ParseOptions = {}): Parsed {
   for (;;) {
     const headEnd = data.indexOf(HEAD_END, at);
     if (headEnd === -1) break;
-    const lines = data.subarray(at, headEnd).toString('latin1').split('\r\n');
-    const m = /^HTTP\/(\d\.\d) (\d{3})(?: (.*))?$/.exec(lines[0]);
+    const { startLine, headers } = parseHead(data.subarray(at, headEnd).toString('latin1'));
+    const m = /^HTTP\/(\d\.\d) (\d{3})(?: (.*))?$/.exec(startLine);
     if (!m) break; // not a response: leave it in `rest` for the test to look at
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
-    }
     const status = Number(m[2]);
     const bodyStart = headEnd + HEAD_END.length;
     const res: RawResponse = { httpVersion: m[1], status, reason: m[3] ?? '', headers, body: Buffer.alloc(0) };
@@ -66,69 +63,33 @@ export function parseResponses(data: Buffer, opts: ParseOptions = {}): Parsed {
       continue;
     }
     const noBody = opts.head?.[responses.length] === true || status === 204 || status === 304 || status === 101;
-    if (noBody) {
-      responses.push(res);
-      at = bodyStart;
-      continue;
-    }
-    if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) {
-      const read = readChunked(data, bodyStart);
-      if (read.end === -1) {
-        if (opts.closed) responses.push({ ...res, body: read.body, incomplete: true });
-        at = opts.closed ? data.length : at;
-        break;
+    const read = noBody ? { body: res.body, end: bodyStart } : readBody(data, bodyStart, headers, opts.closed === true);
+    if (read.end === -1) {
+      // Cut off by the close, or still arriving.
+      if (opts.closed) {
+        responses.push({ ...res, body: read.body, incomplete: true });
+        at = data.length;
       }
-      responses.push({ ...res, body: read.body });
-      at = read.end;
-      continue;
+      break;
     }
-    if (headers['content-length'] !== undefined) {
-      const length = Number(headers['content-length']);
-      if (data.length - bodyStart < length) {
-        if (opts.closed) {
-          responses.push({ ...res, body: data.subarray(bodyStart), incomplete: true });
-          at = data.length;
-        }
-        break;
-      }
-      responses.push({ ...res, body: data.subarray(bodyStart, bodyStart + length) });
-      at = bodyStart + length;
-      continue;
-    }
-    // No framing: the body runs until the connection closes.
-    if (!opts.closed) break;
-    responses.push({ ...res, body: data.subarray(bodyStart) });
-    at = data.length;
-    break;
+    responses.push({ ...res, body: read.body });
+    at = read.end;
   }
   return { responses, rest: data.subarray(at) };
 }
 
-/** Decodes a chunked body from `start`; `end` is the offset after it, or -1 while incomplete. */
-function readChunked(data: Buffer, start: number): { body: Buffer; end: number } {
-  const parts: Buffer[] = [];
-  let at = start;
-  for (;;) {
-    const lineEnd = data.indexOf(CRLF, at);
-    if (lineEnd === -1) return { body: Buffer.concat(parts), end: -1 };
-    const size = parseInt(data.subarray(at, lineEnd).toString('latin1').split(';')[0].trim(), 16);
-    if (!Number.isFinite(size)) return { body: Buffer.concat(parts), end: -1 };
-    if (size === 0) {
-      // Then trailer lines (usually none) and an empty line.
-      const trailers = lineEnd + 2;
-      if (data.length < trailers + 2) return { body: Buffer.concat(parts), end: -1 };
-      if (data[trailers] === 13 && data[trailers + 1] === 10) return { body: Buffer.concat(parts), end: trailers + 2 };
-      const end = data.indexOf(HEAD_END, trailers);
-      return { body: Buffer.concat(parts), end: end === -1 ? -1 : end + 4 };
-    }
-    const chunkStart = lineEnd + 2;
-    if (data.length < chunkStart + size + 2) {
-      parts.push(data.subarray(chunkStart, Math.min(data.length, chunkStart + size)));
-      return { body: Buffer.concat(parts), end: -1 };
-    }
-    parts.push(data.subarray(chunkStart, chunkStart + size));
-    at = chunkStart + size + 2;
+/**
+ * The body that starts at `start`, by the framing `headers` declare; `end` is the offset after it,
+ * or -1 while it is not complete. A body without framing runs until the connection closes.
+ */
+function readBody(data: Buffer, start: number, headers: Record<string, string>, closed: boolean): { body: Buffer; end: number } {
+  if (/\bchunked\b/i.test(headers['transfer-encoding'] ?? '')) return decodeChunked(data, start);
+  if (headers['content-length'] !== undefined) {
+    const length = Number(headers['content-length']);
+    if (data.length - start < length) return { body: data.subarray(start), end: -1 };
+    return { body: data.subarray(start, start + length), end: start + length };
   }
+  return { body: data.subarray(start), end: closed ? data.length : -1 };
 }
 
 /** One request's bytes: `Host` and (with a body and no Transfer-Encoding) `Content-Length` added. */
@@ -143,39 +104,40 @@ export function rawRequest(method: string, target: string, opts: { body?: string
   return body ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1');
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 20 ms until it holds; fails naming `what` after `ms`. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string | (() => string), ms = 2000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`timed out after ${ms} ms waiting for: ${typeof what === 'string' ? what : what()}`);
-    await sleep(20);
-  }
-}
-
 /** One client connection, recording everything the server sends and when it closes. */
 export class RawConnection {
-  private readonly chunks: Buffer[] = [];
+  /** What arrived, in a buffer that doubles as it fills (so a stream of many MB is not copied on every read). */
+  private buf = Buffer.alloc(0);
   private size = 0;
+  private parsed: { key: string; responses: RawResponse[] } | undefined;
   closed = false;
+  /** When the socket closed (`performance.now()`). */
+  closedAt: number | undefined;
   /** The socket error, if any (ECONNRESET, EPIPE, …). */
   error: NodeJS.ErrnoException | undefined;
   /** Resolves once the socket has closed. */
   readonly whenClosed: Promise<void>;
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (c: Buffer) => {
-      this.chunks.push(c);
-      this.size += c.length;
-    });
+    socket.on('data', (c: Buffer) => this.append(c));
     socket.on('error', (err) => (this.error ??= err));
     this.whenClosed = new Promise((resolve) =>
       socket.once('close', () => {
         this.closed = true;
+        this.closedAt = performance.now();
         resolve();
       }),
     );
+  }
+
+  private append(c: Buffer): void {
+    if (this.size + c.length > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.size + c.length, this.buf.length * 2, 64 * 1024));
+      this.buf.copy(grown, 0, 0, this.size);
+      this.buf = grown;
+    }
+    c.copy(this.buf, this.size);
+    this.size += c.length;
   }
 
   /** Connects to 127.0.0.1:`port`. */
@@ -197,10 +159,9 @@ export class RawConnection {
     });
   }
 
-  /** Bytes received so far. */
+  /** Bytes received so far (a view that later bytes do not change). */
   get received(): Buffer {
-    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, Buffer.concat(this.chunks, this.size));
-    return this.chunks[0] ?? Buffer.alloc(0);
+    return this.buf.subarray(0, this.size);
   }
 
   /** Writes `data`; resolves once handed to the kernel, or once the socket failed (see `error`). */
@@ -217,9 +178,11 @@ export class RawConnection {
     }
   }
 
-  /** The responses received so far. */
+  /** The responses received so far (parsed again only when something arrived or the socket closed). */
   responses(opts: Omit<ParseOptions, 'closed'> = {}): RawResponse[] {
-    return parseResponses(this.received, { ...opts, closed: this.closed }).responses;
+    const key = `${this.size} ${this.closed} ${opts.head?.join() ?? ''}`;
+    if (this.parsed?.key !== key) this.parsed = { key, responses: parseResponses(this.received, { ...opts, closed: this.closed }).responses };
+    return this.parsed.responses;
   }
 
   /**

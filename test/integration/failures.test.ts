@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fixtureBehavior } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+import { closedPort } from '../helpers/procs';
+import { eventually } from '../helpers/wait';
 
 const CHAT = { model: 'llama3.2:latest', endpoint: '/api/chat' };
 
@@ -38,22 +39,6 @@ async function stillServing(stack: TestStack): Promise<void> {
   const res = await fetch(`${stack.url}/api/chat`, { method: 'POST', body: '{"model":"llama3.2","stream":false}' });
   assert.equal(res.status, 200);
   await res.arrayBuffer();
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 2000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 describe('when Ollama cannot be reached', () => {

@@ -1,6 +1,6 @@
 /**
  * The short variant of `npm run fuzz`: ~2000 random and mutated requests over raw sockets against
- * the gateway process, then every book must balance (test/helpers/fuzz.ts): the process alive and
+ * the gateway process, then every book must balance (test/helpers/fuzz/): the process alive and
  * healthy, /metrics valid and small, nothing left in flight or buffered, every call that reached
  * Ollama counted and logged, nothing forwarded that must not be.
  *

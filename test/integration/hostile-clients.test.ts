@@ -3,15 +3,21 @@
  * the LLM paths, bodies that never finish, heads that trickle in, broken framing, pipelined
  * requests, resets right after sending, writes to the gateway's own paths. For each: what the client
  * got, what /metrics counted, what Ollama (the fake) received, and that the gateway still serves.
+ *
+ * Long by design: each limit on what a client may send has its scenario here (the README's limits
+ * table and docs/ARCHITECTURE.md point limits at test/integration/hostile-*.test.ts), and the
+ * scenarios share the stack, the metric readers and the raw-socket client.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { sample, startStack, type TestStack } from '../helpers/gateway';
-import { freePort, runGateway } from '../helpers/process';
-import { eventually, exchange, RawConnection, rawRequest, sleep, type RawResponse } from '../helpers/raw-client';
+import { runGateway, type GatewayProcess } from '../helpers/process';
+import { closedPort, freePort } from '../helpers/procs';
+import { exchange, RawConnection, rawRequest, type RawResponse } from '../helpers/raw-client';
+import { CHAT_SPELLINGS } from '../helpers/spellings';
+import { eventually, sleep } from '../helpers/wait';
 
 const MiB = 1024 * 1024;
 const CHAT_BODY = '{"model":"llama3.2","stream":false}';
@@ -76,14 +82,6 @@ async function withStack(env: Record<string, string>, fn: (stack: TestStack) => 
   }
 }
 
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
 function postJson(url: string, path: string, body: unknown): Promise<{ status: number; body: Buffer }> {
   return fetch(url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) }).then(async (r) => ({
     status: r.status,
@@ -124,7 +122,7 @@ describe('model names clients make up', () => {
       assert.ok(!m.includes('m'.repeat(300)), 'the name itself is nowhere in /metrics');
       assert.equal(sample(m, 'ollama_requests_total', { model: 'invalid', endpoint: '/api/chat', status: '404' }), 3);
       assert.equal(sample(m, 'ollama_request_errors_total', { model: 'invalid', endpoint: '/api/chat', reason: 'upstream_4xx' }), 3);
-      assert.equal(total(m, 'gen_ai_client_operation_duration_count', { gen_ai_request_model: 'invalid' }), 3);
+      assert.equal(total(m, 'gen_ai_client_operation_duration_seconds_count', { gen_ai_request_model: 'invalid' }), 3);
       assert.equal(inFlight(m), 0);
       const access = stack.logs.filter((l) => l.path === '/api/chat' && typeof l.status === 'number');
       assert.deepEqual(
@@ -178,7 +176,7 @@ describe('model names clients make up', () => {
       assert.equal(sample(m, 'ollama_requests_total', { model: 'invalid', endpoint: '/v1/chat/completions', status: '404' }), 1);
       const models = [...new Set(seriesOf(m, 'ollama_requests_total').map((s) => s.labels.model))].sort();
       assert.deepEqual(models, [name256, 'invalid'].sort(), 'no other model label');
-      const genAiModels = [...new Set(seriesOf(m, 'gen_ai_client_operation_duration_count').map((s) => s.labels.gen_ai_request_model))].sort();
+      const genAiModels = [...new Set(seriesOf(m, 'gen_ai_client_operation_duration_seconds_count').map((s) => s.labels.gen_ai_request_model))].sort();
       assert.deepEqual(genAiModels, [name256, 'invalid'].sort(), 'the GenAI metrics use the same labels');
       await stillServing(stack);
     });
@@ -216,21 +214,7 @@ describe('model names clients make up', () => {
 // ---------------------------------------------------------------------------------------------
 
 /** Ways of writing `/api/chat` that must all be measured and limited as `/api/chat`. */
-const SPELLINGS = [
-  '//api/chat',
-  '/api//chat',
-  '///api/chat',
-  '/api/./chat',
-  '/x/../api/chat',
-  '/../api/chat',
-  '/api/%63hat',
-  '/api/%63%68at',
-  '/%61pi/chat',
-  '/api%2Fchat',
-  '/api%2fchat',
-  'http://evil.example/api/chat',
-  'https://evil.example/api/chat',
-];
+const SPELLINGS = [...CHAT_SPELLINGS, '/%61pi/chat', 'https://evil.example/api/chat'];
 
 function spelled(target: string, body: string | Buffer, headers: Record<string, string> = {}): Buffer {
   const host = /^https?:\/\//.test(target) ? 'evil.example' : '127.0.0.1';
@@ -360,30 +344,47 @@ describe('spellings of the LLM paths', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Polls ollama_gateway_buffered_body_bytes every 25 ms until `stop()`, which resolves with the highest reading. */
+function watchHeld(url: string): { stop(): Promise<number | undefined> } {
+  let maxHeld: number | undefined;
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      // A failing scrape shows in the scrapes below; here it only skips a reading.
+      const v = sample(await scrape(url).catch(() => ''), 'ollama_gateway_buffered_body_bytes');
+      if (v !== undefined) maxHeld = Math.max(maxHeld ?? 0, v);
+      await sleep(25);
+    }
+  })();
+  return {
+    stop: async () => {
+      polling = false;
+      await poller;
+      return maxHeld;
+    },
+  };
+}
+
+/** Twelve connections, 50 ms apart, each declaring a 2 MiB body and sending 1.5 MiB of it; pushed onto `conns`. */
+async function stallBodies(port: number, conns: RawConnection[]): Promise<void> {
+  const head = rawRequest('POST', '/api/generate', { headers: { ...JSON_HEADERS, 'content-length': String(2 * MiB) } });
+  const start = Buffer.from('{"model":"llama3.2","prompt":"');
+  const part = Buffer.concat([head, start, Buffer.alloc(1.5 * MiB - start.length, 'x')]);
+  for (let i = 0; i < 12; i++) {
+    const c = await RawConnection.open(port);
+    conns.push(c);
+    await c.send(part);
+    await sleep(50);
+  }
+}
+
 describe('bodies that never finish', () => {
   it('bodies held at once never exceed MAX_BUFFERED_BODY_MB; the excess gets 503 with Retry-After (body_buffer_full)', { timeout: 40_000 }, async () => {
     await withStack({ MAX_BUFFERED_BODY_MB: '4', MAX_REQUEST_BODY_MB: '2' }, async (stack) => {
       const conns: RawConnection[] = [];
-      let maxHeld: number | undefined;
-      let polling = true;
-      const poller = (async () => {
-        while (polling) {
-          // A failing scrape shows in the scrapes below; here it only skips a reading.
-          const v = sample(await scrape(stack.url).catch(() => ''), 'ollama_gateway_buffered_body_bytes');
-          if (v !== undefined) maxHeld = Math.max(maxHeld ?? 0, v);
-          await sleep(25);
-        }
-      })();
+      const watch = watchHeld(stack.url);
       try {
-        const head = rawRequest('POST', '/api/generate', { headers: { ...JSON_HEADERS, 'content-length': String(2 * MiB) } });
-        const start = Buffer.from('{"model":"llama3.2","prompt":"');
-        const part = Buffer.concat([head, start, Buffer.alloc(1.5 * MiB - start.length, 'x')]);
-        for (let i = 0; i < 12; i++) {
-          const c = await RawConnection.open(stack.gw.port);
-          conns.push(c);
-          await c.send(part);
-          await sleep(50);
-        }
+        await stallBodies(stack.gw.port, conns);
         const answered = () => conns.filter((c) => c.responses().length > 0);
         const summary = () => conns.map((c, i) => `#${i}: ${c.responses()[0]?.status ?? (c.closed ? 'closed' : 'waiting')}`).join(', ');
         await eventually(
@@ -392,8 +393,7 @@ describe('bodies that never finish', () => {
           5000,
         );
         await sleep(300);
-        polling = false;
-        await poller;
+        const maxHeld = await watch.stop();
 
         const refused = answered();
         const survivors = conns.length - refused.length;
@@ -415,8 +415,7 @@ describe('bodies that never finish', () => {
         assert.equal(total(m, 'ollama_requests_total', { status: '503' }), refused.length);
         assert.deepEqual(receivedSince(stack, 0), [], 'Ollama received nothing');
       } finally {
-        polling = false;
-        await poller;
+        await watch.stop();
         for (const c of conns) c.destroy();
       }
       await eventually(
@@ -821,68 +820,7 @@ describe('the gateway process under hostile input', () => {
     p.child.stdout!.prependListener('data', (c: Buffer) => (stdout += c.toString()));
     try {
       await p.waitFor('gateway listening', 10_000);
-      const line = 'x'.repeat(200);
-      const bigStream = Buffer.from(
-        Array.from(
-          { length: 40_000 },
-          () => `{"model":"llama3.2","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"${line}"},"done":false}\n`,
-        ).join(''),
-      );
-
-      // Malformed chunked bodies on the LLM routes.
-      await exchange(port, `${chunkedHead('/api/chat')}zz\r\n{}\r\n0\r\n\r\n`);
-      await exchange(port, `${chunkedHead('/v1/chat/completions')}4\r\n{"mo\r\nqq\r\n`);
-      // A client that resets mid-stream.
-      fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: fixture('chat-stream.ndjson'), bytes: 300 });
-      {
-        const c = await RawConnection.open(port);
-        await c.send(rawRequest('POST', '/api/chat', { body: '{"model":"llama3.2"}' }));
-        await eventually(() => c.received.length > 300, 'the stream started', 5000);
-        c.reset();
-      }
-      // Clients that close while a large response is being written to them (EPIPE / ECONNRESET),
-      // on an LLM route and on a pass-through path, by FIN and by RST.
-      for (const [path, method, close] of [
-        ['/api/chat', 'POST', 'destroy'],
-        ['/api/chat', 'POST', 'reset'],
-        ['/api/tags', 'GET', 'destroy'],
-        ['/api/tags', 'GET', 'reset'],
-      ] as const) {
-        fake.next(
-          {
-            kind: 'body',
-            status: 200,
-            contentType: method === 'POST' ? 'application/x-ndjson' : 'application/json; charset=utf-8',
-            body: bigStream,
-            chunking: { kind: 'every', size: 64 * 1024 },
-          },
-          path,
-        );
-        const c = await RawConnection.open(port);
-        await c.send(rawRequest(method, path, method === 'POST' ? { body: '{"model":"llama3.2"}' } : {}));
-        await eventually(() => c.received.length > 100_000, `the large ${path} response started`, 5000);
-        if (close === 'reset') c.reset();
-        else c.destroy();
-      }
-      // An upload cut off half-way (a streamed pass-through body).
-      {
-        const c = await RawConnection.open(port);
-        await c.send(rawRequest('POST', `/api/blobs/sha256:${'0'.repeat(64)}`, { headers: { 'content-length': String(MiB) } }));
-        await c.send(Buffer.alloc(MiB / 2, 1));
-        await sleep(200);
-        c.reset();
-      }
-      // Bad request lines, oversized headers, NUL bytes, conflicting framing, TLS bytes.
-      for (const bytes of [
-        'GARBAGE\r\n\r\n',
-        'GET / HTTP/1.1 extra words\r\n\r\n',
-        `GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`,
-        `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\n{}`,
-        `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
-        Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a]),
-      ]) {
-        await exchange(port, bytes, { ms: 2000 });
-      }
+      await hostileTraffic(port, fake);
       await sleep(800); // logs are flushed every 500 ms
 
       assert.equal(p.child.exitCode, null, `the process exited: ${p.stderr}`);
@@ -899,23 +837,99 @@ describe('the gateway process under hostile input', () => {
       clearTimeout(timer);
       assert.equal(code, 0, 'exits 0 on SIGTERM');
 
-      assert.doesNotMatch(p.stderr, /^\s+at /m, `a stack trace on stderr:\n${p.stderr}`);
-      assert.doesNotMatch(p.stderr, /^\s*(\w+)?(Error|Exception)\b/m, `an error on stderr:\n${p.stderr}`);
-      const notJson = stdout.split('\n').filter((l) => {
-        if (l === '') return false;
-        try {
-          JSON.parse(l);
-          return false;
-        } catch {
-          return true;
-        }
-      });
-      assert.deepEqual(notJson, [], 'every stdout line is JSON');
-      const errors = p.lines.filter((l) => l.level === 'error' || l.level === 'fatal');
-      assert.deepEqual(errors, [], 'no ERROR log line for expected network errors');
+      assertQuietOutput(p, stdout);
     } finally {
       p.child.kill('SIGKILL');
       await fake.close();
     }
   });
 });
+
+/** Malformed bodies, resets mid-stream and mid-response, an upload cut off, bad request lines and heads: all to the process on `port`. */
+async function hostileTraffic(port: number, fake: FakeOllama): Promise<void> {
+  // Malformed chunked bodies on the LLM routes.
+  await exchange(port, `${chunkedHead('/api/chat')}zz\r\n{}\r\n0\r\n\r\n`);
+  await exchange(port, `${chunkedHead('/v1/chat/completions')}4\r\n{"mo\r\nqq\r\n`);
+  // A client that resets mid-stream.
+  fake.next({ kind: 'stall', status: 200, contentType: 'application/x-ndjson', body: fixture('chat-stream.ndjson'), bytes: 300 });
+  {
+    const c = await RawConnection.open(port);
+    await c.send(rawRequest('POST', '/api/chat', { body: '{"model":"llama3.2"}' }));
+    await eventually(() => c.received.length > 300, 'the stream started', 5000);
+    c.reset();
+  }
+  await leaveLargeResponses(port, fake);
+  // An upload cut off half-way (a streamed pass-through body).
+  {
+    const c = await RawConnection.open(port);
+    await c.send(rawRequest('POST', `/api/blobs/sha256:${'0'.repeat(64)}`, { headers: { 'content-length': String(MiB) } }));
+    await c.send(Buffer.alloc(MiB / 2, 1));
+    await sleep(200);
+    c.reset();
+  }
+  // Bad request lines, oversized headers, NUL bytes, conflicting framing, TLS bytes.
+  for (const bytes of [
+    'GARBAGE\r\n\r\n',
+    'GET / HTTP/1.1 extra words\r\n\r\n',
+    `GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`,
+    `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\0b\r\nContent-Length: 2\r\n\r\n{}`,
+    `POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`,
+    Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a]),
+  ]) {
+    await exchange(port, bytes, { ms: 2000 });
+  }
+}
+
+/** No stack trace or error on stderr, only JSON on stdout, no ERROR log line. */
+function assertQuietOutput(p: GatewayProcess, stdout: string): void {
+  assert.doesNotMatch(p.stderr, /^\s+at /m, `a stack trace on stderr:\n${p.stderr}`);
+  assert.doesNotMatch(p.stderr, /^\s*(\w+)?(Error|Exception)\b/m, `an error on stderr:\n${p.stderr}`);
+  const notJson = stdout.split('\n').filter((l) => {
+    if (l === '') return false;
+    try {
+      JSON.parse(l);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  assert.deepEqual(notJson, [], 'every stdout line is JSON');
+  const errors = p.lines.filter((l) => l.level === 'error' || l.level === 'fatal');
+  assert.deepEqual(errors, [], 'no ERROR log line for expected network errors');
+}
+
+/**
+ * Clients that close while a large response is being written to them (EPIPE / ECONNRESET), on an
+ * LLM route and on a pass-through path, by FIN and by RST.
+ */
+async function leaveLargeResponses(port: number, fake: FakeOllama): Promise<void> {
+  const line = 'x'.repeat(200);
+  const bigStream = Buffer.from(
+    Array.from(
+      { length: 40_000 },
+      () => `{"model":"llama3.2","created_at":"2026-01-01T00:00:00Z","message":{"role":"assistant","content":"${line}"},"done":false}\n`,
+    ).join(''),
+  );
+  for (const [path, method, close] of [
+    ['/api/chat', 'POST', 'destroy'],
+    ['/api/chat', 'POST', 'reset'],
+    ['/api/tags', 'GET', 'destroy'],
+    ['/api/tags', 'GET', 'reset'],
+  ] as const) {
+    fake.next(
+      {
+        kind: 'body',
+        status: 200,
+        contentType: method === 'POST' ? 'application/x-ndjson' : 'application/json; charset=utf-8',
+        body: bigStream,
+        chunking: { kind: 'every', size: 64 * 1024 },
+      },
+      path,
+    );
+    const c = await RawConnection.open(port);
+    await c.send(rawRequest(method, path, method === 'POST' ? { body: '{"model":"llama3.2"}' } : {}));
+    await eventually(() => c.received.length > 100_000, `the large ${path} response started`, 5000);
+    if (close === 'reset') c.reset();
+    else c.destroy();
+  }
+}

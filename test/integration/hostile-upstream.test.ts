@@ -3,19 +3,21 @@
  * heads, endless and gigantic streams — and clients that stop reading or ask to close. For each
  * scenario: what the client receives, the exact counts in /metrics, and that the gateway (and the
  * process) keeps serving afterwards. Every scenario gets its own upstream and gateway.
+ *
+ * Long by design: each limit on what Ollama may send has its scenario here (the README's limits
+ * table and docs/ARCHITECTURE.md point limits at test/integration/hostile-*.test.ts), and the
+ * scenarios share the crash watch, the stack and the metric readers.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { metricsText, sample, startGatewayFor, type GatewayOnly } from '../helpers/gateway';
 import {
   chunk,
   chunkedReply,
-  decodeChunked,
   HostileUpstream,
   lastChunk,
-  parseHead,
   raw,
   repeat,
   reply,
@@ -26,6 +28,8 @@ import {
   write,
   type Script,
 } from '../helpers/hostile-upstream';
+import { RawConnection, rawRequest, type RawResponse } from '../helpers/raw-client';
+import { sleep } from '../helpers/wait';
 
 // ---------------------------------------------------------------------------------------------
 // Crashes: the gateway runs in this process, so an exception it does not catch surfaces here.
@@ -79,8 +83,6 @@ function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     );
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // One scenario: a fresh hostile upstream and a gateway in front of it.
@@ -162,12 +164,12 @@ interface Series {
   endpoint: string;
 }
 
-/** Every error count of one model and endpoint, by reason (absent reasons left out). */
+/** Every error count of one model and endpoint, by reason (absent and zero reasons left out). */
 function errorsOf(m: string, s: Series): Record<string, number> {
   const out: Record<string, number> = {};
   for (const reason of REASONS) {
     const v = sample(m, 'ollama_request_errors_total', { ...s, reason });
-    if (v !== undefined) out[reason] = v;
+    if (v !== undefined && v > 0) out[reason] = v;
   }
   return out;
 }
@@ -190,6 +192,14 @@ async function metricsAfterCall(s: Stack, series: Series, ms = 3000): Promise<st
     if (Object.keys(statusesOf(m, series)).length > 0 || Date.now() > until) return m;
     await sleep(20);
   }
+}
+
+/** The call of `series` is counted with exactly these error reasons and statuses, and nothing is left in flight. */
+async function countedOnce(s: Stack, series: Series, errors: Record<string, number>, statuses: Record<string, number>): Promise<void> {
+  const m = await metricsAfterCall(s, series);
+  assert.deepEqual(errorsOf(m, series), errors);
+  assert.deepEqual(statusesOf(m, series), statuses);
+  assert.equal(sample(m, 'ollama_requests_in_flight', { ...series }), 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,133 +236,16 @@ function post(s: Stack, path: string, body: string, onResponse?: (res: http.Inco
   });
 }
 
-interface RawResponse {
-  version: string;
-  status: number;
-  headers: Record<string, string>;
-  /** The body, de-chunked when the response was chunked. */
-  body: Buffer;
-  /** The response arrived whole (by its framing; a close-delimited body when the socket closed). */
-  complete: boolean;
-  /** The connection closed (by the gateway) before the response was complete. */
-  cut: boolean;
-  /** Milliseconds from the response's completion to the socket closing, if it closed. */
-  closedAfterMs?: number;
+/** A raw-socket client (for what node:http cannot do: speak HTTP/1.0, stop reading, see the headers exactly as sent), closed with the scenario. */
+async function rawClient(s: Stack): Promise<RawConnection> {
+  const client = await RawConnection.open(Number(new URL(s.url).port));
+  s.sockets.add(client.socket);
+  return client;
 }
 
-/**
- * A client on a raw socket, for what node:http cannot do: speak HTTP/1.0, stop reading, see the
- * headers exactly as sent and when the connection closes.
- */
-class RawClient {
-  readonly socket: net.Socket;
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  /** The last bytes received (enough to spot the end of a chunked body without joining them all). */
-  private tail = Buffer.alloc(0);
-  private head: { version: string; status: number; headers: Record<string, string>; length: number } | undefined;
-  private closed = false;
-  private closedAt = 0;
-  private completedAt = 0;
-
-  constructor(s: Stack, paused = false) {
-    const { port } = new URL(s.url);
-    this.socket = net.connect(Number(port), '127.0.0.1');
-    s.sockets.add(this.socket);
-    if (paused) this.socket.pause();
-    this.socket.on('data', (d: Buffer) => {
-      this.chunks.push(d);
-      this.size += d.length;
-      this.tail = Buffer.concat([this.tail, d.subarray(-4)]).subarray(-4);
-      if (!this.head) this.parseHead();
-    });
-    this.socket.on('error', () => {});
-    this.socket.on('close', () => {
-      this.closed = true;
-      this.closedAt = Date.now();
-    });
-  }
-
-  send(data: string | Buffer): this {
-    this.socket.write(data);
-    return this;
-  }
-
-  resume(): void {
-    this.socket.resume();
-  }
-
-  private joined(): Buffer {
-    if (this.chunks.length > 1) this.chunks.splice(0, this.chunks.length, Buffer.concat(this.chunks));
-    return this.chunks[0] ?? Buffer.alloc(0);
-  }
-
-  private parseHead(): void {
-    const data = this.joined();
-    const endOfHead = data.indexOf('\r\n\r\n');
-    if (endOfHead === -1) return;
-    const { startLine, headers } = parseHead(data.subarray(0, endOfHead).toString('latin1'));
-    const [version, status] = startLine.split(' ');
-    this.head = { version, status: Number(status), headers, length: endOfHead + 4 };
-  }
-
-  /** The response as far as it arrived, or undefined while it cannot be complete yet. */
-  private look(final: boolean): RawResponse | undefined {
-    const h = this.head;
-    if (!h) return undefined;
-    const bodyBytes = this.size - h.length;
-    let complete: boolean;
-    let body: () => Buffer = () => this.joined().subarray(h.length);
-    if (/chunked/i.test(h.headers['transfer-encoding'] ?? '')) {
-      // Decoding joins and scans everything; only try when the bytes could end a chunked body.
-      if (!final && !this.tail.equals(Buffer.from('\r\n\r\n'))) return undefined;
-      const d = decodeChunked(this.joined().subarray(h.length));
-      complete = d.complete;
-      body = () => d.body;
-    } else if (h.headers['content-length'] !== undefined) {
-      const n = Number(h.headers['content-length']);
-      complete = bodyBytes >= n;
-      body = () => this.joined().subarray(h.length, h.length + n);
-    } else {
-      complete = this.closed;
-    }
-    if (!complete && !final) return undefined;
-    return { version: h.version, status: h.status, headers: h.headers, body: body(), complete, cut: this.closed && !complete };
-  }
-
-  /** Waits until the response is complete or the connection closed; rejects after `ms`. */
-  async response(ms: number, what: string): Promise<RawResponse> {
-    const until = Date.now() + ms;
-    for (;;) {
-      const r = this.look(false);
-      if (r) {
-        this.completedAt ||= Date.now();
-        return r;
-      }
-      if (this.closed) {
-        const last = this.look(true);
-        if (!last) throw new Error(`${what}: the gateway closed the connection without a response head (got ${this.size} bytes)`);
-        return last;
-      }
-      if (Date.now() > until) throw new Error(`${what}: no complete response within ${ms} ms (got ${this.size} bytes)`);
-      if (crashes.length > 0) assertNoCrash();
-      await sleep(10);
-    }
-  }
-
-  /** Milliseconds between the completed response and the socket closing; rejects after `ms`. */
-  async closesWithin(ms: number): Promise<number> {
-    const until = Date.now() + ms;
-    while (!this.closed) {
-      if (Date.now() > until) throw new Error(`the gateway kept the connection open for more than ${ms} ms after the response`);
-      await sleep(10);
-    }
-    return this.closedAt - (this.completedAt || this.closedAt);
-  }
-}
-
-function rawPost(path: string, body: string): string {
-  return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+/** The response on `client`, complete or cut by the close; rejects after `ms`, or as soon as the gateway throws. */
+function rawResponse(client: RawConnection, ms: number, what: string): Promise<RawResponse> {
+  return deadline(client.response(ms), ms + 1000, what);
 }
 
 /** Polls /healthz until `run` settles; returns how many answers came, the slowest, and what failed. */
@@ -469,11 +362,12 @@ describe('a pass-through response carrying a Trailer header', () => {
     it(`is relayed without the Trailer header ${c.name}, and the process stays up`, { timeout: 15_000 }, () =>
       withStack({}, async (s) => {
         s.up.next(c.script(), { path: '/api/tags' });
-        const client = new RawClient(s).send(`GET /api/tags ${c.version}\r\nHost: 127.0.0.1\r\n\r\n`);
-        const res = await client.response(5000, `GET /api/tags over ${c.version}`);
+        const client = await rawClient(s);
+        await client.send(`GET /api/tags ${c.version}\r\nHost: 127.0.0.1\r\n\r\n`);
+        const res = await rawResponse(client, 5000, `GET /api/tags over ${c.version}`);
         assertNoCrash();
         assert.equal(res.status, 200);
-        assert.equal(res.complete, true, 'the response must arrive whole');
+        assert.ok(!res.incomplete, 'the response must arrive whole');
         assert.equal(res.body.toString(), TAGS);
         assert.equal(res.headers.trailer, undefined, 'the Trailer header is dropped');
         if (c.version === 'HTTP/1.0') assert.equal(res.headers['transfer-encoding'], undefined, 'an HTTP/1.0 client cannot read chunked encoding');
@@ -530,10 +424,7 @@ describe('a 200 stream that Ollama resets', () => {
         assert.ok(res.error, 'the client must see the body break off');
         assert.equal(res.body.toString(), c.sent.join(''));
         const series = { model: `${c.model}:latest`, endpoint: c.path };
-        const m = await metricsAfterCall(s, series);
-        assert.deepEqual(errorsOf(m, series), { stream_error: 1 });
-        assert.deepEqual(statusesOf(m, series), { '200': 1 });
-        assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+        await countedOnce(s, series, { stream_error: 1 }, { '200': 1 });
         await stillServing(s);
       }),
     );
@@ -553,10 +444,7 @@ describe('Ollama answers 101 Switching Protocols to a POST', () => {
       assert.match(res.headers['content-type'] ?? '', /^application\/json/);
       assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
       const series = { model: 'upgrader:latest', endpoint: '/api/chat' };
-      const m = await metricsAfterCall(s, series);
-      assert.deepEqual(errorsOf(m, series), { upstream_invalid_response: 1 });
-      assert.deepEqual(statusesOf(m, series), { '502': 1 });
-      assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+      await countedOnce(s, series, { upstream_invalid_response: 1 }, { '502': 1 });
       await stillServing(s);
     }),
   );
@@ -592,10 +480,7 @@ describe('Ollama sends a response head the gateway cannot parse', () => {
         assert.equal(res.status, 502);
         assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
         const series = { model: 'garbled:latest', endpoint: '/api/chat' };
-        const m = await metricsAfterCall(s, series);
-        assert.deepEqual(errorsOf(m, series), { upstream_invalid_response: 1 });
-        assert.deepEqual(statusesOf(m, series), { '502': 1 });
-        assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+        await countedOnce(s, series, { upstream_invalid_response: 1 }, { '502': 1 });
         await stillServing(s);
       }),
     );
@@ -610,10 +495,7 @@ describe('Ollama resets the connection before any response byte', () => {
       assert.equal(res.status, 502);
       assert.equal(typeof (JSON.parse(res.body.toString()) as { error: unknown }).error, 'string');
       const series = { model: 'unreachable:latest', endpoint: '/api/chat' };
-      const m = await metricsAfterCall(s, series);
-      assert.deepEqual(errorsOf(m, series), { upstream_unreachable: 1 });
-      assert.deepEqual(statusesOf(m, series), { '502': 1 });
-      assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+      await countedOnce(s, series, { upstream_unreachable: 1 }, { '502': 1 });
       await stillServing(s);
     }),
   );
@@ -643,10 +525,7 @@ describe('a client that abandons an endless stream', () => {
       await s.up.closedWithin(conn, 2000);
       assert.equal(conn.closedByPeer, true, 'the gateway closed it, not the upstream');
       const series = { model: 'endless:latest', endpoint: '/api/chat' };
-      const m = await metricsAfterCall(s, series);
-      assert.deepEqual(errorsOf(m, series), { client_cancelled: 1 });
-      assert.deepEqual(statusesOf(m, series), { '200': 1 });
-      assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+      await countedOnce(s, series, { client_cancelled: 1 }, { '200': 1 });
       await stillServing(s);
     }),
   );
@@ -728,10 +607,17 @@ describe('a client that stops reading for 3 s', () => {
   }
 
   /** Sends the call on a paused socket, waits 3 s, checks the stream backed up to the upstream, resumes. */
-  async function stalledCall(s: Stack, model: string): Promise<{ res: RawResponse; body: Buffer }> {
+  async function stalledCall(s: Stack, model: string): Promise<{ res: RawResponse; body: Buffer; client: RawConnection }> {
     const { script, body } = bigStream(model);
     s.up.next(script, { path: '/api/chat' });
-    const client = new RawClient(s, true).send(rawPost('/api/chat', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] })));
+    const client = await rawClient(s);
+    client.socket.pause();
+    await client.send(
+      rawRequest('POST', '/api/chat', {
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+        headers: { 'content-type': 'application/json' },
+      }),
+    );
     const upstreamReq = await s.up.nextRequest('/api/chat', 3000);
     await sleep(3000);
     assert.equal(
@@ -739,8 +625,8 @@ describe('a client that stops reading for 3 s', () => {
       false,
       `precondition: the stalled client must back the stream up to the upstream, but all ${upstreamReq.bytesWritten} bytes went out (make the stream bigger)`,
     );
-    client.resume();
-    return { res: await client.response(15_000, 'the stalled client reading the stream'), body };
+    client.socket.resume();
+    return { res: await rawResponse(client, 15_000, 'the stalled client reading the stream'), body, client };
   }
 
   it('gets the whole stream once it reads again, and the upstream is not blamed (UPSTREAM_IDLE_TIMEOUT_SECONDS=1)', { timeout: 30_000 }, () =>
@@ -751,7 +637,7 @@ describe('a client that stops reading for 3 s', () => {
       const m = await metricsAfterCall(s, series);
       assert.deepEqual(errorsOf(m, series), {}, 'a client that does not read is not an upstream that does not send');
       assert.equal(res.status, 200);
-      assert.equal(res.complete, true, `the client must receive the whole stream (got ${res.body.length} of ${body.length} bytes)`);
+      assert.ok(!res.incomplete, `the client must receive the whole stream (got ${res.body.length} of ${body.length} bytes)`);
       sameBytes(res.body, body, 'the stream');
       assert.deepEqual(statusesOf(m, series), { '200': 1 });
       assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
@@ -762,18 +648,15 @@ describe('a client that stops reading for 3 s', () => {
   it('is cut and counted as client_timeout when CLIENT_WRITE_TIMEOUT_SECONDS=1', { timeout: 30_000 }, () =>
     withStack({ CLIENT_WRITE_TIMEOUT_SECONDS: '1' }, async (s) => {
       const model = 'stuck-reader';
-      const { res, body } = await stalledCall(s, model);
+      const { res, body, client } = await stalledCall(s, model);
       assert.equal(
-        res.complete,
-        false,
+        res.incomplete,
+        true,
         `the gateway must cut a client that leaves its writes blocked for longer than CLIENT_WRITE_TIMEOUT_SECONDS (it got all ${body.length} bytes)`,
       );
-      assert.equal(res.cut, true);
+      assert.equal(client.closed, true, 'cut by the gateway closing the connection');
       const series = { model: `${model}:latest`, endpoint: '/api/chat' };
-      const m = await metricsAfterCall(s, series);
-      assert.deepEqual(errorsOf(m, series), { client_timeout: 1 });
-      assert.deepEqual(statusesOf(m, series), { '200': 1 });
-      assert.equal(sample(m, 'ollama_requests_in_flight', series), 0);
+      await countedOnce(s, series, { client_timeout: 1 }, { '200': 1 });
       await s.up.closedWithin(s.up.last('/api/chat')!.connection, 2000);
       await stillServing(s);
     }),
@@ -784,13 +667,14 @@ describe('a pass-through request with Connection: close', () => {
   it('gets a response saying connection: close, and the socket is closed right after it', { timeout: 15_000 }, () =>
     withStack({}, async (s) => {
       s.up.next(reply(200, 'application/json; charset=utf-8', TAGS), { path: '/api/tags' });
-      const client = new RawClient(s).send('GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
-      const res = await client.response(5000, 'GET /api/tags with Connection: close');
+      const client = await rawClient(s);
+      await client.send('GET /api/tags HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+      const res = await rawResponse(client, 5000, 'GET /api/tags with Connection: close');
       assert.equal(res.status, 200);
-      assert.equal(res.complete, true);
+      assert.ok(!res.incomplete);
       assert.equal(res.body.toString(), TAGS);
       assert.equal(res.headers.connection, 'close');
-      await client.closesWithin(1000);
+      assert.ok(await client.closedWithin(1000), 'the gateway kept the connection open for more than 1000 ms after the response');
       await stillServing(s);
     }),
   );

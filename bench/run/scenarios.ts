@@ -1,0 +1,122 @@
+/** What the benchmark measures: the targets, the scenarios (workloads), and one measurement. */
+
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline';
+
+export interface Target {
+  name: TargetName;
+  port: number;
+  /** The proxy's processes (none for direct). */
+  pids(): number[];
+  /** Event-loop delay since the last call (gateway targets). */
+  eld?(): Promise<ProbeStats>;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  method: 'GET' | 'POST';
+  path: string;
+  body?: string;
+  headers: Record<string, string>;
+  connections: number;
+  /** Minimum seconds, whatever --seconds says (long streams need time to complete). */
+  minSeconds: number;
+  /** Lines the proxy forwards per response. */
+  chunks: number;
+  ttftProbe: boolean;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    id: 'S1',
+    title: 'non-streaming /api/chat, small answer, 50 connections',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: {},
+    connections: 50,
+    minSeconds: 0,
+    chunks: 1,
+    ttftProbe: false,
+  },
+  {
+    id: 'S2',
+    title: 'streaming /api/chat, 32 tokens, no delay, 50 connections',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '32' },
+    connections: 50,
+    minSeconds: 0,
+    chunks: 33,
+    ttftProbe: false,
+  },
+  {
+    id: 'S3',
+    title: '200 concurrent streams, 64 tokens at 20 ms',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '20' },
+    connections: 200,
+    minSeconds: 6,
+    chunks: 65,
+    ttftProbe: true,
+  },
+  {
+    id: 'S4',
+    title: 'GET /api/tags pass-through, 50 connections',
+    method: 'GET',
+    path: '/api/tags',
+    headers: {},
+    connections: 50,
+    minSeconds: 0,
+    chunks: 1,
+    ttftProbe: false,
+  },
+  {
+    id: 'S5',
+    title: '1,000 concurrent slow streams, 64 tokens at 50 ms',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '50' },
+    connections: 1000,
+    minSeconds: 8,
+    chunks: 65,
+    ttftProbe: false,
+  },
+];
+
+export interface Measurement {
+  round: number;
+  scenario: string;
+  target: TargetName;
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  ttftMs?: number;
+  cpuUsPerRequest?: number;
+  peakRssMb?: number;
+  eldP99Ms?: number;
+  /** V8 heap size at the end of the run (gateway targets). */
+  heapTotalMb?: number;
+  errors: number;
+}
+
+export interface ProbeStats {
+  eldP99Ms: number;
+  eldMaxMs: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+}
+
+export interface Options {
+  seconds: number;
+  rounds: number;
+  scenarios: string[];
+  targets: TargetName[];
+  out: string;
+  quick: boolean;
+}
