@@ -4,7 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { CallAttributes } from './attributes';
-import { cutByTokenLimit, errorType, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
+import { cutByTokenLimit, errorType, statusLabel, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
 import {
   ATTR_ENDPOINT,
   ATTR_KIND,
@@ -82,7 +82,7 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   }
   // Every other call, failed loads and unloads included (a 404 for a missing model is a failed
   // request like any other), is a request.
-  ins.requests.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_STATUS]: String(outcome.status) });
+  ins.requests.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_STATUS]: statusLabel(outcome.status) });
   ins.responseSeconds.record(m.wallSeconds, attrs.modelEndpoint);
   if (outcome.reason) {
     ins.requestErrors.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_REASON]: outcome.reason });

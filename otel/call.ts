@@ -95,9 +95,17 @@ export function tokensPerSecond(s: CallFacts, streamed: boolean): number | undef
   return undefined;
 }
 
+/**
+ * An HTTP status as a label value. Ollama's side can send any three digits; only the statuses HTTP
+ * defines (100–599) are kept, so the label set stays bounded and meaningful.
+ */
+export function statusLabel(status: number): string {
+  return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : 'invalid';
+}
+
 /** `error.type`: the HTTP status for Ollama's own 4xx/5xx answers, else the gateway's reason. */
 export function errorType(outcome: CallOutcome): string {
-  return outcome.reason === 'upstream_4xx' || outcome.reason === 'upstream_5xx' ? String(outcome.status) : (outcome.reason ?? '');
+  return outcome.reason === 'upstream_4xx' || outcome.reason === 'upstream_5xx' ? statusLabel(outcome.status) : (outcome.reason ?? '');
 }
 
 /** `gen_ai.operation.name` (and span name) of a load or unload call. */

@@ -52,6 +52,30 @@ const ignore = (): void => {};
 /** Network errors a client causes by going away or sending garbage: not the gateway's failures. */
 const CLIENT_NETWORK_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'ERR_STREAM_DESTROYED', 'HPE_INVALID_CHUNK_SIZE']);
 
+/**
+ * Most requests one connection may have waiting for their answers at once. Node starts handling
+ * pipelined requests as they arrive; without a bound, one connection could open thousands of calls
+ * to Ollama. Browsers and SDKs send one at a time; a connection past this is closed.
+ */
+const MAX_PIPELINED = 16;
+const OUTSTANDING = Symbol('ollama-gateway.outstanding');
+
+function admitPipelined(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  const socket = req.socket as http.IncomingMessage['socket'] & { [OUTSTANDING]?: number };
+  const n = (socket[OUTSTANDING] ?? 0) + 1;
+  if (n > MAX_PIPELINED) return false;
+  socket[OUTSTANDING] = n;
+  let counted = true;
+  const done = () => {
+    if (!counted) return;
+    counted = false;
+    socket[OUTSTANDING] = (socket[OUTSTANDING] ?? 1) - 1;
+  };
+  res.once('finish', done);
+  res.once('close', done);
+  return true;
+}
+
 /** Ends a request whose handling threw. */
 function internalError(log: Logger, req: http.IncomingMessage, res: http.ServerResponse, err: unknown): void {
   const e = err as NodeJS.ErrnoException;
@@ -134,9 +158,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
         refuse(res, path, 'api', failure);
         return;
       }
-      // The key is the gateway's; Ollama never sees it.
+      // The key is the gateway's; Ollama never sees it, in either header, on any path.
       delete req.headers.authorization;
-      if (anthropic) delete req.headers['x-api-key'];
+      delete req.headers['x-api-key'];
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
     if (route) handleLlmCall(llmDeps, route, req, res).catch((err: unknown) => internalError(log, req, res, err));
@@ -148,6 +172,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // `close`); they are never the process's.
     req.on('error', ignore);
     res.on('error', ignore);
+    if (!admitPipelined(req, res)) {
+      log.debug({ max: MAX_PIPELINED }, 'client pipelined too many requests on one connection; closed it');
+      req.socket.destroy();
+      return;
+    }
     try {
       dispatch(req, res);
     } catch (err) {

@@ -15,6 +15,7 @@ import { loggedPath, type Logger } from './logger';
 import { framingOf, parserFor, type CallSummary } from './protocol';
 import { SseUsageStripper } from './protocol/sse-usage';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
+import { watchClientGone } from './proxy/client-gone';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer, type Upstream } from './proxy/upstream';
 import type { ConcurrencyLimit } from './limit';
@@ -77,6 +78,7 @@ class LlmCall {
   private releaseSlot: (() => void) | undefined;
   private withdraw: (() => void) | undefined;
   private resolve!: () => void;
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly deps: LlmCallDeps,
@@ -89,7 +91,7 @@ class LlmCall {
 
   run(): Promise<void> {
     const over = new Promise<void>((r) => (this.resolve = r));
-    this.res.once('close', this.onClientClose);
+    this.unwatch = watchClientGone(this.req, this.res, this.onClientClose);
     readBody(this.req, this.deps.body).then(
       (held) => this.admit(held),
       (err: unknown) => this.refuseBody(err),
@@ -99,7 +101,7 @@ class LlmCall {
 
   /** The client's connection closed. Once the response streams, the tap reports it instead. */
   private readonly onClientClose = (): void => {
-    if (this.state === 'streaming' || this.state === 'finished' || this.res.writableFinished) return;
+    if (this.state === 'streaming' || this.state === 'finished') return;
     this.withdraw?.();
     const detail = this.state === 'queued' ? 'client left while queued' : undefined;
     this.finish({ status: CLIENT_CLOSED_REQUEST, reason: 'client_cancelled', streamed: false, detail });
@@ -227,7 +229,7 @@ class LlmCall {
   private finish(outcome: Outcome, endedAt = performance.now()): void {
     if (this.state === 'finished') return;
     this.state = 'finished';
-    this.res.off('close', this.onClientClose);
+    this.unwatch?.();
     this.releaseSlot?.();
     this.held?.release();
     this.held = undefined;

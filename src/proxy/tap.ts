@@ -15,7 +15,8 @@ import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
 import { contentEncoding, decoderFor, MAX_DECODED_BYTES, type Decoder } from './decode';
-import { resumeIdleTimer, suspendIdleTimer } from './upstream';
+import { watchClientGone } from './client-gone';
+import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
 
 /**
  * Response headers that describe one hop only; Node sets its own framing and connection headers
@@ -82,6 +83,15 @@ class Tap {
   /** Whether the client gets the decoded stream (compressed, and rewritten by the stripper). */
   private readonly relayDecoded: boolean;
   private decodedBytes = 0;
+  /** Set once the client's response was ended (the measurement may still be finishing). */
+  private relayEnded = false;
+  private unwatch: (() => void) | undefined;
+  /**
+   * Ollama's silence on a response with neither a length nor chunks (read until the connection
+   * closes), which the socket's idle timer does not cover once the head has arrived.
+   */
+  private readonly unframedIdle: NodeJS.Timeout | undefined;
+  private paused = false;
 
   constructor(
     private readonly proxyRes: IncomingMessage,
@@ -95,6 +105,16 @@ class Tap {
     // An encoding Node cannot read is counted, not silently missed.
     if (opts.parser && encoding !== '' && !this.decoder) opts.parser.summary.malformed++;
     this.relayDecoded = this.decoder !== undefined && opts.stripper !== undefined;
+    const idleMs = idleTimeoutOf(proxyRes);
+    const unframed = proxyRes.headers['content-length'] === undefined && proxyRes.headers['transfer-encoding'] === undefined;
+    if (unframed && idleMs > 0) {
+      this.unframedIdle = setTimeout(() => {
+        // While the client holds the stream back, the silence is the client's.
+        if (this.paused) this.unframedIdle?.refresh();
+        else cutForSilence(proxyRes);
+      }, idleMs);
+      this.unframedIdle.unref();
+    }
   }
 
   start(): void {
@@ -113,8 +133,12 @@ class Tap {
       proxyRes.on('data', (chunk: Buffer) => {
         if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
       });
-      // Complete once the decoder has given out everything (or failed).
-      proxyRes.on('end', () => decoder.once('close', () => this.complete()).end());
+      proxyRes.on('end', () => {
+        // The client has all it was sent; the measurement completes once the decoder has given
+        // out everything (or failed), which may be after the client has gone.
+        if (!this.relayDecoded) this.endRelay();
+        decoder.once('close', () => this.complete()).end();
+      });
     } else {
       proxyRes.on('data', (chunk: Buffer) => {
         if (this.relay(chunk)) this.measure(chunk);
@@ -122,20 +146,22 @@ class Tap {
       proxyRes.on('end', () => this.complete());
     }
     proxyRes.on('close', () => {
-      if (this.finished || proxyRes.complete) return;
+      // (A response read until the connection closes is `complete` when cut, but never ended.)
+      if (this.finished || (proxyRes.complete && proxyRes.readableEnded)) return;
       // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
       // response instead of one that looks complete.
       decoder?.destroy();
       if (!res.destroyed) res.destroy();
       this.done('upstream_broken');
     });
-    res.on('close', this.onClientGone);
-    // The client may have left while Ollama was preparing its answer.
-    if (res.destroyed) this.onClientGone();
+    // The client may have left while Ollama was preparing its answer (then this fires at once).
+    this.unwatch = watchClientGone(res.req, res, this.onClientGone);
+    this.unframedIdle?.refresh();
   }
 
   /** Writes a chunk (through the stripper, if any) to the client; false when that failed. */
   private relay(chunk: Buffer): boolean {
+    this.unframedIdle?.refresh();
     try {
       const out = this.opts.stripper ? this.opts.stripper.push(chunk) : chunk;
       if (out.length > 0 && !this.res.write(out)) this.holdBack();
@@ -179,6 +205,7 @@ class Tap {
   /** The client's writes are blocked: pause Ollama's side, and time the client instead of Ollama. */
   private holdBack(): void {
     if (this.proxyRes.isPaused()) return;
+    this.paused = true;
     this.proxyRes.pause();
     suspendIdleTimer(this.proxyRes);
     this.res.once('drain', this.onDrain);
@@ -186,6 +213,8 @@ class Tap {
   }
 
   private readonly onDrain = (): void => {
+    this.paused = false;
+    this.unframedIdle?.refresh();
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     resumeIdleTimer(this.proxyRes);
@@ -201,22 +230,29 @@ class Tap {
   };
 
   private readonly onClientGone = (): void => {
-    if (this.finished || this.res.writableFinished) return;
+    if (this.finished || this.res.writableFinished || this.relayEnded) return;
     this.decoder?.destroy();
     this.proxyRes.destroy();
     this.done('client_gone');
   };
 
-  private complete(): void {
+  /** Ends the client's response (what the stripper still holds first); false when that failed. */
+  private endRelay(): boolean {
+    if (this.relayEnded) return true;
+    this.relayEnded = true;
     try {
       const rest = this.opts.stripper?.end();
       if (rest && rest.length > 0) this.res.write(rest);
       this.res.end();
+      return true;
     } catch (err) {
       this.fail(err);
-      return;
+      return false;
     }
-    this.done('complete');
+  }
+
+  private complete(): void {
+    if (this.endRelay()) this.done('complete');
   }
 
   private fail(err: unknown): void {
@@ -229,7 +265,9 @@ class Tap {
   private done(end: TapEnd, error?: Error): void {
     if (this.finished) return;
     this.finished = true;
+    this.unwatch?.();
     if (this.stallTimer) clearTimeout(this.stallTimer);
+    if (this.unframedIdle) clearTimeout(this.unframedIdle);
     const now = performance.now();
     const parser = this.opts.parser;
     let summary: CallSummary;

@@ -13,6 +13,7 @@ import { context } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import type HttpProxy from 'http-proxy';
 import type { UpstreamTarget } from '../config';
+import { watchClientGone } from './client-gone';
 import { classifyUpstreamError } from './errors';
 import { httpProxy } from './http-proxy';
 
@@ -87,6 +88,19 @@ export function suspendIdleTimer(proxyRes: IncomingMessage): void {
   requestOf(proxyRes)?.setTimeout(0);
 }
 
+/** The idle timeout (ms) the upstream request behind `proxyRes` runs with; 0 for none. */
+export function idleTimeoutOf(proxyRes: IncomingMessage): number {
+  return requestOf(proxyRes)?.[IDLE_MS] ?? 0;
+}
+
+/** Cuts the upstream request behind `proxyRes` as its idle timer does (recorded as a timeout). */
+export function cutForSilence(proxyRes: IncomingMessage): void {
+  const req = requestOf(proxyRes);
+  if (!req || req.destroyed) return;
+  req[IDLE_CUT] = true;
+  req.destroy();
+}
+
 export function resumeIdleTimer(proxyRes: IncomingMessage): void {
   const req = requestOf(proxyRes);
   const ms = req?.[IDLE_MS];
@@ -109,12 +123,19 @@ function bodySource(body: Buffer): HttpProxy.ServerOptions['buffer'] {
   } as unknown as HttpProxy.ServerOptions['buffer'];
 }
 
+/**
+ * Headers a client may name in `Connection` that still must not be dropped: they frame the body
+ * (without them Node would send the body unframed, and Ollama would read it as a second, smuggled
+ * request on the shared connection) or route the request.
+ */
+const NEVER_HOP_BY_HOP = new Set(['content-length', 'transfer-encoding', 'host']);
+
 function stripHopByHop(headers: http.IncomingHttpHeaders): void {
   const connection = headers.connection;
   if (connection) {
-    for (const token of connection.split(',')) {
+    for (const token of (Array.isArray(connection) ? connection.join(',') : connection).split(',')) {
       const name = token.trim().toLowerCase();
-      if (name) delete headers[name];
+      if (name && !NEVER_HOP_BY_HOP.has(name)) delete headers[name];
     }
   }
   for (const name of HOP_BY_HOP_REQUEST) delete headers[name];
@@ -148,6 +169,10 @@ export class Upstream {
       ws: false,
       // Every response is relayed by the gateway's own tap, never by http-proxy's header passes.
       selfHandleResponse: true,
+      // The request target goes out exactly as the dispatcher normalised and routed on it: without
+      // this, http-proxy re-parses it with url.parse, which turns `\` into `/` (`/api\chat` would
+      // reach Ollama as `/api/chat` without having been routed as one).
+      toProxy: true,
     });
     this.proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq as UpstreamRequest, req as TrackedRequest, res as ServerResponse));
     this.proxy.on('proxyRes', (proxyRes, req) => this.onProxyRes(proxyRes, req as TrackedRequest));
@@ -229,14 +254,11 @@ export class Upstream {
         if (ex.current === proxyReq && !ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
       });
     });
-    const abortUpstream = () => {
+    // The client left: Ollama stops generating.
+    const unwatch = watchClientGone(req, res, () => {
       if (!proxyReq.destroyed) proxyReq.destroy();
-    };
-    if (res.destroyed || res.closed) abortUpstream();
-    else
-      res.once('close', () => {
-        if (!res.writableFinished) abortUpstream();
-      });
+    });
+    proxyReq.once('close', unwatch);
   }
 
   private onProxyRes(proxyRes: IncomingMessage, req: TrackedRequest): void {

@@ -129,6 +129,19 @@ function tokenOption(body: Record<string, unknown>, key: string, min: number): n
   return v !== undefined && Number.isInteger(v) && v >= min ? v : undefined;
 }
 
+/**
+ * Go's encoding/json matches an object's keys to a struct's fields case-insensitively, and a later
+ * key overwrites an earlier one: `{"model":"small","Model":"large"}` runs `large`. The top-level
+ * members as Ollama reads them, by lower-case name (every field the gateway reads is lower case).
+ */
+function asGoReadsIt(body: Record<string, unknown>): Record<string, unknown> {
+  const keys = Object.keys(body);
+  if (keys.every((k) => k === k.toLowerCase())) return body;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k.toLowerCase()] = body[k];
+  return out;
+}
+
 /** Reads an LLM request body. Never throws. */
 export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
   let body: unknown;
@@ -151,7 +164,8 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
       body: undefined,
     };
   }
-  const obj = body as Record<string, unknown>;
+  // The fields as Ollama's Go decoder reads them, so the gateway measures the model Ollama runs.
+  const obj = asGoReadsIt(body as Record<string, unknown>);
   // Native API: omitted and null both mean "stream"; only an explicit false turns it off.
   // OpenAI API: only an explicit true streams.
   const stream = route.canStream && (route.streamsByDefault ? obj.stream !== false : obj.stream === true);

@@ -76,7 +76,8 @@ export function normalizeTarget(url: string): Target | undefined {
     if (rest[0] !== '/') return undefined;
   }
   const q = rest.indexOf('?');
-  const rawPath = q === -1 ? rest : rest.slice(0, q);
+  // A `\` is a `/` to WHATWG URL parsers and to url.parse; routed on as what it would become.
+  const rawPath = (q === -1 ? rest : rest.slice(0, q)).replace(/\\/g, '/');
   const query = q === -1 ? '' : rest.slice(q);
   if (rawPath.indexOf('#') !== -1) return undefined;
   if (PLAIN.test(rawPath)) return { path: rawPath, query };
