@@ -28,7 +28,7 @@ export class AnthropicSseParser extends NamedEventParser {
    */
   private startInputTokens: number | undefined;
 
-  protected event(buf: Buffer, typeStart: number, typeEnd: number, dataStart: number, dataEnd: number): void {
+  protected named(buf: Buffer, typeStart: number, typeEnd: number, dataStart: number, dataEnd: number): void {
     const s = this.summary;
     if (this.isType(buf, typeStart, typeEnd, CONTENT_DELTA)) {
       // Searched within the event only: `buf` may be a chunk of many events.

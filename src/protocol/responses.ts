@@ -22,7 +22,7 @@ const FAILED = Buffer.from('response.failed');
 const ERROR = Buffer.from('error');
 
 export class ResponsesSseParser extends NamedEventParser {
-  protected event(buf: Buffer, typeStart: number, typeEnd: number, dataStart: number, dataEnd: number): void {
+  protected named(buf: Buffer, typeStart: number, typeEnd: number, dataStart: number, dataEnd: number): void {
     const s = this.summary;
     if (this.isType(buf, typeStart, typeEnd, TEXT_DELTA)) {
       markContent(s, this.now, false);

@@ -4,7 +4,7 @@
  * mark finder keeps searches for a byte sequence linear over a chunk of many events. Shared by the
  * SSE parser and the usage stripper.
  */
-import { MAX_INSPECT_BYTES } from './summary';
+import { emptySummary, MAX_INSPECT_BYTES, NO_CAPTURE, type CallSummary, type ParserOptions, type ResponseParser } from './summary';
 
 export { EMPTY, Mark, startsWith } from './bytes';
 
@@ -139,4 +139,64 @@ export class SseEventSplitter {
   private oversized(pieces: Buffer[]): void {
     pieces.forEach((piece, i) => this.onOversized(piece, 0, piece.length, i === 0));
   }
+}
+
+const CR = 0x0d;
+
+/**
+ * A parser of an SSE stream: splits it into events (bounded, linear), counts the oversized ones,
+ * and hands each whole event to `event`, including an unterminated last one at the end. The wire
+ * formats (OpenAI chunks, Anthropic and Responses events) say what an event means.
+ */
+export abstract class SseEventParser implements ResponseParser {
+  readonly summary: CallSummary = emptySummary();
+  /** The gateway clock (ms) of the chunk being read. */
+  protected now = 0;
+  private readonly splitter: SseEventSplitter;
+
+  /** `maxEventBytes`: events this long or longer are counted as oversized, not decoded. */
+  constructor(
+    protected readonly options: ParserOptions = NO_CAPTURE,
+    maxEventBytes = MAX_INSPECT_BYTES,
+  ) {
+    this.splitter = new SseEventSplitter(
+      (buf, start, end) => this.event(buf, start, end),
+      (_buf, _start, _end, first) => {
+        if (first) this.summary.oversized++;
+      },
+      maxEventBytes,
+    );
+  }
+
+  /** Bytes held for an event whose terminator has not arrived. */
+  get heldBytes(): number {
+    return this.splitter.heldBytes;
+  }
+
+  push(chunk: Buffer, now: number): void {
+    this.now = now;
+    this.splitter.push(chunk);
+    this.afterChunk();
+  }
+
+  end(now: number): CallSummary {
+    this.now = now;
+    const tail = this.splitter.takeTail();
+    if (tail) {
+      // A last event without its blank line (the stream was cut, or a single `\n` ended it).
+      let end = tail.length;
+      while (end > 0 && (tail[end - 1] === NL || tail[end - 1] === CR)) end--;
+      // The splitter holds at most the cap, so only an event of exactly the cap gets here.
+      if (end >= this.splitter.maxEventBytes) this.summary.oversized++;
+      else if (end > 0) this.event(tail, 0, end);
+      this.afterChunk();
+    }
+    return this.summary;
+  }
+
+  /** One whole event, `buf[start, end)` without its terminating blank line. */
+  protected abstract event(buf: Buffer, start: number, end: number): void;
+
+  /** After each chunk: forget per-chunk search state (see `Mark`). */
+  protected afterChunk(): void {}
 }

@@ -9,19 +9,8 @@
  * their bytes alone. Events may be split across chunks at any byte; one that reaches
  * `MAX_INSPECT_BYTES` is counted as oversized and skipped rather than held.
  */
-import { Mark, NL, SseEventSplitter, startsWith } from './sse-events';
-import {
-  absorbJson,
-  appendText,
-  decodeObject,
-  emptySummary,
-  markContent,
-  MAX_INSPECT_BYTES,
-  NO_CAPTURE,
-  type CallSummary,
-  type ParserOptions,
-  type ResponseParser,
-} from './summary';
+import { Mark, SseEventParser, startsWith } from './sse-events';
+import { absorbJson, appendText, decodeObject, markContent } from './summary';
 
 const DATA = Buffer.from('data:');
 const DONE = Buffer.from('[DONE]');
@@ -29,61 +18,20 @@ const FINISH_MARK = Buffer.from('"finish_reason":"');
 /** The usage event that `stream_options.include_usage` adds (also what the stripper removes). */
 export const USAGE_EVENT_MARK = Buffer.from('"choices":[]');
 const ERROR_PREFIX = Buffer.from('{"error"');
-const CR = 0x0d;
 const SPACE = 0x20;
 const OPEN = 0x7b;
 const CLOSE = 0x7d;
 
-export class SseParser implements ResponseParser {
-  readonly summary: CallSummary = emptySummary();
-  private now = 0;
-  private readonly splitter: SseEventSplitter;
+export class SseParser extends SseEventParser {
   private readonly usageEvent = new Mark(USAGE_EVENT_MARK);
   private readonly finish = new Mark(FINISH_MARK);
 
-  /** `maxEventBytes`: events this long or longer are counted as oversized, not decoded. */
-  constructor(
-    private readonly options: ParserOptions = NO_CAPTURE,
-    maxEventBytes = MAX_INSPECT_BYTES,
-  ) {
-    this.splitter = new SseEventSplitter(
-      (buf, start, end) => this.event(buf, start, end),
-      (_buf, _start, _end, first) => {
-        if (first) this.summary.oversized++;
-      },
-      maxEventBytes,
-    );
-  }
-
-  /** Bytes held for an event whose terminator has not arrived. */
-  get heldBytes(): number {
-    return this.splitter.heldBytes;
-  }
-
-  push(chunk: Buffer, now: number): void {
-    this.now = now;
-    this.splitter.push(chunk);
+  protected override afterChunk(): void {
     this.usageEvent.reset();
     this.finish.reset();
   }
 
-  end(now: number): CallSummary {
-    this.now = now;
-    const tail = this.splitter.takeTail();
-    if (tail) {
-      // A last event without its blank line (the stream was cut, or a single `\n` ended it).
-      let end = tail.length;
-      while (end > 0 && (tail[end - 1] === NL || tail[end - 1] === CR)) end--;
-      // The splitter holds at most the cap, so only an event of exactly the cap gets here.
-      if (end >= this.splitter.maxEventBytes) this.summary.oversized++;
-      else if (end > 0) this.event(tail, 0, end);
-      this.usageEvent.reset();
-      this.finish.reset();
-    }
-    return this.summary;
-  }
-
-  private event(buf: Buffer, start: number, end: number): void {
+  protected event(buf: Buffer, start: number, end: number): void {
     const s = this.summary;
     // Ollama sends exactly one `data:` line per event; the optional space follows the SSE spec.
     if (!startsWith(buf, DATA, start, end)) {

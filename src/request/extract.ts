@@ -180,6 +180,6 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
     lifecycle: requestLifecycle(route, obj),
     numCtx: route.api === 'ollama' ? tokenOption(obj, 'num_ctx', 1) : undefined,
     numKeep: route.api === 'ollama' ? tokenOption(obj, 'num_keep', Number.MIN_SAFE_INTEGER) : undefined,
-    body: obj,
+    body: body as Record<string, unknown>,
   };
 }
