@@ -14,6 +14,7 @@ import zlib from 'node:zlib';
 import OpenAI from 'openai';
 import { fixtureBehavior } from '../helpers/fake-ollama';
 import { fixture, fixtureMeta } from '../helpers/fixtures';
+import { eventually } from '../helpers/wait';
 import { metricsText, sample, startGatewayFor, startStack, type GatewayOnly, type TestStack } from '../helpers/gateway';
 
 const CHAT = { model: 'llama3.2:latest', endpoint: '/v1/chat/completions' };
@@ -88,8 +89,13 @@ describe('a compressing proxy in front of Ollama', () => {
       });
       assert.equal(got.headers['content-encoding'], 'gzip');
       assert.deepEqual(zlib.gunzipSync(got.body), fixture('chat-stream.ndjson'));
+      // The client has every byte as soon as they are relayed; the decoded measurement may finish just after.
+      await eventually(
+        async () => sample(await metricsText(gw.url), 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }) === 62,
+        'the decoded call measured',
+        3000,
+      );
       const m = await metricsText(gw.url);
-      assert.equal(sample(m, 'ollama_tokens_generated_total', { model: 'llama3.2:latest' }), 62);
       assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/generate', reason: 'stream_error' }) ?? 0, 0);
     } finally {
       ignoreAcceptEncoding = false;
