@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import * as ndjson from '../src/protocol/ndjson';
 import * as sse from '../src/protocol/sse';
 import * as sseUsage from '../src/protocol/sse-usage';
+import { bigJson, CHUNK, chunksOf } from '../test/helpers/stream-costs';
 
 interface Parser {
   push(chunk: Buffer, now: number): void;
@@ -41,7 +42,6 @@ interface Build {
 }
 
 const MiB = 1024 * 1024;
-const CHUNK = 64 * 1024;
 const FIXTURES = path.resolve(__dirname, '..', '..', 'test', 'fixtures');
 
 function arg(name: string, fallback: string): string {
@@ -66,19 +66,6 @@ function builds(): Build[] {
     out.unshift({ name: 'old', ndjson: () => new n.NdjsonParser(), sse: () => new s.SseParser(), stripper: () => new u.SseUsageStripper() });
   }
   return out;
-}
-
-function chunksOf(body: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < body.length; i += size) out.push(body.subarray(i, i + size));
-  return out;
-}
-
-/** A content event's JSON text, `bytes` long. */
-function bigJson(bytes: number): string {
-  const prefix = '{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"';
-  const suffix = '"},"finish_reason":null}]}';
-  return prefix + 'a'.repeat(bytes - prefix.length - suffix.length) + suffix;
 }
 
 const mb = (bytes: number) => (bytes / MiB).toFixed(1);

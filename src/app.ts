@@ -71,7 +71,8 @@ function admitPipelined(req: http.IncomingMessage, res: http.ServerResponse): bo
     counted = false;
     socket[OUTSTANDING] = (socket[OUTSTANDING] ?? 1) - 1;
   };
-  res.once('finish', done);
+  // 'close' follows 'finish' on every response that gets its turn; a response still waiting when
+  // the connection goes has no turn, and its socket's count no longer matters.
   res.once('close', done);
   return true;
 }

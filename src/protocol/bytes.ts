@@ -2,6 +2,19 @@
 
 export const EMPTY = Buffer.alloc(0);
 
+/** JSON's structural bytes, for the scanners that read JSON without decoding it. */
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
+export const COMMA = 0x2c;
+export const COLON = 0x3a;
+export const OPEN_BRACE = 0x7b;
+export const CLOSE_BRACE = 0x7d;
+export const OPEN_BRACKET = 0x5b;
+export const CLOSE_BRACKET = 0x5d;
+
+/** JSON white space (RFC 8259 §2). */
+export const isBlank = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+
 /** The pieces as one buffer: the piece itself when there is one (no copy), else one copy of all. */
 export function joinPieces(pieces: readonly Buffer[], size?: number): Buffer {
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, size);

@@ -15,7 +15,7 @@
  * error) can be recovered is counted as malformed, so the call is recorded as a stream error
  * rather than as a silent miss.
  */
-import { joinPieces } from './bytes';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COMMA, isBlank, joinPieces, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './bytes';
 import {
   absorbJson,
   absorbObject,
@@ -45,16 +45,6 @@ export interface JsonWindow {
 }
 
 const DEFAULT_WINDOW: JsonWindow = { headBytes: JSON_HEAD_BYTES, tailBytes: JSON_TAIL_BYTES };
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-
-const isBlank = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 
 /** The last `size` bytes written, in one buffer allocated once. */
 class TailRing {

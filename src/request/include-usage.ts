@@ -7,6 +7,7 @@
  * `"seed": 9007199254740993` stays that integer, `1.0` stays `1.0`, and key order and spacing stay.
  */
 import type { LlmRequestInfo } from './extract';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, isBlank, OPEN_BRACE, OPEN_BRACKET, QUOTE } from '../protocol/bytes';
 
 /** One change to the body: `raw[start, end)` is replaced by `text` (an insertion when start === end). */
 export interface Splice {
@@ -20,19 +21,8 @@ const STREAM_OPTIONS = '"stream_options":{"include_usage":true}';
 const STREAM_OPTIONS_KEY = Buffer.from('stream_options');
 const INCLUDE_USAGE_KEY = Buffer.from('include_usage');
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-
 /** The body is not the JSON the scanner expects; withIncludeUsage then sends it unchanged. */
 class ScanError extends Error {}
-
-const isBlank = (c: number | undefined): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 
 /** A member of an object: the key's bytes between its quotes (`[keyStart, keyEnd)`), and the value's bytes. */
 interface Member {

@@ -30,6 +30,7 @@ import {
 } from '../helpers/hostile-upstream';
 import { RawConnection, rawRequest, type RawResponse } from '../helpers/raw-client';
 import { sleep } from '../helpers/wait';
+import { ERROR_REASONS } from '../../otel/instruments';
 
 // ---------------------------------------------------------------------------------------------
 // Crashes: the gateway runs in this process, so an exception it does not catch surfaces here.
@@ -143,20 +144,7 @@ async function stillServing(s: Stack): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Metrics, read with sample() for exact values.
 
-const REASONS = [
-  'upstream_unreachable',
-  'upstream_timeout',
-  'upstream_invalid_response',
-  'upstream_4xx',
-  'upstream_5xx',
-  'stream_error',
-  'client_cancelled',
-  'client_timeout',
-  'body_too_large',
-  'body_timeout',
-  'body_buffer_full',
-  'queue_timeout',
-];
+const REASONS = ERROR_REASONS;
 const STATUSES = ['200', '400', '404', '408', '413', '499', '500', '502', '503', '504'];
 
 interface Series {

@@ -9,6 +9,7 @@ import { JsonBodyParser } from '../../src/protocol/json';
 import type { CallSummary } from '../../src/protocol/summary';
 import { fixture } from '../helpers/fixtures';
 import { everySplit, parseWhole, stable } from '../helpers/split';
+import { bytesSearched } from '../helpers/stream-costs';
 
 const TEXT =
   "The sky appears blue because molecules in Earth's atmosphere scatter shorter blue wavelengths of sunlight much more strongly than longer red ones — a process called Rayleigh scattering.";
@@ -181,25 +182,6 @@ describe('Anthropic Messages stream parser', () => {
     });
   }
 });
-
-/** Runs `fn` with `Buffer.prototype.indexOf` wrapped; returns how many bytes its searches covered. */
-function bytesSearched(fn: () => void): number {
-  const proto = Buffer.prototype as unknown as { indexOf: (this: Buffer, value: unknown, byteOffset?: number, encoding?: BufferEncoding) => number };
-  const indexOf = proto.indexOf;
-  let searched = 0;
-  proto.indexOf = function (value, byteOffset = 0, encoding) {
-    const at = indexOf.call(this, value, byteOffset, encoding);
-    const needle = typeof value === 'number' ? 1 : Buffer.byteLength(value as Buffer);
-    searched += (at === -1 ? this.length : at + needle) - byteOffset;
-    return at;
-  };
-  try {
-    fn();
-  } finally {
-    proto.indexOf = indexOf;
-  }
-  return searched;
-}
 
 describe('Anthropic Messages stream parser cost', () => {
   it('searches a 64 KB chunk of text deltas a few times over, not once per event (bytes covered by indexOf)', () => {

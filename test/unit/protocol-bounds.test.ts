@@ -13,23 +13,9 @@ import { SseParser } from '../../src/protocol/sse';
 import { SseUsageStripper } from '../../src/protocol/sse-usage';
 import { MAX_INSPECT_BYTES, NO_CAPTURE } from '../../src/protocol/summary';
 import { everySplit } from '../helpers/split';
+import { bigJson, bytesConcatenated, bytesSearched, CHUNK, chunksOf } from '../helpers/stream-costs';
 
 const MiB = 1024 * 1024;
-const CHUNK = 64 * 1024;
-
-/** `body` cut into `size`-byte chunks, as a socket delivers it. */
-function chunksOf(body: Buffer, size = CHUNK): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < body.length; i += size) out.push(body.subarray(i, i + size));
-  return out;
-}
-
-/** One content event (or NDJSON line body) whose JSON text is `bytes` long. */
-function bigJson(bytes: number): string {
-  const prefix = '{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"content":"';
-  const suffix = '"},"finish_reason":null}]}';
-  return prefix + 'a'.repeat(bytes - prefix.length - suffix.length) + suffix;
-}
 
 const sseContent = (text: string) =>
   `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"llama3.2","choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"finish_reason":null}]}\n\n`;
@@ -54,42 +40,6 @@ const ND_DONE =
     prompt_eval_count: 7,
     eval_count: 3,
   }) + '\n';
-
-/** Runs `fn` with `Buffer.concat` wrapped; returns how many bytes it copied. */
-function bytesConcatenated(fn: () => void): number {
-  const concat = Buffer.concat;
-  let copied = 0;
-  Buffer.concat = ((list: readonly Uint8Array[], totalLength?: number) => {
-    const out = concat(list, totalLength);
-    copied += out.length;
-    return out;
-  }) as typeof Buffer.concat;
-  try {
-    fn();
-  } finally {
-    Buffer.concat = concat;
-  }
-  return copied;
-}
-
-/** Runs `fn` with `Buffer.prototype.indexOf` wrapped; returns how many bytes its searches covered. */
-function bytesSearched(fn: () => void): number {
-  const proto = Buffer.prototype as unknown as { indexOf: (this: Buffer, value: unknown, byteOffset?: number, encoding?: BufferEncoding) => number };
-  const indexOf = proto.indexOf;
-  let searched = 0;
-  proto.indexOf = function (value, byteOffset = 0, encoding) {
-    const at = indexOf.call(this, value, byteOffset, encoding);
-    const needle = typeof value === 'number' ? 1 : Buffer.byteLength(value as Buffer);
-    searched += (at === -1 ? this.length : at + needle) - byteOffset;
-    return at;
-  };
-  try {
-    fn();
-  } finally {
-    proto.indexOf = indexOf;
-  }
-  return searched;
-}
 
 describe('SSE parser against a huge event', () => {
   it('holds at most MAX_INSPECT_BYTES while a 24 MB event without its blank line arrives in 64 KB chunks', () => {
