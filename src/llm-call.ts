@@ -117,7 +117,9 @@ class LlmCall {
     }
     // The rest of the body is not read; the connection closes once the answer is out.
     const refusal = BODY_REFUSALS[failure];
-    sendJsonError(this.res, this.route.api, refusal.status, message, refusal.headers);
+    // A body being drained leaves the connection usable; any other is closed once answered.
+    const drained = err instanceof BodyError && err.drained;
+    sendJsonError(this.res, this.route.api, refusal.status, message, drained ? {} : refusal.headers);
     this.finish({ status: refusal.status, reason: refusal.reason, streamed: false, detail: message });
   }
 

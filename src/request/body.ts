@@ -15,9 +15,32 @@ export class BodyError extends Error {
   constructor(
     readonly failure: BodyFailure,
     message: string,
+    /** The rest of the body is being read and discarded, so the connection can carry the answer. */
+    readonly drained = false,
   ) {
     super(message);
   }
+}
+
+/**
+ * A body over the limit whose remaining length is known and at most this is read and thrown
+ * away rather than left unread: closing a connection the client is still writing to resets it,
+ * and the client may lose the 413 it was sent. Longer bodies, or chunked ones, close the connection.
+ */
+const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+/** The longest a refused body is drained before its connection is closed. */
+const DRAIN_MS = 2000;
+
+/** Starts discarding the rest of `req`'s body, when that is bounded; whether it does. */
+function drain(req: IncomingMessage, declared: number, received: number): boolean {
+  if (!(declared > 0) || declared - received > DRAIN_MAX_BYTES) return false;
+  req.resume();
+  const timer = setTimeout(() => {
+    if (!req.complete) req.socket?.destroy();
+  }, DRAIN_MS);
+  timer.unref();
+  req.once('end', () => clearTimeout(timer));
+  return true;
 }
 
 function mib(n: number): string {
@@ -88,7 +111,9 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
   const declared = req.headers['content-length'];
   const declaredBytes = declared === undefined ? 0 : Number(declared);
   if (declaredBytes > maxBytes) {
-    return Promise.reject(new BodyError('too_large', `request body exceeds the gateway's limit of ${mib(maxBytes)} (MAX_REQUEST_BODY_MB)`));
+    return Promise.reject(
+      new BodyError('too_large', `request body exceeds the gateway's limit of ${mib(maxBytes)} (MAX_REQUEST_BODY_MB)`, drain(req, declaredBytes, 0)),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -103,10 +128,10 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
       if (!err) return;
       budget.release(size);
       chunks.length = 0;
-      req.pause();
+      if (!err.drained) req.pause();
       reject(err);
     };
-    const fail = (failure: BodyFailure, message: string) => settle(new BodyError(failure, message));
+    const fail = (failure: BodyFailure, message: string) => settle(new BodyError(failure, message, failure === 'too_large' && drain(req, declaredBytes, size)));
     const arm = () => {
       if (limits.idleTimeoutMs <= 0) return;
       if (timer) timer.refresh();
