@@ -25,6 +25,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { memoiseAttributeHashing } from './attribute-hash';
 import { createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -176,6 +177,9 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     logRecordProcessors: [],
     instrumentations: [
       new HttpInstrumentation({
+        // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
+        // hook on every outgoing request costs several times what the span does.
+        disableOutgoingRequestInstrumentation: true,
         // The gateway's own endpoints get no server span (probes would flood traces).
         ignoreIncomingRequestHook: (req) => untraced(req.url ?? '/'),
       }),
@@ -187,6 +191,8 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
 
 /** Creates the metrics pipeline and the Telemetry the gateway records into. */
 export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
+  // Before any instrument exists: the SDK's attribute maps take the hash function when made.
+  memoiseAttributeHashing();
   const prometheus = new PrometheusReader({ preventServerStart: true, withoutScopeInfo: true });
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const provider = new MeterProvider({
