@@ -5,10 +5,11 @@
  * Loopback only, bounded in time. Prints a markdown table and writes JSON.
  *
  *   node dist/bench/run.js [--seconds 4] [--rounds 3] [--scenarios S1,S2,S3,S4,S5,S6]
- *                          [--targets direct,gateway,nginx,gateway-traced,node-baseline,gateway-workers,gateway-traced-workers]
+ *                          [--targets direct,gateway,nginx,gateway-traced,node-baseline,undici-baseline,gateway-workers,gateway-traced-workers]
  *                          [--out FILE] [--quick] [--help]
  *
- * `node-baseline` is a bare http-proxy with nothing measured: the floor for a Node.js proxy. The
+ * `node-baseline` is a bare http-proxy with nothing measured: the floor for a Node.js proxy;
+ * `undici-baseline` the same with undici's pool as the upstream client. The
  * `*-workers` targets are the gateway with GATEWAY_WORKERS=2. The end of the report says which of
  * the performance targets are met.
  */
@@ -26,7 +27,7 @@ import { startTargets } from './run/targets';
 /** Where results go by default: an untracked folder; the README's table is updated on purpose. */
 const RESULTS_DIR = path.join('bench', 'results', 'local');
 
-const ALL_TARGETS = 'direct,gateway,nginx,gateway-traced,node-baseline,gateway-workers,gateway-traced-workers';
+const ALL_TARGETS = 'direct,gateway,nginx,gateway-traced,node-baseline,undici-baseline,gateway-workers,gateway-traced-workers';
 
 function args(): Options {
   const flags = parseFlags('bench', 'what the gateway adds, against direct, nginx and a bare Node proxy', [

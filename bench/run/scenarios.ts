@@ -1,6 +1,6 @@
 /** What the benchmark measures: the targets, the scenarios (workloads), and one measurement. */
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline' | 'gateway-workers' | 'gateway-traced-workers';
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline' | 'gateway-workers' | 'gateway-traced-workers' | 'undici-baseline';
 
 /** Worker processes of the `*-workers` targets. */
 export const BENCH_WORKERS = 2;

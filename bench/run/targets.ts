@@ -34,8 +34,9 @@ export async function startTargets(names: TargetName[], fakePort: number, otlpPo
       targets.push({ name, port, pids: () => [child.pid!, ...childPids(child.pid!)] });
       continue;
     }
-    if (name === 'node-baseline') {
-      const child = startNode(path.join(dist, 'bench', 'baseline-proxy.js'), [String(port), String(fakePort)], {}, true);
+    if (name === 'node-baseline' || name === 'undici-baseline') {
+      const script = name === 'node-baseline' ? 'baseline-proxy.js' : 'undici-proxy.js';
+      const child = startNode(path.join(dist, 'bench', script), [String(port), String(fakePort)], {}, true);
       children.push(child);
       await waitForPort(port);
       targets.push({ name, port, pids: () => [child.pid!], eld: ipcStats(child) });
