@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { freePort, startNode, tracked, waitForPort } from '../test/helpers/procs';
 import { numberFlag, parseFlags, stopChildrenOnInterrupt } from './cli';
@@ -75,13 +76,17 @@ function partOf(url: string, name: string): string {
   return 'other JS';
 }
 
-/** Self time (µs) by part and by function. */
-function rank(profile: CpuProfile): { parts: Map<string, number>; functions: Map<string, number>; totalUs: number } {
+/** Self time (µs) by part and by function, of the samples from `fromUs` after the profile began to `toUs`. */
+function rank(profile: CpuProfile, fromUs: number, toUs: number): { parts: Map<string, number>; functions: Map<string, number>; totalUs: number } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
+  let at = 0;
   for (let i = 0; i < profile.samples.length; i++) {
+    const dt = profile.timeDeltas[i] ?? 0;
+    at += dt;
+    if (at < fromUs || at > toUs) continue;
     const id = profile.samples[i]!;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
   }
   const parts = new Map<string, number>();
   const functions = new Map<string, number>();
@@ -133,6 +138,7 @@ async function main(): Promise<void> {
     GATEWAY_WORKERS: flags.get('workers') ?? '1',
   };
   if (flags.has('traced')) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_TRACES_EXPORTER: 'otlp' });
+  const spawnedAt = performance.now();
   const gateway = tracked(
     spawn(
       process.execPath,
@@ -148,9 +154,12 @@ async function main(): Promise<void> {
   );
   children.push(gateway);
   await waitForPort(port);
-  // A short warm-up so the profile shows the steady state, not the JIT's first minutes.
+  // A short warm-up so the profile shows the steady state, not start-up and the JIT's first minutes:
+  // only the samples of the measured run are ranked.
   await measure({ name: 'gateway', port, pids: () => [] }, scenario, 1, 0);
+  const from = performance.now() - spawnedAt;
   const m = await measure({ name: 'gateway', port, pids: () => [gateway.pid!] }, scenario, seconds, 1);
+  const to = performance.now() - spawnedAt;
   await new Promise<void>((resolve) => {
     gateway.once('exit', () => resolve());
     gateway.kill('SIGTERM');
@@ -162,13 +171,12 @@ async function main(): Promise<void> {
   const functions = new Map<string, number>();
   let totalUs = 0;
   for (const p of profiles) {
-    const r = rank(p);
+    const r = rank(p, from * 1000, to * 1000);
     totalUs += r.totalUs;
     for (const [k, v] of r.parts) parts.set(k, (parts.get(k) ?? 0) + v);
     for (const [k, v] of r.functions) functions.set(k, (functions.get(k) ?? 0) + v);
   }
-  // The profile spans warm-up, load and shutdown; per request is over every request it saw.
-  const requests = m.requests + Math.round(m.rps); // ~ the warm-up second
+  const requests = m.requests;
   const perReq = (us: number) => (us / requests).toFixed(1);
   const out: string[] = [];
   out.push(`## CPU profile: ${scenario.id} (${scenario.title})${flags.has('traced') ? ', tracing on' : ''}, ${files.length} process(es)`);

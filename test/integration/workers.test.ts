@@ -70,8 +70,10 @@ describe('several workers on one port', () => {
 
   it('serves calls from both workers and sums them in every scrape', async () => {
     for (let i = 0; i < 20; i++) assert.equal(await chat(port), 200);
-    const served = new Set(gw.lines.filter((l) => l.msg === 'request').map((l) => l.worker));
-    assert.deepEqual([...served].sort(), [0, 1], 'both workers served calls');
+    // Access lines are written in batches (at least every 500 ms): wait for all 20.
+    const served = () => gw.lines.filter((l) => l.msg === 'request');
+    await until('the access lines', async () => served().length === 20);
+    assert.deepEqual([...new Set(served().map((l) => l.worker))].sort(), [0, 1], 'both workers served calls');
     // Several scrapes, landing on either worker, all agree.
     for (let i = 0; i < 6; i++) assert.equal(requests(await scrape(port)), 20);
   });
