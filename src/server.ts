@@ -11,6 +11,8 @@ import { buildResource, startTelemetry } from '../otel/sdk';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { randomBytes } from 'node:crypto';
+import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
@@ -53,6 +55,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   // the state gauges read the poller through this indirection.
   let poller: OllamaPoller | undefined;
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
+  const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
+  const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -69,14 +73,18 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       families: config.metricFamilies,
       ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
       bufferedBodyBytes: () => bodyBudget.held,
+      backends: fleet.backends.map((b) => b.ref),
+      backendLoad: () => fleet.load(),
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape: runtime.scrape });
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape: runtime.scrape, fleet, pseudonym });
   if (config.pollIntervalMs > 0) {
-    poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
-    poller.start();
+    const polled = new OllamaPoller(fleet.backends, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
+    poller = polled;
+    fleet.readState = () => polled.latest;
+    polled.start();
   }
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.

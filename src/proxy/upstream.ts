@@ -195,7 +195,9 @@ export class Upstream {
     if (opts.identity) headers['accept-encoding'] = 'identity';
     // Marks the hop (RFC 9110 §7.6.3), so a request that comes back here is seen as a loop.
     const via = headers.via;
-    headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, ${this.via}` : this.via;
+    const prior = via === undefined ? '' : Array.isArray(via) ? via.join(', ') : via;
+    // A call sent to a second backend (failover) carries the entry once.
+    if (!prior.endsWith(this.via)) headers.via = prior ? `${prior}, ${this.via}` : this.via;
     if (this.target.socketPath) headers.host = this.target.hostname;
     // A call can be sent again only when its body is in hand, or it has none.
     const replayable = opts.body !== undefined || (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined);
