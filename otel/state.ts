@@ -90,20 +90,20 @@ export function observeOllamaState(
 
 function observeOne(r: BatchObservableResult, g: OllamaStateGauges, state: OllamaState, base: Attributes, now: () => number): void {
   r.observe(g.up, state.up ? 1 : 0, base);
-    if (!state.up) return;
-    if (state.version !== undefined) r.observe(g.buildInfo, 1, { ...base, [ATTR_VERSION]: state.version });
-    if (state.available) {
-      r.observe(g.modelsAvailable, state.available.count, base);
-      r.observe(g.modelsAvailableBytes, state.available.bytes, base);
+  if (!state.up) return;
+  if (state.version !== undefined) r.observe(g.buildInfo, 1, { ...base, [ATTR_VERSION]: state.version });
+  if (state.available) {
+    r.observe(g.modelsAvailable, state.available.count, base);
+    r.observe(g.modelsAvailableBytes, state.available.bytes, base);
+  }
+  if (state.loaded) {
+    r.observe(g.modelsLoaded, state.loaded.length, base);
+    for (const m of state.loaded) {
+      const attrs = { ...base, [ATTR_MODEL]: m.model };
+      r.observe(g.modelLoadedBytes, m.bytes, attrs);
+      r.observe(g.modelVramBytes, m.vramBytes, attrs);
+      if (m.bytes > 0) r.observe(g.modelVramRatio, m.vramBytes / m.bytes, attrs);
+      if (m.expiresAtMs !== undefined) r.observe(g.modelUnloadSeconds, Math.max(0, (m.expiresAtMs - now()) / 1000), attrs);
     }
-    if (state.loaded) {
-      r.observe(g.modelsLoaded, state.loaded.length, base);
-      for (const m of state.loaded) {
-        const attrs = { ...base, [ATTR_MODEL]: m.model };
-        r.observe(g.modelLoadedBytes, m.bytes, attrs);
-        r.observe(g.modelVramBytes, m.vramBytes, attrs);
-        if (m.bytes > 0) r.observe(g.modelVramRatio, m.vramBytes / m.bytes, attrs);
-        if (m.expiresAtMs !== undefined) r.observe(g.modelUnloadSeconds, Math.max(0, (m.expiresAtMs - now()) / 1000), attrs);
-      }
-    }
+  }
 }

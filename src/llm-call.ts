@@ -216,9 +216,7 @@ class LlmCall {
     const fleet = deps.fleet;
     const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
     const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body) : undefined;
-    const choice = this.pinned
-      ? fleet.chooseAmong([this.pinned], model)
-      : fleet.choose(model, key);
+    const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
     const first = fleet.get(choice!.order[0])!;
     this.state = 'forwarded';
     this.sendTo({ backend: first, reason: choice!.reason, warm: choice!.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
@@ -254,7 +252,10 @@ class LlmCall {
             if (to && to.health.routable) {
               this.leaveBackend();
               recorder.failover(backend.name, to.name);
-              deps.log.warn({ path: loggedPath(req), from: backend.name, to: to.name, error: failure.message }, 'backend failed before answering; call sent to the next');
+              deps.log.warn(
+                { path: loggedPath(req), from: backend.name, to: to.name, error: failure.message },
+                'backend failed before answering; call sent to the next',
+              );
               this.sendTo({ ...a, backend: to, reason: 'retry', warm: next.warm, attempt: 2 });
               return;
             }

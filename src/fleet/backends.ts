@@ -43,7 +43,13 @@ export class Fleet {
       const health = new BackendHealth((t) => {
         // One backend is not routed: it gets every call whatever its health, as it always did.
         if (targets.length === 1) return;
-        const entry = { backend: name, from: t.from, to: t.to, reason: t.reason, retry_at: t.retryAt === undefined ? undefined : new Date(t.retryAt).toISOString() };
+        const entry = {
+          backend: name,
+          from: t.from,
+          to: t.to,
+          reason: t.reason,
+          retry_at: t.retryAt === undefined ? undefined : new Date(t.retryAt).toISOString(),
+        };
         if (t.to === 'up') log.info(entry, 'backend is back in rotation');
         else log.warn(entry, t.to === 'down' ? 'backend is down; calls go elsewhere' : 'backend answers 5xx; cooling down, calls go elsewhere');
       }, polled);
@@ -98,7 +104,10 @@ export class Fleet {
   /** Ranks only `only` (a backend named by X-Ollama-Backend): the reason says how warm it is. */
   chooseAmong(only: readonly Backend[], model: string | undefined): RouteChoice | undefined {
     const names = new Set(only.map((b) => b.name));
-    return route({ model }, this.views().filter((v) => names.has(v.name)));
+    return route(
+      { model },
+      this.views().filter((v) => names.has(v.name)),
+    );
   }
 
   /** The conversation `key` went to `backend`. */

@@ -90,7 +90,12 @@ export class BackendHealth {
       if (trial || (this.current === 'up' && this.strikes >= FIVE_XX_STRIKES)) {
         this.strikes = 0;
         this.polledSince = false;
-        this.holdOut('cooling', COOL_DOWN_FIRST_MS, COOL_DOWN_MAX_MS, trial ? `the trial call was answered with HTTP ${status}` : `${FIVE_XX_STRIKES} answers in a row with HTTP 5xx`);
+        this.holdOut(
+          'cooling',
+          COOL_DOWN_FIRST_MS,
+          COOL_DOWN_MAX_MS,
+          trial ? `the trial call was answered with HTTP ${status}` : `${FIVE_XX_STRIKES} answers in a row with HTTP 5xx`,
+        );
       }
       return;
     }
