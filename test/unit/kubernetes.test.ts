@@ -16,7 +16,10 @@ import { parseAllDocuments } from 'yaml';
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const DIR = path.join(REPO, 'deploy', 'kubernetes');
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown>; data?: Record<string, string> } & Record<string, unknown>;
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string }; spec?: Record<string, unknown>; data?: Record<string, string> } & Record<
+  string,
+  unknown
+>;
 
 /** The module of an apiVersion's models. */
 function modelModule(apiVersion: string): string {
@@ -48,9 +51,18 @@ async function schemaErrors(doc: Manifest): Promise<string[]> {
 /** TypeScript's check of each object as a literal of its generated interface; the diagnostics. */
 function typeErrors(docs: Manifest[]): string[] {
   const file = path.join(REPO, '.k8s-manifest-check.mts');
-  const lines = docs.map((d, i) => `import type { I${d.kind} as T${i} } from '${modelModule(d.apiVersion)}/${d.kind}';\nexport const m${i}: T${i} = ${JSON.stringify(d)};`);
+  const lines = docs.map(
+    (d, i) => `import type { I${d.kind} as T${i} } from '${modelModule(d.apiVersion)}/${d.kind}';\nexport const m${i}: T${i} = ${JSON.stringify(d)};`,
+  );
   const source = lines.join('\n');
-  const options: ts.CompilerOptions = { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16, strict: true, noEmit: true, skipLibCheck: true, types: [] };
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.Node16,
+    moduleResolution: ts.ModuleResolutionKind.Node16,
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
   const host = ts.createCompilerHost(options);
   const read = host.readFile.bind(host);
   host.readFile = (f) => (path.resolve(f) === file ? source : read(f));
@@ -128,7 +140,10 @@ describe('deploy/kubernetes', () => {
     assert.equal(pod.securityContext.runAsNonRoot, true);
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
-    assert.deepEqual(c.envFrom.map((e) => e.configMapRef?.name ?? e.secretRef?.name), [find('ConfigMap').metadata.name, find('Secret').metadata.name]);
+    assert.deepEqual(
+      c.envFrom.map((e) => e.configMapRef?.name ?? e.secretRef?.name),
+      [find('ConfigMap').metadata.name, find('Secret').metadata.name],
+    );
     const hpa = find('HorizontalPodAutoscaler').spec as { metrics: { resource: { name: string } }[]; minReplicas: number };
     assert.equal(hpa.metrics[0].resource.name, 'cpu');
     assert.ok(hpa.minReplicas >= 2);
