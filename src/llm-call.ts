@@ -217,7 +217,7 @@ class LlmCall {
     const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
     const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body) : undefined;
     const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
-    const first = fleet.get(choice!.order[0])!;
+    const first = fleet.get(choice!.order[0]!)!;
     this.state = 'forwarded';
     this.sendTo({ backend: first, reason: choice!.reason, warm: choice!.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
   }
@@ -248,7 +248,7 @@ class LlmCall {
           // Nothing of an answer came and the body is in hand: once, the next backend.
           if (failure.reason === 'upstream_unreachable' && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
             const next = fleet.choose(a.model, undefined, a.tried);
-            const to = next && fleet.get(next.order[0]);
+            const to = next && fleet.get(next.order[0]!);
             if (to && to.health.routable) {
               this.leaveBackend();
               recorder.failover(backend.name, to.name);

@@ -113,5 +113,5 @@ export function routeManagement(rule: ManagementRule, model: string | undefined,
     const choice = route({ model }, pool);
     if (choice && choice.reason !== 'none_has_it') return choice.order[0];
   }
-  return pool[0].name;
+  return pool[0]!.name;
 }
