@@ -70,7 +70,7 @@ export function route(req: RouteRequest, backends: readonly BackendView[]): Rout
   const ranked = pool
     .map((b) => ({ b, tier: tier(b, req.model) }))
     .sort((x, y) => x.tier - y.tier || x.b.inFlight - y.b.inFlight || index.get(x.b.name)! - index.get(y.b.name)!);
-  const best = ranked[0];
+  const best = ranked[0]!;
   const warmOf = (r: { b: BackendView; tier: number }): boolean | undefined => (r.tier === 0 ? true : r.b.known ? false : undefined);
 
   if (req.affinity !== undefined) {
