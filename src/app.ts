@@ -110,7 +110,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log, telemetry } = deps;
   const pseudonym = deps.pseudonym ?? `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = deps.fleet ?? new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
-  const upstream = fleet.backends[0].upstream;
+  const upstream = fleet.backends[0]!.upstream;
   const ollamaVersion = async (timeoutMs = READY_TIMEOUT_MS): Promise<string> => {
     let failure: unknown;
     for (const b of fleet.healthy()) {

@@ -234,7 +234,7 @@ export function parseUpstreams(value: string, variable = 'OLLAMA_HOST'): Upstrea
 
 function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel'> {
   const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
-  const upstream = upstreams[0];
+  const upstream = upstreams[0]!;
   const host = (env.HOST ?? '0.0.0.0').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);

@@ -48,7 +48,7 @@ export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, re
     );
   });
   if (!fleet.routed) {
-    forward(deps, req, res, fleet.backends[0], access);
+    forward(deps, req, res, fleet.backends[0]!, access);
     return;
   }
   if (pinned) {

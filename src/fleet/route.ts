@@ -80,7 +80,7 @@ export function route(req: RouteRequest, backends: readonly BackendView[]): Rout
       return { order: [sticky.b.name, ...ranked.filter((r) => r !== sticky).map((r) => r.b.name)], reason: 'affinity', warm: warmOf(sticky) };
     }
   }
-  return { order: ranked.map((r) => r.b.name), reason: TIER_REASON[best.tier], warm: warmOf(best) };
+  return { order: ranked.map((r) => r.b.name), reason: TIER_REASON[best.tier]!, warm: warmOf(best) };
 }
 
 /**
