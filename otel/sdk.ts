@@ -25,6 +25,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { memoiseAttributeHashing } from './attribute-hash';
 import type { BackendRef } from './attributes';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
@@ -50,6 +51,11 @@ export interface TelemetryOptions {
   families: ReadonlySet<MetricFamily>;
   /** Where the gauges describing Ollama read from; without it they are not created. */
   ollamaState?: () => FleetState | undefined;
+  /**
+   * Whether this process exports the gauges describing Ollama (default true). A worker that does not
+   * poll still reads the state (for context windows) but leaves the gauges to the one that polls.
+   */
+  exportState?: boolean;
   /** Every configured backend; with more than one, series carry `backend` and the routing metrics exist. */
   backends?: readonly BackendRef[];
   /** Each backend's load now (several backends). */
@@ -92,7 +98,7 @@ function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
 const SHUTDOWN_FLUSH_MS = 5000;
 
 /** The Prometheus text format, version 0.0.4. */
-const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface TelemetryRuntime {
   telemetry: Telemetry;
@@ -155,19 +161,25 @@ function extraMetricReaders(sdkDisabled: boolean): IMetricReader[] {
 }
 
 /**
+ * Whether the environment asks for traces. With nowhere to send spans, tracing is not started at
+ * all: sdk-node would otherwise default to OTLP at localhost:4318 and log export errors forever,
+ * and instrumenting every request for spans nobody receives costs more CPU than the rest of the
+ * gateway. The caller's traceparent still reaches Ollama: it is forwarded with the other headers.
+ */
+export function tracingWanted(): boolean {
+  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return false;
+  const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  return !(exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint));
+}
+
+/**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
  * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
  * that get no server span. Returns undefined when disabled.
  */
 export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
-  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return undefined;
-  const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
-  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
-  // With nowhere to send spans, tracing is not started at all: sdk-node would otherwise default to
-  // OTLP at localhost:4318 and log export errors forever, and instrumenting every request for
-  // spans nobody receives costs more CPU than the rest of the gateway. The caller's traceparent
-  // still reaches Ollama: it is forwarded with the other headers.
-  if (exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint)) return undefined;
+  if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
   const sdk = new NodeSDK({
@@ -177,6 +189,9 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     logRecordProcessors: [],
     instrumentations: [
       new HttpInstrumentation({
+        // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
+        // hook on every outgoing request costs several times what the span does.
+        disableOutgoingRequestInstrumentation: true,
         // The gateway's own endpoints get no server span (probes would flood traces).
         ignoreIncomingRequestHook: (req) => untraced(req.url ?? '/'),
       }),
@@ -188,6 +203,8 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
 
 /** Creates the metrics pipeline and the Telemetry the gateway records into. */
 export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
+  // Before any instrument exists: the SDK's attribute maps take the hash function when made.
+  memoiseAttributeHashing();
   const prometheus = new PrometheusReader({ preventServerStart: true, withoutScopeInfo: true });
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const provider = new MeterProvider({
@@ -198,16 +215,19 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
   const backends = opts.backends ?? [];
   const routed = backends.length > 1;
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined, routed);
+  const exportState = opts.exportState !== false;
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState, routed);
   const load = opts.backendLoad;
   const fleet = instruments.fleet;
   if (fleet && load) {
+    // Worker scrapes are summed: every worker adds its calls in flight; health is reported by one
+    // process only (the one that polls), as the state gauges are.
     meter.addBatchObservableCallback(
       (r) => {
         for (const b of load()) {
           r.observe(fleet.backendInFlight, b.inFlight, { [ATTR_BACKEND]: b.name });
-          r.observe(fleet.backendHealthy, b.healthy ? 1 : 0, { [ATTR_BACKEND]: b.name });
+          if (exportState) r.observe(fleet.backendHealthy, b.healthy ? 1 : 0, { [ATTR_BACKEND]: b.name });
         }
       },
       [fleet.backendInFlight, fleet.backendHealthy],

@@ -7,7 +7,10 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import { buildResource, startTelemetry } from '../otel/sdk';
+import { mergeExpositions } from '../otel/exposition-merge';
+import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import type { FleetState } from '../otel/state';
+import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
@@ -33,6 +36,9 @@ export interface OtelSetup {
   tracing?: NodeSDK;
 }
 
+/** How often the polling worker checks for a new poll result to pass to the other workers. */
+const STATE_RELAY_MS = 250;
+
 /**
  * A client sent something that is not HTTP, or too much of it, or too slowly. Answered as Node
  * would (400, 408, 431), logged at DEBUG: it is the client's failure, not the gateway's.
@@ -49,11 +55,30 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
   socket.destroy();
 }
 
+/**
+ * A scrape of every worker: this one's pieces and the others', summed. Should the primary not
+ * answer (it is going away), this worker's own exposition is what is left.
+ */
+function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
+  link.collect('metrics', async () => (await local()).body);
+  return async () => {
+    try {
+      const pieces = await link.gather('metrics');
+      return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+    } catch {
+      return local();
+    }
+  };
+}
+
 /** Starts the gateway with `config`; resolves once it listens. */
-export async function startGateway(config: Config, log: Logger, otel?: OtelSetup): Promise<RunningGateway> {
+export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, link?: WorkerLink): Promise<RunningGateway> {
   // The poller needs the upstream connection the app creates, and the app needs the telemetry;
-  // the state gauges read the poller through this indirection.
+  // the state gauges read the poller through this indirection. Of several workers only the first
+  // polls; the others read what it last relayed.
   let poller: OllamaPoller | undefined;
+  let relayed: FleetState | undefined;
+  const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
@@ -71,7 +96,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       },
       measurement: { stallMs: config.streamStallMs },
       families: config.metricFamilies,
-      ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
+      ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
+      exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
@@ -79,12 +105,34 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape: runtime.scrape, fleet, pseudonym });
-  if (config.pollIntervalMs > 0) {
-    const polled = new OllamaPoller(fleet.backends, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
-    poller = polled;
-    fleet.readState = () => polled.latest;
-    polled.start();
+  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape, fleet, pseudonym });
+  fleet.readState = () => (polls ? poller?.latest : relayed);
+  let relayTimer: NodeJS.Timeout | undefined;
+  if (polls) {
+    let served: string[] = [];
+    poller = new OllamaPoller(fleet.backends, config.pollIntervalMs, log, (names) => {
+      served = names;
+      runtime.telemetry.modelLabels.setServed(names);
+    });
+    poller.start();
+    if (link) {
+      let sent: FleetState | undefined;
+      relayTimer = setInterval(() => {
+        const latest = poller?.latest;
+        if (latest === sent) return;
+        sent = latest;
+        link.publishState({ state: latest, served });
+      }, STATE_RELAY_MS);
+      relayTimer.unref();
+    }
+  } else if (link) {
+    link.onState((polled) => {
+      relayed = polled.state;
+      // What the polling worker learnt of each backend's health, this worker learns too.
+      if (polled.state) fleet.observePolls(polled.state);
+      runtime.telemetry.modelLabels.setServed(polled.served);
+    });
   }
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
@@ -106,6 +154,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     });
   });
   const port = (server.address() as AddressInfo).port;
+  link?.listening(port);
 
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs): Promise<void> => {
@@ -123,6 +172,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         server.closeIdleConnections();
       });
       poller?.stop();
+      if (relayTimer) clearInterval(relayTimer);
       gateway.close();
       await runtime.shutdown().catch(() => {});
     })();

@@ -110,6 +110,21 @@ export class Fleet {
     );
   }
 
+  /**
+   * A poll result another process made (the polling worker's, relayed): each backend's health
+   * learns of it as if this process had polled.
+   */
+  observePolls(state: FleetState): void {
+    for (const b of this.backends) {
+      const s = state.backends[b.name];
+      if (!s) continue;
+      if (s.up) {
+        b.warmSincePoll.clear();
+        b.health.pollSucceeded();
+      } else b.health.unreachable('poll failed');
+    }
+  }
+
   /** The conversation `key` went to `backend`. */
   remember(key: string, backend: string): void {
     this.affinity.set(key, backend);
