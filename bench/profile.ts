@@ -4,7 +4,7 @@
  * the profile's self time by part of the stack (OpenTelemetry metrics, tracing, instrumentation-http,
  * Koa, pino, http-proxy, Node's HTTP and streams, our modules, GC), in µs per request.
  *
- *   node .build/bench/profile.js [--scenario S1] [--seconds 6] [--traced] [--workers N] [--top 25] [--out DIR]
+ *   node .build/bench/profile.js [--scenario S1] [--seconds 6] [--traced] [--workers N] [--baseline] [--build DIR] [--top 25] [--out DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     { name: 'traced', help: 'tracing on, exporting to a discarding OTLP endpoint' },
     { name: 'workers', value: 'N', help: 'GATEWAY_WORKERS (default 1)' },
     { name: 'baseline', help: 'profile the bare http-proxy baseline instead of the gateway' },
+    { name: 'build', value: 'DIR', help: "another build's output folder to profile (e.g. an older commit's .build), same layout" },
     { name: 'top', value: 'N', help: 'functions listed (default 25)' },
     { name: 'out', value: 'DIR', help: 'where the .cpuprofile files go (default a temporary folder)' },
   ]);
@@ -138,7 +139,9 @@ async function main(): Promise<void> {
       [
         '--cpu-prof',
         `--cpu-prof-dir=${dir}`,
-        ...(flags.has('baseline') ? [path.join(dist, 'bench', 'baseline-proxy.js'), String(port), String(fakePort)] : [path.join(dist, 'src', 'main.js')]),
+        ...(flags.has('baseline')
+          ? [path.join(dist, 'bench', 'baseline-proxy.js'), String(port), String(fakePort)]
+          : [path.join(flags.get('build') ?? dist, 'src', 'main.js')]),
       ],
       { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'ignore', 'inherit'] },
     ),

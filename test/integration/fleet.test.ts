@@ -61,6 +61,14 @@ describe('routing an LLM call', () => {
     assert.deepEqual([routed?.backend, routed?.reason], [name(b), 'loaded']);
   });
 
+  it('exports the routing metrics the dashboard and the alert rules query', async () => {
+    const families = new Set([...(await metricsText(s.gw.url)).matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    // ollama_backend_failovers_total and ollama_cold_loads_total appear with their first count: the
+    // failover and cold-load tests below read them.
+    for (const n of ['ollama_backend_in_flight', 'ollama_backend_healthy', 'ollama_routing_decisions_total'])
+      assert.ok(families.has(n), `${n} is not exported`);
+  });
+
   it('sends a model loaded nowhere to a backend that has it on disk, and counts the cold load', async () => {
     const [a] = s.fakes;
     // llama3.2 is on disk at a and b; b has it loaded. all-minilm is loaded at c... qwen3 only at a.
