@@ -6,8 +6,25 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import { fixedAttributes } from './attribute-hash';
-import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, GEN_AI_TOKEN_TYPE, TOKEN_TYPE_INPUT, TOKEN_TYPE_OUTPUT } from './instruments';
+import {
+  ATTR_BACKEND,
+  ATTR_ENDPOINT,
+  ATTR_MODEL,
+  ATTR_REASON,
+  ATTR_STATUS,
+  GEN_AI_TOKEN_TYPE,
+  NO_BACKEND,
+  TOKEN_TYPE_INPUT,
+  TOKEN_TYPE_OUTPUT,
+} from './instruments';
 import * as sc from './semconv';
+
+/** The backend a call went to: its label and where it is (`server.address`, `server.port`). */
+export interface BackendRef {
+  name: string;
+  address: string;
+  port: number;
+}
 
 /** Attribute sets derived from a base set by one more label, made once per value. */
 class Derived {
@@ -29,10 +46,12 @@ class Derived {
 }
 
 export interface CallAttributes {
-  /** `{model}` */
+  /** `{model}` (and `backend`, with several backends) */
   model: Attributes;
-  /** `{model, endpoint}` */
+  /** `{model, endpoint}` (and `backend`, with several backends) */
   modelEndpoint: Attributes;
+  /** `{model, endpoint}`: a call is in flight before it has a backend (reading, queued). */
+  inFlight: Attributes;
   /** The GenAI metrics' attributes, and the same with `gen_ai.token.type`. */
   genAi: Attributes;
   genAiInput: Attributes;
@@ -51,24 +70,32 @@ export class AttributeCache {
   constructor(
     private readonly serverAddress: string,
     private readonly serverPort: number,
+    /** Several backends: the `ollama_*` sets carry `backend`. With one, they are as they always were. */
+    private readonly labelled = false,
   ) {}
 
-  /** The attribute sets for a call; `model` is an already bounded label. */
-  get(operation: string, endpoint: string, model: string): CallAttributes {
-    const key = `${operation}\u0000${endpoint}\u0000${model}`;
+  /**
+   * The attribute sets for a call; `model` is an already bounded label, `backend` one of the
+   * configured backends (undefined: none chosen yet, or only one configured).
+   */
+  get(operation: string, endpoint: string, model: string, backend?: BackendRef): CallAttributes {
+    const key = `${operation}\u0000${endpoint}\u0000${model}\u0000${backend?.name ?? ''}`;
     let a = this.cache.get(key);
     if (!a) {
       const genAi: Attributes = {
         [sc.GEN_AI_OPERATION_NAME]: operation,
         [sc.GEN_AI_PROVIDER_NAME]: sc.PROVIDER_OLLAMA,
         [sc.GEN_AI_REQUEST_MODEL]: model,
-        [sc.SERVER_ADDRESS]: this.serverAddress,
-        [sc.SERVER_PORT]: this.serverPort,
+        [sc.SERVER_ADDRESS]: backend?.address ?? this.serverAddress,
+        [sc.SERVER_PORT]: backend?.port ?? this.serverPort,
       };
-      const modelEndpoint = fixedAttributes({ [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint });
+      const b: Attributes = this.labelled ? { [ATTR_BACKEND]: backend?.name ?? NO_BACKEND } : {};
+      const inFlight = fixedAttributes({ [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint });
+      const modelEndpoint = this.labelled ? fixedAttributes({ [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, ...b }) : inFlight;
       a = {
-        model: fixedAttributes({ [ATTR_MODEL]: model }),
+        model: fixedAttributes({ [ATTR_MODEL]: model, ...b }),
         modelEndpoint,
+        inFlight,
         genAi: fixedAttributes(genAi),
         genAiInput: fixedAttributes({ ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT }),
         genAiOutput: fixedAttributes({ ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT }),

@@ -6,9 +6,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { CallAttributes } from './attributes';
 import { cutByTokenLimit, errorType, statusLabel, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
 import {
-  ATTR_ENDPOINT,
   ATTR_KIND,
-  ATTR_MODEL,
   ATTR_REASON,
   CONTEXT_LIMIT_KINDS,
   ERROR_REASONS,
@@ -39,33 +37,33 @@ export interface CallMeasures {
   context?: ContextUse;
 }
 
-/** `{model, kind}` of `ollama_context_limit_hits_total`. */
-function kindAttrs(model: string, kind: ContextLimitKind): Attributes {
-  return { [ATTR_MODEL]: model, [ATTR_KIND]: kind };
+/** `{model, kind}` of `ollama_context_limit_hits_total` (and `backend`, with several). */
+function kindAttrs(attrs: CallAttributes, kind: ContextLimitKind): Attributes {
+  return { ...attrs.model, [ATTR_KIND]: kind };
 }
 
 /**
  * Creates a model's lifecycle and context-limit series at 0 when the model is first seen, so that
  * `rate()` and `increase()` see their first increment (a counter that appears at 1 shows no rate).
  */
-export function initModelSeries(ins: OllamaInstruments, attrs: CallAttributes, model: string): void {
+export function initModelSeries(ins: OllamaInstruments, attrs: CallAttributes): void {
   ins.streamStalls.add(0, attrs.model);
   ins.modelLoads.add(0, attrs.model);
   ins.modelUnloads.add(0, attrs.model);
   ins.generationTruncated.add(0, attrs.model);
-  for (const kind of CONTEXT_LIMIT_KINDS) ins.contextLimitHits.add(0, kindAttrs(model, kind));
+  for (const kind of CONTEXT_LIMIT_KINDS) ins.contextLimitHits.add(0, kindAttrs(attrs, kind));
 }
 
 /**
  * Creates the error series of a (model, endpoint) at 0, the first time it is seen, so a dashboard's
  * error rate reads 0 on a healthy system rather than "No data".
  */
-export function initEndpointSeries(ins: OllamaInstruments, model: string, endpoint: string): void {
-  for (const reason of ERROR_REASONS) ins.requestErrors.add(0, { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint, [ATTR_REASON]: reason });
+export function initEndpointSeries(ins: OllamaInstruments, attrs: CallAttributes): void {
+  for (const reason of ERROR_REASONS) ins.requestErrors.add(0, { ...attrs.modelEndpoint, [ATTR_REASON]: reason });
 }
 
 export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
-  if (m.wasInFlight) ins.inFlight.add(-1, attrs.modelEndpoint);
+  if (m.wasInFlight) ins.inFlight.add(-1, attrs.inFlight);
   const modelOnly = attrs.model;
   if (m.lifecycle !== undefined && outcome.reason === undefined) {
     // A load or unload, not a generation: counted on its own, in no request-level metric. Ollama
@@ -104,8 +102,8 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   const c = m.context;
   if (c) {
     ins.contextUsedRatio.record(c.ratio, modelOnly);
-    if (c.promptTruncated) ins.contextLimitHits.add(1, kindAttrs(m.model, 'prompt_truncated'));
-    if (c.outputTruncated) ins.contextLimitHits.add(1, kindAttrs(m.model, 'output_truncated'));
+    if (c.promptTruncated) ins.contextLimitHits.add(1, kindAttrs(attrs, 'prompt_truncated'));
+    if (c.outputTruncated) ins.contextLimitHits.add(1, kindAttrs(attrs, 'output_truncated'));
   }
 }
 

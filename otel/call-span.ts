@@ -96,6 +96,20 @@ export class CallSpan {
     }
   }
 
+  /**
+   * The backend the call is sent to (several backends): `server.address`/`server.port` become its,
+   * with its name, why it was chosen and the attempt number (2 after a failover).
+   */
+  backend(address: string, port: number, name: string, reason: string, attempt: number): void {
+    const span = this.span;
+    if (!span.isRecording()) return;
+    span.setAttribute(sc.SERVER_ADDRESS, address);
+    span.setAttribute(sc.SERVER_PORT, port);
+    span.setAttribute(sc.GATEWAY_BACKEND, name);
+    span.setAttribute(sc.GATEWAY_ROUTING_REASON, reason);
+    span.setAttribute(sc.GATEWAY_ATTEMPTS, attempt);
+  }
+
   /** Names the span `<operation> <model>` (the operation alone without a model) and sets `gen_ai.operation.name`. */
   private name(operation: string): void {
     this.span.updateName(this.requestModel === undefined ? operation : `${operation} ${this.requestModel}`);

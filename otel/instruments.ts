@@ -25,6 +25,28 @@ export const ATTR_VERSION = 'version';
 export const ATTR_SCOPE = 'scope';
 /** On `ollama_context_limit_hits_total`: which limit the call ran into (`ContextLimitKind`). */
 export const ATTR_KIND = 'kind';
+/**
+ * With several Ollama servers: the backend a call went to (`host:port` as configured in
+ * OLLAMA_HOST, a Unix socket's path), bounded by that list. `none` on calls that reached no
+ * backend (refused body, queue timeout, client gone first).
+ */
+export const ATTR_BACKEND = 'backend';
+/** On `ollama_backend_failovers_total`: the backend that failed and the one the call went to next. */
+export const ATTR_FROM = 'from';
+export const ATTR_TO = 'to';
+/** The `backend` label of a call that reached no backend. */
+export const NO_BACKEND = 'none';
+
+/**
+ * Why a backend was chosen for an LLM call (`ollama_routing_decisions_total{reason}`):
+ * - `loaded`: it has the model in memory (fewest in flight among those that do);
+ * - `on_disk`: none has it loaded, it has it on disk (a cold load, spread by fewest in flight);
+ * - `none_has_it`: no healthy backend has it; the least busy one answers (404, or a pull);
+ * - `affinity`: the backend this conversation went to before (ROUTING_AFFINITY=prefix);
+ * - `retry`: the next candidate after the first failed before answering.
+ */
+export const ROUTING_REASONS = ['loaded', 'on_disk', 'none_has_it', 'affinity', 'retry'] as const;
+export type RoutingReason = (typeof ROUTING_REASONS)[number];
 
 /**
  * How a call ran into its context window (rules in `otel/call.ts` `contextUse`):
@@ -146,10 +168,20 @@ export interface OllamaStateGauges {
   modelUnloadSeconds: ObservableGauge;
 }
 
+/** With several Ollama servers: how calls are spread over them. */
+export interface FleetInstruments {
+  backendInFlight: ObservableGauge;
+  backendHealthy: ObservableGauge;
+  routingDecisions: Counter;
+  failovers: Counter;
+  coldLoads: Counter;
+}
+
 export interface Instruments {
   ollama?: OllamaInstruments;
   genAi?: GenAiInstruments;
   state?: OllamaStateGauges;
+  fleet?: FleetInstruments;
 }
 
 function histogram(meter: Meter, name: string, unit: string, description: string, buckets: number[]): Histogram {
@@ -288,11 +320,35 @@ function createStateGauges(meter: Meter): OllamaStateGauges {
   };
 }
 
-/** Creates the instruments of the enabled families on `meter`. Called once at start. */
-export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean): Instruments {
+function createFleetInstruments(meter: Meter): FleetInstruments {
+  return {
+    backendInFlight: meter.createObservableGauge('ollama_backend_in_flight', {
+      description: 'LLM calls this gateway has at each backend now (sent, not yet finished).',
+    }),
+    backendHealthy: meter.createObservableGauge('ollama_backend_healthy', {
+      description: 'Whether the gateway routes calls to a backend (1), or holds it out: down or cooling down after 5xx answers (0).',
+    }),
+    routingDecisions: meter.createCounter('ollama_routing_decisions_total', {
+      description: 'LLM calls sent to a backend, by why it was chosen (loaded, on_disk, none_has_it, affinity, retry).',
+    }),
+    failovers: meter.createCounter('ollama_backend_failovers_total', {
+      description: 'LLM calls that failed at one backend before any response byte and were sent to another.',
+    }),
+    coldLoads: meter.createCounter('ollama_cold_loads_total', {
+      description: 'Successful LLM calls that had to load their model: the backend did not have it loaded, or Ollama reported a load of 1 s or more.',
+    }),
+  };
+}
+
+/**
+ * Creates the instruments of the enabled families on `meter`. Called once at start. `fleet`: several
+ * backends are configured (the routing metrics exist only then).
+ */
+export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false): Instruments {
   return {
     ollama: families.has('ollama') ? createOllamaInstruments(meter) : undefined,
     genAi: families.has('gen_ai') ? createGenAiInstruments(meter) : undefined,
     state: families.has('ollama') && withState ? createStateGauges(meter) : undefined,
+    fleet: families.has('ollama') && fleet ? createFleetInstruments(meter) : undefined,
   };
 }

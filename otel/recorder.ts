@@ -6,16 +6,20 @@
  * `finish`.
  */
 import { context } from '@opentelemetry/api';
-import { AttributeCache, type CallAttributes } from './attributes';
+import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
 import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
-import { ATTR_REASON, ATTR_SCOPE, UNKNOWN_LABEL, type Instruments } from './instruments';
+import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import type { ModelLabels } from './labels';
-import { loadedContextLength, type OllamaState } from './state';
+import { loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
 export type { CallOutcome, CallRequest } from './call';
+export type { BackendRef } from './attributes';
+
+/** A load Ollama reports taking this long or longer was a cold load, whatever the router knew. */
+const COLD_LOAD_NS = 1e9;
 
 export interface MeasurementOptions {
   /** A gap between content chunks longer than this (ms) counts as a stall. */
@@ -32,10 +36,17 @@ export class Telemetry {
     readonly modelLabels: ModelLabels,
     readonly tracing: TracingOptions,
     readonly measurement: MeasurementOptions = { stallMs: 2000 },
-    /** The poller's latest view of Ollama (loaded models and their windows), when polling is on. */
-    private readonly readState: () => OllamaState | undefined = () => undefined,
+    /** The poller's latest view of each Ollama (loaded models and their windows), when polling is on. */
+    private readonly readState: () => FleetState | undefined = () => undefined,
+    /** The configured backends; with more than one, the `ollama_*` series carry `backend`. */
+    readonly backends: readonly BackendRef[] = [],
   ) {
-    this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort);
+    this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort, backends.length > 1);
+  }
+
+  /** Several backends are configured (calls are routed, series carry `backend`). */
+  get routed(): boolean {
+    return this.backends.length > 1;
   }
 
   /** Counts a request refused for its credentials (`reason`: missing or invalid; `scope`: api or metrics). */
@@ -47,26 +58,28 @@ export class Telemetry {
    * The context window (tokens) `model` (a normalised name) runs with now, as the latest poll of
    * `/api/ps` reported it; undefined when unknown.
    */
-  loadedContextLength(model: string): number | undefined {
-    return loadedContextLength(this.readState(), model);
+  loadedContextLength(model: string, backend?: string): number | undefined {
+    return loadedContextLength(this.readState(), model, backend);
   }
 
   /**
    * Creates the per-model counters of a model label, and the error series of its endpoint, at 0 the
    * first time each is seen (bounded like the labels themselves).
    */
-  initModel(attrs: CallAttributes, model: string, endpoint: string | undefined): void {
+  initModel(operation: string, model: string, endpoint: string, withEndpoint: boolean): void {
     const ins = this.instruments.ollama;
     if (!ins) return;
-    if (!this.initialised.has(model)) {
-      this.initialised.add(model);
-      initModelSeries(ins, attrs, model);
-    }
-    if (endpoint === undefined) return;
+    const first = !this.initialised.has(model);
     const pair = `${model}\u0000${endpoint}`;
-    if (!this.initialised.has(pair)) {
-      this.initialised.add(pair);
-      initEndpointSeries(ins, model, endpoint);
+    const firstPair = withEndpoint && !this.initialised.has(pair);
+    if (!first && !firstPair) return;
+    this.initialised.add(model);
+    if (firstPair) this.initialised.add(pair);
+    // With several backends, each one's series (the list bounds them).
+    for (const backend of this.routed ? this.backends : [undefined]) {
+      const attrs = this.attributes.get(operation, endpoint, model, backend);
+      if (first) initModelSeries(ins, attrs);
+      if (firstPair) initEndpointSeries(ins, attrs);
     }
   }
 
@@ -82,6 +95,9 @@ export class CallRecorder {
   private attrs: CallAttributes | undefined;
   private inFlight = false;
   private finished = false;
+  /** The backend the call was sent to (several backends), and whether it had the model loaded. */
+  private backend: BackendRef | undefined;
+  private warm: boolean | undefined;
   /**
    * What the outcome needs of the request: the model as Ollama resolves it, whether it loads or
    * unloads, its window. Not the request itself, whose parsed body must not outlive the send.
@@ -124,14 +140,32 @@ export class CallRecorder {
     this.model = this.telemetry.modelLabels.label(req.model);
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
     // A load or unload is not a generation: it makes no request-level series appear.
-    this.telemetry.initModel(this.attrs, this.model, req.lifecycle === undefined ? this.endpoint : undefined);
+    this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
     if (ins && req.lifecycle === undefined) {
-      ins.inFlight.add(1, this.attrs.modelEndpoint);
+      ins.inFlight.add(1, this.attrs.inFlight);
       this.inFlight = true;
     }
     this.span.request(req);
+  }
+
+  /**
+   * The backend the call is sent to, why (`reason`), and whether it had the model loaded as far as
+   * the router knew (`warm`; undefined when unknown). Called again for a second attempt
+   * (`attempt` 2, reason `retry`), after `failover`. Only with several backends.
+   */
+  setBackend(backend: BackendRef, reason: RoutingReason, warm: boolean | undefined, attempt = 1): void {
+    this.backend = backend;
+    this.warm = warm;
+    this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model, backend);
+    this.telemetry.instruments.fleet?.routingDecisions.add(1, { [ATTR_BACKEND]: backend.name, [ATTR_REASON]: reason });
+    this.span.backend(backend.address, backend.port, backend.name, reason, attempt);
+  }
+
+  /** The call failed at `from` before any response byte and goes to `to`. */
+  failover(from: string, to: string): void {
+    this.telemetry.instruments.fleet?.failovers.add(1, { [ATTR_FROM]: from, [ATTR_TO]: to });
   }
 
   /**
@@ -168,6 +202,12 @@ export class CallRecorder {
       context: lifecycle === undefined && s ? this.contextUse(s) : undefined,
     };
     const ins = this.telemetry.instruments;
+    if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined) {
+      // A call that had to load its model: the backend did not have it, or Ollama says it loaded.
+      if (this.warm === false || (s?.loadDurationNs ?? 0) >= COLD_LOAD_NS) {
+        ins.fleet.coldLoads.add(1, { [ATTR_BACKEND]: this.backend.name, [ATTR_MODEL]: this.model });
+      }
+    }
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
     this.span.end(outcome, endedAt, lifecycle);
@@ -181,7 +221,7 @@ export class CallRecorder {
   private contextUse(s: CallFacts): ContextUse | undefined {
     const req = this.request;
     if (!req || this.operation === 'embeddings' || s.inputTokens === undefined) return undefined;
-    const window = req.numCtx ?? this.telemetry.loadedContextLength(req.model);
+    const window = req.numCtx ?? this.telemetry.loadedContextLength(req.model, this.backend?.name);
     if (window === undefined) return undefined;
     return contextUse(window, s.inputTokens, s.outputTokens ?? 0, req.numKeep);
   }

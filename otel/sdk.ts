@@ -26,10 +26,18 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { memoiseAttributeHashing } from './attribute-hash';
-import { createInstruments, type MetricFamily } from './instruments';
+import type { BackendRef } from './attributes';
+import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
-import { observeOllamaState, type OllamaState } from './state';
+import { observeOllamaState, type FleetState } from './state';
+
+/** One backend's load as the router sees it now, for `ollama_backend_in_flight` and `ollama_backend_healthy`. */
+export interface BackendLoad {
+  name: string;
+  inFlight: number;
+  healthy: boolean;
+}
 
 export const INSTRUMENTATION_NAME = 'ollama-otel-gateway';
 export const DEFAULT_SERVICE_NAME = 'ollama-otel-gateway';
@@ -42,12 +50,16 @@ export interface TelemetryOptions {
   measurement: MeasurementOptions;
   families: ReadonlySet<MetricFamily>;
   /** Where the gauges describing Ollama read from; without it they are not created. */
-  ollamaState?: () => OllamaState | undefined;
+  ollamaState?: () => FleetState | undefined;
   /**
    * Whether this process exports the gauges describing Ollama (default true). A worker that does not
    * poll still reads the state (for context windows) but leaves the gauges to the one that polls.
    */
   exportState?: boolean;
+  /** Every configured backend; with more than one, series carry `backend` and the routing metrics exist. */
+  backends?: readonly BackendRef[];
+  /** Each backend's load now (several backends). */
+  backendLoad?: () => readonly BackendLoad[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
 }
@@ -201,8 +213,26 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   });
   const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && opts.exportState !== false);
-  if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
+  const backends = opts.backends ?? [];
+  const routed = backends.length > 1;
+  const exportState = opts.exportState !== false;
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed);
+  if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState, routed);
+  const load = opts.backendLoad;
+  const fleet = instruments.fleet;
+  if (fleet && load) {
+    // Worker scrapes are summed: every worker adds its calls in flight; health is reported by one
+    // process only (the one that polls), as the state gauges are.
+    meter.addBatchObservableCallback(
+      (r) => {
+        for (const b of load()) {
+          r.observe(fleet.backendInFlight, b.inFlight, { [ATTR_BACKEND]: b.name });
+          if (exportState) r.observe(fleet.backendHealthy, b.healthy ? 1 : 0, { [ATTR_BACKEND]: b.name });
+        }
+      },
+      [fleet.backendInFlight, fleet.backendHealthy],
+    );
+  }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
   const telemetry = new Telemetry(
@@ -211,6 +241,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     { ...opts.tracing, tracer },
     opts.measurement,
     opts.ollamaState,
+    backends,
   );
   return {
     telemetry,

@@ -39,6 +39,11 @@ export const PROVIDER_OLLAMA = 'ollama';
 /** Gateway-specific attributes, outside the conventions. */
 export const GATEWAY_CLIENT_CANCELLED = 'ollama_gateway.client_cancelled';
 export const GATEWAY_ENDPOINT = 'ollama_gateway.endpoint';
+/** With several backends: the one the call went to (`host:port` as configured), and why it was chosen. */
+export const GATEWAY_BACKEND = 'ollama_gateway.backend';
+export const GATEWAY_ROUTING_REASON = 'ollama_gateway.routing.reason';
+/** How many backends the call was sent to (2 after a failover). */
+export const GATEWAY_ATTEMPTS = 'ollama_gateway.attempts';
 
 /** Span event marking the first content chunk forwarded to the client. */
 export const EVENT_FIRST_TOKEN = 'gen_ai.first_token';

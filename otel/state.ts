@@ -1,10 +1,11 @@
 /**
- * What Ollama holds, as gauges: observed at collection time from the poller's latest result. After
- * a failed poll only `ollama_up 0` is reported; the other gauges are left out rather than stale.
- * The same result tells the recorder a loaded model's context window (`loadedContextLength`).
+ * What each Ollama holds, as gauges: observed at collection time from the poller's latest result.
+ * After a failed poll of a backend only its `ollama_up 0` is reported; its other gauges are left
+ * out rather than stale. The same result tells the recorder a loaded model's context window
+ * (`loadedContextLength`) and the router where each model is warm.
  */
-import type { BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
-import { ATTR_MODEL, ATTR_VERSION, type OllamaStateGauges } from './instruments';
+import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
+import { ATTR_BACKEND, ATTR_MODEL, ATTR_VERSION, type OllamaStateGauges } from './instruments';
 
 export interface LoadedModel {
   /** Normalised model name (`llama3.2:latest`). */
@@ -21,22 +22,54 @@ export interface OllamaState {
   up: boolean;
   version?: string;
   available?: { count: number; bytes: number };
+  /** Names (normalised) of the models on disk (`/api/tags`). */
+  models?: string[];
   loaded?: LoadedModel[];
 }
 
 /**
- * The context window (tokens) of `model` (a normalised name) as Ollama's latest `/api/ps` reported
- * it; undefined when the model was not loaded at the last poll, the poll failed, Ollama is too old
- * to report it, or nothing is polled.
+ * The latest poll of every backend, keyed by backend name (`host:port` as configured), in the
+ * order of OLLAMA_HOST; a backend not yet polled is absent. Plain JSON data on purpose (no Map, no
+ * class): it is relayed as it is between processes.
  */
-export function loadedContextLength(state: OllamaState | undefined, model: string): number | undefined {
-  if (!state?.up || !state.loaded) return undefined;
-  for (const m of state.loaded) if (m.model === model) return m.contextLength;
+export interface FleetState {
+  backends: Record<string, OllamaState>;
+}
+
+/**
+ * The context window (tokens) of `model` (a normalised name) as the latest `/api/ps` of `backend`
+ * reported it (without `backend`, or when that one does not have it loaded, the first backend
+ * that does); undefined when the model was not loaded at the last poll, the poll failed, Ollama is
+ * too old to report it, or nothing is polled.
+ */
+export function loadedContextLength(state: FleetState | undefined, model: string, backend?: string): number | undefined {
+  if (!state) return undefined;
+  const inOne = (s: OllamaState | undefined): number | undefined => {
+    if (!s?.up || !s.loaded) return undefined;
+    for (const m of s.loaded) if (m.model === model) return m.contextLength;
+    return undefined;
+  };
+  const preferred = backend === undefined ? undefined : inOne(state.backends[backend]);
+  if (preferred !== undefined) return preferred;
+  for (const s of Object.values(state.backends)) {
+    const n = inOne(s);
+    if (n !== undefined) return n;
+  }
   return undefined;
 }
 
-/** Registers the gauges' callback. `read` returns the latest poll result (undefined before the first). */
-export function observeOllamaState(meter: Meter, g: OllamaStateGauges, read: () => OllamaState | undefined, now: () => number = Date.now): void {
+/**
+ * Registers the gauges' callback. `read` returns the latest poll results (undefined before the
+ * first). With `labelled`, every series carries `backend` (several backends); without, there is
+ * one backend and its series are exactly those of a single Ollama.
+ */
+export function observeOllamaState(
+  meter: Meter,
+  g: OllamaStateGauges,
+  read: () => FleetState | undefined,
+  labelled: boolean,
+  now: () => number = Date.now,
+): void {
   const all: Observable[] = [
     g.up,
     g.buildInfo,
@@ -49,24 +82,28 @@ export function observeOllamaState(meter: Meter, g: OllamaStateGauges, read: () 
     g.modelUnloadSeconds,
   ];
   meter.addBatchObservableCallback((r: BatchObservableResult) => {
-    const state = read();
-    if (!state) return;
-    r.observe(g.up, state.up ? 1 : 0);
-    if (!state.up) return;
-    if (state.version !== undefined) r.observe(g.buildInfo, 1, { [ATTR_VERSION]: state.version });
-    if (state.available) {
-      r.observe(g.modelsAvailable, state.available.count);
-      r.observe(g.modelsAvailableBytes, state.available.bytes);
-    }
-    if (state.loaded) {
-      r.observe(g.modelsLoaded, state.loaded.length);
-      for (const m of state.loaded) {
-        const attrs = { [ATTR_MODEL]: m.model };
-        r.observe(g.modelLoadedBytes, m.bytes, attrs);
-        r.observe(g.modelVramBytes, m.vramBytes, attrs);
-        if (m.bytes > 0) r.observe(g.modelVramRatio, m.vramBytes / m.bytes, attrs);
-        if (m.expiresAtMs !== undefined) r.observe(g.modelUnloadSeconds, Math.max(0, (m.expiresAtMs - now()) / 1000), attrs);
-      }
-    }
+    const fleet = read();
+    if (!fleet) return;
+    for (const [backend, state] of Object.entries(fleet.backends)) observeOne(r, g, state, labelled ? { [ATTR_BACKEND]: backend } : {}, now);
   }, all);
+}
+
+function observeOne(r: BatchObservableResult, g: OllamaStateGauges, state: OllamaState, base: Attributes, now: () => number): void {
+  r.observe(g.up, state.up ? 1 : 0, base);
+  if (!state.up) return;
+  if (state.version !== undefined) r.observe(g.buildInfo, 1, { ...base, [ATTR_VERSION]: state.version });
+  if (state.available) {
+    r.observe(g.modelsAvailable, state.available.count, base);
+    r.observe(g.modelsAvailableBytes, state.available.bytes, base);
+  }
+  if (state.loaded) {
+    r.observe(g.modelsLoaded, state.loaded.length, base);
+    for (const m of state.loaded) {
+      const attrs = { ...base, [ATTR_MODEL]: m.model };
+      r.observe(g.modelLoadedBytes, m.bytes, attrs);
+      r.observe(g.modelVramBytes, m.vramBytes, attrs);
+      if (m.bytes > 0) r.observe(g.modelVramRatio, m.vramBytes / m.bytes, attrs);
+      if (m.expiresAtMs !== undefined) r.observe(g.modelUnloadSeconds, Math.max(0, (m.expiresAtMs - now()) / 1000), attrs);
+    }
+  }
 }

@@ -21,7 +21,8 @@ import { ConcurrencyLimit } from './limit';
 import { handleLlmCall, type LlmCallDeps } from './llm-call';
 import { loggedPath, type Logger } from './logger';
 import { apiOf, sendJsonError } from './proxy/errors';
-import { Upstream } from './proxy/upstream';
+import type { Upstream } from './proxy/upstream';
+import { Fleet, type Backend } from './fleet/backends';
 import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, LLM_ROUTE_BY_PATH } from './routes';
@@ -34,18 +35,34 @@ export interface GatewayDeps {
   bodyBudget: BodyBudget;
   /** The Prometheus exposition of every metric. */
   scrape: () => Promise<Exposition>;
+  /** The backends, when made by the caller (otherwise made from `config.upstreams`). */
+  fleet?: Fleet;
+  /** This gateway's name in `Via` (made here when not given). */
+  pseudonym?: string;
 }
 
 export interface Gateway {
   /** The HTTP request handler. */
   handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** The Ollama servers. */
+  fleet: Fleet;
+  /** The first (with one backend, the only) Ollama's connection. */
   upstream: Upstream;
-  /** Asks Ollama for its version; rejects with a readable reason when it does not answer. */
+  /**
+   * Asks Ollama for its version (with several backends, each routable one in turn until one
+   * answers); rejects with a readable reason when none does.
+   */
   ollamaVersion(timeoutMs?: number): Promise<string>;
   close(): void;
 }
 
 const READY_TIMEOUT_MS = 2000;
+
+/**
+ * Names the backend a request must go to, among the configured ones only (never a free-form
+ * host). Read by the gateway and never forwarded.
+ */
+export const BACKEND_HEADER = 'x-ollama-backend';
 
 const ignore = (): void => {};
 
@@ -91,15 +108,25 @@ function internalError(log: Logger, req: http.IncomingMessage, res: http.ServerR
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log, telemetry } = deps;
-  const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
-  const upstream = new Upstream(config.upstream, config.upstreamIdleTimeoutMs, pseudonym);
+  const pseudonym = deps.pseudonym ?? `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
+  const fleet = deps.fleet ?? new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
+  const upstream = fleet.backends[0]!.upstream;
   const ollamaVersion = async (timeoutMs = READY_TIMEOUT_MS): Promise<string> => {
-    const body = (await upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
-    return typeof body?.version === 'string' ? body.version : 'unknown';
+    let failure: unknown;
+    for (const b of fleet.healthy()) {
+      try {
+        const body = (await b.upstream.getJson('/api/version', timeoutMs)) as { version?: unknown };
+        return typeof body?.version === 'string' ? body.version : 'unknown';
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    throw failure;
   };
   const own = ownEndpoints({ ollama: config.upstream.origin, ollamaVersion, scrape: deps.scrape, log });
   const llmDeps: LlmCallDeps = {
-    upstream,
+    fleet,
+    affinity: config.routingAffinity === 'prefix',
     limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     telemetry,
     log,
@@ -107,7 +134,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
   };
-  const passDeps: PassThroughDeps = { upstream, log, idleTimeoutMs: config.upstreamIdleTimeoutMs, clientWriteTimeoutMs: config.clientWriteTimeoutMs };
+  const passDeps: PassThroughDeps = {
+    fleet,
+    log,
+    idleTimeoutMs: config.upstreamIdleTimeoutMs,
+    clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    body: llmDeps.body,
+  };
   const apiKeys = new BearerKeys(config.apiKeys);
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
 
@@ -163,9 +196,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
       delete req.headers.authorization;
       delete req.headers['x-api-key'];
     }
+    let pinned: Backend | undefined;
+    const named = req.headers[BACKEND_HEADER];
+    if (named !== undefined) {
+      // The gateway's header, never Ollama's; it selects among the configured backends only.
+      delete req.headers[BACKEND_HEADER];
+      pinned = typeof named === 'string' ? fleet.get(named.trim()) : undefined;
+      if (!pinned) {
+        log.info({ method: req.method, path: loggedPath(req), status: 400, error: 'unknown_backend' }, 'request refused');
+        sendJsonError(res, apiOf(path), 400, `X-Ollama-Backend must name one of the configured backends: ${fleet.backends.map((b) => b.name).join(', ')}`);
+        return;
+      }
+    }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
-    if (route) handleLlmCall(llmDeps, route, req, res).catch((err: unknown) => internalError(log, req, res, err));
-    else passThrough(passDeps, req, res);
+    if (route) handleLlmCall(llmDeps, route, req, res, pinned).catch((err: unknown) => internalError(log, req, res, err));
+    else passThrough(passDeps, req, res, pinned);
   };
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -185,5 +230,5 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   };
 
-  return { handler, upstream, ollamaVersion, close: () => upstream.close() };
+  return { handler, fleet, upstream, ollamaVersion, close: () => fleet.close() };
 }

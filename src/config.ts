@@ -24,8 +24,16 @@ export interface UpstreamTarget {
   origin: string;
 }
 
+/** How LLM calls of one conversation are kept on one backend (`ROUTING_AFFINITY`). */
+export type RoutingAffinity = 'none' | 'prefix';
+
 export interface Config {
+  /** The first (with one backend, the only) Ollama of `upstreams`. */
   upstream: UpstreamTarget;
+  /** Every Ollama in OLLAMA_HOST, in the order given; the first is `upstream`. */
+  upstreams: readonly UpstreamTarget[];
+  /** `prefix`: calls whose first messages are the same go to the same warm backend. */
+  routingAffinity: RoutingAffinity;
   host: string;
   port: number;
   logLevel: LogLevel;
@@ -190,8 +198,45 @@ function parseFamilies(raw: string | undefined): ReadonlySet<MetricFamily> {
   return new Set(names as MetricFamily[]);
 }
 
-function listenSettings(env: Env): Pick<Config, 'upstream' | 'host' | 'port' | 'logLevel'> {
-  const upstream = parseUpstream(env.OLLAMA_HOST ?? 'http://localhost:11434');
+/**
+ * The name of a backend in labels, logs and `X-Ollama-Backend`: `host:port` as configured (IPv6
+ * bracketed), with the path prefix when there is one (two Ollamas behind one reverse proxy); for a
+ * Unix socket, its path.
+ */
+export function backendName(t: UpstreamTarget): string {
+  if (t.socketPath) return t.socketPath;
+  const host = t.hostname.includes(':') ? `[${t.hostname}]` : t.hostname;
+  return `${host}:${t.port}${t.pathPrefix}`;
+}
+
+/** Most Ollama servers in OLLAMA_HOST: the `backend` label is bounded by this list. */
+export const MAX_BACKENDS = 64;
+
+/**
+ * OLLAMA_HOST as a comma-separated list of Ollama servers, each in any form `parseUpstream` takes.
+ * Refuses an empty entry and the same backend twice (its series would merge).
+ */
+export function parseUpstreams(value: string, variable = 'OLLAMA_HOST'): UpstreamTarget[] {
+  const entries = value.split(',').map((e) => e.trim());
+  if (entries.length > 1 && entries.some((e) => e === '')) {
+    throw new ConfigError(`${variable}=${JSON.stringify(value)} is not valid: expected a comma-separated list of Ollama servers without empty entries`);
+  }
+  if (entries.length > MAX_BACKENDS) {
+    throw new ConfigError(`${variable} is not valid: expected at most ${MAX_BACKENDS} Ollama servers, got ${entries.length}`);
+  }
+  const targets = entries.map((e) => parseUpstream(e, variable));
+  const seen = new Set<string>();
+  for (const t of targets) {
+    const name = backendName(t);
+    if (seen.has(name)) throw new ConfigError(`${variable}=${JSON.stringify(value)} is not valid: ${name} is listed twice`);
+    seen.add(name);
+  }
+  return targets;
+}
+
+function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel'> {
+  const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
+  const upstream = upstreams[0]!;
   const host = (env.HOST ?? '0.0.0.0').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
@@ -202,12 +247,17 @@ function listenSettings(env: Env): Pick<Config, 'upstream' | 'host' | 'port' | '
   if (!logLevel) {
     throw new ConfigError(`LOG_LEVEL=${JSON.stringify(env.LOG_LEVEL)} is not valid: expected DEBUG, INFO, WARNING (or WARN) or ERROR`);
   }
-  if (pointsAtItself(upstream, host, port)) {
+  const affinityRaw = (env.ROUTING_AFFINITY ?? 'none').trim().toLowerCase();
+  if (affinityRaw !== 'none' && affinityRaw !== 'prefix' && affinityRaw !== '') {
+    throw new ConfigError(`ROUTING_AFFINITY=${JSON.stringify(env.ROUTING_AFFINITY)} is not valid: expected none or prefix`);
+  }
+  const routingAffinity: RoutingAffinity = affinityRaw === 'prefix' ? 'prefix' : 'none';
+  if (upstreams.some((u) => pointsAtItself(u, host, port))) {
     throw new ConfigError(
       `OLLAMA_HOST=${JSON.stringify(env.OLLAMA_HOST)} is not valid: it is this gateway's own address (HOST=${host}, PORT=${port}), so every request would come back to it; set OLLAMA_HOST to where Ollama listens (often http://127.0.0.1:11434), or PORT to another port`,
     );
   }
-  return { upstream, host, port, logLevel };
+  return { upstream, upstreams, routingAffinity, host, port, logLevel };
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);

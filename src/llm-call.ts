@@ -17,7 +17,10 @@ import { SseUsageStripper } from './protocol/sse-usage';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { watchClientGone } from './proxy/client-gone';
 import { tapResponse, type TapEnd } from './proxy/tap';
-import { cutByIdleTimer, type Upstream } from './proxy/upstream';
+import { cutByIdleTimer } from './proxy/upstream';
+import { affinityKey } from './fleet/affinity';
+import type { Backend, Fleet } from './fleet/backends';
+import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
@@ -26,7 +29,10 @@ import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
 export interface LlmCallDeps {
-  upstream: Upstream;
+  /** The Ollama servers; with one, every call goes to it. */
+  fleet: Fleet;
+  /** ROUTING_AFFINITY=prefix: keep a conversation on its backend. */
+  affinity: boolean;
   /** The cap on concurrent calls to Ollama, when configured. */
   limit?: ConcurrencyLimit;
   telemetry: Telemetry;
@@ -64,9 +70,36 @@ type Outcome = Omit<CallOutcome, 'summary'> & { summary?: CallSummary };
 
 type State = 'reading' | 'queued' | 'forwarded' | 'streaming' | 'finished';
 
-/** Handles one request to an instrumented endpoint. Resolves when the exchange is over. */
-export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  return new LlmCall(deps, route, req, res).run();
+/** One attempt of a call at one backend. */
+interface Attempt {
+  backend: Backend;
+  reason: RoutingReason;
+  warm: boolean | undefined;
+  /** 1, or 2 after a failover. */
+  attempt: number;
+  /** Backends this call was sent to. */
+  tried: Set<string>;
+  sent: Buffer;
+  injectUsage: boolean;
+  /** The model as Ollama resolves it, when the body named one. */
+  model: string | undefined;
+  /** The conversation's affinity key (ROUTING_AFFINITY=prefix). */
+  key: string | undefined;
+  recorder: CallRecorder;
+}
+
+/**
+ * Failures before any response byte that send the call to the next backend: nothing of an answer
+ * came, and the body is in hand (`classifyUpstreamError` reason `upstream_unreachable`).
+ */
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT']);
+
+/**
+ * Handles one request to an instrumented endpoint. `pinned`: the backend `X-Ollama-Backend` named
+ * (already checked to be one of the configured). Resolves when the exchange is over.
+ */
+export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse, pinned?: Backend): Promise<void> {
+  return new LlmCall(deps, route, req, res, pinned).run();
 }
 
 class LlmCall {
@@ -79,12 +112,15 @@ class LlmCall {
   private withdraw: (() => void) | undefined;
   private resolve!: () => void;
   private unwatch: (() => void) | undefined;
+  /** The backend the call is at now (counted in its in-flight calls). */
+  private at: Backend | undefined;
 
   constructor(
     private readonly deps: LlmCallDeps,
     private readonly route: LlmRoute,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly pinned?: Backend,
   ) {
     this.recorder = deps.telemetry.begin(route.operation, route.path, this.startedAt);
   }
@@ -169,7 +205,7 @@ class LlmCall {
   }
 
   private forward(): void {
-    const { deps, route, req, res, recorder } = this;
+    const { deps, route, recorder } = this;
     const body = this.held!.bytes;
     const info = this.info!;
     this.info = undefined;
@@ -177,40 +213,82 @@ class LlmCall {
     // answer again, so the client sees exactly the stream it asked for.
     const injectUsage = route.events === 'openai' && info.stream && !info.includeUsage;
     const sent = injectUsage ? withIncludeUsage(body, info) : body;
-    const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
-
+    const fleet = deps.fleet;
+    const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
+    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body) : undefined;
+    const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
+    const first = fleet.get(choice!.order[0]!)!;
     this.state = 'forwarded';
+    this.sendTo({ backend: first, reason: choice!.reason, warm: choice!.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
+  }
+
+  /** Sends the call to one backend; before any response byte, a failure there may send it to the next. */
+  private sendTo(a: Attempt): void {
+    const { deps, route, req, res } = this;
+    const { backend, recorder } = a;
+    const fleet = deps.fleet;
+    a.tried.add(backend.name);
+    backend.inFlight++;
+    this.at = backend;
+    const trial = backend.health.beginCall();
+    if (fleet.routed) {
+      recorder.setBackend(backend.ref, a.reason, a.warm, a.attempt);
+      deps.log.debug({ path: loggedPath(req), model: recorder.modelLabel, backend: backend.name, reason: a.reason, attempt: a.attempt }, 'routed');
+    }
+    const parserOptions = { captureText: recorder.captureText, maxTextChars: recorder.maxCaptureChars };
     recorder.run(() =>
-      deps.upstream.send(req, res, {
-        body: sent,
+      backend.upstream.send(req, res, {
+        body: a.sent,
         identity: true,
         onError: (err, idleTimedOut) => {
+          if (trial) backend.health.endTrial();
           if (this.state === 'finished') return;
-          const failure = classifyUpstreamError(err, deps.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
+          const failure = classifyUpstreamError(err, backend.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
+          if (failure.reason === 'upstream_unreachable' && DOWN_CODES.has(err.code ?? '')) backend.health.unreachable(failure.message);
+          // Nothing of an answer came and the body is in hand: once, the next backend.
+          if (failure.reason === 'upstream_unreachable' && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
+            const next = fleet.choose(a.model, undefined, a.tried);
+            const to = next && fleet.get(next.order[0]!);
+            if (to && to.health.routable) {
+              this.leaveBackend();
+              recorder.failover(backend.name, to.name);
+              deps.log.warn(
+                { path: loggedPath(req), from: backend.name, to: to.name, error: failure.message },
+                'backend failed before answering; call sent to the next',
+              );
+              this.sendTo({ ...a, backend: to, reason: 'retry', warm: next.warm, attempt: 2 });
+              return;
+            }
+          }
           sendJsonError(res, route.api, failure.status, failure.message);
           this.finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message });
         },
         onResponse: (proxyRes) => {
+          const status = proxyRes.statusCode ?? 502;
+          if (trial) backend.health.endTrial();
+          backend.health.answered(status, trial);
           if (this.state === 'finished') {
             proxyRes.destroy();
             return;
           }
           this.state = 'streaming';
+          if (a.key !== undefined && status < 400) fleet.remember(a.key, backend.name);
           // The body has been sent: its memory is the budget's again.
           this.held?.release();
           this.held = undefined;
-          const status = proxyRes.statusCode ?? 502;
           const framing = framingOf(proxyRes.headers['content-type']);
           const streamed = framing === 'ndjson' || framing === 'sse';
           tapResponse(proxyRes, res, {
             parser: parserFor(framing, route.events, parserOptions),
-            stripper: injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
+            stripper: a.injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
               const reason = responseReason(status, end, summary, cutByIdleTimer(proxyRes));
               if (error) deps.log.error({ path: loggedPath(req), error: error.message }, 'relaying the response failed');
+              // The model is loaded there now, whatever the last poll said.
+              if (reason === undefined && a.model !== undefined) backend.warmSincePoll.add(a.model);
               this.finish(
                 {
                   status: end === 'client_gone' && !res.headersSent ? CLIENT_CLOSED_REQUEST : status,
@@ -228,9 +306,15 @@ class LlmCall {
     );
   }
 
+  private leaveBackend(): void {
+    if (this.at) this.at.inFlight--;
+    this.at = undefined;
+  }
+
   private finish(outcome: Outcome, endedAt = performance.now()): void {
     if (this.state === 'finished') return;
     this.state = 'finished';
+    this.leaveBackend();
     this.unwatch?.();
     this.releaseSlot?.();
     this.held?.release();

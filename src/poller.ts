@@ -1,9 +1,10 @@
 /**
- * Polls Ollama in the background for what it holds: its version (`/api/version`), the models on
- * disk (`/api/tags`) and the models loaded in memory (`/api/ps`). Never on the request path, and
- * never more than one poll in flight: the next poll is scheduled only when the last one finished.
+ * Polls each Ollama in the background for what it holds: its version (`/api/version`), the models
+ * on disk (`/api/tags`) and the models loaded in memory (`/api/ps`). Never on the request path, and
+ * never more than one poll in flight per backend: a backend's next poll is scheduled only when its
+ * last one finished. A failed poll marks the backend down (fleet/health.ts).
  */
-import type { LoadedModel, OllamaState } from '../otel/state';
+import type { FleetState, LoadedModel, OllamaState } from '../otel/state';
 import type { Logger } from './logger';
 import type { Upstream } from './proxy/upstream';
 import { normalizeModelName } from './request/model';
@@ -54,72 +55,127 @@ export function parsePs(body: unknown): LoadedModel[] {
   });
 }
 
+/** One backend the poller asks: its name (the key in `FleetState.backends`), connection and health. */
+export interface PolledBackend {
+  name: string;
+  upstream: Upstream;
+  /** Told each poll's outcome; a failed poll marks the backend down. */
+  health?: { pollSucceeded(): void; unreachable(reason: string): void; readonly status: string };
+  /** Cleared by a successful poll (a fresher account of what is loaded). */
+  warmSincePoll?: Set<string>;
+}
+
+/** How soon a backend that is not up is polled again (at most the interval). */
+const RETRY_DOWN_MS = 1000;
+
 export class OllamaPoller {
-  private state: OllamaState | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private state: FleetState | undefined;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
   private stopped = false;
-  private wasUp: boolean | undefined;
-  /** Resolves when the poll in flight (if any) is over. */
-  private current: Promise<void> = Promise.resolve();
+  private readonly wasUp = new Map<string, boolean>();
+  /** Per backend: resolves when its poll in flight (if any) is over. */
+  private readonly current = new Map<string, Promise<void>>();
 
   constructor(
-    private readonly upstream: Upstream,
+    private readonly backends: readonly PolledBackend[],
     private readonly intervalMs: number,
     private readonly log: Logger,
-    /** Told the models Ollama serves after each successful poll. */
+    /** Told the models the backends serve (their union) after each successful poll. */
     private readonly onServedModels: (names: string[]) => void = () => {},
   ) {}
 
-  /** The latest result; undefined before the first poll finished. */
-  get latest(): OllamaState | undefined {
+  /**
+   * The latest result per backend (`{ backends: { [name]: OllamaState } }`, plain JSON data, in
+   * the order of OLLAMA_HOST once each has been polled); undefined before the first poll finished.
+   */
+  get latest(): FleetState | undefined {
     return this.state;
   }
 
-  /** Polls now, and then every interval after the previous poll finished. */
+  /** Polls now, and then every interval after the previous poll of the same backend finished. */
   start(): void {
-    this.pollNow().then(() => this.schedule());
+    for (const b of this.backends) this.pollOne(b).then(() => this.schedule(b));
   }
 
-  /** Polls once now (also used by tests); resolves when done. */
-  pollNow(): Promise<void> {
-    this.current = this.current.then(() => this.poll());
-    return this.current;
+  /** Polls every backend once now (also used by tests); resolves when all are done. */
+  async pollNow(): Promise<void> {
+    await Promise.all(this.backends.map((b) => this.pollOne(b)));
   }
 
   /** Stops polling. A poll in flight is not waited for: closing the upstream agent ends it. */
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    for (const t of this.timers.values()) clearTimeout(t);
   }
 
-  private schedule(): void {
+  private pollOne(b: PolledBackend): Promise<void> {
+    const next = (this.current.get(b.name) ?? Promise.resolve()).then(() => this.poll(b));
+    this.current.set(b.name, next);
+    return next;
+  }
+
+  private schedule(b: PolledBackend): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.pollNow().then(() => this.schedule());
-    }, this.intervalMs);
-    this.timer.unref();
+    // A backend that is down is asked again soon: it is back in rotation as soon as it answers.
+    const ms = b.health && b.health.status !== 'up' ? Math.min(this.intervalMs, RETRY_DOWN_MS) : this.intervalMs;
+    const timer = setTimeout(() => {
+      this.pollOne(b).then(() => this.schedule(b));
+    }, ms);
+    timer.unref();
+    this.timers.set(b.name, timer);
   }
 
-  private async poll(): Promise<void> {
+  private set(name: string, one: OllamaState): void {
+    const backends: Record<string, OllamaState> = {};
+    // Keyed in the configured order, whichever poll finished first.
+    for (const b of this.backends) {
+      const s = b.name === name ? one : this.state?.backends[b.name];
+      if (s) backends[b.name] = s;
+    }
+    this.state = { backends };
+  }
+
+  private async poll(b: PolledBackend): Promise<void> {
+    const origin = b.upstream.target.origin;
+    const label = this.backends.length > 1 ? { backend: b.name } : {};
     try {
       const [version, tags, ps] = await Promise.all([
-        this.upstream.getJson('/api/version', POLL_TIMEOUT_MS),
-        this.upstream.getJson('/api/tags', POLL_TIMEOUT_MS),
-        this.upstream.getJson('/api/ps', POLL_TIMEOUT_MS),
+        b.upstream.getJson('/api/version', POLL_TIMEOUT_MS),
+        b.upstream.getJson('/api/tags', POLL_TIMEOUT_MS),
+        b.upstream.getJson('/api/ps', POLL_TIMEOUT_MS),
       ]);
       const available = parseTags(tags);
       const loaded = parsePs(ps);
       const v = (version as { version?: unknown })?.version;
-      this.state = { up: true, version: typeof v === 'string' ? v : undefined, available: { count: available.count, bytes: available.bytes }, loaded };
-      this.onServedModels([...available.names, ...loaded.map((m) => m.model)]);
-      if (this.wasUp === false) this.log.info({ ollama: this.upstream.target.origin }, 'Ollama is reachable again');
-      this.wasUp = true;
+      this.set(b.name, {
+        up: true,
+        version: typeof v === 'string' ? v : undefined,
+        available: { count: available.count, bytes: available.bytes },
+        models: available.names,
+        loaded,
+      });
+      b.warmSincePoll?.clear();
+      b.health?.pollSucceeded();
+      this.onServedModels(this.servedNames());
+      if (this.wasUp.get(b.name) === false) this.log.info({ ollama: origin, ...label }, 'Ollama is reachable again');
+      this.wasUp.set(b.name, true);
     } catch (err) {
-      this.state = { up: false };
-      if (this.wasUp !== false) {
-        this.log.warn({ ollama: this.upstream.target.origin, reason: (err as Error).message }, 'polling Ollama failed; ollama_up is 0');
+      this.set(b.name, { up: false });
+      b.health?.unreachable(`poll failed: ${(err as Error).message}`);
+      if (this.wasUp.get(b.name) !== false) {
+        this.log.warn({ ollama: origin, ...label, reason: (err as Error).message }, 'polling Ollama failed; ollama_up is 0');
       }
-      this.wasUp = false;
+      this.wasUp.set(b.name, false);
     }
+  }
+
+  /** Every model any backend has on disk or loaded, at its last successful poll. */
+  private servedNames(): string[] {
+    const names: string[] = [];
+    for (const s of Object.values(this.state?.backends ?? {})) {
+      if (!s.up) continue;
+      names.push(...(s.models ?? []), ...(s.loaded ?? []).map((m) => m.model));
+    }
+    return names;
   }
 }

@@ -9,11 +9,13 @@ import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { mergeExpositions } from '../otel/exposition-merge';
 import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
-import type { OllamaState } from '../otel/state';
+import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
+import { randomBytes } from 'node:crypto';
+import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
@@ -75,9 +77,11 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   // the state gauges read the poller through this indirection. Of several workers only the first
   // polls; the others read what it last relayed.
   let poller: OllamaPoller | undefined;
-  let relayed: OllamaState | undefined;
+  let relayed: FleetState | undefined;
   const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
+  const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
+  const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -95,22 +99,25 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
       exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
+      backends: fleet.backends.map((b) => b.ref),
+      backendLoad: () => fleet.load(),
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
   const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape });
+  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape, fleet, pseudonym });
+  fleet.readState = () => (polls ? poller?.latest : relayed);
   let relayTimer: NodeJS.Timeout | undefined;
   if (polls) {
     let served: string[] = [];
-    poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => {
+    poller = new OllamaPoller(fleet.backends, config.pollIntervalMs, log, (names) => {
       served = names;
       runtime.telemetry.modelLabels.setServed(names);
     });
     poller.start();
     if (link) {
-      let sent: OllamaState | undefined;
+      let sent: FleetState | undefined;
       relayTimer = setInterval(() => {
         const latest = poller?.latest;
         if (latest === sent) return;
@@ -122,6 +129,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   } else if (link) {
     link.onState((polled) => {
       relayed = polled.state;
+      // What the polling worker learnt of each backend's health, this worker learns too.
+      if (polled.state) fleet.observePolls(polled.state);
       runtime.telemetry.modelLabels.setServed(polled.served);
     });
   }

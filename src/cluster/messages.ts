@@ -11,7 +11,7 @@
  *
  * Every message carries `gw` so that nothing else on the channel is mistaken for one.
  */
-import type { OllamaState } from '../../otel/state';
+import type { FleetState } from '../../otel/state';
 
 /** What can be gathered across workers. */
 export type GatherKind = 'metrics' | 'console';
@@ -26,7 +26,7 @@ export interface Piece {
 
 /** The poller's result and the model names Ollama serves, as the polling worker last saw them. */
 export interface PolledState {
-  state: OllamaState | undefined;
+  state: FleetState | undefined;
   served: string[];
 }
 

@@ -2,44 +2,132 @@
  * Everything that is neither the gateway's own nor an instrumented LLM route (model management,
  * listings, blob uploads, `GET /`): forwarded to Ollama and relayed back unchanged, through the same
  * guarded tap as LLM calls, with one access-log line.
+ *
+ * With several backends, the request goes to the backend `X-Ollama-Backend` names, else to the one
+ * the README's rule picks (`managementRule` in fleet/route.ts); the listings `/api/tags`,
+ * `/api/ps` and `/v1/models` answer the union over the routable backends (fleet/union.ts).
  */
 import type http from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { Backend, Fleet } from '../fleet/backends';
+import { managementRule, routeManagement } from '../fleet/route';
+import { BACKENDS_HEADER, gatherListings, mergeListings, UNION_PATHS } from '../fleet/union';
 import { loggedPath, type Logger } from '../logger';
 import { framingOf } from '../protocol';
 import { apiOf, classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from '../proxy/errors';
 import { tapResponse } from '../proxy/tap';
-import type { Upstream } from '../proxy/upstream';
+import { BodyError, readBody, type BodyLimits } from '../request/body';
+import { normalizeModelName } from '../request/model';
 import { isModelTransfer } from '../routes';
 
 export interface PassThroughDeps {
-  upstream: Upstream;
+  fleet: Fleet;
   log: Logger;
   idleTimeoutMs: number;
   clientWriteTimeoutMs: number;
+  /** Limits for the small JSON bodies read to route model management by model (several backends). */
+  body: BodyLimits;
 }
 
-export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const { upstream, log } = deps;
+/** Forwards `req`; `pinned` is the backend X-Ollama-Backend named (one of the configured). */
+export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse, pinned?: Backend): void {
+  const fleet = deps.fleet;
   const startedAt = performance.now();
-  let failure: string | undefined;
+  const access: { failure?: string; backend?: string } = {};
   res.once('close', () => {
-    log.info(
+    deps.log.info(
       {
         method: req.method,
         path: loggedPath(req),
         status: res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST,
         duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
-        error: failure,
+        backend: access.backend,
+        error: access.failure,
       },
       'request',
     );
   });
+  if (!fleet.routed) {
+    forward(deps, req, res, fleet.backends[0]!, access);
+    return;
+  }
+  if (pinned) {
+    forward(deps, req, res, pinned, access);
+    return;
+  }
+  const method = req.method ?? 'GET';
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  if (method === 'GET' && UNION_PATHS.has(path)) {
+    void union(deps, path, res, access);
+    return;
+  }
+  const rule = managementRule(method, path);
+  if (rule !== 'by_model') {
+    forward(deps, req, res, fleet.get(routeManagement(rule, undefined, fleet.views())!)!, access);
+    return;
+  }
+  // The model is in the body: read it (bounded), then send it on as read.
+  readBody(req, deps.body).then(
+    (held) => {
+      const model = modelOf(held.bytes);
+      res.once('close', () => held.release());
+      forward(deps, req, res, fleet.get(routeManagement(rule, model, fleet.views())!)!, access, held.bytes);
+    },
+    (err: unknown) => {
+      const e = err as BodyError;
+      access.failure = err instanceof BodyError ? e.failure : 'aborted';
+      if (access.failure === 'aborted') return;
+      sendJsonError(res, 'ollama', e.failure === 'too_large' ? 413 : e.failure === 'timeout' ? 408 : 503, e.message, { connection: 'close' });
+    },
+  );
+}
+
+/** The model a management body names (`model`, older clients' `name`, `copy`'s `source`), normalised. */
+function modelOf(body: Buffer): string | undefined {
+  try {
+    const json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    const name = [json?.model, json?.name, json?.source].find((v): v is string => typeof v === 'string' && v.trim() !== '');
+    return name === undefined ? undefined : normalizeModelName(name);
+  } catch {
+    return undefined;
+  }
+}
+
+async function union(deps: PassThroughDeps, path: string, res: http.ServerResponse, access: { failure?: string }): Promise<void> {
+  const backends = deps.fleet.healthy();
+  const answers = await gatherListings(path, backends);
+  if (res.destroyed) return;
+  if (answers.length === 0) {
+    access.failure = 'upstream_unreachable';
+    sendJsonError(res, apiOf(path), 502, `no Ollama answered ${path} (${backends.map((b) => b.name).join(', ')})`);
+    return;
+  }
+  const body = JSON.stringify(mergeListings(path, answers));
+  res.writeHead(200, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    [BACKENDS_HEADER]: answers.map((a) => a.backend).join(', '),
+  });
+  res.end(body);
+}
+
+function forward(
+  deps: PassThroughDeps,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  backend: Backend,
+  access: { failure?: string; backend?: string },
+  body?: Buffer,
+): void {
+  const { log } = deps;
+  const upstream = backend.upstream;
+  if (deps.fleet.routed) access.backend = backend.name;
   upstream.send(req, res, {
+    body,
     idleTimeoutMs: isModelTransfer(req.method, (req.url ?? '/').split('?')[0] ?? '/') ? 0 : undefined,
     onError: (err, timedOut) => {
       const f = classifyUpstreamError(err, upstream.target.origin, timedOut, deps.idleTimeoutMs);
-      failure = f.reason;
+      access.failure = f.reason;
       log.error({ method: req.method, path: loggedPath(req), error: f.reason, detail: f.message }, 'request failed upstream');
       sendJsonError(res, apiOf(req.url ?? '/'), f.status, f.message);
     },
@@ -49,7 +137,7 @@ export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, re
         flushHeaders: framing === 'ndjson' || framing === 'sse',
         clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
         onDone: (end, _summary, _endedAt, error) => {
-          if (end !== 'complete') failure = end;
+          if (end !== 'complete') access.failure = end;
           if (error) log.error({ method: req.method, path: loggedPath(req), error: error.message }, 'relaying the response failed');
         },
       });

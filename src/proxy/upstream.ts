@@ -198,7 +198,9 @@ export class Upstream {
     if (opts.identity) headers['accept-encoding'] = 'identity';
     // Marks the hop (RFC 9110 §7.6.3), so a request that comes back here is seen as a loop.
     const via = headers.via;
-    headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, ${this.via}` : this.via;
+    const prior = via === undefined ? '' : Array.isArray(via) ? via.join(', ') : via;
+    // A call sent to a second backend (failover) carries the entry once.
+    if (!prior.endsWith(this.via)) headers.via = prior ? `${prior}, ${this.via}` : this.via;
     if (this.target.socketPath) headers.host = this.target.hostname;
     ex.endSpan = startUpstreamSpan(
       req.method ?? 'GET',

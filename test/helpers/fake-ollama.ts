@@ -62,6 +62,12 @@ export class FakeOllama {
   readonly byModel = new Map<string, () => Behavior>();
   /** Keep every request in `requests` (turn off for long runs). */
   recordRequests = true;
+  /**
+   * What this Ollama holds, for tests with several: when set, `/api/tags` and `/api/ps` list these
+   * models (names as Ollama lists them, `llama3.2:latest`) instead of the recorded fixtures, and a
+   * call for a model not on disk is answered 404. Unset: the fixtures, as always.
+   */
+  models: { onDisk: string[]; loaded: string[] } | undefined;
   private readonly queue: { behavior: Behavior; path?: string }[] = [];
   private readonly sockets = new Set<Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -258,10 +264,12 @@ export class FakeOllama {
     };
     // Older clients send `name` instead of `model` on model-management calls.
     const model = typeof json?.model === 'string' ? json.model : typeof json?.name === 'string' ? json.name : undefined;
-    const known = model !== undefined && KNOWN_MODELS.has(model);
+    const known =
+      model !== undefined && KNOWN_MODELS.has(model) && (!this.models || this.models.onDisk.includes(model.includes(':') ? model : `${model}:latest`));
 
     if ((method === 'GET' || method === 'HEAD') && path === '/') return f('root.txt');
     if ((method === 'GET' || method === 'HEAD') && path === '/api/version') return f('version.json');
+    if (this.models && method === 'GET' && (path === '/api/tags' || path === '/api/ps')) return listing(path, this.models);
     if ((method === 'GET' || method === 'HEAD') && path === '/api/tags') return f('tags.json');
     if (method === 'GET' && path === '/api/ps') return f('ps.json');
     if (method === 'GET' && path === '/v1/models') return f('openai-models.json');
@@ -326,6 +334,22 @@ export class FakeOllama {
     const full = fixture('openai-chat-stream.sse');
     return { kind: 'body', status: 200, contentType: 'text/event-stream', body: includeUsage ? full : withoutUsageEvent(full) };
   }
+}
+
+/** `/api/tags` or `/api/ps` listing `models` in Ollama's shape. */
+function listing(path: string, models: { onDisk: string[]; loaded: string[] }): Behavior {
+  const GB = 1024 ** 3;
+  const entries =
+    path === '/api/tags'
+      ? models.onDisk.map((name) => ({
+          name,
+          model: name,
+          modified_at: '2026-01-01T00:00:00Z',
+          size: 2 * GB,
+          digest: name.length.toString(16).padStart(64, '0'),
+        }))
+      : models.loaded.map((name) => ({ name, model: name, size: 3 * GB, size_vram: 3 * GB, expires_at: '2099-01-01T00:00:00Z', context_length: 4096 }));
+  return { kind: 'body', status: 200, contentType: 'application/json; charset=utf-8', body: Buffer.from(JSON.stringify({ models: entries })) };
 }
 
 /** `keep_alive` 0 (a number or a duration string such as "0" or "0s"): the call unloads the model. */

@@ -26,7 +26,10 @@ export function dashboardQueries(dashboard: {
   return dashboard.panels.flatMap((p) =>
     (p.targets ?? []).map((t) => ({
       name: `panel_${p.id}_${t.refId}`,
-      expr: t.expr.replace(/\$__rate_interval/g, '1m').replace(/\$model/g, '.*'),
+      expr: t.expr
+        .replace(/\$__rate_interval/g, '1m')
+        .replace(/\$model/g, '.*')
+        .replace(/\$backend/g, '.*'),
     })),
   );
 }

@@ -16,6 +16,15 @@ import { metricsText, sample, startStack, type TestStack } from '../helpers/gate
 import { freePort } from '../helpers/process';
 import { dashboardQueries, REPO, requireTool } from '../helpers/tools';
 
+/** The metrics a gateway with one backend does not export (fleet.test.ts checks them). */
+const FLEET_ONLY = new Set([
+  'ollama_backend_in_flight',
+  'ollama_backend_healthy',
+  'ollama_routing_decisions_total',
+  'ollama_backend_failovers_total',
+  'ollama_cold_loads_total',
+]);
+
 async function traffic(stack: TestStack): Promise<void> {
   const client = new Ollama({ host: stack.url });
   for await (const _ of await client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })) void _;
@@ -100,13 +109,14 @@ describe('/metrics', () => {
     );
   });
 
-  it('has every metric the dashboard and the alert rules query', () => {
+  it('has every metric the dashboard and the alert rules query (with one backend)', () => {
     const families = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
     const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
     const exprs = [...dashboardQueries(dashboard).map((q) => q.expr), readFileSync(path.join(REPO, 'prometheus', 'alerts.yml'), 'utf8')];
     const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:ollama|gen_ai)_[a-z_]+)\b/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''))));
     assert.ok(used.size > 15);
-    for (const name of used) assert.ok(families.has(name), `${name} is queried but not exported`);
+    // Exported only with several backends: checked against such a gateway in fleet.test.ts.
+    for (const name of used) if (!FLEET_ONLY.has(name)) assert.ok(families.has(name), `${name} is queried but not exported`);
   });
 
   it('passes promtool check metrics', (t) => {
@@ -158,7 +168,7 @@ describe('/metrics', () => {
         data: { groups: { rules: { name: string; health: string }[] }[] };
       };
       const loaded = rules.data.groups.flatMap((g) => g.rules);
-      assert.equal(loaded.length, 7);
+      assert.equal(loaded.length, 8);
       const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
       for (const q of dashboardQueries(dashboard)) {
         const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q.expr)}`);
