@@ -29,11 +29,20 @@ export interface Backend {
 
 const EMPTY: ReadonlySet<string> = new Set();
 
+/** What one poll of a backend says, in the shape routing reads: made once per poll, not per call. */
+interface PolledView {
+  loaded: ReadonlySet<string>;
+  onDisk: ReadonlySet<string>;
+  memoryBytes: number;
+}
+
 export class Fleet {
   readonly backends: readonly Backend[];
   private readonly byName: ReadonlyMap<string, Backend>;
   private readonly affinity = new AffinityTable();
   private spread = 0;
+  /** Routing's view of each poll result, by the result (a new poll is a new object). */
+  private readonly polledViews = new WeakMap<object, PolledView>();
   /** The poller's latest state; set once the poller exists. */
   readState: () => FleetState | undefined = () => undefined;
 
@@ -64,7 +73,11 @@ export class Fleet {
       };
     });
     this.byName = new Map(this.backends.map((b) => [b.name, b]));
+    this.only = { order: [this.backends[0]!.name], reason: 'none_has_it', warm: undefined };
   }
+
+  /** The choice when there is one backend. */
+  private readonly only: RouteChoice;
 
   /** More than one backend: calls are routed and series carry `backend`. */
   get routed(): boolean {
@@ -81,22 +94,37 @@ export class Fleet {
     return this.backends.map((b) => {
       const s = state?.backends[b.name];
       const known = s?.up === true;
-      const loaded = new Set(known ? (s.loaded ?? []).map((m) => m.model) : []);
-      for (const m of b.warmSincePoll) loaded.add(m);
+      let polled = known ? this.polledViews.get(s) : undefined;
+      if (known && polled === undefined) {
+        polled = {
+          loaded: new Set((s.loaded ?? []).map((m) => m.model)),
+          onDisk: s.models ? new Set(s.models) : EMPTY,
+          memoryBytes: (s.loaded ?? []).reduce((n, m) => n + m.bytes, 0),
+        };
+        this.polledViews.set(s, polled);
+      }
+      let loaded = polled?.loaded ?? EMPTY;
+      if (b.warmSincePoll.size > 0) {
+        const both = new Set(loaded);
+        for (const m of b.warmSincePoll) both.add(m);
+        loaded = both;
+      }
       return {
         name: b.name,
         routable: b.health.routable,
         inFlight: b.inFlight,
         known: known || b.warmSincePoll.size > 0,
         loaded,
-        onDisk: known && s.models ? new Set(s.models) : EMPTY,
-        memoryBytes: known ? (s.loaded ?? []).reduce((n, m) => n + m.bytes, 0) : 0,
+        onDisk: polled?.onDisk ?? EMPTY,
+        memoryBytes: polled?.memoryBytes ?? 0,
       };
     });
   }
 
   /** Ranks the backends for a call to `model`; `tried` are excluded (a failover). */
   choose(model: string | undefined, affinityKey: string | undefined, tried?: ReadonlySet<string>): RouteChoice | undefined {
+    // One backend is not routed: every call goes to it (nothing records the reason).
+    if (!this.routed && tried === undefined) return this.only;
     const affinity = affinityKey === undefined ? undefined : this.affinity.get(affinityKey);
     return route({ model, affinity, exclude: tried, spread: this.spread++ }, this.views());
   }

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
 import { sample } from '../helpers/gateway';
@@ -12,15 +13,16 @@ import { freePort, runGateway, type GatewayProcess } from '../helpers/process';
 import { childPids } from '../helpers/procs';
 import { requireTool } from '../helpers/tools';
 
+/** One call on a connection of its own (`agent: false`), so the primary hands the calls to both workers in turn. */
 const chat = (port: number) =>
-  fetch(`http://127.0.0.1:${port}/api/chat`, {
-    method: 'POST',
-    // A new connection each time, so the primary hands them to both workers in turn.
-    headers: { connection: 'close' },
-    body: JSON.stringify({ model: 'llama3.2', stream: false, messages: [{ role: 'user', content: 'hi' }] }),
-  }).then(async (r) => {
-    await r.arrayBuffer();
-    return r.status;
+  new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/api/chat', method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ model: 'llama3.2', stream: false, messages: [{ role: 'user', content: 'hi' }] }));
   });
 
 const scrape = async (port: number) => {
