@@ -10,6 +10,7 @@ import { AttributeCache, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
 import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
+import type { CallSink } from './history/history';
 import { ATTR_REASON, ATTR_SCOPE, UNKNOWN_LABEL, type Instruments } from './instruments';
 import type { ModelLabels } from './labels';
 import { loadedContextLength, type OllamaState } from './state';
@@ -34,6 +35,8 @@ export class Telemetry {
     readonly measurement: MeasurementOptions = { stallMs: 2000 },
     /** The poller's latest view of Ollama (loaded models and their windows), when polling is on. */
     private readonly readState: () => OllamaState | undefined = () => undefined,
+    /** The console's history, told what the instruments are told; undefined when the console is off. */
+    readonly sink?: CallSink,
   ) {
     this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort);
   }
@@ -127,8 +130,9 @@ export class CallRecorder {
     this.telemetry.initModel(this.attrs, this.model, req.lifecycle === undefined ? this.endpoint : undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
-    if (ins && req.lifecycle === undefined) {
-      ins.inFlight.add(1, this.attrs.modelEndpoint);
+    if (req.lifecycle === undefined) {
+      ins?.inFlight.add(1, this.attrs.modelEndpoint);
+      this.telemetry.sink?.started(this.model);
       this.inFlight = true;
     }
     this.span.request(req);
@@ -170,6 +174,7 @@ export class CallRecorder {
     const ins = this.telemetry.instruments;
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
     this.span.end(outcome, endedAt, lifecycle);
   }
 

@@ -25,6 +25,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { History, type HistoryOptions } from './history/history';
 import { createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -44,6 +45,8 @@ export interface TelemetryOptions {
   ollamaState?: () => OllamaState | undefined;
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
+  /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
+  history?: Partial<HistoryOptions>;
 }
 
 /** A Prometheus text exposition and its media type. */
@@ -84,6 +87,8 @@ const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface TelemetryRuntime {
   telemetry: Telemetry;
+  /** The console's history, when kept. */
+  history: History | undefined;
   /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
   scrape(): Promise<Exposition>;
   /** Flushes and stops metrics and traces. */
@@ -188,15 +193,18 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
+  const history = opts.history ? new History(opts.history) : undefined;
   const telemetry = new Telemetry(
     instruments,
     new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
     { ...opts.tracing, tracer },
     opts.measurement,
     opts.ollamaState,
+    history,
   );
   return {
     telemetry,
+    history,
     scrape: async () => {
       const { resourceMetrics, errors } = await prometheus.collect();
       if (errors.length > 0) diag.error('metrics collection errors', ...errors);

@@ -63,6 +63,8 @@ export interface Config {
   maxConcurrentRequests: number | undefined;
   /** How long an LLM call may wait for a free slot before a 503, in milliseconds. */
   queueTimeoutMs: number;
+  /** Serve the web console at /console and keep its history (CONSOLE). */
+  console: boolean;
 }
 
 export class ConfigError extends Error {
@@ -123,6 +125,13 @@ export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): Upstream
     pathPrefix,
     origin: `${url.protocol}//${hostForOrigin}:${port}${pathPrefix}`,
   };
+}
+
+function booleanVar(env: Env, name: string, def: boolean): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '') return def;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(`${name}=${JSON.stringify(env[name])} is not valid: expected true or false`);
+  return raw === 'true';
 }
 
 function intVar(env: Env, name: string, def: number, min: number, max: number): number {
@@ -304,6 +313,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...telemetrySettings(env),
     apiKeys: readApiKeys(env),
     metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
+    console: booleanVar(env, 'CONSOLE', true),
     ...overrides,
   };
 }

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { HistoryOptions } from '../otel/history/history';
 import { buildResource, startTelemetry } from '../otel/sdk';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
@@ -47,8 +48,11 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
   socket.destroy();
 }
 
+/** Sizes a test may give the console's history (narrow buckets make a minute of traffic a chart). */
+export type HistorySizes = Partial<Omit<HistoryOptions, 'now'>>;
+
 /** Starts the gateway with `config`; resolves once it listens. */
-export async function startGateway(config: Config, log: Logger, otel?: OtelSetup): Promise<RunningGateway> {
+export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, history: HistorySizes = {}): Promise<RunningGateway> {
   // The poller needs the upstream connection the app creates, and the app needs the telemetry;
   // the state gauges read the poller through this indirection.
   let poller: OllamaPoller | undefined;
@@ -69,11 +73,24 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       families: config.metricFamilies,
       ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
       bufferedBodyBytes: () => bodyBudget.held,
+      history: config.console ? history : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape: runtime.scrape });
+  const consoleHistory = runtime.history;
+  const gateway = createGateway({
+    config,
+    log,
+    telemetry: runtime.telemetry,
+    bodyBudget,
+    scrape: runtime.scrape,
+    console: consoleHistory && {
+      snapshot: () => Promise.resolve(consoleHistory.snapshot()),
+      backends: () => [{ origin: config.upstream.origin, polled: config.pollIntervalMs > 0, state: poller?.latest }],
+      about: { version: packageVersion(), startedAt: Date.now(), tracing: otel?.tracing !== undefined, contentCapture: config.captureMessageContent },
+    },
+  });
   if (config.pollIntervalMs > 0) {
     poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
     poller.start();
