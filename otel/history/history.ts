@@ -94,6 +94,11 @@ function bucketIndex(boundaries: readonly number[], value: number): number {
   return lo;
 }
 
+/** Adds `v` at index `i` of a typed array (in range by construction). */
+function add(values: Uint32Array | Float64Array, i: number, v: number): void {
+  values[i] = values[i]! + v;
+}
+
 class ModelRing {
   readonly counts: Uint32Array;
   readonly sums: Float64Array;
@@ -176,42 +181,42 @@ export class History implements CallSink {
 
     const load = loadSecondsOf(outcome, m);
     if (load !== undefined && load >= COLD_LOAD_SECONDS) {
-      counts[c + C_COLD]++;
+      add(counts, c + C_COLD, 1);
       ring.coldLoads++;
     }
     const s = outcome.summary;
     let phases: CallPhases | undefined;
     let tps: number | undefined;
     if (isRequest(outcome, m)) {
-      counts[c + C_REQUESTS]++;
+      add(counts, c + C_REQUESTS, 1);
       ring.requests++;
-      sums[sum + S_WALL] += m.wallSeconds;
+      add(sums, sum + S_WALL, m.wallSeconds);
       const reason = outcome.reason === undefined ? undefined : REASON_INDEX.get(outcome.reason);
       if (reason !== undefined) {
-        counts[c + C_ERRORS + reason]++;
-        ring.errors[reason]++;
+        add(counts, c + C_ERRORS + reason, 1);
+        add(ring.errors, reason, 1);
       }
       if (m.lifecycle === undefined && s) {
         if (s.inputTokens !== undefined && s.inputTokens > 0) {
-          sums[sum + S_IN] += s.inputTokens;
+          add(sums, sum + S_IN, s.inputTokens);
           ring.inputTokens += s.inputTokens;
         }
         if (s.outputTokens !== undefined && s.outputTokens > 0) {
-          sums[sum + S_OUT] += s.outputTokens;
+          add(sums, sum + S_OUT, s.outputTokens);
           ring.outputTokens += s.outputTokens;
         }
         tps = tokensPerSecond(s, outcome.streamed);
-        if (tps !== undefined) counts[c + C_TPS + bucketIndex(TOKENS_PER_SECOND_BUCKETS, tps)]++;
-        if (m.ttftSeconds !== undefined) counts[c + C_TTFT + bucketIndex(TTFT_BUCKETS_SECONDS, m.ttftSeconds)]++;
+        if (tps !== undefined) add(counts, c + C_TPS + bucketIndex(TOKENS_PER_SECOND_BUCKETS, tps), 1);
+        if (m.ttftSeconds !== undefined) add(counts, c + C_TTFT + bucketIndex(TTFT_BUCKETS_SECONDS, m.ttftSeconds), 1);
         const queue = queueSecondsOf(outcome, m);
         if (queue !== undefined) {
           phases = phasesOf(queue, s.totalDurationNs ?? 0, s.loadDurationNs, s.promptEvalDurationNs, s.evalDurationNs);
-          counts[c + C_TIMED]++;
-          sums[sum + S_TIMED_WALL] += m.wallSeconds;
-          sums[sum + S_QUEUE] += queue;
-          sums[sum + S_LOAD] += phases.loadMs / 1000;
-          sums[sum + S_PROMPT] += phases.promptMs / 1000;
-          sums[sum + S_GEN] += phases.generationMs / 1000;
+          add(counts, c + C_TIMED, 1);
+          add(sums, sum + S_TIMED_WALL, m.wallSeconds);
+          add(sums, sum + S_QUEUE, queue);
+          add(sums, sum + S_LOAD, phases.loadMs / 1000);
+          add(sums, sum + S_PROMPT, phases.promptMs / 1000);
+          add(sums, sum + S_GEN, phases.generationMs / 1000);
         }
       }
     } else if (m.lifecycle === 'load') {
@@ -276,6 +281,13 @@ function errorsOf(values: ArrayLike<number>, offset: number): Partial<Record<Err
   return out;
 }
 
+/** `length` values from `offset` as a plain array (a loop: Array.from over a typed array is far slower). */
+function copyOut(values: Uint32Array, offset: number, length: number): number[] {
+  const out = new Array<number>(length);
+  for (let i = 0; i < length; i++) out[i] = values[offset + i]!;
+  return out;
+}
+
 function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: number): ModelSnapshot {
   const buckets: BucketSnapshot[] = [];
   for (let n = current - size + 1; n <= current; n++) {
@@ -299,14 +311,20 @@ function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: 
       loadSeconds: v[s + S_LOAD]!,
       promptSeconds: v[s + S_PROMPT]!,
       generationSeconds: v[s + S_GEN]!,
-      ttft: Array.from(k.subarray(c + C_TTFT, c + C_TTFT + TTFT_SLOTS)),
-      tokensPerSecond: Array.from(k.subarray(c + C_TPS, c + C_TPS + TPS_SLOTS)),
+      ttft: copyOut(k, c + C_TTFT, TTFT_SLOTS),
+      tokensPerSecond: copyOut(k, c + C_TPS, TPS_SLOTS),
     });
   }
   return {
     model: ring.model,
     inFlight: ring.inFlight,
-    totals: { requests: ring.requests, errors: errorsOf(ring.errors, 0), inputTokens: ring.inputTokens, outputTokens: ring.outputTokens, coldLoads: ring.coldLoads },
+    totals: {
+      requests: ring.requests,
+      errors: errorsOf(ring.errors, 0),
+      inputTokens: ring.inputTokens,
+      outputTokens: ring.outputTokens,
+      coldLoads: ring.coldLoads,
+    },
     buckets,
   };
 }

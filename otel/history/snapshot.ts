@@ -116,7 +116,7 @@ function addErrors(into: Partial<Record<ErrorReason, number>>, from: Partial<Rec
 
 function addCounts(into: number[], from: readonly number[]): void {
   if (into.length !== from.length) throw new Error('snapshots with different histogram boundaries cannot be merged');
-  for (let i = 0; i < from.length; i++) into[i] += from[i]!;
+  for (let i = 0; i < from.length; i++) into[i] = into[i]! + from[i]!;
 }
 
 const NUMERIC_FIELDS = [

@@ -126,10 +126,7 @@ function aligned(models: readonly ModelSnapshot[], bucketMs: number, first: numb
 }
 
 /** The window of the last `minutes` at the snapshot's time: its first bucket number and its length. */
-function windowOf(
-  snap: ConsoleSnapshot,
-  minutes: number,
-): { first: number; points: number; current: number; elapsedSeconds: number; coveredSeconds: number } {
+function windowOf(snap: ConsoleSnapshot, minutes: number): { first: number; points: number; current: number; elapsedSeconds: number; coveredSeconds: number } {
   const points = Math.max(1, Math.min(snap.buckets, Math.round((minutes * 60_000) / snap.bucketMs)));
   const current = Math.floor(snap.takenAt / snap.bucketMs);
   // The current bucket has only run for part of its width.
@@ -140,9 +137,15 @@ function windowOf(
   return { first: current - points + 1, points, current, elapsedSeconds: length, coveredSeconds: covered };
 }
 
-function figures(buckets: readonly BucketSnapshot[], seconds: number): WindowFigures {
-  const total = emptyBucket(0);
-  for (const b of buckets) addBucket(total, b);
+/** The buckets of `models` numbered `first` or later (time / bucketMs), added into one. */
+function windowTotal(models: readonly ModelSnapshot[], bucketMs: number, first: number): BucketSnapshot {
+  const total = emptyBucket(first * bucketMs);
+  const from = first * bucketMs;
+  for (const m of models) for (const b of m.buckets) if (b.t >= from) addBucket(total, b);
+  return total;
+}
+
+function figures(total: BucketSnapshot, seconds: number): WindowFigures {
   const errors = sumErrors(total.errors);
   const timed = total.timedCalls;
   const parts = total.queueSeconds + total.loadSeconds + total.promptSeconds + total.generationSeconds;
@@ -172,8 +175,8 @@ function figures(buckets: readonly BucketSnapshot[], seconds: number): WindowFig
   };
 }
 
-function summary(model: string, inFlight: number, totals: ModelTotals, buckets: BucketSnapshot[], seconds: number): ModelSummary {
-  return { model, inFlight, totals: { ...totals, errorCount: sumErrors(totals.errors) }, window: figures(buckets, seconds) };
+function summary(model: string, inFlight: number, totals: ModelTotals, window: BucketSnapshot, seconds: number): ModelSummary {
+  return { model, inFlight, totals: { ...totals, errorCount: sumErrors(totals.errors) }, window: figures(window, seconds) };
 }
 
 function addTotals(into: ModelTotals, from: ModelTotals): void {
@@ -187,7 +190,7 @@ function addTotals(into: ModelTotals, from: ModelTotals): void {
 /** Every model's figures over the last `minutes`, busiest first, and all models together. */
 export function summaries(snap: ConsoleSnapshot, minutes: number): { models: ModelSummary[]; all: ModelSummary } {
   const w = windowOf(snap, minutes);
-  const models = snap.models.map((m) => summary(m.model, m.inFlight, m.totals, aligned([m], snap.bucketMs, w.first, w.points), w.coveredSeconds));
+  const models = snap.models.map((m) => summary(m.model, m.inFlight, m.totals, windowTotal([m], snap.bucketMs, w.first), w.coveredSeconds));
   models.sort((a, b) => b.window.requests - a.window.requests || b.totals.requests - a.totals.requests || (a.model < b.model ? -1 : 1));
   const totals: ModelTotals = { requests: 0, errors: {}, inputTokens: 0, outputTokens: 0, coldLoads: 0 };
   let inFlight = 0;
@@ -195,7 +198,7 @@ export function summaries(snap: ConsoleSnapshot, minutes: number): { models: Mod
     addTotals(totals, m.totals);
     inFlight += m.inFlight;
   }
-  const all = summary('', inFlight, totals, aligned(snap.models, snap.bucketMs, w.first, w.points), w.coveredSeconds);
+  const all = summary('', inFlight, totals, windowTotal(snap.models, snap.bucketMs, w.first), w.coveredSeconds);
   return { models, all };
 }
 

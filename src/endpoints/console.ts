@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { ConsoleSnapshot } from '../../otel/history/snapshot';
 import { series, summaries } from '../../otel/history/view';
 import type { OllamaState } from '../../otel/state';
@@ -151,8 +152,28 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
 
 const ONE_HOUR_MINUTES = 60;
 
+/**
+ * A page polls its three API paths at once, and several pages may be open: one snapshot serves
+ * every request within this many milliseconds of it.
+ */
+const SNAPSHOT_REUSE_MS = 500;
+
+function reused(take: () => Promise<ConsoleSnapshot>): () => Promise<ConsoleSnapshot> {
+  let last: { at: number; snap: Promise<ConsoleSnapshot> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at > SNAPSHOT_REUSE_MS) {
+      last = { at: now, snap: take() };
+      // A failed snapshot is not kept for the next request.
+      last.snap.catch(() => (last = undefined));
+    }
+    return last.snap;
+  };
+}
+
 /** The request handler for every path under `/console`; the dispatcher has refused other methods. */
 export function consoleEndpoints(deps: ConsoleDeps): Handler {
+  const snapshot = reused(deps.snapshot);
   const assets = loadAssets(deps.assetsDir ?? CONSOLE_ASSETS_DIR);
   const keys = new BearerKeys(deps.tokens);
   const index = assets.get('index.html')!;
@@ -171,12 +192,12 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
     try {
       switch (name) {
         case 'now':
-          sendJson(res, 200, nowView(deps, await deps.snapshot()));
+          sendJson(res, 200, nowView(deps, await snapshot()));
           return;
         case 'models': {
           const minutes = intParam(q, 'minutes', ONE_HOUR_MINUTES, 1, ONE_HOUR_MINUTES);
           const model = modelParam(q);
-          const snap = await deps.snapshot();
+          const snap = await snapshot();
           const { models, all } = summaries(snap, minutes);
           sendJson(res, 200, {
             version: CONSOLE_API_VERSION,
@@ -190,7 +211,7 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           return;
         }
         case 'calls': {
-          const snap = await deps.snapshot();
+          const snap = await snapshot();
           const limit = intParam(q, 'limit', snap.recentLimit, 1, snap.recentLimit);
           const model = modelParam(q);
           const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);

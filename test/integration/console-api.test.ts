@@ -146,7 +146,9 @@ describe('the console API', () => {
       assert.ok(!text.includes(SECRET), 'no prompt text');
       assert.ok(!text.includes('content'), 'no answer text');
     }
-    const generate = (JSON.parse(all) as { calls: { endpoint: string; phases?: { generationMs: number } }[] }).calls.find((c) => c.endpoint === '/api/generate');
+    const generate = (JSON.parse(all) as { calls: { endpoint: string; phases?: { generationMs: number } }[] }).calls.find(
+      (c) => c.endpoint === '/api/generate',
+    );
     assert.ok(generate?.phases && generate.phases.generationMs > 0);
   });
 

@@ -123,7 +123,10 @@ describe('the console in a browser', { skip, timeout: 120_000 }, () => {
     await page.click('#calls tbody tr.row:has(td:text-is("/api/generate"))');
     await page.waitForSelector('#calls tr.detail .phase-bar rect');
     const phases = await page.$$eval('#calls tr.detail .phase-bar rect', (rects) => rects.map((r) => (r as SVGElement).dataset.phase));
-    assert.deepEqual(phases.filter((p) => p !== 'queue' && p !== 'other'), ['load', 'prompt', 'generation']);
+    assert.deepEqual(
+      phases.filter((p) => p !== 'queue' && p !== 'other'),
+      ['load', 'prompt', 'generation'],
+    );
     // Where the time goes, for all models.
     assert.ok((await page.$$('#split-bar .phase-bar rect')).length >= 3);
 

@@ -192,7 +192,13 @@
     const errorLines = Object.entries(view.errorsPerSecond).map(([reason, values], i) => ({ name: reason, values, cls: 's' + ((i + 3) % 6) }));
     const charts = [
       chart('requests', 'Requests per second', rate, view, [{ name: 'requests', values: view.requestsPerSecond, cls: 's0' }]),
-      chart('errors', 'Errors per second, by reason', rate, view, errorLines.length ? errorLines : [{ name: 'errors', values: view.requestsPerSecond.map(() => 0), cls: 's3' }]),
+      chart(
+        'errors',
+        'Errors per second, by reason',
+        rate,
+        view,
+        errorLines.length ? errorLines : [{ name: 'errors', values: view.requestsPerSecond.map(() => 0), cls: 's3' }],
+      ),
       chart('tokens', 'Tokens per second', rate, view, [
         { name: 'in (prompt)', values: view.inputTokensPerSecond, cls: 's1' },
         { name: 'out (generated)', values: view.outputTokensPerSecond, cls: 's0' },
@@ -247,7 +253,11 @@
     const total = p.queue + p.load + p.prompt + p.generation + p.other;
     box.replaceChildren(
       phaseBar(p, total, seconds),
-      el('p', 'phase-note', p.calls + ' call' + (p.calls === 1 ? '' : 's') + ', ' + seconds(total) + ' of wall time in all. Queue: waiting in Ollama or on the network.'),
+      el(
+        'p',
+        'phase-note',
+        p.calls + ' call' + (p.calls === 1 ? '' : 's') + ', ' + seconds(total) + ' of wall time in all. Queue: waiting in Ollama or on the network.',
+      ),
     );
   }
 
