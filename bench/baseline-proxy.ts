@@ -9,6 +9,8 @@ import { httpProxy } from '../src/proxy/http-proxy';
 import { installEldProbe } from './eld-probe';
 
 installEldProbe();
+// Exits on SIGTERM (rather than dying of it) so that a `--cpu-prof` profile is written.
+process.once('SIGTERM', () => process.exit(0));
 const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256, scheduling: 'lifo' });
 const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${process.argv[3]}`, agent, changeOrigin: true });
 proxy.on('error', (_err, _req, res) => {

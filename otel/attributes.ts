@@ -1,11 +1,32 @@
 /**
- * The attribute sets one (operation, endpoint, model) records with, made once and reused: hashing
- * a fresh attribute object costs the SDK more than the record itself. The model label is bounded
- * (labels.ts), so the cache is too.
+ * The attribute sets one (operation, endpoint, model) records with, made once, frozen and reused:
+ * hashing a fresh attribute object costs the SDK more than the record itself, and a frozen set is
+ * hashed only once (attribute-hash.ts). The model label is bounded (labels.ts), and so are the
+ * statuses, error reasons and error types, so the cache is too.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_ENDPOINT, ATTR_MODEL, GEN_AI_TOKEN_TYPE, TOKEN_TYPE_INPUT, TOKEN_TYPE_OUTPUT } from './instruments';
+import { fixedAttributes } from './attribute-hash';
+import { ATTR_ENDPOINT, ATTR_MODEL, ATTR_REASON, ATTR_STATUS, GEN_AI_TOKEN_TYPE, TOKEN_TYPE_INPUT, TOKEN_TYPE_OUTPUT } from './instruments';
 import * as sc from './semconv';
+
+/** Attribute sets derived from a base set by one more label, made once per value. */
+class Derived {
+  private readonly byValue = new Map<string, Attributes>();
+
+  constructor(
+    private readonly base: Attributes,
+    private readonly key: string,
+  ) {}
+
+  with(value: string): Attributes {
+    let a = this.byValue.get(value);
+    if (!a) {
+      a = fixedAttributes({ ...this.base, [this.key]: value });
+      this.byValue.set(value, a);
+    }
+    return a;
+  }
+}
 
 export interface CallAttributes {
   /** `{model}` */
@@ -16,6 +37,12 @@ export interface CallAttributes {
   genAi: Attributes;
   genAiInput: Attributes;
   genAiOutput: Attributes;
+  /** `{model, endpoint, status}` by status label. */
+  byStatus: Derived;
+  /** `{model, endpoint, reason}` by error reason. */
+  byReason: Derived;
+  /** The GenAI attributes with `error.type`, by type. */
+  byErrorType: Derived;
 }
 
 export class AttributeCache {
@@ -38,12 +65,16 @@ export class AttributeCache {
         [sc.SERVER_ADDRESS]: this.serverAddress,
         [sc.SERVER_PORT]: this.serverPort,
       };
+      const modelEndpoint = fixedAttributes({ [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint });
       a = {
-        model: { [ATTR_MODEL]: model },
-        modelEndpoint: { [ATTR_MODEL]: model, [ATTR_ENDPOINT]: endpoint },
-        genAi,
-        genAiInput: { ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT },
-        genAiOutput: { ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT },
+        model: fixedAttributes({ [ATTR_MODEL]: model }),
+        modelEndpoint,
+        genAi: fixedAttributes(genAi),
+        genAiInput: fixedAttributes({ ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_INPUT }),
+        genAiOutput: fixedAttributes({ ...genAi, [GEN_AI_TOKEN_TYPE]: TOKEN_TYPE_OUTPUT }),
+        byStatus: new Derived(modelEndpoint, ATTR_STATUS),
+        byReason: new Derived(modelEndpoint, ATTR_REASON),
+        byErrorType: new Derived(genAi, sc.ERROR_TYPE),
       };
       this.cache.set(key, a);
     }

@@ -10,14 +10,12 @@ import {
   ATTR_KIND,
   ATTR_MODEL,
   ATTR_REASON,
-  ATTR_STATUS,
   CONTEXT_LIMIT_KINDS,
   ERROR_REASONS,
   type ContextLimitKind,
   type GenAiInstruments,
   type OllamaInstruments,
 } from './instruments';
-import * as sc from './semconv';
 
 const NS_PER_S = 1e9;
 
@@ -102,11 +100,9 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   }
   // Every other call, failed loads and unloads included (a 404 for a missing model is a failed
   // request like any other), is a request.
-  ins.requests.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_STATUS]: statusLabel(outcome.status) });
+  ins.requests.add(1, attrs.byStatus.with(statusLabel(outcome.status)));
   ins.responseSeconds.record(m.wallSeconds, attrs.modelEndpoint);
-  if (outcome.reason) {
-    ins.requestErrors.add(1, { [ATTR_MODEL]: m.model, [ATTR_ENDPOINT]: m.endpoint, [ATTR_REASON]: outcome.reason });
-  }
+  if (outcome.reason) ins.requestErrors.add(1, attrs.byReason.with(outcome.reason));
   if (m.lifecycle !== undefined) return;
 
   const s = outcome.summary;
@@ -140,7 +136,7 @@ export function recordGenAiCall(ins: GenAiInstruments, a: CallAttributes, outcom
   if (m.lifecycle !== undefined) return;
   const attrs = a.genAi;
   const failed = outcome.reason !== undefined && outcome.reason !== 'client_cancelled';
-  ins.operationDuration.record(m.wallSeconds, failed ? { ...attrs, [sc.ERROR_TYPE]: errorType(outcome) } : attrs);
+  ins.operationDuration.record(m.wallSeconds, failed ? a.byErrorType.with(errorType(outcome)) : attrs);
   const s = outcome.summary;
   if (!s) return;
   if (s.inputTokens !== undefined) ins.tokenUsage.record(s.inputTokens, a.genAiInput);

@@ -25,6 +25,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import { memoiseAttributeHashing } from './attribute-hash';
 import { History, type HistoryOptions } from './history/history';
 import { createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
@@ -43,6 +44,11 @@ export interface TelemetryOptions {
   families: ReadonlySet<MetricFamily>;
   /** Where the gauges describing Ollama read from; without it they are not created. */
   ollamaState?: () => OllamaState | undefined;
+  /**
+   * Whether this process exports the gauges describing Ollama (default true). A worker that does not
+   * poll still reads the state (for context windows) but leaves the gauges to the one that polls.
+   */
+  exportState?: boolean;
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
@@ -83,7 +89,7 @@ function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
 const SHUTDOWN_FLUSH_MS = 5000;
 
 /** The Prometheus text format, version 0.0.4. */
-const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface TelemetryRuntime {
   telemetry: Telemetry;
@@ -148,19 +154,25 @@ function extraMetricReaders(sdkDisabled: boolean): IMetricReader[] {
 }
 
 /**
+ * Whether the environment asks for traces. With nowhere to send spans, tracing is not started at
+ * all: sdk-node would otherwise default to OTLP at localhost:4318 and log export errors forever,
+ * and instrumenting every request for spans nobody receives costs more CPU than the rest of the
+ * gateway. The caller's traceparent still reaches Ollama: it is forwarded with the other headers.
+ */
+export function tracingWanted(): boolean {
+  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return false;
+  const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  return !(exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint));
+}
+
+/**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
  * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
  * that get no server span. Returns undefined when disabled.
  */
 export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
-  if (getBooleanFromEnv('OTEL_SDK_DISABLED')) return undefined;
-  const otlpEndpoint = getStringFromEnv('OTEL_EXPORTER_OTLP_ENDPOINT') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
-  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
-  // With nowhere to send spans, tracing is not started at all: sdk-node would otherwise default to
-  // OTLP at localhost:4318 and log export errors forever, and instrumenting every request for
-  // spans nobody receives costs more CPU than the rest of the gateway. The caller's traceparent
-  // still reaches Ollama: it is forwarded with the other headers.
-  if (exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint)) return undefined;
+  if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
   const sdk = new NodeSDK({
@@ -170,6 +182,9 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     logRecordProcessors: [],
     instrumentations: [
       new HttpInstrumentation({
+        // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
+        // hook on every outgoing request costs several times what the span does.
+        disableOutgoingRequestInstrumentation: true,
         // The gateway's own endpoints get no server span (probes would flood traces).
         ignoreIncomingRequestHook: (req) => untraced(req.url ?? '/'),
       }),
@@ -181,6 +196,8 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
 
 /** Creates the metrics pipeline and the Telemetry the gateway records into. */
 export function startTelemetry(opts: TelemetryOptions, resource: Resource, tracing?: NodeSDK): TelemetryRuntime {
+  // Before any instrument exists: the SDK's attribute maps take the hash function when made.
+  memoiseAttributeHashing();
   const prometheus = new PrometheusReader({ preventServerStart: true, withoutScopeInfo: true });
   const serializer = new PrometheusSerializer('', false, undefined, false, true);
   const provider = new MeterProvider({
@@ -189,7 +206,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   });
   const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined);
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && opts.exportState !== false);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState);
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));

@@ -30,6 +30,8 @@ export const SERVER_ADDRESS = 'server.address';
 export const SERVER_PORT = 'server.port';
 export const ERROR_TYPE = 'error.type';
 export const HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+export const HTTP_REQUEST_METHOD = 'http.request.method';
+export const URL_FULL = 'url.full';
 
 /** `gen_ai.provider.name` value for Ollama (a custom value; Ollama is not in the well-known list). */
 export const PROVIDER_OLLAMA = 'ollama';

@@ -63,6 +63,8 @@ export interface Config {
   maxConcurrentRequests: number | undefined;
   /** How long an LLM call may wait for a free slot before a 503, in milliseconds. */
   queueTimeoutMs: number;
+  /** Worker processes serving the one port (GATEWAY_WORKERS); 1 is a single process. */
+  workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
   console: boolean;
 }
@@ -302,14 +304,28 @@ function telemetrySettings(env: Env): TelemetrySettings {
   };
 }
 
+/** GATEWAY_WORKERS: a number, or `auto` for one per core. */
+function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'> {
+  const raw = env.GATEWAY_WORKERS?.trim().toLowerCase();
+  const workers = raw === 'auto' ? os.availableParallelism() : intVar(env, 'GATEWAY_WORKERS', 1, 1, 256);
+  if (limits.maxConcurrentRequests !== undefined && limits.maxConcurrentRequests < workers) {
+    throw new ConfigError(
+      `MAX_CONCURRENT_REQUESTS=${limits.maxConcurrentRequests} is not valid with GATEWAY_WORKERS=${workers}: each worker holds a share of the limit, so it must be at least the number of workers`,
+    );
+  }
+  return { workers };
+}
+
 /**
  * Reads and validates the configuration (the variables listed in settings.ts). Throws ConfigError
  * on the first bad value.
  */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const limits = limitSettings(env);
   return {
     ...listenSettings(env),
-    ...limitSettings(env),
+    ...limits,
+    ...workerSettings(env, limits),
     ...telemetrySettings(env),
     apiKeys: readApiKeys(env),
     metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,

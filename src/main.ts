@@ -4,10 +4,15 @@
  * SIGTERM/SIGINT stop accepting connections, let in-flight requests finish within a grace period,
  * flush telemetry and exit 0.
  */
+import cluster from 'node:cluster';
 import { logSdkDiagnostics, otelEnvProblem, telemetryDestinations } from '../otel/env';
-import { buildResource, startTracing } from '../otel/sdk';
+import { buildResource, startTracing, tracingWanted } from '../otel/sdk';
+import { WORKER_INDEX_ENV } from './cluster/messages';
+import { runPrimary } from './cluster/primary';
+import { workerShare } from './cluster/share';
+import { WorkerLink } from './cluster/worker';
 import { ConfigError, loadConfig, type Config } from './config';
-import { createLogger } from './logger';
+import { createLogger, type Logger } from './logger';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath } from './routes';
 import { SETTINGS } from './settings';
@@ -73,6 +78,16 @@ function stopWhenOrphaned(stop: () => void): void {
   timer.unref();
 }
 
+/** The warning for a gateway anyone on the network can use. */
+function warnIfOpen(config: Config, port: number, log: Logger): void {
+  if (WILDCARD_HOSTS.has(config.host) && config.apiKeys.length === 0) {
+    log.warn(
+      { listen: `${config.host}:${port}` },
+      'listening on every interface without API keys: anyone who reaches this port can use Ollama through the gateway; set GATEWAY_API_KEYS (or HOST=127.0.0.1 to serve this machine only)',
+    );
+  }
+}
+
 async function main(): Promise<void> {
   if (!commandLine(process.argv.slice(2))) return;
   let config: Config;
@@ -91,51 +106,66 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  logSdkDiagnostics((message, held) => log.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
+  if (config.workers > 1 && cluster.isPrimary) {
+    const destinations = telemetryDestinations(tracingWanted());
+    warnIfOpen(config, config.port, log);
+    runPrimary(config, log, destinations);
+    return;
+  }
+  // A worker of several: its index, its share of the limits, its channel to the primary.
+  const link = cluster.isWorker ? new WorkerLink(Number(process.env[WORKER_INDEX_ENV] ?? 0), config.workers) : undefined;
+  if (link) config = workerShare(config, link.index);
+  const wlog = link ? log.child({ worker: link.index }) : log;
+  logSdkDiagnostics((message, held) => wlog.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
   const resource = buildResource(packageVersion());
   const tracing = startTracing(resource, isGatewayEndpoint);
 
   // Loaded only now, after instrumentation-http is in place.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { startGateway } = require('./server') as typeof import('./server');
-  const running = await startGateway(config, log, { resource, tracing });
+  const running = await startGateway(config, wlog, { resource, tracing }, link);
   const destinations = telemetryDestinations(tracing !== undefined);
-  log.info(
-    {
-      listen: `${config.host}:${running.port}`,
-      ollama: config.upstream.origin,
-      version: packageVersion(),
-      traces: destinations.traces,
-      metrics: destinations.metrics,
-    },
-    'gateway listening',
-  );
-  if (WILDCARD_HOSTS.has(config.host) && config.apiKeys.length === 0) {
-    log.warn(
-      { listen: `${config.host}:${running.port}` },
-      'listening on every interface without API keys: anyone who reaches this port can use Ollama through the gateway; set GATEWAY_API_KEYS (or HOST=127.0.0.1 to serve this machine only)',
+  if (link) wlog.debug({ listen: `${config.host}:${running.port}` }, 'worker listening');
+  else {
+    log.info(
+      {
+        listen: `${config.host}:${running.port}`,
+        ollama: config.upstream.origin,
+        version: packageVersion(),
+        traces: destinations.traces,
+        metrics: destinations.metrics,
+      },
+      'gateway listening',
     );
+    warnIfOpen(config, running.port, log);
   }
 
-  running.gateway.ollamaVersion().then(
-    (version) => log.info({ ollama: config.upstream.origin, ollama_version: version }, 'Ollama is reachable'),
-    (err: Error) =>
-      log.warn({ ollama: config.upstream.origin, reason: err.message }, 'Ollama is not reachable yet; serving anyway, requests will get 502 until it is'),
-  );
+  // Of several workers, the one that polls says whether Ollama answers.
+  if (!link || link.polls) {
+    running.gateway.ollamaVersion().then(
+      (version) => wlog.info({ ollama: config.upstream.origin, ollama_version: version }, 'Ollama is reachable'),
+      (err: Error) =>
+        wlog.warn({ ollama: config.upstream.origin, reason: err.message }, 'Ollama is not reachable yet; serving anyway, requests will get 502 until it is'),
+    );
+  }
 
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, traces: destinations.traces }, 'shutting down: draining in-flight requests');
+    // A worker's stop is told by the primary, once for all of them.
+    const say = link ? wlog.debug.bind(wlog) : wlog.info.bind(wlog);
+    say({ signal, traces: destinations.traces }, 'shutting down: draining in-flight requests');
     running.stop().then(() => {
-      log.info('shutdown complete');
-      log.flush(() => process.exit(0));
+      say('shutdown complete');
+      wlog.flush(() => process.exit(0));
     });
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(() => onSignal('SIGTERM'));
+  // A worker whose primary is gone (killed) stops too.
+  if (link) process.once('disconnect', () => onSignal('SIGTERM'));
+  else if (process.env.npm_lifecycle_event !== undefined) stopWhenOrphaned(() => onSignal('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

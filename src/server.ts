@@ -7,8 +7,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import type { HistoryOptions } from '../otel/history/history';
-import { buildResource, startTelemetry } from '../otel/sdk';
+import { mergeExpositions } from '../otel/exposition-merge';
+import type { History, HistoryOptions } from '../otel/history/history';
+import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
+import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import type { OllamaState } from '../otel/state';
+import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
 import type { Logger } from './logger';
@@ -32,6 +36,9 @@ export interface OtelSetup {
   tracing?: NodeSDK;
 }
 
+/** How often the polling worker checks for a new poll result to pass to the other workers. */
+const STATE_RELAY_MS = 250;
+
 /**
  * A client sent something that is not HTTP, or too much of it, or too slowly. Answered as Node
  * would (400, 408, 431), logged at DEBUG: it is the client's failure, not the gateway's.
@@ -48,14 +55,49 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
   socket.destroy();
 }
 
+/**
+ * A scrape of every worker: this one's pieces and the others', summed. Should the primary not
+ * answer (it is going away), this worker's own exposition is what is left.
+ */
+function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
+  link.collect('metrics', async () => (await local()).body);
+  return async () => {
+    try {
+      const pieces = await link.gather('metrics');
+      return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+    } catch {
+      return local();
+    }
+  };
+}
+
+/**
+ * The console's history of every worker: this one's snapshot and the others', merged. Should the
+ * primary not answer, this worker's own is what is left.
+ */
+function gatheredSnapshot(link: WorkerLink, history: History): () => Promise<ConsoleSnapshot> {
+  link.collect('console', () => Promise.resolve(JSON.stringify(history.snapshot())));
+  return async () => {
+    try {
+      const pieces = await link.gather('console');
+      return mergeSnapshots(pieces.filter((p) => !p.retired).map((p) => JSON.parse(p.data) as ConsoleSnapshot));
+    } catch {
+      return history.snapshot();
+    }
+  };
+}
+
 /** Sizes a test may give the console's history (narrow buckets make a minute of traffic a chart). */
 export type HistorySizes = Partial<Omit<HistoryOptions, 'now'>>;
 
 /** Starts the gateway with `config`; resolves once it listens. */
-export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, history: HistorySizes = {}): Promise<RunningGateway> {
+export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, link?: WorkerLink, history: HistorySizes = {}): Promise<RunningGateway> {
   // The poller needs the upstream connection the app creates, and the app needs the telemetry;
-  // the state gauges read the poller through this indirection.
+  // the state gauges read the poller through this indirection. Of several workers only the first
+  // polls; the others read what it last relayed.
   let poller: OllamaPoller | undefined;
+  let relayed: OllamaState | undefined;
+  const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
   const runtime = startTelemetry(
     {
@@ -71,29 +113,51 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       },
       measurement: { stallMs: config.streamStallMs },
       families: config.metricFamilies,
-      ollamaState: config.pollIntervalMs > 0 ? () => poller?.latest : undefined,
+      ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
+      exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
       history: config.console ? history : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
+  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
   const consoleHistory = runtime.history;
   const gateway = createGateway({
     config,
     log,
     telemetry: runtime.telemetry,
     bodyBudget,
-    scrape: runtime.scrape,
+    scrape,
     console: consoleHistory && {
-      snapshot: () => Promise.resolve(consoleHistory.snapshot()),
-      backends: () => [{ origin: config.upstream.origin, polled: config.pollIntervalMs > 0, state: poller?.latest }],
+      snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
+      backends: () => [{ origin: config.upstream.origin, polled: config.pollIntervalMs > 0, state: polls ? poller?.latest : relayed }],
       about: { version: packageVersion(), startedAt: Date.now(), tracing: otel?.tracing !== undefined, contentCapture: config.captureMessageContent },
     },
   });
-  if (config.pollIntervalMs > 0) {
-    poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => runtime.telemetry.modelLabels.setServed(names));
+  let relayTimer: NodeJS.Timeout | undefined;
+  if (polls) {
+    let served: string[] = [];
+    poller = new OllamaPoller(gateway.upstream, config.pollIntervalMs, log, (names) => {
+      served = names;
+      runtime.telemetry.modelLabels.setServed(names);
+    });
     poller.start();
+    if (link) {
+      let sent: OllamaState | undefined;
+      relayTimer = setInterval(() => {
+        const latest = poller?.latest;
+        if (latest === sent) return;
+        sent = latest;
+        link.publishState({ state: latest, served });
+      }, STATE_RELAY_MS);
+      relayTimer.unref();
+    }
+  } else if (link) {
+    link.onState((polled) => {
+      relayed = polled.state;
+      runtime.telemetry.modelLabels.setServed(polled.served);
+    });
   }
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
@@ -115,6 +179,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     });
   });
   const port = (server.address() as AddressInfo).port;
+  link?.listening(port);
 
   let stopping: Promise<void> | undefined;
   const stop = (graceMs = config.shutdownGraceMs): Promise<void> => {
@@ -132,6 +197,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         server.closeIdleConnections();
       });
       poller?.stop();
+      if (relayTimer) clearInterval(relayTimer);
       gateway.close();
       await runtime.shutdown().catch(() => {});
     })();

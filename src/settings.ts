@@ -22,6 +22,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
   {
+    name: 'GATEWAY_WORKERS',
+    default: '1',
+    help: 'Worker processes sharing the port, or auto (one per core); the limits below are split between them, /metrics sums them.',
+  },
+  {
     name: 'UPSTREAM_IDLE_TIMEOUT_SECONDS',
     default: '300',
     help: 'How long Ollama may send nothing, while the gateway can read, before a 504 or a cut stream.',

@@ -36,16 +36,25 @@ export const median = (xs: number[]) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-export async function measure(target: Target, s: Scenario, seconds: number, round: number): Promise<Measurement> {
+/** `idleMs`: how long the probe's idle reading takes (the timer's own offset, subtracted from the loaded one). */
+export async function measure(target: Target, s: Scenario, seconds: number, round: number, idleMs = 1000): Promise<Measurement> {
   const pids = target.pids();
-  await target.eld?.(); // reset
+  let idle: ProbeStats | undefined;
+  if (target.eld) {
+    await target.eld(); // reset
+    await new Promise((r) => setTimeout(r, idleMs));
+    idle = await target.eld();
+  }
   const cpu0 = pids.reduce((n, p) => n + cpuMs(p), 0);
   let peakRss = 0;
+  let peakOne = 0;
   const sampler = setInterval(() => {
+    const each = pids.map(rssBytes);
     peakRss = Math.max(
       peakRss,
-      pids.reduce((n, p) => n + rssBytes(p), 0),
+      each.reduce((n, b) => n + b, 0),
     );
+    peakOne = Math.max(peakOne, ...each);
   }, 100);
   const duration = Math.max(seconds, s.minSeconds);
   const probes = s.ttftProbe ? probeTtft(target.port, s, performance.now() + duration * 1000 - 1500) : Promise.resolve([]);
@@ -62,6 +71,8 @@ export async function measure(target: Target, s: Scenario, seconds: number, roun
   clearInterval(sampler);
   const cpu = pids.reduce((n, p) => n + cpuMs(p), 0) - cpu0;
   const eld = await target.eld?.();
+  // The live heap: what is left after a full collection (the probe runs one when asked).
+  const afterGc = await target.eld?.(true);
   const requests = result.requests.total;
   return {
     round,
@@ -73,17 +84,21 @@ export async function measure(target: Target, s: Scenario, seconds: number, roun
     p99Ms: result.latency.p99,
     ttftMs: ttfts.length ? median(ttfts) : undefined,
     cpuUsPerRequest: pids.length && requests ? (cpu * 1000) / requests : undefined,
+    cpuUsPerChunk: pids.length && requests ? (cpu * 1000) / (requests * s.chunks) : undefined,
     peakRssMb: pids.length ? peakRss / 1024 / 1024 : undefined,
-    eldP99Ms: eld?.eldP99Ms,
+    peakRssOneMb: pids.length ? peakOne / 1024 / 1024 : undefined,
+    eldP99Ms: eld && idle ? Math.max(0, eld.eldP99Ms - idle.eldP99Ms) : undefined,
+    eldIdleP99Ms: idle?.eldP99Ms,
+    liveHeapMb: afterGc?.heapUsedMb,
     heapTotalMb: eld?.heapTotalMb,
     errors: result.errors + result.timeouts + result.non2xx,
   };
 }
 
-export function ipcStats(child: ChildProcess): () => Promise<ProbeStats> {
-  return () =>
+export function ipcStats(child: ChildProcess): (gc?: boolean) => Promise<ProbeStats> {
+  return (gc = false) =>
     new Promise((resolve) => {
       child.once('message', (m) => resolve(m as ProbeStats));
-      child.send({ type: 'stats' });
+      child.send({ type: 'stats', gc });
     });
 }

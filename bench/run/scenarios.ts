@@ -1,14 +1,17 @@
 /** What the benchmark measures: the targets, the scenarios (workloads), and one measurement. */
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline';
+export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline' | 'gateway-workers' | 'gateway-traced-workers';
+
+/** Worker processes of the `*-workers` targets. */
+export const BENCH_WORKERS = 2;
 
 export interface Target {
   name: TargetName;
   port: number;
   /** The proxy's processes (none for direct). */
   pids(): number[];
-  /** Event-loop delay since the last call (gateway targets). */
-  eld?(): Promise<ProbeStats>;
+  /** Event-loop delay since the last call (gateway targets); with `gc`, after a full collection. */
+  eld?(gc?: boolean): Promise<ProbeStats>;
 }
 
 export interface Scenario {
@@ -86,6 +89,18 @@ export const SCENARIOS: Scenario[] = [
     chunks: 65,
     ttftProbe: false,
   },
+  {
+    id: 'S6',
+    title: '300 concurrent streams, 64 tokens at 10 ms (every chunk an isolated wakeup)',
+    method: 'POST',
+    path: '/api/chat',
+    body: '{"model":"llama3.2","messages":[{"role":"user","content":"Why is the sky blue?"}]}',
+    headers: { 'x-bench-tokens': '64', 'x-bench-delay-ms': '10' },
+    connections: 300,
+    minSeconds: 6,
+    chunks: 65,
+    ttftProbe: false,
+  },
 ];
 
 export interface Measurement {
@@ -98,8 +113,17 @@ export interface Measurement {
   p99Ms: number;
   ttftMs?: number;
   cpuUsPerRequest?: number;
+  /** CPU per forwarded chunk: the whole run's CPU over every chunk relayed. */
+  cpuUsPerChunk?: number;
   peakRssMb?: number;
+  /** The largest single process's peak (one worker, for the `*-workers` targets). */
+  peakRssOneMb?: number;
+  /** The event-loop delay p99 under load, less the probe's own reading when idle. */
   eldP99Ms?: number;
+  /** The probe's idle reading, subtracted above. */
+  eldIdleP99Ms?: number;
+  /** The live heap after a full GC at the end of the run (largest worker). */
+  liveHeapMb?: number;
   /** V8 heap size at the end of the run (gateway targets). */
   heapTotalMb?: number;
   errors: number;
@@ -110,6 +134,7 @@ export interface ProbeStats {
   eldMaxMs: number;
   heapUsedMb: number;
   heapTotalMb: number;
+  rssMb?: number;
 }
 
 export interface Options {

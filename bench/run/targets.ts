@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { childPids, findNginx, freePort, startNginx, startNode, waitForPort } from '../../test/helpers/procs';
 import { ipcStats } from './measure';
-import type { Target, TargetName } from './scenarios';
+import { BENCH_WORKERS, type Target, type TargetName } from './scenarios';
 
 export interface Started {
   targets: Target[];
@@ -47,17 +47,22 @@ export async function startTargets(names: TargetName[], fakePort: number, otlpPo
 }
 
 async function startGatewayTarget(name: TargetName, port: number, fakePort: number, otlpPort: number, dist: string, children: ChildProcess[]): Promise<Target> {
+  const workers = name.endsWith('-workers');
   const env: Record<string, string> = {
     OLLAMA_HOST: `127.0.0.1:${fakePort}`,
     HOST: '127.0.0.1',
     PORT: String(port),
     LOG_LEVEL: 'INFO',
     OLLAMA_POLL_INTERVAL_SECONDS: '15',
-    ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
+    GATEWAY_WORKERS: String(workers ? BENCH_WORKERS : 1),
+    // The probe's live-heap reading runs a full collection at the end of each run.
+    NODE_OPTIONS: ['--expose-gc', process.env.BENCH_NODE_OPTIONS ?? ''].join(' ').trim(),
   };
-  if (name === 'gateway-traced') Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_TRACES_EXPORTER: 'otlp' });
+  if (name.startsWith('gateway-traced')) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_TRACES_EXPORTER: 'otlp' });
   const child = startNode(path.join(dist, 'bench', 'gateway-probe.js'), [], env, true);
   children.push(child);
   await waitForPort(port);
-  return { name, port, pids: () => [child.pid!], eld: ipcStats(child) };
+  // Every worker must be up before the first run (the port answers once the first one is).
+  if (workers) for (let i = 0; i < 100 && childPids(child.pid!).length < BENCH_WORKERS; i++) await new Promise((r) => setTimeout(r, 100));
+  return { name, port, pids: () => [child.pid!, ...(workers ? childPids(child.pid!) : [])], eld: ipcStats(child) };
 }

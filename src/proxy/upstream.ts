@@ -15,6 +15,7 @@ import type HttpProxy from 'http-proxy';
 import type { UpstreamTarget } from '../config';
 import { watchClientGone } from './client-gone';
 import { classifyUpstreamError } from './errors';
+import { startUpstreamSpan, type EndUpstreamSpan } from '../../otel/upstream-span';
 import { httpProxy } from './http-proxy';
 
 /** Request headers that describe one hop only and must not be forwarded (RFC 9110 §7.6.1). */
@@ -61,6 +62,8 @@ interface Exchange {
   reused: boolean;
   /** Whether the call was already sent again once. */
   retried: boolean;
+  /** Ends the client span of the request to Ollama, when tracing is on. */
+  endSpan?: EndUpstreamSpan;
 }
 
 /** What a connection Ollama closed while idle gives when the gateway reuses it at that moment. */
@@ -197,6 +200,13 @@ export class Upstream {
     const via = headers.via;
     headers.via = via ? `${Array.isArray(via) ? via.join(', ') : via}, ${this.via}` : this.via;
     if (this.target.socketPath) headers.host = this.target.hostname;
+    ex.endSpan = startUpstreamSpan(
+      req.method ?? 'GET',
+      this.target.hostname,
+      this.target.port,
+      this.target.origin + this.target.pathPrefix + (req.url ?? ''),
+      headers,
+    );
     // A call can be sent again only when its body is in hand, or it has none.
     const replayable = opts.body !== undefined || (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined);
     const attempt = (): void =>
@@ -222,6 +232,7 @@ export class Upstream {
   private fail(ex: Exchange, err: NodeJS.ErrnoException): void {
     if (ex.settled) return;
     ex.settled = true;
+    ex.endSpan?.(undefined, err);
     ex.opts.onError(err, ex.timedOut);
   }
 
@@ -269,6 +280,8 @@ export class Upstream {
     }
     ex.settled = true;
     proxyRes.on('error', () => {});
+    const endSpan = ex.endSpan;
+    if (endSpan) proxyRes.once('close', () => endSpan(proxyRes.statusCode, proxyRes.complete ? undefined : new Error('the response broke off')));
     ex.opts.onResponse(proxyRes);
   }
 

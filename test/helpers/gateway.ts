@@ -32,7 +32,7 @@ export async function startStack(env: Record<string, string> = {}, overrides: Pa
     { OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env },
     overrides,
   );
-  const gw = await startGateway(config, createLogger(config.logLevel, sink), undefined, history);
+  const gw = await startGateway(config, createLogger(config.logLevel, sink), undefined, undefined, history);
   const url = `http://127.0.0.1:${gw.port}`;
   return {
     fake,

@@ -1,0 +1,168 @@
+/**
+ * The primary process of a gateway with `GATEWAY_WORKERS` > 1. It serves nothing itself: it forks
+ * the workers (node:cluster shares the one listening port and hands connections out in turn),
+ * replaces a worker that dies, relays the polling worker's view of Ollama to the others, and
+ * answers a worker's "gather" so that any worker can serve a scrape of the whole gateway.
+ *
+ * Worker 0 polls Ollama and exports its state gauges; whichever process holds index 0 after a
+ * restart takes that role. A worker's last scrape is kept: when it has died its counters stay in
+ * the sum (so no counter of the gateway ever goes back), and when it is too busy to answer in
+ * time the previous piece stands in.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { mergeExpositions } from '../../otel/exposition-merge';
+import type { Config } from '../config';
+import type { Logger } from '../logger';
+import { isMessage, WORKER_INDEX_ENV, type GatherKind, type Piece, type PolledState, type ToPrimary, type ToWorker } from './messages';
+
+/** How long a gather waits for the workers' pieces. */
+const GATHER_TIMEOUT_MS = 2000;
+/** Wait before replacing a worker that died, so a crash loop does not spin. */
+const RESTART_DELAY_MS = 1000;
+
+interface Slot {
+  worker: Worker | undefined;
+  listening: boolean;
+  /** The last piece of each kind this slot's workers reported. */
+  last: Map<GatherKind, string>;
+}
+
+interface PendingGather {
+  kind: GatherKind;
+  asker: Worker;
+  /** The asker's own number for its question. */
+  askerId: number;
+  waiting: Set<number>;
+  pieces: Map<number, string>;
+  timer: NodeJS.Timeout;
+}
+
+export function runPrimary(config: Config, log: Logger, destinations: { traces: string; metrics: string[] }): void {
+  const n = config.workers;
+  const slots: Slot[] = Array.from({ length: n }, () => ({ worker: undefined, listening: false, last: new Map() }));
+  /** What exited workers had counted, folded into one exposition (bounded whatever the restarts). */
+  let retiredMetrics = '';
+  let polled: PolledState | undefined;
+  let stopping = false;
+  let announced = false;
+  let nextGather = 1;
+  const pending = new Map<number, PendingGather>();
+
+  const send = (w: Worker | undefined, m: ToWorker) => {
+    if (w && w.isConnected()) w.send(m);
+  };
+
+  const finishGather = (id: number) => {
+    const g = pending.get(id);
+    if (!g) return;
+    pending.delete(id);
+    clearTimeout(g.timer);
+    const pieces: Piece[] = [];
+    slots.forEach((slot, i) => {
+      const data = g.pieces.get(i) ?? slot.last.get(g.kind);
+      if (data !== undefined) pieces.push({ worker: i, data });
+    });
+    if (g.kind === 'metrics' && retiredMetrics !== '') pieces.push({ worker: -1, data: retiredMetrics, retired: true });
+    send(g.asker, { gw: 'gathered', id: g.askerId, pieces });
+  };
+
+  const gather = (asker: Worker, askerId: number, kind: GatherKind) => {
+    const id = nextGather++;
+    const waiting = new Set<number>();
+    slots.forEach((slot, i) => {
+      if (slot.worker?.isConnected() && slot.listening) waiting.add(i);
+    });
+    const g: PendingGather = { kind, asker, askerId, waiting, pieces: new Map(), timer: setTimeout(() => finishGather(id), GATHER_TIMEOUT_MS) };
+    g.timer.unref();
+    pending.set(id, g);
+    if (waiting.size === 0) return finishGather(id);
+    for (const i of waiting) send(slots[i]!.worker, { gw: 'collect', id, kind });
+  };
+
+  const onMessage = (index: number, worker: Worker, m: unknown) => {
+    if (!isMessage<ToPrimary>(m)) return;
+    const slot = slots[index]!;
+    switch (m.gw) {
+      case 'listening':
+        slot.listening = true;
+        if (!announced && slots.every((s) => s.listening)) {
+          announced = true;
+          log.info({ listen: `${config.host}:${m.port}`, ollama: config.upstream.origin, workers: n, ...destinations }, 'gateway listening');
+        }
+        return;
+      case 'state':
+        polled = m.polled;
+        for (const s of slots) if (s.worker !== worker) send(s.worker, { gw: 'state', polled: m.polled });
+        return;
+      case 'gather':
+        return gather(worker, m.id, m.kind);
+      case 'collected': {
+        const g = pending.get(m.id);
+        slot.last.set(m.kind, m.data);
+        if (!g) return;
+        g.pieces.set(index, m.data);
+        g.waiting.delete(index);
+        if (g.waiting.size === 0) finishGather(m.id);
+        return;
+      }
+    }
+  };
+
+  const fork = (index: number) => {
+    const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
+    const slot = slots[index]!;
+    slot.worker = worker;
+    slot.listening = false;
+    worker.on('message', (m: unknown) => onMessage(index, worker, m));
+    // A new worker starts from the latest state the poller reported (the poller itself re-polls).
+    if (polled !== undefined && index !== 0) worker.once('online', () => send(worker, { gw: 'state', polled: polled! }));
+    worker.on('exit', (code, signal) => {
+      if (slot.worker !== worker) return;
+      const everListened = slot.listening;
+      slot.worker = undefined;
+      slot.listening = false;
+      const last = slot.last.get('metrics');
+      if (last !== undefined) retiredMetrics = mergeExpositions([{ text: retiredMetrics }, { text: last, countersOnly: true }]);
+      slot.last.clear();
+      for (const [id, g] of pending) {
+        if (g.waiting.delete(index) && g.waiting.size === 0) finishGather(id);
+      }
+      if (stopping) {
+        if (slots.every((s) => s.worker === undefined)) {
+          log.info('shutdown complete');
+          log.flush(() => process.exit(0));
+        }
+        return;
+      }
+      if (!everListened && !announced) {
+        // It could not start (the port is taken, say): the others would fail alike.
+        log.error({ worker: index, code, signal }, 'a worker failed to start; stopping');
+        stopping = true;
+        for (const s of slots) s.worker?.process.kill('SIGTERM');
+        log.flush(() => process.exit(1));
+        return;
+      }
+      log.error({ worker: index, code, signal }, 'a worker exited; starting another in its place');
+      setTimeout(() => {
+        if (!stopping) fork(index);
+      }, RESTART_DELAY_MS).unref();
+    });
+  };
+
+  for (let i = 0; i < n; i++) fork(i);
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, workers: n }, 'shutting down: draining in-flight requests');
+    for (const s of slots) s.worker?.process.kill('SIGTERM');
+    if (slots.every((s) => s.worker === undefined)) log.flush(() => process.exit(0));
+    // The workers exit within their grace; past it and a margin, they are not waited for.
+    setTimeout(() => {
+      for (const s of slots) s.worker?.process.kill('SIGKILL');
+      log.flush(() => process.exit(0));
+    }, config.shutdownGraceMs + 10_000).unref();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}

@@ -1,0 +1,19 @@
+/**
+ * What one worker holds of the limits that are the whole gateway's: with N workers, the
+ * concurrency limit and the request-body memory budget are split so that together they are what
+ * the settings say (each worker enforces its share on the connections it is handed).
+ */
+import type { Config } from '../config';
+
+export function workerShare(config: Config, index: number): Config {
+  const n = config.workers;
+  if (n <= 1) return config;
+  const limit = config.maxConcurrentRequests;
+  return {
+    ...config,
+    // 5 over 2 workers: 3 and 2.
+    maxConcurrentRequests: limit === undefined ? undefined : Math.floor(limit / n) + (index < limit % n ? 1 : 0),
+    // Each worker can still take one body of the largest size.
+    maxBufferedBodyBytes: Math.max(config.maxRequestBodyBytes, Math.floor(config.maxBufferedBodyBytes / n)),
+  };
+}
