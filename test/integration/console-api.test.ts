@@ -7,8 +7,11 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { FakeOllama } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+import { freePort, runGateway, type GatewayProcess } from '../helpers/process';
+import { sleep } from '../helpers/wait';
 
 interface ModelSummary {
   model: string;
@@ -39,6 +42,19 @@ function total(text: string, name: string, labels: Record<string, string>): numb
     if (ok) n += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return n;
+}
+
+/** A POST on a connection of its own (fetch would reuse one, and one connection is one worker). */
+function postAlone(url: string, path: string, body: unknown): Promise<number> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, path, method: 'POST', agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 /** A GET with the path sent exactly as written (fetch would resolve `..` itself). */
@@ -248,5 +264,55 @@ describe('CONSOLE=false', () => {
     assert.equal(s.fake.last('/console/api/v1/models')?.method, 'GET');
     assert.equal((await fetch(`${s.url}/console/`)).status, 404);
     assert.equal(s.fake.last('/console/')?.method, 'GET');
+  });
+});
+
+describe('the console of several workers', () => {
+  let fake: FakeOllama;
+  let gw: GatewayProcess;
+  let url: string;
+  before(async () => {
+    fake = await new FakeOllama().start();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    gw = runGateway({
+      OLLAMA_HOST: fake.origin,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      GATEWAY_WORKERS: '2',
+      OLLAMA_POLL_INTERVAL_SECONDS: '0',
+      LOG_LEVEL: 'info',
+    });
+    await gw.waitFor('gateway listening', 15_000);
+  });
+  after(async () => {
+    gw.child.kill('SIGTERM');
+    await gw.exit;
+    await fake.close();
+  });
+
+  it('answers for the whole gateway, whichever worker takes the request', async () => {
+    // Connections of their own, several at once, until both workers have served some: which
+    // worker accepts a connection is the kernel's choice.
+    let sent = 0;
+    const served = () => new Set(gw.lines.filter((l) => l.msg === 'request').map((l) => l.worker)).size;
+    while (served() < 2 && sent < 400) {
+      const batch = Array.from({ length: 8 }, () => postAlone(url, '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }));
+      for (const status of await Promise.all(batch)) assert.equal(status, 200);
+      sent += batch.length;
+      await sleep(20);
+    }
+    assert.equal(served(), 2, 'both workers served calls');
+    const limit = Math.min(sent, 500);
+    for (let i = 0; i < 4; i++) {
+      const view = JSON.parse((await rawGet(url, '/console/api/v1/models')).body) as ModelsView;
+      assert.equal(view.all.totals.requests, sent);
+      const calls = JSON.parse((await rawGet(url, '/console/api/v1/calls')).body) as { calls: { at: number }[] };
+      assert.equal(calls.calls.length, limit);
+      assert.deepEqual(
+        calls.calls.map((c) => c.at),
+        calls.calls.map((c) => c.at).sort((a, b) => b - a),
+      );
+    }
   });
 });
