@@ -43,6 +43,21 @@ export default tseslint.config(
     },
   },
   {
+    // The console's page script runs in the browser, as a plain script (no modules, no build).
+    files: ['src/console/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        sessionStorage: 'readonly',
+        localStorage: 'readonly',
+        matchMedia: 'readonly',
+      },
+    },
+    rules: { '@typescript-eslint/no-unused-vars': 'error' },
+  },
+  {
     // The installed command and the start check are plain CommonJS scripts.
     files: ['bin/**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },

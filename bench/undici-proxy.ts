@@ -21,18 +21,20 @@ http
     res.on('error', ignore);
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k) && k !== 'host') headers[k] = v;
-    pool.request({ path: req.url ?? '/', method: (req.method ?? 'GET') as 'GET', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req }).then(
-      ({ statusCode, headers: h, body }) => {
-        const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k)) out[k] = v;
-        res.writeHead(statusCode, out);
-        body.on('error', () => res.destroy());
-        body.pipe(res);
-      },
-      () => {
-        if (!res.headersSent) res.writeHead(502).end();
-        else res.destroy();
-      },
-    );
+    pool
+      .request({ path: req.url ?? '/', method: (req.method ?? 'GET') as 'GET', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req })
+      .then(
+        ({ statusCode, headers: h, body }) => {
+          const out: Record<string, string | string[]> = {};
+          for (const [k, v] of Object.entries(h)) if (v !== undefined && !HOP.has(k)) out[k] = v;
+          res.writeHead(statusCode, out);
+          body.on('error', () => res.destroy());
+          body.pipe(res);
+        },
+        () => {
+          if (!res.headersSent) res.writeHead(502).end();
+          else res.destroy();
+        },
+      );
   })
   .listen(Number(process.argv[2]), '127.0.0.1');

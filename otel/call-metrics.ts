@@ -62,15 +62,35 @@ export function initEndpointSeries(ins: OllamaInstruments, attrs: CallAttributes
   for (const reason of ERROR_REASONS) ins.requestErrors.add(0, { ...attrs.modelEndpoint, [ATTR_REASON]: reason });
 }
 
+/** Whether a finished call counts as a request: every call but a load or unload that succeeded. */
+export function isRequest(outcome: CallOutcome, m: CallMeasures): boolean {
+  return m.lifecycle === undefined || outcome.reason !== undefined;
+}
+
+/**
+ * The load time a call records in `ollama_load_duration_seconds`: a successful load call's wall
+ * time (Ollama reports no durations on these answers), else a generation's `load_duration`.
+ */
+export function loadSecondsOf(outcome: CallOutcome, m: CallMeasures): number | undefined {
+  if (m.lifecycle !== undefined) return m.lifecycle === 'load' && outcome.reason === undefined ? m.wallSeconds : undefined;
+  const ns = outcome.summary?.loadDurationNs;
+  return ns === undefined ? undefined : ns / NS_PER_S;
+}
+
+/** Gateway wall time minus Ollama's `total_duration` (never below 0), when Ollama reported it. */
+export function queueSecondsOf(outcome: CallOutcome, m: CallMeasures): number | undefined {
+  const ns = outcome.summary?.totalDurationNs;
+  return ns === undefined ? undefined : Math.max(0, m.wallSeconds - ns / NS_PER_S);
+}
+
 export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
   if (m.wasInFlight) ins.inFlight.add(-1, attrs.inFlight);
   const modelOnly = attrs.model;
-  if (m.lifecycle !== undefined && outcome.reason === undefined) {
-    // A load or unload, not a generation: counted on its own, in no request-level metric. Ollama
-    // reports no durations on these answers, so a load's time is the gateway's wall time.
+  if (!isRequest(outcome, m)) {
+    // A load or unload, not a generation: counted on its own, in no request-level metric.
     if (m.lifecycle === 'load') {
       ins.modelLoads.add(1, modelOnly);
-      ins.loadSeconds.record(m.wallSeconds, modelOnly);
+      ins.loadSeconds.record(loadSecondsOf(outcome, m) ?? m.wallSeconds, modelOnly);
     } else {
       ins.modelUnloads.add(1, modelOnly);
     }
@@ -85,14 +105,16 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
 
   const s = outcome.summary;
   if (!s) return;
-  if (s.loadDurationNs !== undefined) ins.loadSeconds.record(s.loadDurationNs / NS_PER_S, modelOnly);
+  const load = loadSecondsOf(outcome, m);
+  if (load !== undefined) ins.loadSeconds.record(load, modelOnly);
   if (s.promptEvalDurationNs !== undefined) ins.promptEvalSeconds.record(s.promptEvalDurationNs / NS_PER_S, modelOnly);
   if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
   if (s.inputTokens !== undefined && s.inputTokens > 0) ins.tokensProcessed.add(s.inputTokens, modelOnly);
   if (s.outputTokens !== undefined && s.outputTokens > 0) ins.tokensGenerated.add(s.outputTokens, modelOnly);
   const tps = tokensPerSecond(s, outcome.streamed);
   if (tps !== undefined) ins.tokensPerSecond.record(tps, modelOnly);
-  if (s.totalDurationNs !== undefined) ins.queueSeconds.record(Math.max(0, m.wallSeconds - s.totalDurationNs / NS_PER_S), modelOnly);
+  const queue = queueSecondsOf(outcome, m);
+  if (queue !== undefined) ins.queueSeconds.record(queue, modelOnly);
 
   if (m.ttftSeconds !== undefined) ins.timeToFirstToken.record(m.ttftSeconds, modelOnly);
   if (m.ttfaSeconds !== undefined) ins.timeToFirstAnswer.record(m.ttfaSeconds, modelOnly);

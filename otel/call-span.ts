@@ -70,6 +70,11 @@ export class CallSpan {
     return this.span.isRecording();
   }
 
+  /** The span's trace id while it records; undefined when tracing is off (or it has ended). */
+  get traceId(): string | undefined {
+    return this.span.isRecording() ? this.span.spanContext().traceId : undefined;
+  }
+
   /** What the request asks for. */
   request(req: CallRequest): void {
     const span = this.span;

@@ -10,6 +10,7 @@ import { AttributeCache, type BackendRef, type CallAttributes } from './attribut
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
 import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
+import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import type { ModelLabels } from './labels';
 import { loadedContextLength, type FleetState } from './state';
@@ -40,6 +41,8 @@ export class Telemetry {
     private readonly readState: () => FleetState | undefined = () => undefined,
     /** The configured backends; with more than one, the `ollama_*` series carry `backend`. */
     readonly backends: readonly BackendRef[] = [],
+    /** The console's history, told what the instruments are told; undefined when the console is off. */
+    readonly sink?: CallSink,
   ) {
     this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort, backends.length > 1);
   }
@@ -143,8 +146,9 @@ export class CallRecorder {
     this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
-    if (ins && req.lifecycle === undefined) {
-      ins.inFlight.add(1, this.attrs.inFlight);
+    if (req.lifecycle === undefined) {
+      ins?.inFlight.add(1, this.attrs.inFlight);
+      this.telemetry.sink?.started(this.model);
       this.inFlight = true;
     }
     this.span.request(req);
@@ -210,6 +214,7 @@ export class CallRecorder {
     }
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
     this.span.end(outcome, endedAt, lifecycle);
   }
 

@@ -27,6 +27,7 @@ import {
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { memoiseAttributeHashing } from './attribute-hash';
 import type { BackendRef } from './attributes';
+import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -62,6 +63,8 @@ export interface TelemetryOptions {
   backendLoad?: () => readonly BackendLoad[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
+  /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
+  history?: Partial<HistoryOptions>;
 }
 
 /** A Prometheus text exposition and its media type. */
@@ -102,6 +105,8 @@ export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 export interface TelemetryRuntime {
   telemetry: Telemetry;
+  /** The console's history, when kept. */
+  history: History | undefined;
   /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
   scrape(): Promise<Exposition>;
   /** Flushes and stops metrics and traces. */
@@ -235,6 +240,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
+  const history = opts.history ? new History(opts.history) : undefined;
   const telemetry = new Telemetry(
     instruments,
     new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
@@ -242,9 +248,11 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     opts.measurement,
     opts.ollamaState,
     backends,
+    history,
   );
   return {
     telemetry,
+    history,
     scrape: async () => {
       const { resourceMetrics, errors } = await prometheus.collect();
       if (errors.length > 0) diag.error('metrics collection errors', ...errors);

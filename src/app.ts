@@ -15,6 +15,7 @@ import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
 import { BearerKeys, type AuthFailure } from './auth';
 import type { Config } from './config';
+import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
 import { ConcurrencyLimit } from './limit';
@@ -25,7 +26,7 @@ import type { Upstream } from './proxy/upstream';
 import { Fleet, type Backend } from './fleet/backends';
 import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
-import { GATEWAY_ENDPOINTS, LLM_ROUTE_BY_PATH } from './routes';
+import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
 
 export interface GatewayDeps {
   config: Config;
@@ -39,6 +40,8 @@ export interface GatewayDeps {
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
   pseudonym?: string;
+  /** The web console's readers, when CONSOLE is on. */
+  console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about'>;
 }
 
 export interface Gateway {
@@ -143,6 +146,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
   const apiKeys = new BearerKeys(config.apiKeys);
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
+  const consoleHandler = deps.console
+    ? consoleEndpoints({
+        ...deps.console,
+        tokens: [...(config.metricsBearerToken ? [config.metricsBearerToken] : []), ...config.apiKeys],
+        onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),
+        log,
+      })
+    : undefined;
 
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
@@ -170,6 +181,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
         'request came back to the gateway: OLLAMA_HOST leads to a loop',
       );
       sendJsonError(res, apiOf(path), 508, 'loop detected: OLLAMA_HOST leads back to this gateway', { connection: 'close' });
+      return;
+    }
+    if (consoleHandler && isConsolePath(path)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') sendJsonError(res, 'ollama', 405, `${path} answers GET and HEAD only`, { allow: 'GET, HEAD' });
+      else consoleHandler(req, res, path, target.query);
       return;
     }
     const scope = GATEWAY_ENDPOINTS.get(path);

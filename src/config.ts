@@ -73,6 +73,8 @@ export interface Config {
   queueTimeoutMs: number;
   /** Worker processes serving the one port (GATEWAY_WORKERS); 1 is a single process. */
   workers: number;
+  /** Serve the web console at /console and keep its history (CONSOLE). */
+  console: boolean;
 }
 
 export class ConfigError extends Error {
@@ -133,6 +135,13 @@ export function parseUpstream(value: string, variable = 'OLLAMA_HOST'): Upstream
     pathPrefix,
     origin: `${url.protocol}//${hostForOrigin}:${port}${pathPrefix}`,
   };
+}
+
+function booleanVar(env: Env, name: string, def: boolean): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '') return def;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(`${name}=${JSON.stringify(env[name])} is not valid: expected true or false`);
+  return raw === 'true';
 }
 
 function intVar(env: Env, name: string, def: number, min: number, max: number): number {
@@ -370,6 +379,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...telemetrySettings(env),
     apiKeys: readApiKeys(env),
     metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
+    console: booleanVar(env, 'CONSOLE', true),
     ...overrides,
   };
 }

@@ -14,14 +14,14 @@ import { WorkerLink } from './cluster/worker';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, type Logger } from './logger';
 import { normalizeTarget } from './request/target';
-import { GATEWAY_ENDPOINTS } from './routes';
+import { GATEWAY_ENDPOINTS, isConsolePath } from './routes';
 import { SETTINGS } from './settings';
 import { packageVersion } from './version';
 
 /** Whether a request target names one of the gateway's own endpoints. */
 function isGatewayEndpoint(url: string): boolean {
   const target = normalizeTarget(url);
-  return target !== undefined && GATEWAY_ENDPOINTS.has(target.path);
+  return target !== undefined && (GATEWAY_ENDPOINTS.has(target.path) || isConsolePath(target.path));
 }
 
 /** HOST values that listen on every interface. */

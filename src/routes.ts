@@ -62,6 +62,17 @@ export const GATEWAY_ENDPOINTS: ReadonlyMap<string, GatewayScope> = new Map([
 ]);
 
 /**
+ * The web console (`endpoints/console.ts`): the page and its assets at `/console/…`, its JSON API
+ * at `/console/api/v1/…`. Like the endpoints above: GET and HEAD only, never forwarded, no server
+ * span. With CONSOLE=false the prefix is nobody's and passes through like any other path.
+ */
+export const CONSOLE_PREFIX = '/console';
+
+export function isConsolePath(path: string): boolean {
+  return path === CONSOLE_PREFIX || path.startsWith(`${CONSOLE_PREFIX}/`);
+}
+
+/**
  * Model management that may run for minutes to hours with nothing to send: a `pull`, `push` or
  * `create` with `"stream": false` (ollama-js's default) is silent until the download or upload is
  * done, and a blob upload is answered only once all of it arrived. These are not held to

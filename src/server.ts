@@ -8,6 +8,8 @@ import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { mergeExpositions } from '../otel/exposition-merge';
+import type { History, HistoryOptions } from '../otel/history/history';
+import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
 import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
 import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
@@ -71,8 +73,27 @@ function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () 
   };
 }
 
+/**
+ * The console's history of every worker: this one's snapshot and the others', merged. Should the
+ * primary not answer, this worker's own is what is left.
+ */
+function gatheredSnapshot(link: WorkerLink, history: History): () => Promise<ConsoleSnapshot> {
+  link.collect('console', () => Promise.resolve(JSON.stringify(history.snapshot())));
+  return async () => {
+    try {
+      const pieces = await link.gather('console');
+      return mergeSnapshots(pieces.filter((p) => !p.retired).map((p) => JSON.parse(p.data) as ConsoleSnapshot));
+    } catch {
+      return history.snapshot();
+    }
+  };
+}
+
+/** Sizes a test may give the console's history (narrow buckets make a minute of traffic a chart). */
+export type HistorySizes = Partial<Omit<HistoryOptions, 'now'>>;
+
 /** Starts the gateway with `config`; resolves once it listens. */
-export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, link?: WorkerLink): Promise<RunningGateway> {
+export async function startGateway(config: Config, log: Logger, otel?: OtelSetup, link?: WorkerLink, history: HistorySizes = {}): Promise<RunningGateway> {
   // The poller needs the upstream connection the app creates, and the app needs the telemetry;
   // the state gauges read the poller through this indirection. Of several workers only the first
   // polls; the others read what it last relayed.
@@ -101,13 +122,30 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       bufferedBodyBytes: () => bodyBudget.held,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
+      history: config.console ? history : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
   const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
-  const gateway = createGateway({ config, log, telemetry: runtime.telemetry, bodyBudget, scrape, fleet, pseudonym });
-  fleet.readState = () => (polls ? poller?.latest : relayed);
+  const readState = () => (polls ? poller?.latest : relayed);
+  const consoleHistory = runtime.history;
+  const gateway = createGateway({
+    config,
+    log,
+    telemetry: runtime.telemetry,
+    bodyBudget,
+    scrape,
+    fleet,
+    pseudonym,
+    console: consoleHistory && {
+      snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
+      backends: () =>
+        fleet.backends.map((b) => ({ name: b.name, origin: b.target.origin, polled: config.pollIntervalMs > 0, state: readState()?.backends[b.name] })),
+      about: { version: packageVersion(), startedAt: Date.now(), tracing: otel?.tracing !== undefined, contentCapture: config.captureMessageContent },
+    },
+  });
+  fleet.readState = readState;
   let relayTimer: NodeJS.Timeout | undefined;
   if (polls) {
     let served: string[] = [];

@@ -49,4 +49,5 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'METRICS_BEARER_TOKEN', default: '', help: 'When set, GET /metrics needs Authorization: Bearer <token>.' },
   { name: 'MAX_CONCURRENT_REQUESTS', default: '0', help: 'Most LLM calls sent to Ollama at once (0: no limit); more wait in a queue.' },
   { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
+  { name: 'CONSOLE', default: 'true', help: 'Serve the live web console at /console (false turns it off).' },
 ];

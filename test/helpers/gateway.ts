@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
-import { startGateway, type RunningGateway } from '../../src/server';
+import { startGateway, type HistorySizes, type RunningGateway } from '../../src/server';
 import { FakeOllama } from './fake-ollama';
 
 export interface TestStack {
@@ -18,7 +18,7 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-export async function startStack(env: Record<string, string> = {}, overrides: Partial<Config> = {}): Promise<TestStack> {
+export async function startStack(env: Record<string, string> = {}, overrides: Partial<Config> = {}, history?: HistorySizes): Promise<TestStack> {
   const fake = await new FakeOllama().start();
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -32,7 +32,7 @@ export async function startStack(env: Record<string, string> = {}, overrides: Pa
     { OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env },
     overrides,
   );
-  const gw = await startGateway(config, createLogger(config.logLevel, sink));
+  const gw = await startGateway(config, createLogger(config.logLevel, sink), undefined, undefined, history);
   const url = `http://127.0.0.1:${gw.port}`;
   return {
     fake,

@@ -33,3 +33,28 @@ export function dashboardQueries(dashboard: {
     })),
   );
 }
+
+/** Debian's Chromium, which the browser tests drive through playwright-core. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Returns a skip reason when Chromium is missing outside CI, and fails in CI (.ci/run installs it). */
+export function requireChromium(): string | false {
+  if (spawnSync(CHROMIUM, ['--version']).status === 0) return false;
+  if (process.env.CI) assert.fail(`${CHROMIUM} is not installed (apt-get install chromium)`);
+  return `${CHROMIUM} is not installed`;
+}
+
+/**
+ * Chromium's flags for the tests: headless, and nothing of its own on the network (no QUIC, no
+ * background fetches, no component updates, no sync), so every request it makes is the page's.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];

@@ -26,12 +26,15 @@ describe('the packed package', { timeout: 240_000 }, () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('holds the compiled gateway and its command, and no sources, tests or benchmarks', () => {
+  it("holds the compiled gateway, its command and the console's page, and no sources, tests or benchmarks", () => {
     assert.ok(files.includes('dist/src/main.js'));
     assert.ok(files.includes('bin/ollama-otel-gateway.js'));
     assert.ok(files.includes('package.json'));
+    for (const asset of readdirSync(path.join(REPO, 'src', 'console', 'assets'))) assert.ok(files.includes(`src/console/assets/${asset}`), asset);
     assert.deepEqual(
-      files.filter((f) => /^(src|otel|test|bench)\//.test(f) || f.startsWith('dist/test') || f.startsWith('dist/bench')),
+      files.filter(
+        (f) => (/^(src|otel|test|bench)\//.test(f) && !f.startsWith('src/console/assets/')) || f.startsWith('dist/test') || f.startsWith('dist/bench'),
+      ),
       [],
     );
   });
@@ -65,6 +68,11 @@ describe('the packed package', { timeout: 240_000 }, () => {
         if (Date.now() > until) assert.fail('the installed gateway did not answer /healthz');
         await new Promise((r) => setTimeout(r, 50));
       }
+      // The console's page and script come from the installed package.
+      const page = await fetch(`http://127.0.0.1:${port}/console/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /console\.js/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/console/console.js`)).status, 200);
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
     } finally {

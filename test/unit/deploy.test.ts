@@ -118,6 +118,11 @@ describe('Dockerfile', () => {
     assert.match(runtime, /HEALTHCHECK [\s\S]*\/healthz/);
   });
 
+  it("carries the console's page into the runtime image, where the compiled gateway looks for it", () => {
+    const runtime = text.slice(text.lastIndexOf('\nFROM '));
+    assert.match(runtime, /^COPY --from=build \/app\/src\/console\/assets \.\/src\/console\/assets$/m);
+  });
+
   it('copies only files that exist', () => {
     for (const m of text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const src of m[1].split(/\s+/)) assert.ok(existsSync(path.join(REPO, src)), `COPY ${src}: no such file`);

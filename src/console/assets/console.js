@@ -1,0 +1,505 @@
+// The console page: polls the gateway's JSON API (api/v1/...) and draws what it says. Everything a
+// client or Ollama chose (model names, endpoints, reasons) goes into the page as text
+// (textContent, attributes), never as markup. Charts are plain SVG.
+'use strict';
+
+(() => {
+  const POLL_MS = 2000;
+  const TOKEN_KEY = 'ollama-gateway-console-token';
+  const THEME_KEY = 'ollama-gateway-console-theme';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const PHASES = [
+    ['queue', 'Queue'],
+    ['load', 'Load'],
+    ['prompt', 'Prompt evaluation'],
+    ['generation', 'Generation'],
+    ['other', 'Other (Ollama)'],
+  ];
+
+  const $ = (id) => document.getElementById(id);
+  const state = { model: '', minutes: 15, expanded: new Set(), timer: undefined, busy: false, lastModels: [] };
+
+  // ---- elements ----------------------------------------------------------------------------
+
+  /** An element with a class and text (never markup). */
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  function cell(text, cls) {
+    return el('td', cls, text);
+  }
+
+  // ---- formatting ----------------------------------------------------------------------------
+
+  const int = (n) => (n === null || n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
+
+  function num(n, unit) {
+    if (n === null || n === undefined || !Number.isFinite(n)) return '–';
+    const a = Math.abs(n);
+    const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : a === 0 ? 0 : 3;
+    return n.toFixed(digits) + (unit ? ' ' + unit : '');
+  }
+
+  function seconds(s) {
+    if (s === null || s === undefined || !Number.isFinite(s)) return '–';
+    if (s < 1) return Math.round(s * 1000) + ' ms';
+    if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + 'm ' + String(Math.round(s % 60)).padStart(2, '0') + 's';
+    return Math.floor(m / 60) + 'h ' + String(m % 60).padStart(2, '0') + 'm';
+  }
+
+  const ms = (v) => (v === null || v === undefined ? '–' : seconds(v / 1000));
+
+  function bytes(b) {
+    if (b === null || b === undefined) return '–';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    let v = b;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return v.toFixed(v >= 100 || i === 0 ? 0 : 1) + ' ' + units[i];
+  }
+
+  const pad = (n) => String(n).padStart(2, '0');
+  function clock(epochMs) {
+    const d = new Date(epochMs);
+    return pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+  }
+
+  // ---- the API -------------------------------------------------------------------------------
+
+  class Unauthorized extends Error {}
+
+  async function get(path) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = token ? { authorization: 'Bearer ' + token } : {};
+    const res = await fetch('api/v1/' + path, { headers, cache: 'no-store' });
+    if (res.status === 401) throw new Unauthorized();
+    if (!res.ok) throw new Error(path + ' answered ' + res.status);
+    return res.json();
+  }
+
+  // ---- charts --------------------------------------------------------------------------------
+
+  const W = 600;
+  const H = 110;
+
+  /**
+   * A line chart: `lines` of { name, values (null: no data), cls }, one point per bucket from
+   * `start` (epoch ms) every `stepS` seconds.
+   */
+  function chart(id, title, format, view, lines) {
+    const box = el('div', 'card chart');
+    box.dataset.chart = id;
+    const head = el('div', 'chart-head');
+    head.append(el('span', 'chart-title', title));
+    const read = el('span', 'chart-read');
+    head.append(read);
+    box.append(head);
+
+    const n = view.points;
+    let max = 0;
+    for (const l of lines) for (const v of l.values) if (v !== null && v > max) max = v;
+    const top = max > 0 ? max * 1.1 : 1;
+    const x = (i) => (n <= 1 ? W : (i / (n - 1)) * W);
+    const y = (v) => H - (v / top) * H;
+
+    const plot = el('div', 'chart-plot');
+    const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
+    for (const f of [0, 0.5, 1]) s.append(svg('line', { class: 'grid-line', x1: 0, x2: W, y1: H * f, y2: H * f, 'vector-effect': 'non-scaling-stroke' }));
+    lines.forEach((l) => {
+      let d = '';
+      let pen = false;
+      let nonzero = 0;
+      let drawn = 0;
+      l.values.forEach((v, i) => {
+        if (v === null) {
+          pen = false;
+          return;
+        }
+        d += (pen ? 'L' : 'M') + x(i).toFixed(1) + ' ' + y(v).toFixed(1);
+        pen = true;
+        drawn++;
+        if (v > 0) nonzero++;
+      });
+      const path = svg('path', { class: 'line ' + l.cls, d, 'vector-effect': 'non-scaling-stroke' });
+      path.dataset.series = l.name;
+      path.dataset.points = String(drawn);
+      path.dataset.nonzero = String(nonzero);
+      s.append(path);
+    });
+    const cursor = svg('line', { class: 'cursor', x1: 0, x2: 0, y1: 0, y2: H, visibility: 'hidden', 'vector-effect': 'non-scaling-stroke' });
+    s.append(cursor);
+    plot.append(s);
+    plot.append(el('span', 'chart-max', max > 0 ? format(max) : ''));
+    box.append(plot);
+
+    const axis = el('div', 'chart-axis');
+    axis.append(el('span', null, clock(view.start)));
+    axis.append(el('span', null, 'now'));
+    box.append(axis);
+
+    if (lines.length > 1) {
+      const legend = el('div', 'legend');
+      for (const l of lines) {
+        const item = el('span');
+        item.append(el('span', 'swatch ' + l.cls));
+        item.append(document.createTextNode(l.name));
+        legend.append(item);
+      }
+      box.append(legend);
+    }
+
+    const latest = () => {
+      const parts = lines.map((l) => {
+        for (let i = l.values.length - 1; i >= 0; i--) if (l.values[i] !== null) return format(l.values[i]);
+        return '–';
+      });
+      return parts.join(' · ');
+    };
+    read.textContent = latest();
+    s.addEventListener('mousemove', (ev) => {
+      const r = s.getBoundingClientRect();
+      const i = Math.max(0, Math.min(n - 1, Math.round(((ev.clientX - r.left) / r.width) * (n - 1))));
+      cursor.setAttribute('x1', String(x(i)));
+      cursor.setAttribute('x2', String(x(i)));
+      cursor.setAttribute('visibility', 'visible');
+      const at = clock(view.start + i * view.bucketSeconds * 1000);
+      read.textContent = at + '  ' + lines.map((l) => (l.values[i] === null ? '–' : format(l.values[i]))).join(' · ');
+    });
+    s.addEventListener('mouseleave', () => {
+      cursor.setAttribute('visibility', 'hidden');
+      read.textContent = latest();
+    });
+    return box;
+  }
+
+  function renderCharts(view) {
+    const rate = (v) => num(v, '/s');
+    const errorLines = Object.entries(view.errorsPerSecond).map(([reason, values], i) => ({ name: reason, values, cls: 's' + ((i + 3) % 6) }));
+    const charts = [
+      chart('requests', 'Requests per second', rate, view, [{ name: 'requests', values: view.requestsPerSecond, cls: 's0' }]),
+      chart(
+        'errors',
+        'Errors per second, by reason',
+        rate,
+        view,
+        errorLines.length ? errorLines : [{ name: 'errors', values: view.requestsPerSecond.map(() => 0), cls: 's3' }],
+      ),
+      chart('tokens', 'Tokens per second', rate, view, [
+        { name: 'in (prompt)', values: view.inputTokensPerSecond, cls: 's1' },
+        { name: 'out (generated)', values: view.outputTokensPerSecond, cls: 's0' },
+      ]),
+      chart('ttft', 'Time to first token', seconds, view, [
+        { name: 'p50', values: view.ttftP50Seconds, cls: 's0' },
+        { name: 'p95', values: view.ttftP95Seconds, cls: 's2' },
+      ]),
+      chart('speed', 'Generation speed, p50', (v) => num(v, 'tok/s'), view, [{ name: 'p50', values: view.tokensPerSecondP50, cls: 's4' }]),
+      chart('queue', 'Queue time, mean', seconds, view, [{ name: 'queue', values: view.queueMeanSeconds, cls: 's5' }]),
+      chart('cold', 'Cold loads', (v) => int(v), view, [{ name: 'cold loads', values: view.coldLoads, cls: 's2' }]),
+    ];
+    $('charts').replaceChildren(...charts);
+  }
+
+  // ---- phase bars ----------------------------------------------------------------------------
+
+  /** A bar of `parts` ([key, value]) summing to `total`, with a legend giving each value. */
+  function phaseBar(parts, total, format) {
+    const wrap = el('div', 'phase-bar');
+    const s = svg('svg', { viewBox: '0 0 1000 22', preserveAspectRatio: 'none', role: 'img', 'aria-label': 'phases' });
+    let at = 0;
+    const legend = el('div', 'legend');
+    for (const [key, label] of PHASES) {
+      const v = parts[key] || 0;
+      if (v <= 0) continue;
+      const w = total > 0 ? (v / total) * 1000 : 0;
+      const r = svg('rect', { class: 'ph-' + key, x: at.toFixed(2), y: 0, width: Math.max(w, 1.5).toFixed(2), height: 22 });
+      r.dataset.phase = key;
+      const t = svg('title');
+      t.textContent = label + ': ' + format(v);
+      r.append(t);
+      s.append(r);
+      at += w;
+      const item = el('span');
+      item.append(el('span', 'swatch ph-' + key));
+      item.append(document.createTextNode(label + ' ' + format(v) + (total > 0 ? ' (' + Math.round((v / total) * 100) + '%)' : '')));
+      legend.append(item);
+    }
+    wrap.append(s, legend);
+    return wrap;
+  }
+
+  function renderSplit(summary, modelName) {
+    $('split-label').textContent = (modelName || 'all models') + ' · last ' + windowText();
+    const p = summary ? summary.window.phases : null;
+    const box = $('split-bar');
+    if (!p || p.calls === 0) {
+      box.replaceChildren(el('p', 'phase-note', 'No call in the window reported its phases (Ollama reports them on native and most compatible answers).'));
+      return;
+    }
+    const total = p.queue + p.load + p.prompt + p.generation + p.other;
+    box.replaceChildren(
+      phaseBar(p, total, seconds),
+      el(
+        'p',
+        'phase-note',
+        p.calls + ' call' + (p.calls === 1 ? '' : 's') + ', ' + seconds(total) + ' of wall time in all. Queue: waiting in Ollama or on the network.',
+      ),
+    );
+  }
+
+  // ---- panels --------------------------------------------------------------------------------
+
+  const windowText = () => (state.minutes >= 60 ? 'hour' : state.minutes + ' minutes');
+
+  function renderNow(now) {
+    $('gateway-version').textContent = 'v' + now.gateway.version;
+    $('in-flight').textContent = int(now.inFlight);
+    const backends = now.backends.map((b) => {
+      const box = el('div', 'backend');
+      const line = el('div');
+      const up = b.up === null ? 'unknown' : b.up ? 'up' : 'down';
+      line.append(el('span', 'pill ' + up, b.up === null ? (b.polled ? 'waiting' : 'not polled') : b.up ? 'up' : 'down'));
+      line.append(document.createTextNode(' Ollama ' + (b.ollamaVersion ? b.ollamaVersion : '')));
+      box.append(line, el('div', 'origin', b.origin));
+      if (b.available) box.append(el('div', 'muted', b.available.count + ' models on disk · ' + bytes(b.available.bytes)));
+      box.dataset.up = up;
+      return box;
+    });
+    $('backends').replaceChildren(el('div', 'label', 'Ollama'), ...backends);
+
+    const rows = [];
+    for (const b of now.backends) {
+      for (const m of b.loaded) {
+        const tr = el('tr');
+        tr.dataset.model = m.model;
+        tr.append(cell(m.model, 'model'));
+        tr.append(cell(bytes(m.bytes), 'num'));
+        const gpu = el('td');
+        const meter = svg('svg', { class: 'meter', viewBox: '0 0 100 8', preserveAspectRatio: 'none' });
+        meter.append(svg('rect', { x: 0, y: 0, height: 8, width: Math.round((m.vramRatio || 0) * 100) }));
+        gpu.append(meter, document.createTextNode(m.vramRatio === null ? '–' : Math.round(m.vramRatio * 100) + '% · ' + bytes(m.vramBytes)));
+        tr.append(gpu);
+        tr.append(cell(m.contextLength === null ? '–' : int(m.contextLength), 'num'));
+        tr.append(cell(m.unloadInSeconds === null ? '–' : seconds(m.unloadInSeconds), 'num'));
+        tr.append(cell(int(m.inFlight), 'num'));
+        rows.push(tr);
+      }
+    }
+    $('loaded').tBodies[0].replaceChildren(...rows);
+    const polled = now.backends.some((b) => b.polled);
+    $('loaded-empty').textContent = rows.length ? '' : polled ? 'No model is loaded.' : 'Ollama is not polled (OLLAMA_POLL_INTERVAL_SECONDS=0).';
+  }
+
+  function renderModels(data) {
+    $('window-label').textContent = 'last ' + windowText() + ' · requests and errors also since start';
+    const rows = data.models.map((m) => {
+      const w = m.window;
+      const tr = el('tr', 'row' + (m.model === state.model ? ' selected' : ''));
+      tr.dataset.model = m.model;
+      tr.append(cell(m.model, 'model'));
+      tr.append(cell(int(m.inFlight), 'num in-flight'));
+      tr.append(cell(int(m.totals.requests), 'num requests'));
+      tr.append(cell(int(w.requests), 'num window-requests'));
+      const errors = cell(w.errors ? int(w.errors) + ' (' + Math.round((w.errorRatio || 0) * 100) + '%)' : '0', 'num errors' + (w.errors ? ' bad' : ''));
+      errors.title = Object.entries(w.errorsByReason)
+        .map(([r, n]) => r + ': ' + n)
+        .join(', ');
+      tr.append(errors);
+      tr.append(cell(num(w.inputTokensPerSecond), 'num'));
+      tr.append(cell(num(w.outputTokensPerSecond), 'num'));
+      tr.append(cell(seconds(w.ttftP50Seconds), 'num'));
+      tr.append(cell(seconds(w.ttftP95Seconds), 'num'));
+      tr.append(cell(num(w.tokensPerSecondP50), 'num'));
+      tr.append(cell(seconds(w.queueMeanSeconds), 'num'));
+      tr.append(cell(int(w.coldLoads), 'num'));
+      tr.addEventListener('click', () => selectModel(m.model === state.model ? '' : m.model));
+      return tr;
+    });
+    $('model-table').tBodies[0].replaceChildren(...rows);
+    $('models-empty').hidden = rows.length > 0;
+
+    const select = $('model-select');
+    const names = data.models.map((m) => m.model).sort();
+    const current = [...select.options].slice(1).map((o) => o.value);
+    if (names.join('\u0000') !== current.join('\u0000')) {
+      const options = names.map((name) => {
+        const o = el('option', null, name);
+        o.value = name;
+        return o;
+      });
+      const all = el('option', null, 'All models');
+      all.value = '';
+      select.replaceChildren(all, ...options);
+    }
+    select.value = state.model;
+    state.lastModels = data.models;
+    renderCharts(data.series);
+    renderSplit(state.model ? data.models.find((m) => m.model === state.model) : data.all, state.model);
+  }
+
+  const callKey = (c) => c.at + '|' + c.durationMs + '|' + c.model + '|' + c.endpoint;
+
+  function callDetail(c) {
+    const td = el('td');
+    td.colSpan = 10;
+    if (c.phases) {
+      const p = { queue: c.phases.queueMs, load: c.phases.loadMs, prompt: c.phases.promptMs, generation: c.phases.generationMs, other: c.phases.otherMs };
+      td.append(phaseBar(p, Math.max(c.durationMs, p.queue + p.load + p.prompt + p.generation + p.other), ms));
+    } else {
+      td.append(phaseBar({ other: c.durationMs }, c.durationMs, ms));
+      td.append(el('p', 'phase-note', 'Ollama reported no phase times for this call; the bar is its whole duration.'));
+    }
+    const facts = [c.operation, c.streamed ? 'streamed' : 'not streamed'];
+    if (c.reason) facts.push('failed: ' + c.reason);
+    if (c.ttftMs !== undefined) facts.push('first token after ' + ms(c.ttftMs));
+    if (c.traceId) facts.push('trace ' + c.traceId);
+    td.append(el('p', 'phase-note', facts.join(' · ')));
+    const tr = el('tr', 'detail');
+    tr.append(td);
+    return tr;
+  }
+
+  function renderCalls(data) {
+    const rows = [];
+    for (const c of data.calls) {
+      const key = callKey(c);
+      const tr = el('tr', 'row' + (state.expanded.has(key) ? ' selected' : ''));
+      tr.dataset.model = c.model;
+      tr.append(cell(clock(c.at), 'mono'));
+      tr.append(cell(c.endpoint, 'mono'));
+      tr.append(cell(c.model, 'model'));
+      const status = cell(c.status + (c.reason ? ' ' + c.reason : ''), c.reason ? 'bad' : 'ok');
+      tr.append(status);
+      tr.append(cell(ms(c.durationMs), 'num'));
+      tr.append(cell(c.ttftMs === undefined ? '–' : ms(c.ttftMs), 'num'));
+      tr.append(cell(c.inputTokens === undefined ? '–' : int(c.inputTokens), 'num'));
+      tr.append(cell(c.outputTokens === undefined ? '–' : int(c.outputTokens), 'num'));
+      tr.append(cell(c.tokensPerSecond === undefined ? '–' : num(c.tokensPerSecond), 'num'));
+      const trace = cell(c.traceId ? c.traceId.slice(0, 12) + '…' : '–', 'mono');
+      if (c.traceId) trace.title = c.traceId;
+      tr.append(trace);
+      tr.addEventListener('click', () => {
+        if (state.expanded.has(key)) state.expanded.delete(key);
+        else state.expanded.add(key);
+        renderCalls(data);
+      });
+      rows.push(tr);
+      if (state.expanded.has(key)) rows.push(callDetail(c));
+    }
+    $('calls').tBodies[0].replaceChildren(...rows);
+    $('calls-empty').hidden = rows.length > 0;
+  }
+
+  // ---- the loop ------------------------------------------------------------------------------
+
+  function setStatus(text, cls) {
+    const s = $('status');
+    s.textContent = text;
+    s.className = 'status ' + (cls || '');
+  }
+
+  function showLogin(message) {
+    $('content').hidden = true;
+    $('login').hidden = false;
+    $('signout').hidden = true;
+    const e = $('login-error');
+    e.textContent = message || '';
+    e.hidden = !message;
+    setStatus('sign-in needed');
+  }
+
+  async function poll() {
+    if (state.busy) return;
+    state.busy = true;
+    clearTimeout(state.timer);
+    try {
+      const model = state.model ? '&model=' + encodeURIComponent(state.model) : '';
+      const [now, models, calls] = await Promise.all([get('now'), get('models?minutes=' + state.minutes + model), get('calls?limit=200')]);
+      $('login').hidden = true;
+      $('content').hidden = false;
+      $('signout').hidden = !sessionStorage.getItem(TOKEN_KEY);
+      renderNow(now);
+      renderModels(models);
+      renderCalls(calls);
+      setStatus('live · ' + clock(now.time), 'live');
+    } catch (err) {
+      if (err instanceof Unauthorized) {
+        const had = sessionStorage.getItem(TOKEN_KEY);
+        sessionStorage.removeItem(TOKEN_KEY);
+        showLogin(had ? 'That token was refused.' : '');
+        state.busy = false;
+        return;
+      }
+      setStatus('cannot reach the gateway, retrying', 'down');
+    }
+    state.busy = false;
+    if (!document.hidden) state.timer = setTimeout(poll, POLL_MS);
+  }
+
+  function selectModel(name) {
+    state.model = name;
+    poll();
+  }
+
+  // ---- theme ---------------------------------------------------------------------------------
+
+  function effectiveTheme() {
+    const set = document.documentElement.dataset.theme;
+    if (set) return set;
+    return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+  }
+
+  function applyTheme(theme) {
+    if (theme) document.documentElement.dataset.theme = theme;
+    else delete document.documentElement.dataset.theme;
+    $('theme').textContent = effectiveTheme() === 'dark' ? 'Light' : 'Dark';
+  }
+
+  // ---- start ---------------------------------------------------------------------------------
+
+  document.addEventListener('DOMContentLoaded', () => {
+    applyTheme(localStorage.getItem(THEME_KEY) || undefined);
+    $('theme').addEventListener('click', () => {
+      const next = effectiveTheme() === 'dark' ? 'light' : 'dark';
+      localStorage.setItem(THEME_KEY, next);
+      applyTheme(next);
+    });
+    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => applyTheme(localStorage.getItem(THEME_KEY) || undefined));
+    $('window').value = String(state.minutes);
+    $('window').addEventListener('change', (e) => {
+      state.minutes = Number(e.target.value);
+      poll();
+    });
+    $('model-select').addEventListener('change', (e) => selectModel(e.target.value));
+    $('login-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const token = $('token').value.trim();
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $('token').value = '';
+      poll();
+    });
+    $('signout').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showLogin('');
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden) poll();
+    });
+    poll();
+  });
+})();

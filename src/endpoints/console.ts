@@ -1,0 +1,262 @@
+/**
+ * The web console: a read-only page at `/console/` and the JSON API behind it at
+ * `/console/api/v1/…`. The data comes only through the injected readers (the history's snapshot,
+ * the poller's view of Ollama), so a gateway of several processes can hand in the merged history.
+ *
+ * The page and its assets are files read once at start from the package's `src/console/assets/`;
+ * a request names one of them exactly, or gets a 404, so no request path reaches the file system.
+ * The page holds no data and loads without a token; the API needs one when METRICS_BEARER_TOKEN or
+ * API keys are set. Everything is sent with a `default-src 'self'` Content-Security-Policy: the page
+ * loads nothing from anywhere but the gateway.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { ConsoleSnapshot } from '../../otel/history/snapshot';
+import { series, summaries } from '../../otel/history/view';
+import type { OllamaState } from '../../otel/state';
+import { BearerKeys, type AuthFailure } from '../auth';
+import type { Logger } from '../logger';
+import { CONSOLE_PREFIX } from '../routes';
+
+/** The API's version, the `v1` of its paths. */
+export const CONSOLE_API_VERSION = 1;
+
+/** One Ollama the gateway sends to, and the poller's latest view of it. */
+export interface BackendState {
+  /** The backend's name (`host:port` as configured; the `backend` label with several). */
+  name: string;
+  origin: string;
+  /** Whether the gateway polls it (OLLAMA_POLL_INTERVAL_SECONDS > 0). */
+  polled: boolean;
+  /** Undefined before the first poll finished, or when not polled. */
+  state: OllamaState | undefined;
+}
+
+export interface ConsoleDeps {
+  /** The history, of every process serving the gateway. */
+  snapshot: () => Promise<ConsoleSnapshot>;
+  backends: () => BackendState[];
+  /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
+  tokens: readonly string[];
+  onAuthFailure: (failure: AuthFailure) => void;
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean };
+  log: Logger;
+  /** Where the page's files are (tests); the package's own by default. */
+  assetsDir?: string;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string) => void;
+
+/** The package root: three folders up from `dist/src/endpoints/` or `.build/src/endpoints/`. */
+export const CONSOLE_ASSETS_DIR = path.join(__dirname, '..', '..', '..', 'src', 'console', 'assets');
+
+const TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+/** Sent with everything under /console. */
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+};
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+/** Reads the page's files: plain names with a known type, nothing in sub-folders. */
+export function loadAssets(dir: string): Map<string, Asset> {
+  const out = new Map<string, Asset>();
+  for (const name of readdirSync(dir)) {
+    const type = TYPES[path.extname(name)];
+    if (!type || !/^[a-z0-9][a-z0-9.-]*$/.test(name)) continue;
+    const body = readFileSync(path.join(dir, name));
+    out.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+  }
+  if (!out.has('index.html')) throw new Error(`the console's page is missing: no index.html in ${dir}`);
+  return out;
+}
+
+function send(res: http.ServerResponse, status: number, headers: Record<string, string | number>, body: string | Buffer): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+  res.writeHead(status, { ...SECURITY_HEADERS, ...headers, 'content-length': bytes.length });
+  res.end(bytes);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown, extra: Record<string, string> = {}): void {
+  send(res, status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...extra }, JSON.stringify(value));
+}
+
+class BadQuery extends Error {}
+
+/** A whole number query parameter within [min, max], or `def` when absent. */
+function intParam(q: URLSearchParams, name: string, def: number, min: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new BadQuery(`${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** The `model` parameter: one of the history's labels (at most 256 characters), or undefined. */
+function modelParam(q: URLSearchParams): string | undefined {
+  const raw = q.get('model');
+  if (raw === null || raw === '') return undefined;
+  if (raw.length > 256) throw new BadQuery('model must be at most 256 characters');
+  return raw;
+}
+
+/** Seconds until `ms` (epoch), never below 0. */
+const secondsUntil = (ms: number | undefined, now: number): number | null => (ms === undefined ? null : Math.max(0, (ms - now) / 1000));
+
+/** `/console/api/v1/now`: Ollama's state and what is in flight. */
+function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
+  const now = Date.now();
+  const inFlight = new Map(snap.models.map((m) => [m.model, m.inFlight]));
+  return {
+    version: CONSOLE_API_VERSION,
+    time: now,
+    gateway: {
+      version: deps.about.version,
+      uptimeSeconds: Math.max(0, (now - deps.about.startedAt) / 1000),
+      tracing: deps.about.tracing,
+      contentCapture: deps.about.contentCapture,
+    },
+    inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
+    backends: deps.backends().map((b) => ({
+      name: b.name,
+      origin: b.origin,
+      polled: b.polled,
+      up: b.state ? b.state.up : null,
+      ollamaVersion: b.state?.up ? (b.state.version ?? null) : null,
+      available: b.state?.up ? (b.state.available ?? null) : null,
+      loaded: (b.state?.up ? (b.state.loaded ?? []) : []).map((m) => ({
+        model: m.model,
+        bytes: m.bytes,
+        vramBytes: m.vramBytes,
+        vramRatio: m.bytes > 0 ? m.vramBytes / m.bytes : null,
+        unloadInSeconds: secondsUntil(m.expiresAtMs, now),
+        contextLength: m.contextLength ?? null,
+        inFlight: inFlight.get(m.model) ?? 0,
+      })),
+    })),
+  };
+}
+
+const ONE_HOUR_MINUTES = 60;
+
+/**
+ * A page polls its three API paths at once, and several pages may be open: one snapshot serves
+ * every request within this many milliseconds of it.
+ */
+const SNAPSHOT_REUSE_MS = 500;
+
+function reused(take: () => Promise<ConsoleSnapshot>): () => Promise<ConsoleSnapshot> {
+  let last: { at: number; snap: Promise<ConsoleSnapshot> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at > SNAPSHOT_REUSE_MS) {
+      last = { at: now, snap: take() };
+      // A failed snapshot is not kept for the next request.
+      last.snap.catch(() => (last = undefined));
+    }
+    return last.snap;
+  };
+}
+
+/** The request handler for every path under `/console`; the dispatcher has refused other methods. */
+export function consoleEndpoints(deps: ConsoleDeps): Handler {
+  const snapshot = reused(deps.snapshot);
+  const assets = loadAssets(deps.assetsDir ?? CONSOLE_ASSETS_DIR);
+  const keys = new BearerKeys(deps.tokens);
+  const index = assets.get('index.html')!;
+
+  const api = async (req: http.IncomingMessage, res: http.ServerResponse, name: string, query: string): Promise<void> => {
+    if (keys.enabled) {
+      const failure = keys.check(req.headers.authorization);
+      if (failure) {
+        deps.onAuthFailure(failure);
+        const message = failure === 'missing' ? 'missing token: send Authorization: Bearer <METRICS_BEARER_TOKEN or an API key>' : 'invalid token';
+        sendJson(res, 401, { error: message }, { 'www-authenticate': 'Bearer' });
+        return;
+      }
+    }
+    const q = new URLSearchParams(query);
+    try {
+      switch (name) {
+        case 'now':
+          sendJson(res, 200, nowView(deps, await snapshot()));
+          return;
+        case 'models': {
+          const minutes = intParam(q, 'minutes', ONE_HOUR_MINUTES, 1, ONE_HOUR_MINUTES);
+          const model = modelParam(q);
+          const snap = await snapshot();
+          const { models, all } = summaries(snap, minutes);
+          sendJson(res, 200, {
+            version: CONSOLE_API_VERSION,
+            time: snap.takenAt,
+            minutes,
+            bucketSeconds: snap.bucketMs / 1000,
+            models,
+            all,
+            series: { model: model ?? null, ...series(snap, minutes, model) },
+          });
+          return;
+        }
+        case 'calls': {
+          const snap = await snapshot();
+          const limit = intParam(q, 'limit', snap.recentLimit, 1, snap.recentLimit);
+          const model = modelParam(q);
+          const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
+          sendJson(res, 200, { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: calls.slice(0, limit) });
+          return;
+        }
+        default:
+          sendJson(res, 404, { error: `no such console API: ${CONSOLE_PREFIX}/api/v1/{now,models,calls}` });
+      }
+    } catch (err) {
+      if (err instanceof BadQuery) sendJson(res, 400, { error: err.message });
+      else throw err;
+    }
+  };
+
+  return (req, res, urlPath, query) => {
+    if (urlPath === CONSOLE_PREFIX) {
+      // Relative, so a gateway behind a reverse proxy's path prefix keeps it.
+      send(res, 308, { location: 'console/', 'content-type': 'text/plain; charset=utf-8' }, 'the console is at /console/\n');
+      return;
+    }
+    const rest = urlPath.slice(CONSOLE_PREFIX.length + 1);
+    const apiPath = /^api\/v1\/([a-z]+)$/.exec(rest);
+    if (apiPath) {
+      api(req, res, apiPath[1]!, query).catch((err: unknown) => {
+        deps.log.error({ path: urlPath, error: (err as Error)?.message ?? String(err) }, 'console API request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error in the gateway' });
+        else res.destroy();
+      });
+      return;
+    }
+    const asset = rest === '' ? index : assets.get(rest);
+    if (!asset) {
+      send(res, 404, { 'content-type': 'text/plain; charset=utf-8' }, 'not found\n');
+      return;
+    }
+    const headers = { 'content-type': asset.type, 'cache-control': 'no-cache', etag: asset.etag };
+    if (req.headers['if-none-match'] === asset.etag) {
+      res.writeHead(304, { ...SECURITY_HEADERS, ...headers });
+      res.end();
+      return;
+    }
+    send(res, 200, headers, asset.body);
+  };
+}

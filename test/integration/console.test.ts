@@ -1,0 +1,216 @@
+/**
+ * The console in a real browser (Debian's headless Chromium, driven by playwright-core): after
+ * scripted traffic against the fake Ollama, the page shows the models with the counts /metrics
+ * has, its charts have points, a recent call opens its phase bar, hostile model names stay text,
+ * the page logs no error and asks nothing of any origin but the gateway's. It saves the README's
+ * screenshots (docs/console-light.png, docs/console-dark.png), and signs in when a token is needed.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { BrowserContext, Page } from 'playwright-core';
+import { metricsText, startStack, type TestStack } from '../helpers/gateway';
+import { sleep } from '../helpers/wait';
+import { CHROMIUM, CHROMIUM_ARGS, REPO, requireChromium } from '../helpers/tools';
+
+const skip = requireChromium();
+
+/** A model name a client chose to be markup: the page must show it as text. */
+const HOSTILE = '<img src=x onerror=window.pwned=1>';
+
+async function launch(): Promise<{ context: BrowserContext; close: () => Promise<void> }> {
+  // Loaded here so that a machine without the package still lists the test as skipped.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chromium } = require('playwright-core') as typeof import('playwright-core');
+  const profile = mkdtempSync(path.join(os.tmpdir(), 'gw-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1440, height: 900 },
+    deviceScaleFactor: 1,
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Watches a page: its console errors, uncaught exceptions, and every URL it requested. */
+function watch(page: Page): { errors: string[]; urls: string[] } {
+  const seen = { errors: [] as string[], urls: [] as string[] };
+  page.on('console', (m) => {
+    if (m.type() === 'error') seen.errors.push(m.text());
+  });
+  page.on('pageerror', (e) => seen.errors.push(e.message));
+  page.on('request', (r) => seen.urls.push(r.url()));
+  return seen;
+}
+
+const post = async (url: string, body: unknown) => {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body) });
+  await res.arrayBuffer();
+};
+
+describe('the console in a browser', { skip, timeout: 120_000 }, () => {
+  let s: TestStack;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  before(async () => {
+    // One-second buckets: a few seconds of traffic draw a line rather than a dot.
+    s = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '1' }, {}, { bucketMs: 1000, buckets: 30 });
+    const messages = [{ role: 'user', content: 'hello' }];
+    for (let round = 0; round < 6; round++) {
+      await Promise.all([
+        post(`${s.url}/api/chat`, { model: 'llama3.2', messages }),
+        post(`${s.url}/api/chat`, { model: 'llama3.2', messages }),
+        post(`${s.url}/api/generate`, { model: 'qwen3:8b', prompt: 'hello' }),
+        post(`${s.url}/v1/chat/completions`, { model: 'llama3.2', stream: true, messages }),
+        round % 2 === 0 ? post(`${s.url}/api/chat`, { model: 'no-such-model', messages }) : undefined,
+      ]);
+      await sleep(600);
+    }
+    await post(`${s.url}/api/chat`, { model: HOSTILE, messages });
+    await post(`${s.url}/api/embed`, { model: 'all-minilm', input: 'hello' });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  it('shows the models with the counts of /metrics, charts with points, and a call’s phases; nothing but the gateway is asked', async () => {
+    const page = await browser.context.newPage();
+    const seen = watch(page);
+    await page.goto(`${s.url}/console`);
+    await page.waitForSelector('#model-table tbody tr[data-model="llama3.2:latest"]');
+    // The Now panel: Ollama up, its models in memory.
+    await page.waitForSelector('#backends .backend[data-up="up"]');
+    await page.waitForSelector('#loaded tbody tr[data-model="llama3.2:latest"]');
+
+    const text = await metricsText(s.url);
+    const counted = new Map<string, number>();
+    for (const m of text.matchAll(/^ollama_requests_total\{([^}]*)\} (\S+)$/gm)) {
+      const model = /model="((?:[^"\\]|\\.)*)"/.exec(m[1]!)![1]!.replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+      counted.set(model, (counted.get(model) ?? 0) + Number(m[2]));
+    }
+    const shown = await page.$$eval('#model-table tbody tr', (rows) =>
+      rows.map((r) => [(r as HTMLElement).dataset.model!, r.querySelector('.requests')!.textContent!.replace(/,/g, '')] as const),
+    );
+    assert.deepEqual(new Map(shown.map(([m, n]) => [m, Number(n)])), counted);
+    assert.ok(counted.size >= 5);
+
+    // A client's markup in a model name is text on the page, and nothing ran.
+    const hostile = await page.$$eval('#model-table td.model', (cells) => cells.map((c) => c.textContent));
+    assert.ok(hostile.some((t) => t?.startsWith(HOSTILE)));
+    assert.equal(await page.$('img[src="x"]'), null);
+    assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+
+    // The charts have points, and the request rate is above 0 somewhere.
+    const requests = await page.$eval('[data-chart="requests"] path[data-series="requests"]', (p) => ({
+      d: p.getAttribute('d') ?? '',
+      nonzero: Number((p as SVGElement).dataset.nonzero),
+    }));
+    assert.equal((requests.d.match(/[ML]/g) ?? []).length, 30, 'a point per bucket');
+    assert.ok(requests.nonzero >= 3, `traffic in several buckets, got ${requests.nonzero}`);
+    const ttft = await page.$eval('[data-chart="ttft"] path[data-series="p50"]', (p) => Number((p as SVGElement).dataset.points));
+    assert.ok(ttft >= 3, 'percentiles where there were calls');
+
+    // A native call opens its phase bar: load, prompt evaluation, generation.
+    await page.click('#calls tbody tr.row:has(td:text-is("/api/generate"))');
+    await page.waitForSelector('#calls tr.detail .phase-bar rect');
+    const phases = await page.$$eval('#calls tr.detail .phase-bar rect', (rects) => rects.map((r) => (r as SVGElement).dataset.phase));
+    assert.deepEqual(
+      phases.filter((p) => p !== 'queue' && p !== 'other'),
+      ['load', 'prompt', 'generation'],
+    );
+    // Where the time goes, for all models.
+    assert.ok((await page.$$('#split-bar .phase-bar rect')).length >= 3);
+
+    // Selecting a model narrows the charts to it.
+    await page.click('#model-table tbody tr[data-model="qwen3:8b"]');
+    await page.waitForFunction(() => (document.getElementById('model-select') as HTMLSelectElement).value === 'qwen3:8b');
+
+    await page.click('#model-table tbody tr[data-model="qwen3:8b"]');
+    await page.waitForFunction(() => (document.getElementById('model-select') as HTMLSelectElement).value === '');
+    await page.click('#calls tbody tr.row[data-model="llama3.2:latest"]:has(td:text-is("/api/chat"))');
+    await page.waitForSelector('#calls tr.detail');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    // A laptop's worth of page: Now, Models, the charts, the split and the first calls.
+    await page.setViewportSize({ width: 1440, height: 1600 });
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.screenshot({ path: path.join(REPO, 'docs', 'console-light.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    assert.equal(await page.evaluate(() => getComputedStyle(document.body).colorScheme), 'dark');
+    await page.screenshot({ path: path.join(REPO, 'docs', 'console-dark.png') });
+
+    // It keeps polling: a new call appears without a reload.
+    const before = await page.$$eval('#calls tbody tr.row', (r) => r.length);
+    await post(`${s.url}/api/generate`, { model: 'qwen3:8b', prompt: 'again' });
+    await page.waitForFunction((n) => document.querySelectorAll('#calls tbody tr.row').length > n, before, { timeout: 10_000 });
+
+    assert.deepEqual(seen.errors, []);
+    const origin = new URL(s.url).origin;
+    assert.ok(seen.urls.length >= 6);
+    assert.deepEqual(
+      seen.urls.filter((u) => new URL(u).origin !== origin),
+      [],
+    );
+    await page.close();
+  });
+
+  it('switches between light and dark with its toggle', async () => {
+    const page = await browser.context.newPage();
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.goto(`${s.url}/console/`);
+    await page.waitForSelector('#content:not([hidden])');
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.click('#theme');
+    assert.notEqual(await background(), light);
+    await page.click('#theme');
+    assert.equal(await background(), light);
+    await page.close();
+  });
+});
+
+describe('the console in a browser, behind a token', { skip, timeout: 60_000 }, () => {
+  let s: TestStack;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  before(async () => {
+    s = await startStack({ METRICS_BEARER_TOKEN: 'console-token' });
+    await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: [{ role: 'user', content: 'hello' }] });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+  });
+
+  it('asks for the token, refuses a wrong one, and keeps the right one for the tab', async () => {
+    const page = await browser.context.newPage();
+    const seen = watch(page);
+    await page.goto(`${s.url}/console/`);
+    await page.waitForSelector('#login:not([hidden])');
+    assert.ok(await page.$('#content[hidden]'));
+    await page.fill('#token', 'wrong');
+    await page.press('#token', 'Enter');
+    await page.waitForSelector('#login-error:not([hidden])');
+    await page.fill('#token', 'console-token');
+    await page.click('#login-form button');
+    await page.waitForSelector('#model-table tbody tr[data-model="llama3.2:latest"]');
+    await page.reload();
+    await page.waitForSelector('#model-table tbody tr[data-model="llama3.2:latest"]');
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    // The refused tries are the browser's 401s, which it reports as failed loads; nothing else.
+    assert.deepEqual(
+      seen.errors.filter((e) => !/status of 401/.test(e)),
+      [],
+    );
+    await page.close();
+  });
+});
