@@ -3,7 +3,7 @@
  * scripted traffic against the fake Ollama, the page shows the models with the counts /metrics
  * has, its charts have points, a recent call opens its phase bar, hostile model names stay text,
  * the page logs no error and asks nothing of any origin but the gateway's. It saves the README's
- * screenshots (docs/console-light.png, docs/console-dark.png), and signs in when a token is needed.
+ * screenshots (test-results/console-{light,dark}.png; docs/ with UPDATE_SCREENSHOTS=1), and signs in when a token is needed.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +14,12 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { metricsText, startStack, type TestStack } from '../helpers/gateway';
 import { sleep } from '../helpers/wait';
 import { CHROMIUM, CHROMIUM_ARGS, REPO, requireChromium } from '../helpers/tools';
+
+/**
+ * Where the screenshots go: `test-results/` (not tracked) on every run; with
+ * UPDATE_SCREENSHOTS=1, `docs/`, the README's pictures.
+ */
+const SHOTS = path.join(REPO, process.env.UPDATE_SCREENSHOTS === '1' ? 'docs' : 'test-results');
 
 const skip = requireChromium();
 
@@ -142,10 +148,10 @@ describe('the console in a browser', { skip, timeout: 120_000 }, () => {
     // A laptop's worth of page: Now, Models, the charts, the split and the first calls.
     await page.setViewportSize({ width: 1440, height: 1600 });
     await page.emulateMedia({ colorScheme: 'light' });
-    await page.screenshot({ path: path.join(REPO, 'docs', 'console-light.png') });
+    await page.screenshot({ path: path.join(SHOTS, 'console-light.png') });
     await page.emulateMedia({ colorScheme: 'dark' });
     assert.equal(await page.evaluate(() => getComputedStyle(document.body).colorScheme), 'dark');
-    await page.screenshot({ path: path.join(REPO, 'docs', 'console-dark.png') });
+    await page.screenshot({ path: path.join(SHOTS, 'console-dark.png') });
 
     // It keeps polling: a new call appears without a reload.
     const before = await page.$$eval('#calls tbody tr.row', (r) => r.length);
