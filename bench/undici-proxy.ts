@@ -11,7 +11,7 @@ import { installEldProbe } from './eld-probe';
 
 installEldProbe();
 process.once('SIGTERM', () => process.exit(0));
-const pool = new Pool(`http://127.0.0.1:${process.argv[3]}`, { connections: 256, pipelining: 1 });
+const pool = new Pool(`http://127.0.0.1:${process.argv[3]}`, { connections: 2048, pipelining: 1 });
 /** Response headers that are one hop's: Node sets its own. */
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 const ignore = (): void => {};

@@ -92,6 +92,9 @@ class Tap {
    */
   private readonly unframedIdle: NodeJS.Timeout | undefined;
   private paused = false;
+  private headTimer: NodeJS.Immediate | undefined;
+  /** Whether a body chunk was written to the client (the headers went with the first). */
+  private wrote = false;
 
   constructor(
     private readonly proxyRes: IncomingMessage,
@@ -121,8 +124,10 @@ class Tap {
     const { proxyRes, res, opts, decoder } = this;
     try {
       res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, forwardedHeaders(proxyRes.rawHeaders, !!opts.stripper, this.relayDecoded));
-      // A stream's headers go out now: its first body byte may be minutes away.
-      if (opts.flushHeaders) res.flushHeaders();
+      // A stream's headers go out at once: its first body byte may be minutes away. "At once" is
+      // the end of this turn of the event loop: a first chunk that came with the head (as it
+      // usually does) takes the headers with it in one write, rather than one write each.
+      if (opts.flushHeaders) this.headTimer = setImmediate(this.flushHead);
     } catch (err) {
       this.fail(err);
       return;
@@ -159,12 +164,26 @@ class Tap {
     this.unframedIdle?.refresh();
   }
 
+  private readonly flushHead = (): void => {
+    this.headTimer = undefined;
+    // (`headersSent` is true from writeHead on, written or not: the tap knows whether it wrote.)
+    if (this.finished || this.wrote || this.relayEnded || this.res.destroyed) return;
+    try {
+      this.res.flushHeaders();
+    } catch (err) {
+      this.fail(err);
+    }
+  };
+
   /** Writes a chunk (through the stripper, if any) to the client; false when that failed. */
   private relay(chunk: Buffer): boolean {
     this.unframedIdle?.refresh();
     try {
       const out = this.opts.stripper ? this.opts.stripper.push(chunk) : chunk;
-      if (out.length > 0 && !this.res.write(out)) this.holdBack();
+      if (out.length > 0) {
+        this.wrote = true;
+        if (!this.res.write(out)) this.holdBack();
+      }
       return true;
     } catch (err) {
       this.fail(err);
@@ -266,6 +285,7 @@ class Tap {
     if (this.finished) return;
     this.finished = true;
     this.unwatch?.();
+    if (this.headTimer) clearImmediate(this.headTimer);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     if (this.unframedIdle) clearTimeout(this.unframedIdle);
     const now = performance.now();
