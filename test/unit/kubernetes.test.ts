@@ -148,4 +148,18 @@ describe('deploy/kubernetes', () => {
     assert.equal(hpa.metrics[0].resource.name, 'cpu');
     assert.ok(hpa.minReplicas >= 2);
   });
+
+  it('refers in env values only to variables defined before them (Kubernetes expands $(VAR) only then)', () => {
+    const d = find('Deployment');
+    const c = (d.spec!.template as { spec: { containers: { env: { name: string; value?: string }[] }[] } }).spec.containers[0];
+    const seen = new Set<string>();
+    for (const e of c.env) {
+      for (const m of (e.value ?? '').matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) assert.ok(seen.has(m[1]), `${e.name} uses $(${m[1]}) before it is defined`);
+      seen.add(e.name);
+    }
+    assert.ok(
+      c.env.some((e) => /\$\(/.test(e.value ?? '')),
+      'the check has something to check',
+    );
+  });
 });
