@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
-import { tracked } from './procs';
+import { freePort, tracked } from './procs';
 
 export { freePort } from './procs';
 
@@ -49,4 +49,31 @@ export function runGateway(env: Record<string, string>): GatewayProcess {
   });
   child.stderr!.on('data', (c: Buffer) => (p.stderr += c.toString()));
   return p;
+}
+
+export interface WorkersProcess {
+  gw: GatewayProcess;
+  port: number;
+  url: string;
+  /** SIGTERM, and the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The gateway process with GATEWAY_WORKERS=`workers` in front of the Ollama at `ollamaHost`, on
+ * 127.0.0.1, resolved once every worker listens (the primary's one `gateway listening` line).
+ */
+export async function runWorkers(ollamaHost: string, workers: number, env: Record<string, string> = {}): Promise<WorkersProcess> {
+  const port = await freePort();
+  const gw = runGateway({ OLLAMA_HOST: ollamaHost, HOST: '127.0.0.1', PORT: String(port), GATEWAY_WORKERS: String(workers), LOG_LEVEL: 'info', ...env });
+  await gw.waitFor('gateway listening', 15_000);
+  return {
+    gw,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      gw.child.kill('SIGTERM');
+      await gw.exit;
+    },
+  };
 }

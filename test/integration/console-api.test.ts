@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
-import { freePort, runGateway, type GatewayProcess } from '../helpers/process';
+import { runWorkers, type GatewayProcess, type WorkersProcess } from '../helpers/process';
 import { sleep } from '../helpers/wait';
 
 interface ModelSummary {
@@ -271,25 +271,16 @@ describe('CONSOLE=false', () => {
 
 describe('the console of several workers', () => {
   let fake: FakeOllama;
+  let w: WorkersProcess;
   let gw: GatewayProcess;
   let url: string;
   before(async () => {
     fake = await new FakeOllama().start();
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    gw = runGateway({
-      OLLAMA_HOST: fake.origin,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      GATEWAY_WORKERS: '2',
-      OLLAMA_POLL_INTERVAL_SECONDS: '0',
-      LOG_LEVEL: 'info',
-    });
-    await gw.waitFor('gateway listening', 15_000);
+    w = await runWorkers(fake.origin, 2, { OLLAMA_POLL_INTERVAL_SECONDS: '0' });
+    ({ gw, url } = w);
   });
   after(async () => {
-    gw.child.kill('SIGTERM');
-    await gw.exit;
+    await w.stop();
     await fake.close();
   });
 

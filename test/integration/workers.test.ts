@@ -9,7 +9,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
 import { sample } from '../helpers/gateway';
-import { freePort, runGateway, type GatewayProcess } from '../helpers/process';
+import { runWorkers, type GatewayProcess, type WorkersProcess } from '../helpers/process';
 import { childPids } from '../helpers/procs';
 import { requireTool } from '../helpers/tools';
 
@@ -43,24 +43,16 @@ async function until(what: string, ok: () => Promise<boolean>, ms = 10_000): Pro
 
 describe('several workers on one port', () => {
   let fake: FakeOllama;
+  let w: WorkersProcess;
   let gw: GatewayProcess;
   let port: number;
   before(async () => {
     fake = await new FakeOllama().start();
-    port = await freePort();
-    gw = runGateway({
-      OLLAMA_HOST: `127.0.0.1:${fake.port}`,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      GATEWAY_WORKERS: '2',
-      OLLAMA_POLL_INTERVAL_SECONDS: '0.2',
-      LOG_LEVEL: 'info',
-    });
-    await gw.waitFor('gateway listening', 15_000);
+    w = await runWorkers(`127.0.0.1:${fake.port}`, 2, { OLLAMA_POLL_INTERVAL_SECONDS: '0.2' });
+    ({ gw, port } = w);
   });
   after(async () => {
-    gw.child.kill('SIGTERM');
-    await gw.exit;
+    await w.stop();
     await fake.close();
   });
 
