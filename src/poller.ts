@@ -11,6 +11,9 @@ import { normalizeModelName } from './request/model';
 
 const POLL_TIMEOUT_MS = 5000;
 
+/** Most model names taken from the polls as served (Ollama's listings are not trusted to be small). */
+const MAX_SERVED_NAMES = 4096;
+
 interface TagsModel {
   name?: unknown;
   model?: unknown;
@@ -169,12 +172,19 @@ export class OllamaPoller {
     }
   }
 
-  /** Every model any backend has on disk or loaded, at its last successful poll. */
+  /**
+   * Every model any backend has on disk or loaded, at its last successful poll: at most
+   * MAX_SERVED_NAMES of them, since each keeps its own `model` label whatever MAX_MODEL_LABELS says.
+   */
   private servedNames(): string[] {
     const names: string[] = [];
+    const add = (name: string) => {
+      if (names.length < MAX_SERVED_NAMES) names.push(name);
+    };
     for (const s of Object.values(this.state?.backends ?? {})) {
       if (!s.up) continue;
-      names.push(...(s.models ?? []), ...(s.loaded ?? []).map((m) => m.model));
+      for (const m of s.models ?? []) add(m);
+      for (const m of s.loaded ?? []) add(m.model);
     }
     return names;
   }

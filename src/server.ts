@@ -58,18 +58,23 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
 }
 
 /**
- * A scrape of every worker: this one's pieces and the others', summed. Should the primary not
- * answer (it is going away), this worker's own exposition is what is left.
+ * A scrape of every worker: this one's pieces and the others', summed. Scrapes that arrive while
+ * one is being gathered share it (a burst of scrapes costs one gather). Should the primary not
+ * answer (it is going away), the scrape fails rather than answer with this worker's counters
+ * alone, which Prometheus would read as every other worker's counters going back.
  */
 function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
   link.collect('metrics', async () => (await local()).body);
-  return async () => {
-    try {
-      const pieces = await link.gather('metrics');
-      return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
-    } catch {
-      return local();
-    }
+  let gathering: Promise<Exposition> | undefined;
+  const gather = async (): Promise<Exposition> => {
+    const pieces = await link.gather('metrics');
+    return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+  };
+  return () => {
+    gathering ??= gather().finally(() => {
+      gathering = undefined;
+    });
+    return gathering;
   };
 }
 

@@ -99,14 +99,57 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown, extr
 
 class BadQuery extends Error {}
 
-/** A whole number query parameter within [min, max], or `def` when absent. */
+/** A whole number query parameter within [min, max] written in decimal digits, or `def` when absent. */
 function intParam(q: URLSearchParams, name: string, def: number, min: number, max: number): number {
   const raw = q.get(name);
   if (raw === null || raw === '') return def;
-  const n = Number(raw);
+  const n = /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < min || n > max) throw new BadQuery(`${name} must be a whole number from ${min} to ${max}`);
   return n;
 }
+
+/** Most answers kept per snapshot (distinct parameters); past it, answers are computed each time. */
+const ANSWERS_PER_SNAPSHOT = 128;
+
+/**
+ * The answers computed from one snapshot, by what was asked: while a snapshot is reused, the same
+ * question costs its computation and serialisation once, however many pages or clients ask it.
+ */
+class Answers {
+  private readonly bySnapshot = new WeakMap<ConsoleSnapshot, Map<string, string>>();
+
+  get(snap: ConsoleSnapshot, key: string, compute: () => unknown): string {
+    let answers = this.bySnapshot.get(snap);
+    if (!answers) {
+      answers = new Map();
+      this.bySnapshot.set(snap, answers);
+    }
+    let body = answers.get(key);
+    if (body === undefined) {
+      body = JSON.stringify(compute());
+      if (answers.size < ANSWERS_PER_SNAPSHOT) answers.set(key, body);
+    }
+    return body;
+  }
+}
+
+/** The summaries of one snapshot over `minutes`, made once per snapshot and window. */
+const summariesOf = (() => {
+  const made = new WeakMap<ConsoleSnapshot, Map<number, ReturnType<typeof summaries>>>();
+  return (snap: ConsoleSnapshot, minutes: number): ReturnType<typeof summaries> => {
+    let byMinutes = made.get(snap);
+    if (!byMinutes) {
+      byMinutes = new Map();
+      made.set(snap, byMinutes);
+    }
+    let sum = byMinutes.get(minutes);
+    if (!sum) {
+      sum = summaries(snap, minutes);
+      byMinutes.set(minutes, sum);
+    }
+    return sum;
+  };
+})();
 
 /** The `model` parameter: one of the history's labels (at most 256 characters), or undefined. */
 function modelParam(q: URLSearchParams): string | undefined {
@@ -177,6 +220,7 @@ function reused(take: () => Promise<ConsoleSnapshot>): () => Promise<ConsoleSnap
 /** The request handler for every path under `/console`; the dispatcher has refused other methods. */
 export function consoleEndpoints(deps: ConsoleDeps): Handler {
   const snapshot = reused(deps.snapshot);
+  const answers = new Answers();
   const assets = loadAssets(deps.assetsDir ?? CONSOLE_ASSETS_DIR);
   const keys = new BearerKeys(deps.tokens);
   const index = assets.get('index.html')!;
@@ -192,6 +236,7 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
       }
     }
     const q = new URLSearchParams(query);
+    const json = (body: string) => send(res, 200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
     try {
       switch (name) {
         case 'now':
@@ -201,24 +246,32 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           const minutes = intParam(q, 'minutes', ONE_HOUR_MINUTES, 1, ONE_HOUR_MINUTES);
           const model = modelParam(q);
           const snap = await snapshot();
-          const { models, all } = summaries(snap, minutes);
-          sendJson(res, 200, {
-            version: CONSOLE_API_VERSION,
-            time: snap.takenAt,
-            minutes,
-            bucketSeconds: snap.bucketMs / 1000,
-            models,
-            all,
-            series: { model: model ?? null, ...series(snap, minutes, model) },
-          });
+          json(
+            answers.get(snap, `models\u0000${minutes}\u0000${model ?? ''}`, () => {
+              const { models, all } = summariesOf(snap, minutes);
+              return {
+                version: CONSOLE_API_VERSION,
+                time: snap.takenAt,
+                minutes,
+                bucketSeconds: snap.bucketMs / 1000,
+                models,
+                all,
+                series: { model: model ?? null, ...series(snap, minutes, model) },
+              };
+            }),
+          );
           return;
         }
         case 'calls': {
           const snap = await snapshot();
           const limit = intParam(q, 'limit', snap.recentLimit, 1, snap.recentLimit);
           const model = modelParam(q);
-          const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
-          sendJson(res, 200, { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: calls.slice(0, limit) });
+          json(
+            answers.get(snap, `calls\u0000${limit}\u0000${model ?? ''}`, () => {
+              const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
+              return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: calls.slice(0, limit) };
+            }),
+          );
           return;
         }
         default:

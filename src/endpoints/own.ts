@@ -33,7 +33,17 @@ export function ownEndpoints(deps: OwnEndpointDeps): (req: http.IncomingMessage,
     }
   });
   router.get('/metrics', async (ctx) => {
-    const exposition = await deps.scrape();
+    let exposition: Exposition;
+    try {
+      exposition = await deps.scrape();
+    } catch (err) {
+      // A partial answer would read as counters going back: no answer, and Prometheus retries.
+      deps.log.warn({ reason: (err as Error).message }, 'metrics scrape failed');
+      ctx.status = 503;
+      ctx.set('retry-after', '1');
+      ctx.body = { error: `metrics are not available now: ${(err as Error).message}` };
+      return;
+    }
     ctx.type = exposition.contentType;
     ctx.body = exposition.body;
   });

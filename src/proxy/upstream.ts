@@ -66,6 +66,9 @@ interface Exchange {
   endSpan?: EndUpstreamSpan;
 }
 
+/** Largest JSON document the gateway's own GETs (polls, readiness, listings) read from Ollama. */
+const MAX_JSON_BYTES = 16 * 2 ** 20;
+
 /** What a connection Ollama closed while idle gives when the gateway reuses it at that moment. */
 const STALE_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -303,6 +306,13 @@ export class Upstream {
     const t = this.target;
     const mod = t.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
+      // The whole answer within `timeoutMs`, and no more than MAX_JSON_BYTES of it: a backend that
+      // trickles or sends an endless listing is cut, not waited for or held.
+      const fail = (err: Error) => {
+        clearTimeout(deadline);
+        req.destroy();
+        reject(err);
+      };
       const req = mod.request(
         {
           ...(t.socketPath ? { socketPath: t.socketPath } : { protocol: t.protocol, hostname: t.hostname, port: t.port }),
@@ -314,9 +324,15 @@ export class Upstream {
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
+          let bytes = 0;
+          res.on('data', (c: Buffer) => {
+            bytes += c.length;
+            if (bytes > MAX_JSON_BYTES) fail(new Error(`Ollama at ${t.origin} answered ${path} with more than ${MAX_JSON_BYTES / 2 ** 20} MiB`));
+            else chunks.push(c);
+          });
+          res.on('error', (err) => fail(err));
           res.on('end', () => {
+            clearTimeout(deadline);
             if ((res.statusCode ?? 0) >= 400) {
               reject(new Error(`Ollama at ${t.origin} answered ${path} with HTTP ${res.statusCode}`));
               return;
@@ -329,8 +345,10 @@ export class Upstream {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`Ollama at ${t.origin} did not answer ${path} within ${timeoutMs} ms`)));
-      req.on('error', reject);
+      const late = () => fail(new Error(`Ollama at ${t.origin} did not answer ${path} within ${timeoutMs} ms`));
+      const deadline = setTimeout(late, timeoutMs);
+      req.on('timeout', late);
+      req.on('error', (err) => fail(err));
       req.end();
     });
   }

@@ -171,10 +171,11 @@ describe('the console API', () => {
   });
 
   it('refuses bad parameters with 400 and ignores unknown ones', async () => {
-    for (const q of ['minutes=0', 'minutes=61', 'minutes=abc', 'minutes=1.5', `model=${'x'.repeat(300)}`]) {
+    for (const q of ['minutes=0', 'minutes=61', 'minutes=abc', 'minutes=1.5', 'minutes=0x10', 'minutes=1e1', 'minutes=%2010', `model=${'x'.repeat(300)}`]) {
       assert.equal((await fetch(`${s.url}/console/api/v1/models?${q}`)).status, 400, q);
     }
     assert.equal((await fetch(`${s.url}/console/api/v1/calls?limit=501`)).status, 400);
+    assert.equal((await fetch(`${s.url}/console/api/v1/calls?limit=+5`)).status, 400);
     assert.equal((await fetch(`${s.url}/console/api/v1/models?foo=bar&minutes=2`)).status, 200);
     assert.equal((await fetch(`${s.url}/console/api/v1/nothing`)).status, 404);
     assert.equal((await fetch(`${s.url}/console/api/v2/models`)).status, 404);
