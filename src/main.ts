@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     return;
   }
   // A worker of several: its index, its share of the limits, its channel to the primary.
-  const link = cluster.isWorker ? new WorkerLink(Number(process.env[WORKER_INDEX_ENV] ?? 0), config.workers) : undefined;
+  const link = cluster.isWorker ? new WorkerLink(Number(process.env[WORKER_INDEX_ENV] ?? 0)) : undefined;
   if (link) config = workerShare(config, link.index);
   const wlog = link ? log.child({ worker: link.index }) : log;
   logSdkDiagnostics((message, held) => wlog.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));

@@ -17,7 +17,6 @@ export class WorkerLink {
   constructor(
     /** This worker's index (0 … N−1); worker 0 polls Ollama. */
     readonly index: number,
-    readonly workers: number,
     private readonly channel: NodeJS.Process = process,
   ) {
     channel.on('message', (m: unknown) => this.onMessage(m));
