@@ -7,7 +7,12 @@
  * the gateway asked for on the client's behalf).
  *
  * `onDone` is called exactly once: when the response ended, when Ollama's side broke off, when the
- * client went away or stalled too long, or when relaying failed. Nothing in here throws to the
+ * client went away or stalled too long, or when relaying failed. A client that goes away once the
+ * stream's final event has passed to it (`"done":true`, `[DONE]`, `response.completed`,
+ * `message_stop`, or a final error) leaves a complete call: real clients close as soon as they see
+ * that event, and Go writes the chunked terminator only after its handler returns, a moment later.
+ * Then the call ends `complete` at once, and the rest of Ollama's body (its terminator) is read and
+ * dropped, so the connection to Ollama is not torn down and can be used again. Nothing in here throws to the
  * caller: whatever Ollama sent, an error ends this one response.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,6 +22,12 @@ import type { SseUsageStripper } from '../protocol/sse-usage';
 import { contentEncoding, decoderFor, MAX_DECODED_BYTES, type Decoder } from './decode';
 import { watchClientGone } from './client-gone';
 import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
+
+/**
+ * The most bytes read and dropped after a client left at the final event. Only the chunked
+ * terminator (5 bytes) is expected; an upstream that goes on past this is cut.
+ */
+export const MAX_DRAIN_BYTES = 64 * 1024;
 
 /**
  * Response headers that describe one hop only; Node sets its own framing and connection headers
@@ -95,6 +106,9 @@ class Tap {
   private headTimer: NodeJS.Immediate | undefined;
   /** Whether a body chunk was written to the client (the headers went with the first). */
   private wrote = false;
+  /** The client left at the final event: the rest of Ollama's body is read and dropped. */
+  private draining = false;
+  private drainedBytes = 0;
 
   constructor(
     private readonly proxyRes: IncomingMessage,
@@ -136,9 +150,11 @@ class Tap {
       decoder.on('data', (d: Buffer) => this.decoded(d));
       decoder.on('error', () => this.malformed());
       proxyRes.on('data', (chunk: Buffer) => {
-        if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
+        if (this.draining) this.drained(chunk);
+        else if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
       });
       proxyRes.on('end', () => {
+        if (this.draining) return;
         // The client has all it was sent; the measurement completes once the decoder has given
         // out everything (or failed), which may be after the client has gone.
         if (!this.relayDecoded) this.endRelay();
@@ -146,7 +162,8 @@ class Tap {
       });
     } else {
       proxyRes.on('data', (chunk: Buffer) => {
-        if (this.relay(chunk)) this.measure(chunk);
+        if (this.draining) this.drained(chunk);
+        else if (this.relay(chunk)) this.measure(chunk);
       });
       proxyRes.on('end', () => this.complete());
     }
@@ -221,6 +238,12 @@ class Tap {
     if (this.opts.parser) this.opts.parser.summary.malformed++;
   }
 
+  /** Whether the parser has seen the stream's last word: its final event, or a final error. */
+  private get finalEventPassed(): boolean {
+    const s = this.opts.parser?.summary;
+    return s !== undefined && (s.complete || s.errorMessage !== undefined);
+  }
+
   /** The client's writes are blocked: pause Ollama's side, and time the client instead of Ollama. */
   private holdBack(): void {
     if (this.proxyRes.isPaused()) return;
@@ -250,10 +273,40 @@ class Tap {
 
   private readonly onClientGone = (): void => {
     if (this.finished || this.res.writableFinished || this.relayEnded) return;
+    if (this.finalEventPassed) {
+      this.drainAfterFinal();
+      return;
+    }
     this.decoder?.destroy();
     this.proxyRes.destroy();
     this.done('client_gone');
   };
+
+  /**
+   * The client left after the final event: the call is complete. What is left of Ollama's body is
+   * read and dropped (bounded), so the connection to Ollama ends whole; an unframed body ends only
+   * with its connection, which is closed instead.
+   */
+  private drainAfterFinal(): void {
+    const { proxyRes } = this;
+    this.relayEnded = true;
+    this.draining = true;
+    this.decoder?.destroy();
+    this.res.off('drain', this.onDrain);
+    if (this.unframedIdle) proxyRes.destroy();
+    else if (this.paused) {
+      this.paused = false;
+      resumeIdleTimer(proxyRes);
+      proxyRes.resume();
+    }
+    this.done('complete');
+  }
+
+  /** Drops a chunk read after the client left at the final event; cuts Ollama's side past the bound. */
+  private drained(chunk: Buffer): void {
+    this.drainedBytes += chunk.length;
+    if (this.drainedBytes > MAX_DRAIN_BYTES) this.proxyRes.destroy();
+  }
 
   /** Ends the client's response (what the stripper still holds first); false when that failed. */
   private endRelay(): boolean {

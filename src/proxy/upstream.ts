@@ -3,7 +3,8 @@
  *
  * Every proxied request goes through `send`. It strips hop-by-hop headers, sends Ollama's own
  * `Host` (an Ollama on loopback answers a foreign Host with 403), arms the idle timeout, and aborts
- * the upstream request the moment the client goes away, so Ollama stops generating. Every response
+ * the upstream request the moment the client goes away before an answer, so Ollama stops
+ * generating (once the answer streams, the tap does that). Every response
  * is handed to the caller's `onResponse`, which relays it through the tap (instrumented calls and
  * pass-through alike); every failure before a response, to `onError`, exactly once.
  */
@@ -64,6 +65,8 @@ interface Exchange {
   retried: boolean;
   /** Ends the client span of the request to Ollama, when tracing is on. */
   endSpan?: EndUpstreamSpan;
+  /** Stops watching for the client going away (the response's reader watches from then on). */
+  unwatchClient?: () => void;
 }
 
 /** Largest JSON document the gateway's own GETs (polls, readiness, listings) read from Ollama. */
@@ -270,10 +273,13 @@ export class Upstream {
         if (ex.current === proxyReq && !ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
       });
     });
-    // The client left: Ollama stops generating.
+    // The client left before the answer: Ollama stops generating. Once the answer's head has
+    // arrived, its reader (the tap) decides: a client that leaves after the final event leaves a
+    // complete call, whose connection to Ollama is let to finish.
     const unwatch = watchClientGone(req, res, () => {
       if (!proxyReq.destroyed) proxyReq.destroy();
     });
+    ex.unwatchClient = unwatch;
     proxyReq.once('close', unwatch);
   }
 
@@ -284,6 +290,7 @@ export class Upstream {
       return;
     }
     ex.settled = true;
+    ex.unwatchClient?.();
     proxyRes.on('error', () => {});
     const endSpan = ex.endSpan;
     if (endSpan) proxyRes.once('close', () => endSpan(proxyRes.statusCode, proxyRes.complete ? undefined : new Error('the response broke off')));

@@ -20,7 +20,21 @@ export type Chunking = { kind: 'groups' } | { kind: 'every'; size: number } | { 
 
 export type Behavior =
   /** Serve these bytes with this status and Content-Type. */
-  | { kind: 'body'; status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean }
+  | {
+      kind: 'body';
+      status: number;
+      contentType: string;
+      body: Buffer;
+      chunking?: Chunking;
+      gapMs?: number;
+      delayMs?: number;
+      chunked?: boolean;
+      /**
+       * Ends the body (the chunked terminator) this long after the last write, in a write of its
+       * own, as Go's `net/http` does once the handler has returned.
+       */
+      endGapMs?: number;
+    }
   /** Accept the connection, then destroy it without answering. */
   | { kind: 'reset' }
   /** Read the request and never answer. */
@@ -221,7 +235,7 @@ export class FakeOllama {
 
   private async send(
     res: ServerResponse,
-    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean },
+    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean; endGapMs?: number },
   ): Promise<void> {
     // Time before anything is sent, as while Ollama loads the model and evaluates the prompt.
     if (b.delayMs) await this.sleep(b.delayMs);
@@ -237,14 +251,17 @@ export class FakeOllama {
     const pieces = cut(body, chunking, streamed);
     for (let i = 0; i < pieces.length; i++) {
       if (res.destroyed) return;
-      if (i === pieces.length - 1) res.end(pieces[i]);
+      if (i === pieces.length - 1 && b.endGapMs === undefined) res.end(pieces[i]);
       else res.write(pieces[i]);
       if (i < pieces.length - 1) {
         if (b.gapMs) await this.sleep(b.gapMs);
         else await new Promise((r) => setImmediate(r));
       }
     }
-    if (pieces.length === 0) res.end();
+    if (b.endGapMs !== undefined) {
+      await this.sleep(b.endGapMs);
+      if (!res.destroyed) res.end();
+    } else if (pieces.length === 0) res.end();
   }
 
   /** Ollama's behaviour for a request, from the fixtures (one table of routes, kept in one place on purpose). */
