@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
-import { BearerKeys, type AuthFailure } from './auth';
+import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
 import type { Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
@@ -158,7 +158,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
     const api = apiOf(path);
-    const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+    const how = anthropicKeyPath(path) ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
     const message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
     sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
   };
@@ -200,8 +200,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (apiKeys.enabled) {
-      // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
-      const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
+      // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+      const anthropic = anthropicKeyPath(path);
       const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
