@@ -115,6 +115,8 @@ export const ERROR_REASONS = [
   /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
   'client_timeout',
   'queue_timeout',
+  /** The gateway refused a body it cannot read as Ollama does (400), e.g. a malformed multipart form. */
+  'bad_request',
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];

@@ -20,13 +20,7 @@ export type AuthFailure = 'missing' | 'invalid';
  * rather than a 401 for a key the client did send.
  */
 export function anthropicKeyPath(path: string): boolean {
-  return (
-    path === '/v1/messages' ||
-    path.startsWith('/v1/messages/') ||
-    path === '/v1/models' ||
-    path.startsWith('/v1/models/') ||
-    path === '/v1/complete'
-  );
+  return path === '/v1/messages' || path.startsWith('/v1/messages/') || path === '/v1/models' || path.startsWith('/v1/models/') || path === '/v1/complete';
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();

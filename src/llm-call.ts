@@ -25,6 +25,7 @@ import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
+import { formModel } from './request/multipart';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
@@ -165,7 +166,16 @@ class LlmCall {
       return;
     }
     this.held = held;
-    this.info = extractRequest(this.route, held.bytes);
+    if (this.route.form) {
+      const form = formModel(this.req.headers['content-type'], queryOf(this.req.url), held.bytes);
+      if (!form.ok) {
+        // What Ollama answers such a form, said before it runs anything.
+        sendJsonError(this.res, this.route.api, 400, form.message);
+        this.finish({ status: 400, reason: 'bad_request', streamed: false, detail: form.message });
+        return;
+      }
+      this.info = formRequest(form.model);
+    } else this.info = extractRequest(this.route, held.bytes);
     this.recorder.setRequest({
       model: normalizeModelName(this.info.model),
       requestModel: this.info.model,
@@ -323,6 +333,27 @@ class LlmCall {
     logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
     this.resolve();
   }
+}
+
+/** The query of a request target, without `?`. */
+function queryOf(url: string | undefined): string {
+  const q = url?.indexOf('?') ?? -1;
+  return q === -1 ? '' : url!.slice(q + 1);
+}
+
+/** A multipart call as the rest of the call sees it: a model, nothing streamed, no JSON body. */
+function formRequest(model: string): LlmRequestInfo {
+  return {
+    model,
+    stream: false,
+    includeUsage: false,
+    hasStreamOptions: false,
+    params: {},
+    lifecycle: undefined,
+    numCtx: undefined,
+    numKeep: undefined,
+    body: undefined,
+  };
 }
 
 function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {

@@ -26,7 +26,8 @@ describe('x-api-key on every Anthropic path', () => {
   });
   after(() => s.close());
 
-  const failures = async (reason: string): Promise<number> => sample(await metricsText(s.url), 'ollama_gateway_auth_failures_total', { reason, scope: 'api' }) ?? 0;
+  const failures = async (reason: string): Promise<number> =>
+    sample(await metricsText(s.url), 'ollama_gateway_auth_failures_total', { reason, scope: 'api' }) ?? 0;
 
   it('the Anthropic SDK counting tokens with the key in x-api-key reaches Ollama, without the key', async () => {
     const client = new HeadersOnlyClient({ baseURL: s.url, maxRetries: 0, apiKey: null, authToken: null, defaultHeaders: { 'x-api-key': KEY } });
@@ -50,7 +51,10 @@ describe('x-api-key on every Anthropic path', () => {
 
   it('raw requests: x-api-key is accepted on the Anthropic paths and refused elsewhere', async () => {
     const send = (method: string, path: string) =>
-      exchange(s.gw.port, rawRequest(method, path, { headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined }));
+      exchange(
+        s.gw.port,
+        rawRequest(method, path, { headers: { 'x-api-key': KEY, 'content-type': 'application/json' }, body: method === 'POST' ? '{}' : undefined }),
+      );
     for (const [method, path] of [
       ['POST', COUNT],
       ['POST', '/v1/messages/batches'],

@@ -46,14 +46,11 @@ interface ConsoleCall {
 /** The console's newest call on `endpoint` made at or after `since` (its snapshot lags up to half a second). */
 async function newestCall(url: string, endpoint: string, since: number): Promise<ConsoleCall> {
   let call: ConsoleCall | undefined;
-  await eventually(
-    async () => {
-      const { calls } = (await (await fetch(`${url}/console/api/v1/calls?limit=1`)).json()) as { calls: ConsoleCall[] };
-      call = calls[0];
-      return call !== undefined && call.endpoint === endpoint && call.at >= since;
-    },
-    `the console to list the call on ${endpoint}`,
-  );
+  await eventually(async () => {
+    const { calls } = (await (await fetch(`${url}/console/api/v1/calls?limit=1`)).json()) as { calls: ConsoleCall[] };
+    call = calls[0];
+    return call !== undefined && call.endpoint === endpoint && call.at >= since;
+  }, `the console to list the call on ${endpoint}`);
   return call!;
 }
 
@@ -68,7 +65,10 @@ async function genAiTimePerToken(url: string): Promise<number> {
 async function closeAfter(port: number, path: string, body: unknown, final: string): Promise<void> {
   const conn = await RawConnection.open(port);
   await conn.send(rawRequest('POST', path, { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }));
-  await eventually(() => conn.received.includes(final), () => `the final event ${final}; received ${conn.describe()}`);
+  await eventually(
+    () => conn.received.includes(final),
+    () => `the final event ${final}; received ${conn.describe()}`,
+  );
   // The terminator has not come yet (it is scheduled well after the final event).
   assert.ok(!conn.received.includes('\r\n0\r\n\r\n'), 'the client closes before the end of the body');
   conn.destroy();

@@ -35,12 +35,60 @@ interface Case {
 const COUNTS: Case[] = [
   { family: 'native stream', file: 'chat-stream.ndjson', framing: 'ndjson', events: 'ollama', field: '"eval_count":', value: 31, key: 'outputTokens' },
   { family: 'native body', file: 'chat-nostream.json', framing: 'json', events: 'ollama', field: '"prompt_eval_count":', value: 37, key: 'inputTokens' },
-  { family: 'OpenAI chat stream', file: 'openai-chat-stream.sse', framing: 'sse', events: 'openai', field: '"completion_tokens":', value: 6, key: 'outputTokens' },
-  { family: 'OpenAI chat body', file: 'openai-chat-nostream.json', framing: 'json', events: 'openai', field: '"prompt_tokens":', value: 30, key: 'inputTokens' },
-  { family: 'Responses stream', file: 'openai-responses-stream.sse', framing: 'sse', events: 'responses', field: '"output_tokens":', value: 31, key: 'outputTokens' },
-  { family: 'Responses body', file: 'openai-responses-nostream.json', framing: 'json', events: 'responses', field: '"input_tokens":', value: 37, key: 'inputTokens' },
-  { family: 'Anthropic stream', file: 'anthropic-messages-stream.sse', framing: 'sse', events: 'anthropic', field: '"output_tokens":', value: 31, key: 'outputTokens' },
-  { family: 'Anthropic body', file: 'anthropic-messages-nostream.json', framing: 'json', events: 'anthropic', field: '"input_tokens":', value: 37, key: 'inputTokens' },
+  {
+    family: 'OpenAI chat stream',
+    file: 'openai-chat-stream.sse',
+    framing: 'sse',
+    events: 'openai',
+    field: '"completion_tokens":',
+    value: 6,
+    key: 'outputTokens',
+  },
+  {
+    family: 'OpenAI chat body',
+    file: 'openai-chat-nostream.json',
+    framing: 'json',
+    events: 'openai',
+    field: '"prompt_tokens":',
+    value: 30,
+    key: 'inputTokens',
+  },
+  {
+    family: 'Responses stream',
+    file: 'openai-responses-stream.sse',
+    framing: 'sse',
+    events: 'responses',
+    field: '"output_tokens":',
+    value: 31,
+    key: 'outputTokens',
+  },
+  {
+    family: 'Responses body',
+    file: 'openai-responses-nostream.json',
+    framing: 'json',
+    events: 'responses',
+    field: '"input_tokens":',
+    value: 37,
+    key: 'inputTokens',
+  },
+  {
+    family: 'Anthropic stream',
+    file: 'anthropic-messages-stream.sse',
+    framing: 'sse',
+    events: 'anthropic',
+    field: '"output_tokens":',
+    value: 31,
+    key: 'outputTokens',
+  },
+  {
+    family: 'Anthropic body',
+    file: 'anthropic-messages-nostream.json',
+    framing: 'json',
+    events: 'anthropic',
+    field: '"input_tokens":',
+    value: 37,
+    key: 'inputTokens',
+  },
 ];
 
 describe('token counts from Ollama are integers in 0…2^31−1', () => {
@@ -63,7 +111,8 @@ describe('token counts from Ollama are integers in 0…2^31−1', () => {
   }
 
   it('a malformed usage does not leave an earlier chunk’s zeroed usage as the count (/v1/completions)', () => {
-    const zero = 'data: {"id":"cmpl-1","choices":[{"text":"a","index":0,"finish_reason":null}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}\n\n';
+    const zero =
+      'data: {"id":"cmpl-1","choices":[{"text":"a","index":0,"finish_reason":null}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}\n\n';
     const last = 'data: {"id":"cmpl-1","choices":[],"usage":{"prompt_tokens":1e308,"completion_tokens":-3,"total_tokens":0}}\n\ndata: [DONE]\n\n';
     const p = parserFor('sse', 'openai');
     p.push(Buffer.from(zero + last), 0);
@@ -78,7 +127,10 @@ describe('token counts from Ollama are integers in 0…2^31−1', () => {
     const from = '"usage":{"input_tokens":37,"output_tokens":31}';
     const s = parsed('anthropic-messages-stream.sse', 'sse', 'anthropic', from, '"usage":{"output_tokens":31}');
     assert.equal(s.inputTokens, 12, 'the estimate of a well-formed message_start');
-    const text = fixture('anthropic-messages-stream.sse').toString('utf8').replace(from, '"usage":{"output_tokens":31}').replace('"input_tokens":12', '"input_tokens":1e308');
+    const text = fixture('anthropic-messages-stream.sse')
+      .toString('utf8')
+      .replace(from, '"usage":{"output_tokens":31}')
+      .replace('"input_tokens":12', '"input_tokens":1e308');
     const p = parserFor('sse', 'anthropic');
     p.push(Buffer.from(text), 0);
     const h = p.end(1);
