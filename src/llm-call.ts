@@ -165,7 +165,7 @@ class LlmCall {
       return;
     }
     this.held = held;
-    this.info = extractRequest(this.route, held.bytes);
+    this.info = extractRequest(this.route, held.bytes, this.recorder.captureText);
     this.recorder.setRequest({
       model: normalizeModelName(this.info.model),
       requestModel: this.info.model,

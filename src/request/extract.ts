@@ -30,7 +30,7 @@ export interface LlmRequestInfo {
   readable: boolean;
   /** The body as Ollama reads it (the affinity key's inputs, where the first value ends). */
   reading: RequestReading;
-  /** The parsed body, for callers that need more (message capture). */
+  /** The parsed body, only when asked for (message capture). */
   body: Record<string, unknown> | undefined;
 }
 
@@ -79,10 +79,11 @@ function parsedForCapture(raw: Buffer, end: number): Record<string, unknown> | u
 }
 
 /**
- * Reads an LLM request body as Ollama reads it (`read.ts`, Go's decoding rules). Never throws.
+ * Reads an LLM request body as Ollama reads it (`read.ts`, Go's decoding rules); with `capture`,
+ * also parses it for message capture. Never throws.
  * Ollama decodes the body as JSON whatever its Content-Type (README §4.9).
  */
-export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
+export function extractRequest(route: LlmRoute, raw: Buffer, capture = false): LlmRequestInfo {
   const r = readRequest(route, raw);
   if (!r.ok) {
     return {
@@ -118,6 +119,6 @@ export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
     numKeep: route.api === 'ollama' ? tokenOption(o, 'num_keep', Number.MIN_SAFE_INTEGER) : undefined,
     readable: true,
     reading: r,
-    body: parsedForCapture(raw, r.end),
+    body: capture ? parsedForCapture(raw, r.end) : undefined,
   };
 }

@@ -39,6 +39,14 @@ export interface Span {
 /** A Go `any` as the gateway keeps it: scalars decoded, arrays and objects as their bytes. */
 export type GoAny = null | boolean | number | string | Span;
 
+/**
+ * A string not decoded yet (`lazyString`, `lazyAny`): where its opening quote is. Conversations are
+ * long and only their first turns are read, so their text is decoded only when asked for.
+ */
+export class LazyString {
+  constructor(readonly at: number) {}
+}
+
 /** A Go slice: its elements up to its capacity (`backing.length`), of which `len` are in it. */
 export interface GoSlice<T = unknown> {
   backing: T[];
@@ -48,6 +56,8 @@ export interface GoSlice<T = unknown> {
 /** A Go type the body is decoded into. */
 export type GoType =
   | { readonly k: 'string' | 'bool' | 'float64' | 'float32' | 'int' | 'any' | 'raw' | 'map' }
+  /** A Go string, or a Go `any`, whose strings are kept as `LazyString`s. */
+  | { readonly k: 'lazyString' | 'lazyAny' }
   | { readonly k: 'ptr'; readonly elem: GoType }
   | { readonly k: 'slice'; readonly elem: GoType }
   | { readonly k: 'struct'; readonly fields: readonly (readonly [string, GoType])[] }
@@ -61,6 +71,8 @@ export const GO = {
   float32: { k: 'float32' },
   int: { k: 'int' },
   any: { k: 'any' },
+  lazyString: { k: 'lazyString' },
+  lazyAny: { k: 'lazyAny' },
   raw: { k: 'raw' },
   map: { k: 'map' },
   ptr: (elem: GoType): GoType => ({ k: 'ptr', elem }),
@@ -91,6 +103,7 @@ class SyntaxFailure extends Error {}
  * value lands in an interface or a float).
  */
 function scanValue(buf: Buffer, at: number, hugeNumbers: number[]): number {
+  const strings = new StringScanner(buf);
   // One bit per open container: 1 for an object, 0 for an array.
   const stack: number[] = [];
   let depth = 0;
@@ -119,14 +132,14 @@ function scanValue(buf: Buffer, at: number, hugeNumbers: number[]): number {
       } else {
         if (c === OPEN_BRACE) {
           if (buf[i] !== QUOTE) fail();
-          i = scanString(buf, i);
+          i = strings.scan(i);
           skipSpace();
           if (buf[i] !== COLON) fail();
           i++;
         }
         continue;
       }
-    } else if (c === QUOTE) i = scanString(buf, i);
+    } else if (c === QUOTE) i = strings.scan(i);
     else if (c === MINUS || isDigit(c)) i = scanNumber(buf, i, hugeNumbers);
     else if (c === 0x74) i = literal(buf, i, 'true');
     else if (c === 0x66) i = literal(buf, i, 'false');
@@ -143,7 +156,7 @@ function scanValue(buf: Buffer, at: number, hugeNumbers: number[]): number {
         if (isObject) {
           skipSpace();
           if (buf[i] !== QUOTE) fail();
-          i = scanString(buf, i);
+          i = strings.scan(i);
           skipSpace();
           if (buf[i] !== COLON) fail();
           i++;
@@ -165,23 +178,60 @@ function literal(buf: Buffer, at: number, word: string): number {
   return at + word.length;
 }
 
-/** `at` is on a `"`; the index after the closing quote. Control characters and bad escapes are errors. */
-function scanString(buf: Buffer, at: number): number {
-  const n = buf.length;
-  for (let i = at + 1; i < n; i++) {
-    const c = buf[i]!;
-    if (c === QUOTE) return i + 1;
-    if (c < 0x20) throw new SyntaxFailure('control character');
-    if (c === BACKSLASH) {
-      const e = buf[++i];
-      if (e === 0x75) {
-        for (let j = 1; j <= 4; j++) if (hexValue(buf[i + j]) < 0) throw new SyntaxFailure('escape');
-        i += 4;
-      } else if (e !== QUOTE && e !== BACKSLASH && e !== 0x2f && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74)
-        throw new SyntaxFailure('escape');
+const CONTROL = /[\x00-\x1f]/g;
+
+/**
+ * Checks strings, fast: the next quote, backslash and control character are each found by a native
+ * search and remembered until passed, so a string without escapes costs three comparisons, and the
+ * whole body is searched about once for each.
+ */
+class StringScanner {
+  private text: string | undefined;
+  private backslashAt = -1;
+  private controlAt = -1;
+
+  constructor(private readonly buf: Buffer) {}
+
+  private nextBackslash(from: number): number {
+    if (this.backslashAt < from && this.backslashAt !== Infinity) {
+      const i = this.buf.indexOf(BACKSLASH, from);
+      this.backslashAt = i < 0 ? Infinity : i;
     }
+    return this.backslashAt;
   }
-  throw new SyntaxFailure('unterminated string');
+
+  private nextControl(from: number): number {
+    if (this.controlAt < from && this.controlAt !== Infinity) {
+      this.text ??= this.buf.toString('latin1');
+      CONTROL.lastIndex = from;
+      const m = CONTROL.exec(this.text);
+      this.controlAt = m === null ? Infinity : m.index;
+    }
+    return this.controlAt;
+  }
+
+  /** `at` is on a `"`; the index after the closing quote. Control characters and bad escapes are errors. */
+  scan(at: number): number {
+    const buf = this.buf;
+    const q = buf.indexOf(QUOTE, at + 1);
+    if (q < 0) throw new SyntaxFailure('unterminated string');
+    if (this.nextBackslash(at + 1) > q && this.nextControl(at + 1) > q) return q + 1;
+    const n = buf.length;
+    for (let i = at + 1; i < n; i++) {
+      const c = buf[i]!;
+      if (c === QUOTE) return i + 1;
+      if (c < 0x20) throw new SyntaxFailure('control character');
+      if (c === BACKSLASH) {
+        const e = buf[++i];
+        if (e === 0x75) {
+          for (let j = 1; j <= 4; j++) if (hexValue(buf[i + j]) < 0) throw new SyntaxFailure('escape');
+          i += 4;
+        } else if (e !== QUOTE && e !== BACKSLASH && e !== 0x2f && e !== 0x62 && e !== 0x66 && e !== 0x6e && e !== 0x72 && e !== 0x74)
+          throw new SyntaxFailure('escape');
+      }
+    }
+    throw new SyntaxFailure('unterminated string');
+  }
 }
 
 /** JSON's number grammar, exactly; notes numbers a float64 cannot hold. */
@@ -340,6 +390,8 @@ export function goZero(t: GoType): unknown {
       return 0;
     case 'int':
       return 0n;
+    case 'lazyString':
+      return '';
     case 'struct': {
       const o: Record<string, unknown> = {};
       for (const [name, ft] of t.fields) o[name] = goZero(ft);
@@ -443,6 +495,12 @@ export class GoDecoder {
         return this.value(t.elem, old === null ? goZero(t.elem) : old);
       case 'any':
         return this.any();
+      case 'lazyAny':
+        if (c === QUOTE) return this.lazy();
+        return this.any();
+      case 'lazyString':
+        if (c === QUOTE) return this.lazy();
+        return this.mismatch(old);
       case 'string':
         if (c === QUOTE) {
           const s = goString(buf, this.i);
@@ -471,6 +529,17 @@ export class GoDecoder {
         if (c === OPEN_BRACKET) return this.slice(t.elem, old as GoSlice | null);
         return this.mismatch(old);
     }
+  }
+
+  private lazy(): LazyString {
+    const at = this.i;
+    this.i = skipString(this.buf, at);
+    return new LazyString(at);
+  }
+
+  /** The text of a string kept for later, as Go unquotes it. */
+  decode(s: LazyString): string {
+    return goString(this.buf, s.at).value;
   }
 
   private mismatch(old: unknown): unknown {
@@ -610,11 +679,15 @@ export class GoDecoder {
   }
 }
 
+/** `at` is on the `"` of a string already checked; the index after its closing quote. */
 function skipString(buf: Buffer, at: number): number {
-  for (let i = at + 1; ; i++) {
-    const c = buf[i];
-    if (c === BACKSLASH) i++;
-    else if (c === QUOTE) return i + 1;
+  for (let i = at + 1; ; ) {
+    const q = buf.indexOf(QUOTE, i);
+    // The quote closes the string unless an odd run of backslashes escapes it.
+    let j = q - 1;
+    while (buf[j] === BACKSLASH) j--;
+    if ((q - 1 - j) % 2 === 0) return q + 1;
+    i = q + 1;
   }
 }
 

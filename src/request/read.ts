@@ -6,7 +6,7 @@
  * differential test checks that both read every generated body alike.
  */
 import type { LlmRoute } from '../routes';
-import { GO, goDecode, goZero, type GoAny, type GoDecoder, type GoSlice, type GoType, type Span } from './go-json';
+import { GO, goDecode, goZero, LazyString, type GoAny, type GoDecoder, type GoSlice, type GoType, type Span } from './go-json';
 
 /** A piece of a conversation the affinity key hashes: text as Go decoded it, or a value's bytes as sent. */
 export type TextOrBytes = string | Span;
@@ -79,31 +79,43 @@ const THINK: GoType = {
 
 interface Turn {
   role: string;
-  content: TextOrBytes | null;
+  content: TextOrBytes | LazyString | null;
 }
 
 /** Go's `strings.ToLower` for the role names compared here (no other rune lowers to their letters). */
 const lowerRole = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase()).replace(/\u212a/g, 'k');
+
+const ROLE_AND_TEXT = GO.struct([
+  ['role', GO.string],
+  ['content', GO.lazyString],
+]);
+const ROLE_AND_RAW = GO.struct([
+  ['role', GO.string],
+  ['content', GO.raw],
+]);
+const ROLE_AND_ANY = GO.struct([
+  ['role', GO.string],
+  ['content', GO.lazyAny],
+]);
+const RAW_ITEMS = GO.slice(GO.raw);
+const ANY_ITEMS = GO.slice(GO.any);
 
 /** `api.Message`'s `UnmarshalJSON`: a fresh decode (nothing merges into the old element), role lowered. */
 const NATIVE_MESSAGE: GoType = {
   k: 'custom',
   zero: (): Turn => ({ role: '', content: '' }),
   decode: (d, span) => {
-    const m = d.sub(span, GO.struct([['role', GO.string], ['content', GO.string]])) as { role: string; content: string };
+    const m = d.sub(span, ROLE_AND_TEXT) as { role: string; content: string | LazyString };
     return { role: lowerRole(m.role), content: m.content };
   },
 };
 
-/** The `any` content of an OpenAI message: a string, or a value's bytes. */
-function asTextOrBytes(v: GoAny): TextOrBytes | null {
+/** The `any` content of a message: a string, or a value's bytes. */
+function asTextOrBytes(v: GoAny | LazyString): TextOrBytes | LazyString | null {
   return typeof v === 'string' || (v !== null && typeof v === 'object') ? v : null;
 }
 
-const OPENAI_MESSAGE = GO.struct([
-  ['role', GO.string],
-  ['content', GO.any],
-]);
+const OPENAI_MESSAGE = ROLE_AND_ANY;
 
 /**
  * `anthropic.MessageParam`'s `UnmarshalJSON`: role and raw content; content a string, else it must
@@ -113,14 +125,14 @@ const ANTHROPIC_MESSAGE: GoType = {
   k: 'custom',
   zero: (): Turn => ({ role: '', content: null }),
   decode: (d, span) => {
-    const raw = d.sub(span, GO.struct([['role', GO.string], ['content', GO.raw]])) as { role: string; content: Span | null };
+    const raw = d.sub(span, ROLE_AND_RAW) as { role: string; content: Span | null };
     const c = raw.content;
     if (c === null) {
       d.failed = true;
       return { role: raw.role, content: null };
     }
     const first = d.first(c);
-    if (first === 0x22) return { role: raw.role, content: d.sub(c, GO.string) as string };
+    if (first === 0x22) return { role: raw.role, content: new LazyString(c.start) };
     if (first === 0x6e) return { role: raw.role, content: '' };
     if (first !== 0x5b) d.failed = true;
     return { role: raw.role, content: c };
@@ -147,10 +159,10 @@ const RESPONSES_INPUT: GoType = {
       d.failed = true;
       return prev;
     }
-    const raws = d.sub(span, GO.slice(GO.raw)) as GoSlice<Span> | null;
+    const raws = d.sub(span, RAW_ITEMS) as GoSlice<Span> | null;
     const items: Turn[] = [];
     for (let i = 0; i < (raws?.len ?? 0); i++) {
-      const item = d.sub(raws!.backing[i]!, GO.struct([['role', GO.string], ['content', GO.any]])) as { role: string; content: GoAny };
+      const item = d.sub(raws!.backing[i]!, ROLE_AND_ANY) as { role: string; content: GoAny | LazyString };
       items.push({ role: item.role, content: asTextOrBytes(item.content) });
     }
     return { text: prev.text, items };
@@ -238,6 +250,9 @@ export const REQUEST_SHAPES: Readonly<Record<string, Fields>> = {
   ],
 };
 
+const STRUCTS = new Map(Object.entries(REQUEST_SHAPES).map(([path, fields]) => [path, GO.struct(fields)]));
+const MODEL_ONLY = GO.struct([['model', GO.string]]);
+
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : null);
 const optionNumber = (o: Map<string, GoAny> | null, k: string): number | null => num(o?.get(k));
 const turns = (s: unknown): Turn[] => {
@@ -251,7 +266,7 @@ function stopList(d: GoDecoder, v: GoAny): string[] | null {
   if (typeof v === 'string') return [v];
   if (v === null || typeof v !== 'object' || d.first(v) !== 0x5b) return null;
   const failed = d.failed;
-  const list = d.sub(v, GO.slice(GO.any)) as GoSlice<GoAny> | null;
+  const list = d.sub(v, ANY_ITEMS) as GoSlice<GoAny> | null;
   d.failed = failed;
   const out: string[] = [];
   for (let i = 0; i < (list?.len ?? 0); i++) {
@@ -264,8 +279,7 @@ function stopList(d: GoDecoder, v: GoAny): string[] | null {
 
 /** Reads `raw` as Ollama reads the body of `route`. Never throws; no recursion on the input. */
 export function readRequest(route: LlmRoute, raw: Buffer): RequestReading {
-  const fields = REQUEST_SHAPES[route.path] ?? [['model', GO.string]];
-  const decoded = goDecode<Record<string, unknown>>(raw, GO.struct(fields));
+  const decoded = goDecode<Record<string, unknown>>(raw, STRUCTS.get(route.path) ?? MODEL_ONLY);
   const v = decoded.value;
   const d = decoded.decoder;
   const r: RequestReading = {
@@ -316,43 +330,44 @@ export function readRequest(route: LlmRoute, raw: Buffer): RequestReading {
       r.stop = d && v.stop !== undefined ? stopList(d, v.stop as GoAny) : null;
   }
   if (route.path === '/v1/completions' && r.topP === 0) r.topP = null;
+  const text = (p: TextOrBytes | LazyString | null): TextOrBytes | null => (p instanceof LazyString ? d!.decode(p) : p);
   switch (route.path) {
     case '/api/chat': {
       const ms = turns(v.messages);
       r.empty = ms.length === 0;
-      r.system = ms.find((m) => isRole(m, 'system'))?.content ?? null;
-      r.firstUser = ms.find((m) => isRole(m, 'user'))?.content ?? null;
+      r.system = text(ms.find((m) => isRole(m, 'system'))?.content ?? null);
+      r.firstUser = text(ms.find((m) => isRole(m, 'user'))?.content ?? null);
       break;
     }
     case '/api/generate':
       r.empty = v.prompt === '';
-      r.system = v.system === '' ? null : (v.system as string);
-      r.firstUser = v.prompt === '' ? null : (v.prompt as string);
+      r.system = text(v.system === '' ? null : (v.system as string));
+      r.firstUser = text(v.prompt === '' ? null : (v.prompt as string));
       break;
     case '/v1/chat/completions': {
       const ms = turns(v.messages).map((m) => ({ role: m.role, content: asTextOrBytes(m.content as GoAny) }));
-      r.system = ms.find((m) => isRole(m, 'system', 'developer'))?.content ?? null;
-      r.firstUser = ms.find((m) => isRole(m, 'user'))?.content ?? null;
+      r.system = text(ms.find((m) => isRole(m, 'system', 'developer'))?.content ?? null);
+      r.firstUser = text(ms.find((m) => isRole(m, 'user'))?.content ?? null);
       break;
     }
     case '/v1/messages': {
-      r.system = asTextOrBytes(v.system as GoAny);
-      r.firstUser = turns(v.messages).find((m) => isRole(m, 'user'))?.content ?? null;
+      r.system = text(asTextOrBytes(v.system as GoAny));
+      r.firstUser = text(turns(v.messages).find((m) => isRole(m, 'user'))?.content ?? null);
       break;
     }
     case '/v1/responses': {
       const input = v.input as ResponsesInput;
       const items = input.items ?? [];
-      r.system = v.instructions !== '' ? (v.instructions as string) : (items.find((m) => isRole(m, 'system', 'developer'))?.content ?? null);
-      r.firstUser = items.find((m) => isRole(m, 'user'))?.content ?? (input.text !== '' ? input.text : null);
+      r.system = text(v.instructions !== '' ? (v.instructions as string) : (items.find((m) => isRole(m, 'system', 'developer'))?.content ?? null));
+      r.firstUser = text(items.find((m) => isRole(m, 'user'))?.content ?? (input.text !== '' ? input.text : null));
       break;
     }
     case '/v1/completions':
     case '/api/embeddings':
-      r.firstUser = v.prompt === '' ? null : (v.prompt as string);
+      r.firstUser = text(v.prompt === '' ? null : (v.prompt as string));
       break;
     default:
-      r.firstUser = asTextOrBytes((v.input as GoAny | undefined) ?? null);
+      r.firstUser = text(asTextOrBytes((v.input as GoAny | undefined) ?? null));
   }
   return r;
 }

@@ -340,8 +340,8 @@ export class FakeOllama {
 }
 
 /**
- * The fields that decide the answer (model, stream, stream_options, an empty chat, a zero
- * keep_alive, Anthropic's max_tokens) as Ollama's Go decoder reads them: the gateway's own Go
+ * The fields that decide the answer (model, stream, stream_options, Anthropic's max_tokens) as
+ * Ollama's Go decoder reads them: the gateway's own Go
  * reader, which the differential test holds equal to Go's encoding/json. Other fields as JSON.parse
  * reads them. Undefined when Go refuses the body (Ollama answers 400).
  */
@@ -352,14 +352,6 @@ function asOllamaReadsIt(path: string, body: Buffer, parsed: Record<string, unkn
   if (!r.ok) return undefined;
   const json: Record<string, unknown> = { ...parsed, model: r.model === '' ? undefined : r.model, stream: r.stream ?? undefined };
   json.stream_options = r.includeUsage === null ? undefined : { include_usage: r.includeUsage };
-  if (r.empty === true) {
-    if (path === '/api/chat') json.messages = [];
-    else json.prompt = '';
-  } else if (r.empty === false) {
-    if (path === '/api/chat' && !(Array.isArray(json.messages) && json.messages.length > 0)) json.messages = [{}];
-    if (path === '/api/generate' && !(typeof json.prompt === 'string' && json.prompt !== '')) json.prompt = '…';
-  }
-  json.keep_alive = r.keepAliveZero === true ? 0 : r.keepAliveZero === false ? '5m' : undefined;
   if (path === '/v1/messages') json.max_tokens = r.maxTokens ?? 0;
   return json;
 }
