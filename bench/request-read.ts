@@ -38,7 +38,11 @@ const conversation = (turns: number, size: number) =>
   Array.from({ length: turns }, (_, i) => ({ role: i === 0 ? 'system' : i % 2 ? 'user' : 'assistant', content: words(size) }));
 
 const BODIES: [string, LlmRoute, Buffer][] = [
-  ['/api/chat, one short turn (0.1 KB)', route('/api/chat'), Buffer.from(JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }] }))],
+  [
+    '/api/chat, one short turn (0.1 KB)',
+    route('/api/chat'),
+    Buffer.from(JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: 'Why is the sky blue?' }] })),
+  ],
   [
     '/v1/chat/completions, 20 turns (15 KB)',
     route('/v1/chat/completions'),
@@ -49,7 +53,11 @@ const BODIES: [string, LlmRoute, Buffer][] = [
     route('/api/chat'),
     Buffer.from(JSON.stringify({ model: 'llama3.2', options: { num_ctx: 32768, temperature: 0.7 }, messages: conversation(200, 500) })),
   ],
-  ['/api/embed, 1,000 inputs (0.3 MB)', route('/api/embed'), Buffer.from(JSON.stringify({ model: 'all-minilm', input: Array.from({ length: 1000 }, () => words(40)) }))],
+  [
+    '/api/embed, 1,000 inputs (0.3 MB)',
+    route('/api/embed'),
+    Buffer.from(JSON.stringify({ model: 'all-minilm', input: Array.from({ length: 1000 }, () => words(40)) })),
+  ],
 ];
 
 function perCall(fn: () => unknown, budgetMs: number): number {
@@ -77,8 +85,14 @@ function main(): void {
     const best = builds.map(() => [Infinity, Infinity]);
     for (let round = 0; round < rounds; round++) {
       builds.forEach((b, i) => {
-        best[i]![0] = Math.min(best[i]![0]!, perCall(() => b.extract(r, raw), 150));
-        best[i]![1] = Math.min(best[i]![1]!, perCall(() => b.key(r, raw), 150));
+        best[i]![0] = Math.min(
+          best[i]![0]!,
+          perCall(() => b.extract(r, raw), 150),
+        );
+        best[i]![1] = Math.min(
+          best[i]![1]!,
+          perCall(() => b.key(r, raw), 150),
+        );
       });
     }
     console.log(`| ${name} | ${best.map(([a, k]) => `${a!.toFixed(1)} | ${k!.toFixed(1)}`).join(' | ')} |`);

@@ -34,7 +34,6 @@ export interface LlmRequestInfo {
   body: Record<string, unknown> | undefined;
 }
 
-
 /**
  * Whether a `keep_alive` value means "unload now", exactly as Ollama decodes it
  * (`api/types.go` `Duration.UnmarshalJSON`): a number is seconds, truncated to whole nanoseconds

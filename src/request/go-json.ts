@@ -178,6 +178,7 @@ function literal(buf: Buffer, at: number, word: string): number {
   return at + word.length;
 }
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what Go refuses in a string
 const CONTROL = /[\x00-\x1f]/g;
 
 /**
@@ -681,7 +682,7 @@ export class GoDecoder {
 
 /** `at` is on the `"` of a string already checked; the index after its closing quote. */
 function skipString(buf: Buffer, at: number): number {
-  for (let i = at + 1; ; ) {
+  for (let i = at + 1; ;) {
     const q = buf.indexOf(QUOTE, i);
     // The quote closes the string unless an odd run of backslashes escapes it.
     let j = q - 1;

@@ -50,7 +50,8 @@ export class BodyGen {
       else if (lower === 'k' && k < 0.35) out += '\u212a';
       else if (lower === 'i' && k < 0.1) out += this.pick(['\u0130', '\u0131']);
       else if (k < 0.35) out += ch.toUpperCase();
-      else if (k < 0.4 && /[a-z]/.test(ch)) out += String.fromCharCode(ch.charCodeAt(0) + 0xfee0); // fullwidth
+      else if (k < 0.4 && /[a-z]/.test(ch))
+        out += String.fromCharCode(ch.charCodeAt(0) + 0xfee0); // fullwidth
       else out += ch;
     }
     if (roll < 0.5) return '"' + [...out].map((c) => (this.chance(0.3) ? '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0') : c)).join('') + '"';
@@ -65,7 +66,12 @@ export class BodyGen {
     const roll = this.r();
     if (roll < 0.55) return JSON.stringify(base);
     if (roll < 0.65) return '"' + [...base].map((c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')).join('') + '"';
-    if (roll < 0.75) return JSON.stringify(base).slice(0, -1) + this.pick(['\\ud83d\\ude00', '\\ud800', '\\udc00x', '\\ud800\\u0041', '\\ud83d\\ud83d', '\\n\\t\\"\\\\\\/', 'é', '日本', '🎉']) + '"';
+    if (roll < 0.75)
+      return (
+        JSON.stringify(base).slice(0, -1) +
+        this.pick(['\\ud83d\\ude00', '\\ud800', '\\udc00x', '\\ud800\\u0041', '\\ud83d\\ud83d', '\\n\\t\\"\\\\\\/', 'é', '日本', '🎉']) +
+        '"'
+      );
     const bad = this.pick([[0xff], [0xc3], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82, 0xac], [0xf0, 0x9f, 0x98]]);
     return Buffer.concat([Buffer.from('"' + base), Buffer.from(bad), Buffer.from(this.pick(['', 'a', 'é']) + '"')]);
   }
@@ -216,7 +222,14 @@ export class BodyGen {
       // Deep nesting, around Go's limit of 10,000 levels.
       const d = this.pick([9_999, 10_000, 10_001, 7_000]);
       pieces.push('{"model":"a","x":', '['.repeat(d - 1), ']'.repeat(d - 1), '}');
-    } else pieces.push(...this.object(names, 3, ['model', 'stream'].filter(() => this.chance(0.6))));
+    } else
+      pieces.push(
+        ...this.object(
+          names,
+          3,
+          ['model', 'stream'].filter(() => this.chance(0.6)),
+        ),
+      );
     if (this.chance(0.15)) pieces.push(this.pick([' x', '{"model":"z"}', ' {"model":"z","stream":true}', '}', '\n\n', 'garbage', ' [', '\u0000']));
     else pieces.push(this.blank());
     return Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));

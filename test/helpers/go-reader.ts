@@ -58,7 +58,14 @@ export function gatewayView(p: string, body: Buffer, r: RequestReading): Record<
   if (!r.ok) return { ok: false };
   const out: Record<string, unknown> = { ok: true, model: r.model, system: part(body, r.system), first_user: part(body, r.firstUser) };
   const params = (...keys: string[]) => {
-    const all: Record<string, unknown> = { temperature: n(r.temperature), top_p: n(r.topP), top_k: n(r.topK), max_tokens: n(r.maxTokens), seed: n(r.seed), stop: r.stop };
+    const all: Record<string, unknown> = {
+      temperature: n(r.temperature),
+      top_p: n(r.topP),
+      top_k: n(r.topK),
+      max_tokens: n(r.maxTokens),
+      seed: n(r.seed),
+      stop: r.stop,
+    };
     for (const k of keys) out[k] = all[k];
   };
   if (p.startsWith('/api/')) {

@@ -67,18 +67,14 @@ describe('a body read as Ollama reads it', () => {
   });
 
   it('bills a duplicated model to the one Go applies last, not to a case twin in between', async () => {
-    const res = await post(
-      stack.url,
-      '/api/generate',
-      '{"model":"llama3.2","Model":"qwen3:8b","model":"llama3.2","prompt":"hi","stream":false}',
-    );
+    const res = await post(stack.url, '/api/generate', '{"model":"llama3.2","Model":"qwen3:8b","model":"llama3.2","prompt":"hi","stream":false}');
     assert.equal(res.status, 200);
     const m = await metricsText(stack.url);
     assert.equal(sample(m, 'ollama_requests_total', { ...M, endpoint: '/api/generate', status: '200' }), 1);
     assert.equal(sample(m, 'ollama_requests_total', { model: 'qwen3:8b', endpoint: '/api/generate', status: '200' }), undefined);
   });
 
-  it('meters no model for a body Go refuses, and counts Ollama\'s 400', async () => {
+  it("meters no model for a body Go refuses, and counts Ollama's 400", async () => {
     const res = await post(stack.url, '/api/chat', '{"model":"llama3.2","stream":"yes","messages":[{"role":"user","content":"hi"}]}');
     assert.equal(res.status, 400);
     const m = await metricsText(stack.url);

@@ -71,7 +71,10 @@ describe('request bodies read as Go reads them', () => {
         assert.deepEqual(mine, go[i]);
       } catch {
         mismatches++;
-        if (first.length < 5) first.push(`${route.path} ${JSON.stringify(body.toString('latin1').slice(0, 300))}\n  gateway: ${JSON.stringify(mine)}\n  go:      ${JSON.stringify(go[i])}`);
+        if (first.length < 5)
+          first.push(
+            `${route.path} ${JSON.stringify(body.toString('latin1').slice(0, 300))}\n  gateway: ${JSON.stringify(mine)}\n  go:      ${JSON.stringify(go[i])}`,
+          );
       }
     }
     assert.equal(mismatches, 0, `${mismatches} of ${cases.length} bodies read differently:\n${first.join('\n')}`);

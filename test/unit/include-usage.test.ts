@@ -49,7 +49,10 @@ describe('include_usage splice', () => {
   });
 
   it('leaves a body that already asks for usage (in any spelling) unchanged', () => {
-    for (const body of ['{"stream":true, "seed": 9007199254740993, "stream_options":{"include_usage":true}}', '{"stream":true,"STREAM_OPTIONS":{"include_uſage":true}}']) {
+    for (const body of [
+      '{"stream":true, "seed": 9007199254740993, "stream_options":{"include_usage":true}}',
+      '{"stream":true,"STREAM_OPTIONS":{"include_uſage":true}}',
+    ]) {
       const raw = Buffer.from(body);
       assert.equal(withIncludeUsage(raw, extractRequest(CHAT, raw)), raw);
     }
@@ -61,7 +64,11 @@ describe('include_usage splice', () => {
   });
 
   it('does not splice a body Go refuses: Ollama answers it 400 and nothing streams', () => {
-    for (const body of ['{"stream":true,"stream_options":{"include_usage":"yes"}}', '{"stream":true,"x":' + '['.repeat(10_001) + ']'.repeat(10_001) + '}', '{"stream":true']) {
+    for (const body of [
+      '{"stream":true,"stream_options":{"include_usage":"yes"}}',
+      '{"stream":true,"x":' + '['.repeat(10_001) + ']'.repeat(10_001) + '}',
+      '{"stream":true',
+    ]) {
       const info = extractRequest(CHAT, Buffer.from(body));
       assert.equal(info.readable, false);
       assert.equal(info.stream, false);
