@@ -204,10 +204,19 @@ function absorbCached(s: CallSummary, u: Record<string, unknown>): void {
     if (s.inputTokens !== undefined && int(u.input_tokens) !== undefined) s.inputTokens += read;
     return;
   }
-  const details = member(u, 'prompt_tokens_details') ?? member(u, 'input_tokens_details');
-  const cached = details ? int(details.cached_tokens) : undefined;
-  // Zeroed usage on every /v1/completions chunk: zeros never overwrite, as for the counts.
-  if (cached !== undefined && (cached > 0 || s.cachedTokens === undefined)) s.cachedTokens = cached;
+  const chat = member(u, 'prompt_tokens_details');
+  if (chat) {
+    const cached = int(chat.cached_tokens);
+    // Zeroed usage on every /v1/completions chunk: zeros never overwrite, as for the counts.
+    if (cached !== undefined && (cached > 0 || s.cachedTokens === undefined)) s.cachedTokens = cached;
+    return;
+  }
+  // Ollama's Responses answer had `input_tokens_details.cached_tokens` before it counted cached
+  // tokens, always 0 (`openai/responses.go` at fb30760): a 0 there says nothing, so only a count
+  // is taken, and an older Ollama's Responses calls change nothing.
+  const responses = member(u, 'input_tokens_details');
+  const cached = responses ? int(responses.cached_tokens) : undefined;
+  if (cached !== undefined && cached > 0) s.cachedTokens = cached;
 }
 
 /** The text of an array of content blocks: Anthropic `{type:"text",text}`, Responses `{type:"output_text",text}`. */
