@@ -76,7 +76,9 @@ const S_CACHED = 8;
 /** Prompt tokens actually evaluated (prompt − cached), and their `prompt_eval_duration`: the prefill rate. */
 const S_PREFILL_TOKENS = 9;
 const S_PREFILL_SECONDS = 10;
-const SUMS = 11;
+/** Input tokens of the calls that reported their cached part: the base of the cache hit ratio. */
+const S_CACHE_KNOWN_IN = 11;
+const SUMS = 12;
 
 /** Bytes of one model's ring with `buckets` buckets: the counts, the sums and the bucket stamps. */
 export function modelRingBytes(buckets: number): number {
@@ -211,8 +213,9 @@ export class History implements CallSink {
           ring.inputTokens += s.inputTokens;
         }
         cached = cachedTokensOf(s);
-        if (cached !== undefined && cached > 0) {
+        if (cached !== undefined) {
           add(sums, sum + S_CACHED, cached);
+          add(sums, sum + S_CACHE_KNOWN_IN, s.inputTokens ?? 0);
           ring.cachedTokens += cached;
         }
         if (s.outputTokens !== undefined && s.outputTokens > 0) {
@@ -326,6 +329,7 @@ function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: 
       errors: errorsOf(k, c + C_ERRORS),
       inputTokens: v[s + S_IN]!,
       cachedTokens: v[s + S_CACHED]!,
+      cacheKnownInputTokens: v[s + S_CACHE_KNOWN_IN]!,
       outputTokens: v[s + S_OUT]!,
       coldLoads: k[c + C_COLD]!,
       wallSeconds: v[s + S_WALL]!,

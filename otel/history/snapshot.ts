@@ -22,6 +22,8 @@ export interface BucketSnapshot {
   inputTokens: number;
   /** The part of `inputTokens` served from the KV cache (calls whose answer reported it). */
   cachedTokens: number;
+  /** `inputTokens` of the calls that reported their cached part (an older Ollama does not). */
+  cacheKnownInputTokens: number;
   outputTokens: number;
   /** Loads that took at least `COLD_LOAD_SECONDS` (observations of `ollama_load_duration_seconds` above it). */
   coldLoads: number;
@@ -136,6 +138,7 @@ const NUMERIC_FIELDS = [
   'requests',
   'inputTokens',
   'cachedTokens',
+  'cacheKnownInputTokens',
   'outputTokens',
   'coldLoads',
   'wallSeconds',

@@ -51,7 +51,10 @@ export interface WindowFigures {
   cachedTokens: number;
   outputTokens: number;
   coldLoads: number;
-  /** Share of the input tokens served from the KV cache, 0–1; null without input tokens. */
+  /**
+   * Share of the input tokens served from the KV cache, 0–1, over the calls whose answer reported
+   * it; null without any (an Ollama that does not report cached tokens).
+   */
   cacheHitRatio: number | null;
   /** Prefill speed of local calls: evaluated prompt tokens (prompt − cached) per second of `prompt_eval_duration`. */
   prefillTokensPerSecond: number | null;
@@ -102,6 +105,7 @@ export function emptyBucket(t: number): BucketSnapshot {
     errors: {},
     inputTokens: 0,
     cachedTokens: 0,
+    cacheKnownInputTokens: 0,
     outputTokens: 0,
     coldLoads: 0,
     wallSeconds: 0,
@@ -165,7 +169,7 @@ function figures(total: BucketSnapshot, seconds: number): WindowFigures {
     cachedTokens: total.cachedTokens,
     outputTokens: total.outputTokens,
     coldLoads: total.coldLoads,
-    cacheHitRatio: total.inputTokens > 0 ? total.cachedTokens / total.inputTokens : null,
+    cacheHitRatio: total.cacheKnownInputTokens > 0 ? total.cachedTokens / total.cacheKnownInputTokens : null,
     prefillTokensPerSecond: total.prefillSeconds > 0 ? total.prefillTokens / total.prefillSeconds : null,
     requestsPerSecond: total.requests / seconds,
     inputTokensPerSecond: total.inputTokens / seconds,
