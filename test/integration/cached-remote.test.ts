@@ -4,12 +4,15 @@
  * the spans an OTLP receiver gets and the console API must say exactly what those answers said.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama, fixtureBehavior } from '../helpers/fake-ollama';
 import { fixture } from '../helpers/fixtures';
 import { metricsText, sample } from '../helpers/gateway';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver';
 import { freePort, runGateway, type GatewayProcess } from '../helpers/process';
+import { REPO } from '../helpers/tools';
 
 const CACHED = 1184;
 const LLAMA = 'llama3.2:latest';
@@ -87,7 +90,12 @@ describe('cached prompt tokens and remote models, end to end', () => {
 
     const chat = { messages: [{ role: 'user', content: 'And at sunset?' }] };
     await call('native', '/api/chat', { model: 'llama3.2', ...chat }, 'chat-stream-cached.ndjson');
-    await call('openai', '/v1/chat/completions', { model: 'llama3.2', ...chat, stream: true, stream_options: { include_usage: true } }, 'openai-chat-stream-cached.sse');
+    await call(
+      'openai',
+      '/v1/chat/completions',
+      { model: 'llama3.2', ...chat, stream: true, stream_options: { include_usage: true } },
+      'openai-chat-stream-cached.sse',
+    );
     await call('responses', '/v1/responses', { model: 'llama3.2', input: 'Why?', stream: true }, 'openai-responses-stream-cached.sse');
     await call('anthropic', '/v1/messages', { model: 'llama3.2', max_tokens: 64, ...chat, stream: true }, 'anthropic-messages-stream-cached.sse');
     await call('old', '/api/chat', { model: 'qwen3:8b', ...chat }, 'chat-stream.ndjson');
@@ -110,8 +118,12 @@ describe('cached prompt tokens and remote models, end to end', () => {
     assert.equal(sample(m, 'ollama_tokens_processed_total', { model: LLAMA }), 1203 + 1196 + 1203 + (19 + CACHED));
     assert.equal(sample(m, 'ollama_tokens_cached_total', { model: 'qwen3:8b' }), undefined);
     assert.equal(sample(m, 'ollama_tokens_processed_total', { model: 'qwen3:8b' }), 37);
-    assert.equal(total(m, 'gen_ai_client_inference_usage_cache_read_input_tokens_total', { 'gen_ai_request_model': LLAMA }), 4 * CACHED);
-    assert.equal(total(m, 'gen_ai_client_inference_usage_cache_read_input_tokens_total', { 'gen_ai_request_model': 'qwen3:8b' }), undefined);
+    assert.equal(total(m, 'gen_ai_client_inference_usage_cache_read_input_tokens_total', { gen_ai_request_model: LLAMA }), 4 * CACHED);
+    assert.equal(total(m, 'gen_ai_client_inference_usage_cache_read_input_tokens_total', { gen_ai_request_model: 'qwen3:8b' }), undefined);
+    // The dashboard's hit-ratio panel queries what is exported.
+    const dashboard = readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8');
+    assert.match(dashboard, /rate\(ollama_tokens_cached_total\{/);
+    assert.match(m, /^# TYPE ollama_tokens_cached_total counter$/m);
   });
 
   it('labels remote models apart and keeps them out of the local GPU figures', async () => {
@@ -119,7 +131,12 @@ describe('cached prompt tokens and remote models, end to end', () => {
     for (const model of [CLOUD, LISTED]) {
       assert.equal(sample(m, 'ollama_remote_requests_total', { model }), 1, model);
       assert.equal(total(m, 'ollama_requests_total', { model }), 1, model);
-      for (const gpu of ['ollama_load_duration_seconds_count', 'ollama_prompt_eval_duration_seconds_count', 'ollama_eval_duration_seconds_count', 'ollama_tokens_per_second_count']) {
+      for (const gpu of [
+        'ollama_load_duration_seconds_count',
+        'ollama_prompt_eval_duration_seconds_count',
+        'ollama_eval_duration_seconds_count',
+        'ollama_tokens_per_second_count',
+      ]) {
         assert.equal(sample(m, gpu, { model }), undefined, `${gpu} of ${model}`);
       }
     }

@@ -38,7 +38,10 @@ const STREAMS: Case[] = [
 /** The last line or event of a stream, decoded: the final statistics or usage. */
 function lastJson(file: string, needle: string): Record<string, unknown> {
   const text = fixture(file).toString('utf8');
-  const line = text.split('\n').reverse().find((l) => l.includes(needle));
+  const line = text
+    .split('\n')
+    .reverse()
+    .find((l) => l.includes(needle));
   assert.ok(line, `${needle} in ${file}`);
   return JSON.parse(line.replace(/^data: /, '')) as Record<string, unknown>;
 }
@@ -63,9 +66,22 @@ describe('cached prompt tokens', () => {
 
   it('reads the same fields in the answers that are not streamed, in each family', () => {
     const native = { ...lastJson('chat-stream-cached.ndjson', '"done":true'), message: { role: 'assistant', content: 'x' } };
-    const openai = { id: 'chatcmpl-1', object: 'chat.completion', choices: [{ index: 0, finish_reason: 'stop' }], ...pick(lastJson('openai-chat-stream-cached.sse', '"usage"'), 'usage') };
+    const openai = {
+      id: 'chatcmpl-1',
+      object: 'chat.completion',
+      choices: [{ index: 0, finish_reason: 'stop' }],
+      ...pick(lastJson('openai-chat-stream-cached.sse', '"usage"'), 'usage'),
+    };
     const responses = (lastJson('openai-responses-stream-cached.sse', 'response.completed') as { response: Record<string, unknown> }).response;
-    const anthropic = { id: 'msg_1', type: 'message', role: 'assistant', model: 'llama3.2', content: [], stop_reason: 'end_turn', usage: { input_tokens: 19, cache_read_input_tokens: 1184, output_tokens: 31 } };
+    const anthropic = {
+      id: 'msg_1',
+      type: 'message',
+      role: 'assistant',
+      model: 'llama3.2',
+      content: [],
+      stop_reason: 'end_turn',
+      usage: { input_tokens: 19, cache_read_input_tokens: 1184, output_tokens: 31 },
+    };
     const got = [native, openai, responses, anthropic].map((body) => {
       const s = parseWhole(new JsonBodyParser(), Buffer.from(JSON.stringify(body)));
       return [s.inputTokens, s.cachedTokens];
@@ -96,8 +112,14 @@ describe('cached prompt tokens', () => {
     const zero = Buffer.from(fixture('chat-stream-cached.ndjson').toString('utf8').replace('"prompt_eval_cached_count":1184', '"prompt_eval_cached_count":0'));
     assert.equal(parseWhole(new NdjsonParser(), zero).cachedTokens, 0);
     const p = new SseParser();
-    p.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":5}}}\n\n'), 0);
-    p.push(Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}}\n\n'), 1);
+    p.push(
+      Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":5}}}\n\n'),
+      0,
+    );
+    p.push(
+      Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}}\n\n'),
+      1,
+    );
     assert.equal(p.end(2).cachedTokens, 5);
   });
 
@@ -155,7 +177,8 @@ describe('remote (cloud) models', () => {
 
 describe('usage stripper with a nested usage object', () => {
   it('removes a zeroed usage member that carries prompt_tokens_details, leaving valid events', () => {
-    const nested = (b: Buffer) => Buffer.from(b.toString('utf8').replaceAll('"total_tokens":0}', '"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}'));
+    const nested = (b: Buffer) =>
+      Buffer.from(b.toString('utf8').replaceAll('"total_tokens":0}', '"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}'));
     const full = nested(completionsStream(true));
     assert.notDeepEqual(full, completionsStream(true), 'the test stream carries the nested member');
     const expected = completionsStream(false);
