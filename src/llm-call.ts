@@ -26,6 +26,7 @@ import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/b
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
 import { formModel } from './request/multipart';
+import type { RequestReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
@@ -171,11 +172,11 @@ class LlmCall {
       if (!form.ok) {
         // What Ollama answers such a form, said before it runs anything.
         sendJsonError(this.res, this.route.api, 400, form.message);
-        this.finish({ status: 400, reason: 'bad_request', streamed: false, detail: form.message });
+        this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: form.message });
         return;
       }
-      this.info = formRequest(form.model);
-    } else this.info = extractRequest(this.route, held.bytes);
+      this.info = formRequest(form.model, held.bytes.length);
+    } else this.info = extractRequest(this.route, held.bytes, this.recorder.captureText);
     this.recorder.setRequest({
       model: normalizeModelName(this.info.model),
       requestModel: this.info.model,
@@ -223,9 +224,17 @@ class LlmCall {
     // answer again, so the client sees exactly the stream it asked for.
     const injectUsage = route.events === 'openai' && info.stream && !info.includeUsage;
     const sent = injectUsage ? withIncludeUsage(body, info) : body;
+    if (sent === undefined) {
+      // Not reached for a body Go reads as an object (the only bodies that stream); should it
+      // happen, the call is refused rather than sent unmetered or guessed at.
+      const message = 'the gateway could not read the request body as Ollama would';
+      sendJsonError(this.res, route.api, 400, message);
+      this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: message });
+      return;
+    }
     const fleet = deps.fleet;
     const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
-    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body) : undefined;
+    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body, info.reading) : undefined;
     const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
     const first = fleet.get(choice!.order[0]!)!;
     this.state = 'forwarded';
@@ -342,16 +351,36 @@ function queryOf(url: string | undefined): string {
 }
 
 /** A multipart call as the rest of the call sees it: a model, nothing streamed, no JSON body. */
-function formRequest(model: string): LlmRequestInfo {
+function formRequest(model: string, length: number): LlmRequestInfo {
+  const reading: RequestReading = {
+    ok: true,
+    end: length,
+    model,
+    stream: null,
+    includeUsage: null,
+    keepAliveZero: null,
+    think: null,
+    empty: null,
+    options: null,
+    temperature: null,
+    topP: null,
+    topK: null,
+    maxTokens: null,
+    seed: null,
+    stop: null,
+    system: null,
+    firstUser: null,
+  };
   return {
     model,
     stream: false,
     includeUsage: false,
-    hasStreamOptions: false,
     params: {},
     lifecycle: undefined,
     numCtx: undefined,
     numKeep: undefined,
+    readable: true,
+    reading,
     body: undefined,
   };
 }

@@ -68,7 +68,7 @@ describe('POST /v1/audio/transcriptions and /v1/responses/compact are measured',
 
   it('refuses a form without a model, or one it cannot read as Go does, with Ollama’s 400, before Ollama', async () => {
     const seen = s.fake.requests.length;
-    const before = await errors(T, 'bad_request', { model: 'unknown' });
+    const before = await errors(T, 'body_unreadable', { model: 'unknown' });
     const b = 'xyz';
     const cases: [string, Buffer, string, RegExp][] = [
       ['no model', form(b, [['language', 'en']]), `multipart/form-data; boundary=${b}`, /^model is required$/],
@@ -120,7 +120,7 @@ describe('POST /v1/audio/transcriptions and /v1/responses/compact are measured',
       assert.equal(err.type, 'invalid_request_error', what);
     }
     assert.equal(s.fake.requests.length, seen, 'Ollama saw none of them');
-    assert.equal(await errors(T, 'bad_request', { model: 'unknown' }), before + cases.length);
+    assert.equal(await errors(T, 'body_unreadable', { model: 'unknown' }), before + cases.length);
   });
 
   it('holds a transcription to the body limit', async () => {
