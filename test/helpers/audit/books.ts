@@ -46,11 +46,14 @@ export interface Expected {
   lost?: boolean;
   /** How it came about, for the listing of differences. */
   how: string;
+  /** The client's behaviour and the upstream's ending, for the differences by kind. */
+  kind: string;
 }
 
 /** What the books should hold for one attempt (see the rules at the top). */
 export function expect(call: PlannedCall, id: string, rec: TruthRecord | undefined, seen: Seen | undefined, killed: boolean): Expected {
-  const base = { id, endpoint: call.family.endpoint, model: call.model, tokensIn: 0, cached: 0, tokensOut: 0 };
+  const kind = `${call.streamed ? 'stream' : 'whole'}, client ${call.behaviour}, upstream ${rec?.did ?? 'none'}`;
+  const base = { id, endpoint: call.family.endpoint, model: call.model, tokensIn: 0, cached: 0, tokensOut: 0, kind };
   const how = (what: string) => `${id} ${call.family.endpoint} ${call.streamed ? 'stream' : 'whole'} ${call.behaviour}: ${what}`;
   if (killed && call.behaviour === 'held' && seen?.broken !== undefined && rec?.did !== 'complete')
     return { ...base, status: 0, lost: true, how: how('lost with the killed worker') };
@@ -101,7 +104,13 @@ export interface Books {
 }
 
 const CACHED_METRIC = 'ollama_tokens_cached_total';
-export const METRIC_NAMES = new Set(['ollama_requests_total', 'ollama_request_errors_total', 'ollama_tokens_processed_total', 'ollama_tokens_generated_total', CACHED_METRIC]);
+export const METRIC_NAMES = new Set([
+  'ollama_requests_total',
+  'ollama_request_errors_total',
+  'ollama_tokens_processed_total',
+  'ollama_tokens_generated_total',
+  CACHED_METRIC,
+]);
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const optNum = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -150,7 +159,7 @@ export interface Row {
 const NA = '·';
 
 /** The side-by-side rows and the listing of calls that do not match; `ok` when no row differs. */
-export function compare(expected: Expected[], books: Books): { rows: Row[]; unmatched: string[]; ok: boolean } {
+export function compare(expected: Expected[], books: Books): { rows: Row[]; unmatched: string[]; kinds: string[]; ok: boolean } {
   const live = expected.filter((e) => !e.lost);
   const rows: Row[] = [];
   const add = (book: string, truth: number, m: number | string, c: number | string, l: number | string) => {
@@ -170,7 +179,8 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
     }
     rows.push({ book, truth: String(truth), metrics: String(m), console: String(c), log: String(l), diff: diffs.join(', ') });
   };
-  const sumM = (name: string, f: (l: Record<string, string>) => boolean) => books.metrics.filter((s) => s.name === name && f(s.labels)).reduce((n, s) => n + s.value, 0);
+  const sumM = (name: string, f: (l: Record<string, string>) => boolean) =>
+    books.metrics.filter((s) => s.name === name && f(s.labels)).reduce((n, s) => n + s.value, 0);
   const count = <T>(xs: T[], f: (x: T) => boolean) => xs.filter(f).length;
   const sum = <T>(xs: T[], f: (x: T) => number) => xs.reduce((n, x) => n + f(x), 0);
   const cc = books.consoleComplete ? books.consoleCalls : undefined;
@@ -225,7 +235,13 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
       cm ? Object.values(cm.errors).reduce((n, v) => n + v, 0) : 0,
       count(books.log, (x) => of(x) && x.reason !== undefined),
     );
-    add(`${model}: tokens in`, sum(live.filter(of), (e) => e.tokensIn), sumM('ollama_tokens_processed_total', isM), cm?.inputTokens ?? 0, sum(books.log.filter(of), (x) => x.tokensIn));
+    add(
+      `${model}: tokens in`,
+      sum(live.filter(of), (e) => e.tokensIn),
+      sumM('ollama_tokens_processed_total', isM),
+      cm?.inputTokens ?? 0,
+      sum(books.log.filter(of), (x) => x.tokensIn),
+    );
     const logCached = books.log.some((x) => x.cached !== undefined);
     add(
       `${model}: tokens cached`,
@@ -234,36 +250,57 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
       cm?.cachedTokens ?? 'absent',
       logCached ? sum(books.log.filter(of), (x) => x.cached ?? 0) : 'absent',
     );
-    add(`${model}: tokens out`, sum(live.filter(of), (e) => e.tokensOut), sumM('ollama_tokens_generated_total', isM), cm?.outputTokens ?? 0, sum(books.log.filter(of), (x) => x.tokensOut));
+    add(
+      `${model}: tokens out`,
+      sum(live.filter(of), (e) => e.tokensOut),
+      sumM('ollama_tokens_generated_total', isM),
+      cm?.outputTokens ?? 0,
+      sum(books.log.filter(of), (x) => x.tokensOut),
+    );
   }
 
   // Call for call: every expected call found once in the console's ring and in the log, nothing else.
   const unmatched: string[] = [];
   const LISTED = 12;
+  const kinds: string[] = [];
   const match = (name: string, got: BookCall[], whole: boolean): number | string => {
     const listed = unmatched.length;
     const list = (line: string) => {
       if (unmatched.length - listed < LISTED) unmatched.push(line);
     };
     const withCached = got.some((g) => g.cached !== undefined);
-    const key = (x: BookCall) => `${x.endpoint} ${x.model} ${x.status} ${x.reason ?? 'ok'} in=${x.tokensIn}${withCached ? ` cached=${x.cached ?? 0}` : ''} out=${x.tokensOut}`;
-    const left = new Map<string, number>();
-    for (const g of got) left.set(key(g), (left.get(key(g)) ?? 0) + 1);
-    let missing = 0;
+    const key = (x: BookCall) =>
+      `${x.endpoint} ${x.model} ${x.status} ${x.reason ?? 'ok'} in=${x.tokensIn}${withCached ? ` cached=${x.cached ?? 0}` : ''} out=${x.tokensOut}`;
+    const left = new Map<string, BookCall[]>();
+    for (const g of got) left.set(key(g), [...(left.get(key(g)) ?? []), g]);
+    const missing: Expected[] = [];
     for (const e of live) {
       const k = key(e);
-      const n = left.get(k) ?? 0;
-      if (n > 0) left.set(k, n - 1);
+      const same = left.get(k);
+      if (same?.length) same.pop();
       else if (whole) {
-        missing++;
+        missing.push(e);
         list(`${name}: missing ${k} — ${e.how}`);
       }
     }
-    const extra = [...left].reduce((n, [k, v]) => {
-      for (let i = 0; i < v; i++) list(`${name}: not in the truth: ${k}`);
-      return n + v;
-    }, 0);
-    return missing + extra;
+    const extra = [...left].flatMap(([k, v]) => v.map((g) => (list(`${name}: not in the truth: ${k}`), g)));
+    // Each missing call paired with the book's entry that is most likely it, and what differs.
+    const byKind = new Map<string, number>();
+    const inc = (k: string) => byKind.set(k, (byKind.get(k) ?? 0) + 1);
+    for (const e of missing) {
+      const near = (g: BookCall) => g.endpoint === e.endpoint && g.model === e.model;
+      // The same call has the same output tokens, or input tokens (whole, or without the cached part);
+      // a call without tokens is paired only with one without tokens.
+      const same = (g: BookCall) =>
+        (e.tokensOut > 0 && g.tokensOut === e.tokensOut) ||
+        (e.tokensIn > 0 && (g.tokensIn === e.tokensIn || g.tokensIn === e.tokensIn - e.cached)) ||
+        (e.tokensIn === 0 && e.tokensOut === 0 && g.tokensIn === 0 && g.tokensOut === 0);
+      const j = extra.findIndex((g) => near(g) && same(g));
+      inc(`${e.kind}: ${j === -1 ? 'absent' : whatDiffers(e, extra.splice(j, 1)[0], withCached)}`);
+    }
+    for (const g of extra) inc(`not in the truth: ${g.status} ${g.reason ?? 'ok'}`);
+    for (const [k, n] of [...byKind].sort((x, y) => y[1] - x[1])) kinds.push(`${name}: ${n} × ${k}`);
+    return missing.length + extra.length;
   };
   const consoleOff = match('console', books.consoleCalls, books.consoleComplete);
   const logOff = match('log', books.log, true);
@@ -277,7 +314,19 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
   });
   const lost = expected.filter((e) => e.lost).length;
   if (lost) rows.push({ book: 'calls lost with the killed worker (expected in no book)', truth: String(lost), metrics: NA, console: NA, log: NA, diff: '' });
-  return { rows, unmatched, ok: rows.every((r) => r.diff === '') };
+  return { rows, unmatched, kinds, ok: rows.every((r) => r.diff === '') };
+}
+
+/** What a book holds differently from the truth for one call. */
+function whatDiffers(e: Expected, g: BookCall, withCached: boolean): string {
+  const out: string[] = [];
+  if (g.status !== e.status) out.push(`status ${e.status} → ${g.status}`);
+  if (g.reason !== e.reason) out.push(`${e.reason ?? 'success'} → ${g.reason ?? 'success'}`);
+  if (g.tokensIn !== e.tokensIn)
+    out.push(e.cached > 0 && g.tokensIn === e.tokensIn - e.cached ? 'input counted without its cached part' : `input tokens ${e.tokensIn} → ${g.tokensIn}`);
+  if (withCached && (g.cached ?? 0) !== e.cached) out.push(`cached tokens ${e.cached} → ${g.cached ?? 0}`);
+  if (g.tokensOut !== e.tokensOut) out.push(`output tokens ${e.tokensOut} → ${g.tokensOut}`);
+  return out.join(', ') || 'same';
 }
 
 /** The rows as a markdown table. */

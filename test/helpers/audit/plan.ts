@@ -136,7 +136,12 @@ function planCall(opts: PlanOptions, index: number, behaviours: readonly Behavio
   const tokensOut = family.embed ? 0 : rng.range(1, 600);
   const ending = behaviour === 'abort' || behaviour === 'held' ? 'complete' : pickEnding(rng, family, streamed);
   const attempts: Attempt[] =
-    behaviour === 'retry' ? [{ id: `${index}`, ending: rng.pick(['status-500', 'status-500', 'status-404'] as const) }, { id: `${index}.1`, ending }] : [{ id: `${index}`, ending }];
+    behaviour === 'retry'
+      ? [
+          { id: `${index}`, ending: rng.pick(['status-500', 'status-500', 'status-404'] as const) },
+          { id: `${index}.1`, ending },
+        ]
+      : [{ id: `${index}`, ending }];
   return {
     index,
     family,
@@ -160,7 +165,12 @@ function planCall(opts: PlanOptions, index: number, behaviours: readonly Behavio
 }
 
 function pickEnding(rng: Rng, family: Family, streamed: boolean): Ending {
-  if (!streamed) return rng.weighted<Ending>([[85, 'complete'], [10, 'status-500'], [5, 'status-404']]);
+  if (!streamed)
+    return rng.weighted<Ending>([
+      [85, 'complete'],
+      [10, 'status-500'],
+      [5, 'status-404'],
+    ]);
   const broken: Ending = family.api === 'native' ? 'error-line' : 'truncated';
   return rng.weighted<Ending>([
     [76, 'complete'],

@@ -37,6 +37,8 @@ export interface AuditOptions {
 
 export interface AuditResult {
   ok: boolean;
+  /** The differences, grouped by the client's behaviour and the upstream's ending. */
+  kinds: string[];
   rows: Row[];
   unmatched: string[];
   text: string;
@@ -126,7 +128,10 @@ export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
     // Settled: nothing in flight upstream, the books' last lines written (pino flushes every 500 ms).
     await waitFor(() => a.active + b.active === 0, 10_000);
     await sleep(1200);
-    const books = await readBooks(gw, all.reduce((n, c) => n + c.attempts.length, 0));
+    const books = await readBooks(
+      gw,
+      all.reduce((n, c) => n + c.attempts.length, 0),
+    );
 
     const expected: Expected[] = [];
     for (const call of all) {
@@ -136,16 +141,42 @@ export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
         expected.push(expect(call, attempt.id, truth.byId.get(attempt.id), s, killed));
       }
     }
-    const { rows, unmatched, ok } = compare(expected, books);
+    const { rows, unmatched, kinds, ok } = compare(expected, books);
     // Not a book, but what a client must never see: an answer that neither ends nor breaks.
     const stuck = [...seen.values()].filter((s) => s.broken?.startsWith('no end'));
-    rows.push({ book: `clients whose answer neither ended nor broke (${clientMs / 1000} s)`, truth: '0', metrics: '·', console: '·', log: '·', diff: stuck.length ? `clients ${stuck.length}` : '' });
-    for (const s of stuck) unmatched.unshift(`client: call ${s.id} (${describe(byId.get(s.id))}) got no end of its answer in ${clientMs / 1000} s (status ${s.status || 'none'})`);
-    if (truth.strays.length) rows.push({ book: 'requests that reached an upstream with no call of the script', truth: '0', metrics: '·', console: '·', log: '·', diff: `upstream ${truth.strays.length}` });
+    rows.push({
+      book: `clients whose answer neither ended nor broke (${clientMs / 1000} s)`,
+      truth: '0',
+      metrics: '·',
+      console: '·',
+      log: '·',
+      diff: stuck.length ? `clients ${stuck.length}` : '',
+    });
+    for (const s of stuck)
+      unmatched.unshift(`client: call ${s.id} (${describe(byId.get(s.id))}) got no end of its answer in ${clientMs / 1000} s (status ${s.status || 'none'})`);
+    if (truth.strays.length)
+      rows.push({
+        book: 'requests that reached an upstream with no call of the script',
+        truth: '0',
+        metrics: '·',
+        console: '·',
+        log: '·',
+        diff: `upstream ${truth.strays.length}`,
+      });
     const head = `## Audit: seed ${opts.seed}, ${plan.length} calls${held.length ? ` + ${held.length} held across a worker kill` : ''}, ${opts.workers} worker(s), ${((performance.now() - t0) / 1000).toFixed(1)} s`;
     const mix = summarise(all, expected);
-    const text = [head, '', mix, '', table(rows), '', ...(unmatched.length ? ['Calls that do not match (the first of each book):', ...unmatched.map((u) => `- ${u}`)] : []), ''].join('\n');
-    return { ok: ok && stuck.length === 0 && truth.strays.length === 0, rows, unmatched, text, expected };
+    const text = [
+      head,
+      '',
+      mix,
+      '',
+      table(rows),
+      '',
+      ...(kinds.length ? ['Differences by kind (book: calls × what the truth says: what the book holds instead):', ...kinds.map((k) => `- ${k}`), ''] : []),
+      ...(unmatched.length ? ['Calls that do not match (the first of each book):', ...unmatched.map((u) => `- ${u}`)] : []),
+      '',
+    ].join('\n');
+    return { ok: ok && stuck.length === 0 && truth.strays.length === 0, kinds, rows, unmatched, text, expected };
   } finally {
     await gw?.stop();
     await a.close();
@@ -154,7 +185,9 @@ export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
 }
 
 function describe(p: { call: PlannedCall; attempt: Attempt } | undefined): string {
-  return p ? `${p.call.family.endpoint} ${p.call.streamed ? 'stream' : 'whole'}, client ${p.call.behaviour}${p.call.pipelineRole ? ` (${p.call.pipelineRole})` : ''}, upstream ${p.attempt.ending}` : '?';
+  return p
+    ? `${p.call.family.endpoint} ${p.call.streamed ? 'stream' : 'whole'}, client ${p.call.behaviour}${p.call.pipelineRole ? ` (${p.call.pipelineRole})` : ''}, upstream ${p.attempt.ending}`
+    : '?';
 }
 
 /** Slow streams that are in flight while a worker is killed. */
@@ -183,9 +216,14 @@ async function readBooks(gw: WorkersProcess, attempts: number): Promise<Books> {
   const metricsText = (await getCapped(gw.port, '/metrics', 64 << 20, 15_000)).body;
   const metrics = samples(metricsText, METRIC_NAMES);
   const models = JSON.parse((await getCapped(gw.port, '/console/api/v1/models?minutes=60', 64 << 20, 15_000)).body || '{}') as {
-    models?: { model: string; totals: { requests: number; errors: Record<string, number>; inputTokens: number; outputTokens: number; cachedTokens?: number } }[];
+    models?: {
+      model: string;
+      totals: { requests: number; errors: Record<string, number>; inputTokens: number; outputTokens: number; cachedTokens?: number };
+    }[];
   };
-  const calls = JSON.parse((await getCapped(gw.port, `/console/api/v1/calls?limit=${CONSOLE_RING}`, 64 << 20, 15_000)).body || '{}') as { calls?: Record<string, unknown>[] };
+  const calls = JSON.parse((await getCapped(gw.port, `/console/api/v1/calls?limit=${CONSOLE_RING}`, 64 << 20, 15_000)).body || '{}') as {
+    calls?: Record<string, unknown>[];
+  };
   const consoleModels = new Map<string, Books['consoleModels'] extends Map<string, infer V> ? V : never>();
   for (const m of models.models ?? []) consoleModels.set(m.model, m.totals);
   return {
@@ -203,7 +241,10 @@ function summarise(all: PlannedCall[], expected: Expected[]): string {
   const by = (f: (c: PlannedCall) => string) => {
     const m = new Map<string, number>();
     for (const c of all) m.set(f(c), (m.get(f(c)) ?? 0) + 1);
-    return [...m].sort().map(([k, v]) => `${k} ×${v}`).join(', ');
+    return [...m]
+      .sort()
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ');
   };
   const outcomes = new Map<string, number>();
   for (const e of expected) {
@@ -213,7 +254,10 @@ function summarise(all: PlannedCall[], expected: Expected[]): string {
   return [
     `endpoints: ${by((c) => `${c.family.endpoint}${c.streamed ? ' (stream)' : ''}`)}`,
     `clients: ${by((c) => c.behaviour)}`,
-    `ground truth: ${[...outcomes].sort().map(([k, v]) => `${k} ×${v}`).join(', ')}`,
+    `ground truth: ${[...outcomes]
+      .sort()
+      .map(([k, v]) => `${k} ×${v}`)
+      .join(', ')}`,
   ].join('\n\n');
 }
 

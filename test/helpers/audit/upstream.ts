@@ -128,7 +128,13 @@ export class ScriptedOllama {
   }
 
   private own(path: string, res: ServerResponse): void {
-    const models = ALL_MODELS.map((name) => ({ name, model: name, modified_at: '2026-12-01T00:00:00Z', size: 2 ** 31, digest: name.length.toString(16).padStart(64, '0') }));
+    const models = ALL_MODELS.map((name) => ({
+      name,
+      model: name,
+      modified_at: '2026-12-01T00:00:00Z',
+      size: 2 ** 31,
+      digest: name.length.toString(16).padStart(64, '0'),
+    }));
     const body =
       path === '/api/version'
         ? { version: '0.30.0' }
@@ -137,7 +143,8 @@ export class ScriptedOllama {
           : path === '/api/ps'
             ? { models: models.map((m) => ({ ...m, size_vram: m.size, expires_at: '2099-01-01T00:00:00Z', context_length: 4096 })) }
             : undefined;
-    if (!body) return void res.writeHead(path === '/' ? 200 : 404, { 'content-type': 'text/plain' }).end(path === '/' ? 'Ollama is running' : '404 page not found');
+    if (!body)
+      return void res.writeHead(path === '/' ? 200 : 404, { 'content-type': 'text/plain' }).end(path === '/' ? 'Ollama is running' : '404 page not found');
     const text = JSON.stringify(body);
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) }).end(text);
   }

@@ -106,10 +106,25 @@ function reported(call: PlannedCall, durations = false): Answer['reported'] {
 function native(call: PlannedCall, words: string[]): Answer {
   const chat = call.family.endpoint === '/api/chat';
   const content = (text: string) => (chat ? { message: { role: 'assistant', content: text } } : { response: text });
-  const done = { model: call.model, created_at: CREATED, ...content(''), done: true, done_reason: 'stop', ...(chat ? {} : { context: [1, 2, 3] }), ...stats(call) };
+  const done = {
+    model: call.model,
+    created_at: CREATED,
+    ...content(''),
+    done: true,
+    done_reason: 'stop',
+    ...(chat ? {} : { context: [1, 2, 3] }),
+    ...stats(call),
+  };
   if (!call.streamed) {
     const body = Buffer.from(json({ ...done, ...content(words.join('')) }));
-    return { status: 200, contentType: 'application/json; charset=utf-8', pieces: [body], end: 'end', lengthFramed: body.length <= 2048, reported: reported(call, true) };
+    return {
+      status: 200,
+      contentType: 'application/json; charset=utf-8',
+      pieces: [body],
+      end: 'end',
+      lengthFramed: body.length <= 2048,
+      reported: reported(call, true),
+    };
   }
   return {
     status: 200,
@@ -124,9 +139,22 @@ function native(call: PlannedCall, words: string[]): Answer {
 
 function nativeEmbed(call: PlannedCall): Answer {
   const body = Buffer.from(
-    json({ model: call.model, embeddings: [[0.125, -0.25, 0.5]], total_duration: call.loadNs + call.promptNs, load_duration: call.loadNs, prompt_eval_count: call.tokensIn }),
+    json({
+      model: call.model,
+      embeddings: [[0.125, -0.25, 0.5]],
+      total_duration: call.loadNs + call.promptNs,
+      load_duration: call.loadNs,
+      prompt_eval_count: call.tokensIn,
+    }),
   );
-  return { status: 200, contentType: 'application/json; charset=utf-8', pieces: [body], end: 'end', lengthFramed: true, reported: { tokensIn: call.tokensIn, tokensOut: 0 } };
+  return {
+    status: 200,
+    contentType: 'application/json; charset=utf-8',
+    pieces: [body],
+    end: 'end',
+    lengthFramed: true,
+    reported: { tokensIn: call.tokensIn, tokensOut: 0 },
+  };
 }
 
 function openAiUsage(call: PlannedCall) {
@@ -146,7 +174,15 @@ function openAi(call: PlannedCall, words: string[], includeUsage: boolean): Answ
       ? { index: 0, message: { role: 'assistant', content: words.join('') }, finish_reason: 'stop' }
       : { text: words.join(''), index: 0, finish_reason: 'stop' };
     const body = Buffer.from(
-      json({ id, object: chat ? 'chat.completion' : 'text_completion', created: 1795634860, model: call.model, system_fingerprint: 'fp_ollama', choices: [choice], usage: openAiUsage(call) }),
+      json({
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created: 1795634860,
+        model: call.model,
+        system_fingerprint: 'fp_ollama',
+        choices: [choice],
+        usage: openAiUsage(call),
+      }),
     );
     return { status: 200, contentType: 'application/json', pieces: [body], end: 'end', lengthFramed: body.length <= 2048, reported: reported(call) };
   }
@@ -160,11 +196,14 @@ function openAi(call: PlannedCall, words: string[], includeUsage: boolean): Answ
       created: 1795634883,
       model: call.model,
       system_fingerprint: 'fp_ollama',
-      choices: [chat ? { index: 0, delta: text === undefined ? {} : { content: text }, finish_reason: finish } : { text: text ?? '', index: 0, finish_reason: finish }],
+      choices: [
+        chat ? { index: 0, delta: text === undefined ? {} : { content: text }, finish_reason: finish } : { text: text ?? '', index: 0, finish_reason: finish },
+      ],
       ...zero,
     });
   const pieces = [...words.map((w) => chunk(w, null)), chunk(undefined, 'stop')];
-  if (includeUsage) pieces.push(sse({ id, object, created: 1795634883, model: call.model, system_fingerprint: 'fp_ollama', choices: [], usage: openAiUsage(call) }));
+  if (includeUsage)
+    pieces.push(sse({ id, object, created: 1795634883, model: call.model, system_fingerprint: 'fp_ollama', choices: [], usage: openAiUsage(call) }));
   return {
     status: 200,
     contentType: 'text/event-stream',
@@ -179,7 +218,12 @@ function openAi(call: PlannedCall, words: string[], includeUsage: boolean): Answ
 
 function openAiEmbed(call: PlannedCall): Answer {
   const body = Buffer.from(
-    json({ object: 'list', data: [{ object: 'embedding', embedding: [0.125, -0.25, 0.5], index: 0 }], model: call.model, usage: { prompt_tokens: call.tokensIn, total_tokens: call.tokensIn } }) + '\n',
+    json({
+      object: 'list',
+      data: [{ object: 'embedding', embedding: [0.125, -0.25, 0.5], index: 0 }],
+      model: call.model,
+      usage: { prompt_tokens: call.tokensIn, total_tokens: call.tokensIn },
+    }) + '\n',
   );
   return { status: 200, contentType: 'application/json', pieces: [body], end: 'end', lengthFramed: true, reported: { tokensIn: call.tokensIn, tokensOut: 0 } };
 }
@@ -199,7 +243,17 @@ function responses(call: PlannedCall, words: string[]): Answer {
     created_at: 1795635126,
     status,
     model: call.model,
-    output: text ? [{ id: `msg_${call.index}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text, annotations: [], logprobs: [] }] }] : [],
+    output: text
+      ? [
+          {
+            id: `msg_${call.index}`,
+            type: 'message',
+            status: 'completed',
+            role: 'assistant',
+            content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+          },
+        ]
+      : [],
     usage: u,
   });
   // Before the field existed (§10.1) Ollama always wrote cached_tokens 0: the same bytes say "none".
@@ -212,7 +266,15 @@ function responses(call: PlannedCall, words: string[]): Answer {
   const pieces = [
     named('response.created', { response: response('in_progress', null, ''), sequence_number: seq++, type: 'response.created' }),
     ...words.map((w) =>
-      named('response.output_text.delta', { content_index: 0, delta: w, item_id: `msg_${call.index}`, logprobs: [], output_index: 0, sequence_number: seq++, type: 'response.output_text.delta' }),
+      named('response.output_text.delta', {
+        content_index: 0,
+        delta: w,
+        item_id: `msg_${call.index}`,
+        logprobs: [],
+        output_index: 0,
+        sequence_number: seq++,
+        type: 'response.output_text.delta',
+      }),
     ),
   ];
   const final = named('response.completed', { response: response('completed', usage, words.join('')), sequence_number: seq, type: 'response.completed' });
@@ -232,13 +294,24 @@ function anthropic(call: PlannedCall, words: string[]): Answer {
   const id = `msg_${call.index}`;
   if (!call.streamed) {
     const body = Buffer.from(
-      json({ id, type: 'message', role: 'assistant', model: call.model, content: [{ type: 'text', text: words.join('') }], stop_reason: 'end_turn', usage: anthropicUsage(call) }),
+      json({
+        id,
+        type: 'message',
+        role: 'assistant',
+        model: call.model,
+        content: [{ type: 'text', text: words.join('') }],
+        stop_reason: 'end_turn',
+        usage: anthropicUsage(call),
+      }),
     );
     return { status: 200, contentType: 'application/json', pieces: [body], end: 'end', lengthFramed: body.length <= 2048, reported: reported(call) };
   }
   const u = anthropicUsage(call);
   const pieces = [
-    named('message_start', { type: 'message_start', message: { id, type: 'message', role: 'assistant', model: call.model, content: [], usage: { input_tokens: u.input_tokens, output_tokens: 0 } } }),
+    named('message_start', {
+      type: 'message_start',
+      message: { id, type: 'message', role: 'assistant', model: call.model, content: [], usage: { input_tokens: u.input_tokens, output_tokens: 0 } },
+    }),
     named('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
     ...words.map((w) => named('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: w } })),
     named('content_block_stop', { type: 'content_block_stop', index: 0 }),
