@@ -25,7 +25,10 @@
  *   (status 0, reason `dropped`): no book can match it, so it shows as a difference.
  *
  * Cached tokens are compared only where the truth reported them; a book that does not export them
- * at all shows `absent`, a difference when the truth has any.
+ * at all shows `absent`, a difference when the truth has any. Ollama's durations (`load_duration`,
+ * `prompt_eval_duration`, `eval_duration` of the native final stats) are held to the microsecond:
+ * per model, the count and sum of `/metrics`' duration histograms, and per call the console's
+ * phases. The access log at INFO carries no durations, and the console's model totals none.
  */
 import type { TruthRecord } from './upstream';
 import type { Seen } from './clients';
@@ -42,6 +45,10 @@ export interface Expected {
   tokensIn: number;
   cached: number;
   tokensOut: number;
+  /** Durations the answer reported (native final stats), ns. */
+  loadNs?: number;
+  promptNs?: number;
+  evalNs?: number;
   /** Lost with a killed worker: in no book. */
   lost?: boolean;
   /** How it came about, for the listing of differences. */
@@ -60,7 +67,17 @@ export function expect(call: PlannedCall, id: string, rec: TruthRecord | undefin
   if (!rec) return { ...base, status: 502, reason: 'upstream_unreachable', how: how('no upstream answered') };
   switch (rec.did) {
     case 'complete':
-      return { ...base, status: rec.status, tokensIn: rec.tokensIn, cached: rec.cached, tokensOut: rec.tokensOut, how: how(`complete (${rec.backend})`) };
+      return {
+        ...base,
+        status: rec.status,
+        tokensIn: rec.tokensIn,
+        cached: rec.cached,
+        tokensOut: rec.tokensOut,
+        loadNs: rec.loadNs,
+        promptNs: rec.promptNs,
+        evalNs: rec.evalNs,
+        how: how(`complete (${rec.backend})`),
+      };
     case 'abandoned':
       return seen?.closedEarly
         ? { ...base, status: rec.status, reason: 'client_cancelled', how: how('client left mid-stream') }
@@ -89,6 +106,8 @@ export interface BookCall {
   tokensIn: number;
   cached?: number;
   tokensOut: number;
+  /** Ollama's load, prompt and generation times, µs (`load/prompt/generation`), where the book has them. */
+  phases?: string;
 }
 
 export interface Books {
@@ -104,7 +123,15 @@ export interface Books {
 }
 
 const CACHED_METRIC = 'ollama_tokens_cached_total';
+/** Ollama's reported durations: the metric, and the field of the truth it must sum. */
+const DURATIONS = [
+  ['ollama_load_duration_seconds', 'loadNs', 'load_duration'],
+  ['ollama_prompt_eval_duration_seconds', 'promptNs', 'prompt_eval_duration'],
+  ['ollama_eval_duration_seconds', 'evalNs', 'eval_duration'],
+] as const;
+
 export const METRIC_NAMES = new Set([
+  ...DURATIONS.flatMap(([m]) => [`${m}_sum`, `${m}_count`]),
   'ollama_requests_total',
   'ollama_request_errors_total',
   'ollama_tokens_processed_total',
@@ -125,7 +152,22 @@ export function consoleCall(c: Record<string, unknown>): BookCall {
     tokensIn: num(c.inputTokens),
     cached: optNum(c.cachedTokens),
     tokensOut: num(c.outputTokens),
+    phases: phasesOf(c.phases),
   };
+}
+
+const us = (ms: number) => Math.round(ms * 1000);
+
+function phasesOf(p: unknown): string | undefined {
+  if (!p || typeof p !== 'object') return undefined;
+  const o = p as Record<string, unknown>;
+  return `${us(num(o.loadMs))}/${us(num(o.promptMs))}/${us(num(o.generationMs))}`;
+}
+
+/** The phases an expected call's book entry should show: Ollama's durations, when it reported any. */
+function expectedPhases(e: Expected): string | undefined {
+  if (e.loadNs === undefined && e.promptNs === undefined && e.evalNs === undefined) return undefined;
+  return `${us((e.loadNs ?? 0) / 1e6)}/${us((e.promptNs ?? 0) / 1e6)}/${us((e.evalNs ?? 0) / 1e6)}`;
 }
 
 /** An access-log line of an LLM call as a BookCall (the cached count under whatever key names it). */
@@ -250,6 +292,13 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
       cm?.cachedTokens ?? 'absent',
       logCached ? sum(books.log.filter(of), (x) => x.cached ?? 0) : 'absent',
     );
+    for (const [metric, field, name] of DURATIONS) {
+      const reported = live.filter((e) => of(e) && e[field] !== undefined);
+      add(`${model}: calls reporting ${name}`, reported.length, sumM(`${metric}_count`, isM), NA, NA);
+      // Seconds to the microsecond: the sums are of floats, added in another order.
+      const us = (x: number) => Math.round(x * 1e6) / 1e6;
+      add(`${model}: ${name} total (s)`, us(sum(reported, (e) => e[field]! / 1e9)), us(sumM(`${metric}_sum`, isM)), NA, NA);
+    }
     add(
       `${model}: tokens out`,
       sum(live.filter(of), (e) => e.tokensOut),
@@ -269,8 +318,10 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
       if (unmatched.length - listed < LISTED) unmatched.push(line);
     };
     const withCached = got.some((g) => g.cached !== undefined);
-    const key = (x: BookCall) =>
-      `${x.endpoint} ${x.model} ${x.status} ${x.reason ?? 'ok'} in=${x.tokensIn}${withCached ? ` cached=${x.cached ?? 0}` : ''} out=${x.tokensOut}`;
+    const withPhases = got.some((g) => g.phases !== undefined);
+    const key = (x: BookCall | Expected) =>
+      `${x.endpoint} ${x.model} ${x.status} ${x.reason ?? 'ok'} in=${x.tokensIn}${withCached ? ` cached=${x.cached ?? 0}` : ''} out=${x.tokensOut}` +
+      (withPhases ? ` µs=${('how' in x ? expectedPhases(x) : x.phases) ?? '-'}` : '');
     const left = new Map<string, BookCall[]>();
     for (const g of got) left.set(key(g), [...(left.get(key(g)) ?? []), g]);
     const missing: Expected[] = [];
@@ -305,7 +356,7 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
   const consoleOff = match('console', books.consoleCalls, books.consoleComplete);
   const logOff = match('log', books.log, true);
   rows.push({
-    book: 'calls not matched call for call (endpoint, model, status, reason, tokens)',
+    book: 'calls not matched call for call (endpoint, model, status, reason, tokens; console: durations)',
     truth: '0',
     metrics: NA,
     console: `${consoleOff}${books.consoleComplete ? '' : ' (ring ⊆ truth)'}`,
@@ -326,6 +377,7 @@ function whatDiffers(e: Expected, g: BookCall, withCached: boolean): string {
     out.push(e.cached > 0 && g.tokensIn === e.tokensIn - e.cached ? 'input counted without its cached part' : `input tokens ${e.tokensIn} → ${g.tokensIn}`);
   if (withCached && (g.cached ?? 0) !== e.cached) out.push(`cached tokens ${e.cached} → ${g.cached ?? 0}`);
   if (g.tokensOut !== e.tokensOut) out.push(`output tokens ${e.tokensOut} → ${g.tokensOut}`);
+  if (g.phases !== undefined && g.phases !== expectedPhases(e)) out.push(`load/prompt/generation µs ${expectedPhases(e) ?? '-'} → ${g.phases}`);
   return out.join(', ') || 'same';
 }
 

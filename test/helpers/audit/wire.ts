@@ -153,7 +153,7 @@ function nativeEmbed(call: PlannedCall): Answer {
     pieces: [body],
     end: 'end',
     lengthFramed: true,
-    reported: { tokensIn: call.tokensIn, tokensOut: 0 },
+    reported: { tokensIn: call.tokensIn, tokensOut: 0, loadNs: call.loadNs },
   };
 }
 
