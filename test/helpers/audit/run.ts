@@ -172,8 +172,8 @@ export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
       '',
       table(rows),
       '',
-      ...(kinds.length ? ['Differences by kind (book: calls × what the truth says: what the book holds instead):', ...kinds.map((k) => `- ${k}`), ''] : []),
-      ...(unmatched.length ? ['Calls that do not match (the first of each book):', ...unmatched.map((u) => `- ${u}`)] : []),
+      ...(kinds.length ? ['Differences by kind (book: calls × what the truth says: what the book holds instead):', '', ...kinds.map((k) => `- ${k}`), ''] : []),
+      ...(unmatched.length ? ['Calls that do not match (the first of each book):', '', ...unmatched.map((u) => `- ${u}`)] : []),
       '',
     ].join('\n');
     return { ok: ok && stuck.length === 0 && truth.strays.length === 0, kinds, rows, unmatched, text, expected };
