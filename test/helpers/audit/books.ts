@@ -120,6 +120,8 @@ export interface Books {
   /** The console's ring of recent calls holds every call of the run. */
   consoleComplete: boolean;
   log: BookCall[];
+  /** Whether the log must carry cached tokens (false: its cached column is not compared). */
+  logMustCarryCached: boolean;
 }
 
 const CACHED_METRIC = 'ollama_tokens_cached_total';
@@ -290,7 +292,7 @@ export function compare(expected: Expected[], books: Books): { rows: Row[]; unma
       sum(live.filter(of), (e) => e.cached),
       books.metricsCached ? sumM(CACHED_METRIC, isM) : 'absent',
       cm?.cachedTokens ?? 'absent',
-      logCached ? sum(books.log.filter(of), (x) => x.cached ?? 0) : 'absent',
+      logCached ? sum(books.log.filter(of), (x) => x.cached ?? 0) : books.logMustCarryCached ? 'absent' : NA,
     );
     for (const [metric, field, name] of DURATIONS) {
       const reported = live.filter((e) => of(e) && e[field] !== undefined);

@@ -90,8 +90,6 @@ export interface PlanOptions {
   behaviours?: readonly Behaviour[];
   /** Whether any upstream reports cached prompt tokens (false: an Ollama from before the field). */
   cached?: boolean;
-  /** No mid-stream resets on pipelined calls (a case the gateway gets wrong today). */
-  noPipelinedResets?: boolean;
 }
 
 export const CHAT_MODELS = ['audit-chat:3b', 'audit-code:7b'];
@@ -114,8 +112,11 @@ export function makePlan(opts: PlanOptions): PlannedCall[] {
       if (i === opts.calls - 1) call.behaviour = 'read';
       else call.pipelineRole = 'first';
     }
-    if (opts.noPipelinedResets && call.pipelineRole && call.attempts[0].ending === 'reset') {
-      call.attempts[0].ending = call.family.api === 'native' ? 'error-line' : 'truncated';
+    // A pipelined call reset while the call before it is still streaming: its answer waits behind
+    // that stream, so the reset reaches it before it has a socket of its own.
+    const first = out[i - 1];
+    if (call.pipelineRole === 'second' && call.attempts[0].ending === 'reset' && first.family.streams) {
+      Object.assign(first, { streamed: true, pieces: 6, gapMs: 30, attempts: [{ id: first.attempts[0].id, ending: 'complete' }] });
     }
     out.push(call);
   }

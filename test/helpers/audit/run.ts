@@ -29,10 +29,10 @@ export interface AuditOptions {
    * `quiet` once nothing is in flight, so only its refusals (and the failover) are tested; `none`.
    */
   backendDeath?: 'mid' | 'quiet' | 'none';
+  /** Whether the access log must carry cached tokens (default true). */
+  logCached?: boolean;
   /** How long a client waits for the end of an answer (default 30 s). */
   clientTimeoutMs?: number;
-  /** No mid-stream resets on pipelined calls. */
-  noPipelinedResets?: boolean;
 }
 
 export interface AuditResult {
@@ -51,7 +51,7 @@ const HELD = 4;
 
 export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
   const t0 = performance.now();
-  const plan = makePlan({ seed: opts.seed, calls: opts.calls, behaviours: opts.behaviours, cached: opts.cached, noPipelinedResets: opts.noPipelinedResets });
+  const plan = makePlan({ seed: opts.seed, calls: opts.calls, behaviours: opts.behaviours, cached: opts.cached });
   const killing = opts.workers > 1;
   const held = killing ? makeHeld(plan, opts.seed) : [];
   const all = [...plan, ...held];
@@ -131,6 +131,7 @@ export async function runAudit(opts: AuditOptions): Promise<AuditResult> {
     const books = await readBooks(
       gw,
       all.reduce((n, c) => n + c.attempts.length, 0),
+      opts.logCached !== false,
     );
 
     const expected: Expected[] = [];
@@ -212,7 +213,7 @@ async function killWorker(gw: WorkersProcess, held: PlannedCall[], runJob: (c: P
   await sleep(1500);
 }
 
-async function readBooks(gw: WorkersProcess, attempts: number): Promise<Books> {
+async function readBooks(gw: WorkersProcess, attempts: number, logMustCarryCached: boolean): Promise<Books> {
   const metricsText = (await getCapped(gw.port, '/metrics', 64 << 20, 15_000)).body;
   const metrics = samples(metricsText, METRIC_NAMES);
   const models = JSON.parse((await getCapped(gw.port, '/console/api/v1/models?minutes=60', 64 << 20, 15_000)).body || '{}') as {
@@ -233,6 +234,7 @@ async function readBooks(gw: WorkersProcess, attempts: number): Promise<Books> {
     consoleCalls: (calls.calls ?? []).map(consoleCall),
     consoleComplete: attempts <= CONSOLE_RING,
     log: gw.gw.lines.filter(isCallLine).map(logCall),
+    logMustCarryCached,
   };
 }
 
