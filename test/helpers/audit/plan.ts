@@ -154,8 +154,9 @@ function planCall(opts: PlanOptions, index: number, behaviours: readonly Behavio
     cached,
     tokensOut,
     reportsCached,
-    pieces: behaviour === 'abort' ? 8 : rng.range(1, 6),
-    // A call aborted mid-stream must still be streaming when the client leaves.
+    // A call aborted mid-stream must still be streaming when the client leaves, on a loaded machine
+    // too: 20 pieces 40 ms apart, and the client leaves at the first.
+    pieces: behaviour === 'abort' ? 20 : rng.range(1, 6),
     gapMs: behaviour === 'abort' ? 40 : rng.chance(0.2) ? rng.range(1, 5) : 0,
     includeUsage: rng.chance(0.5),
     endGapMs: rng.range(1, 20),
