@@ -17,7 +17,7 @@ export const CALL_HEADER = 'x-audit-call';
  * - `abandoned`: the gateway closed the connection before the final event was written.
  * - the other endings as in the script.
  */
-export type Did = Exclude<Ending, 'complete'> | 'complete' | 'abandoned';
+export type Did = Ending | 'abandoned';
 
 export interface TruthRecord {
   id: string;
