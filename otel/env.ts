@@ -91,7 +91,14 @@ export function sdkProblem(args: readonly unknown[]): SdkProblem {
   const words: string[] = [];
   let error: SdkProblem['error'];
   for (const a of args) {
-    const obj = a instanceof Error ? (a as unknown as Record<string, unknown>) : typeof a === 'string' ? jsonObject(a) : a !== null && typeof a === 'object' ? (a as Record<string, unknown>) : undefined;
+    const obj =
+      a instanceof Error
+        ? (a as unknown as Record<string, unknown>)
+        : typeof a === 'string'
+          ? jsonObject(a)
+          : a !== null && typeof a === 'object'
+            ? (a as Record<string, unknown>)
+            : undefined;
     if (obj !== undefined) error ??= errorFields(a instanceof Error ? { name: a.name, message: a.message, code: (a as NodeJS.ErrnoException).code } : obj);
     else words.push(String(a));
   }

@@ -168,7 +168,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Each refusal names what it wants: /metrics takes the metrics token, not an API key.
     let message: string;
     if (scope === 'metrics') {
-      message = failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
+      message =
+        failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
     } else {
       const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
       message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';

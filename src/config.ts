@@ -190,7 +190,9 @@ function readApiKeys(env: Env): string[] {
   const bad = keys.find((k) => /\s/.test(k));
   if (bad !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
   if (keys.some(isPlaceholder)) {
-    throw new ConfigError(`GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`);
+    throw new ConfigError(
+      `GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
   }
   return keys;
 }
@@ -210,7 +212,9 @@ function isPlaceholder(value: string): boolean {
 function readMetricsToken(env: Env): string | undefined {
   const token = env.METRICS_BEARER_TOKEN?.trim() || undefined;
   if (token !== undefined && isPlaceholder(token)) {
-    throw new ConfigError(`METRICS_BEARER_TOKEN is not valid: it is a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`);
+    throw new ConfigError(
+      `METRICS_BEARER_TOKEN is not valid: it is a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
   }
   return token;
 }

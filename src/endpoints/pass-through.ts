@@ -122,14 +122,7 @@ async function union(deps: PassThroughDeps, path: string, res: http.ServerRespon
   res.end(body);
 }
 
-function forward(
-  deps: PassThroughDeps,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  backend: Backend,
-  access: Access,
-  body?: Buffer,
-): void {
+function forward(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse, backend: Backend, access: Access, body?: Buffer): void {
   const upstream = backend.upstream;
   if (deps.fleet.routed) access.backend = backend.name;
   upstream.send(req, res, {

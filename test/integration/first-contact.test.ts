@@ -124,7 +124,8 @@ describe('one condition, one line', () => {
 describe('an unsupported Node.js', () => {
   const old = spawnSync('/usr/bin/node', ['-p', 'process.versions.node'], { encoding: 'utf8' });
   const version = old.status === 0 ? old.stdout.trim() : '';
-  const skip = version === '' ? 'no system Node.js at /usr/bin/node' : Number(version.split('.')[0]) >= 22 ? `the system Node.js ${version} is supported` : false;
+  const skip =
+    version === '' ? 'no system Node.js at /usr/bin/node' : Number(version.split('.')[0]) >= 22 ? `the system Node.js ${version} is supported` : false;
 
   it('is refused at start with one line naming the supported lines', { skip }, () => {
     const r = spawnSync('/usr/bin/node', [MAIN], { encoding: 'utf8', env: { PATH: process.env.PATH, PORT: '0' }, timeout: 10_000 });

@@ -260,6 +260,9 @@ describe('the supported Node.js lines, one source (src/node-support.ts)', () => 
   it('the README names the same lines', () => {
     const readme = read('README.md');
     const lines = SUPPORTED_NODE_LINES.slice(0, -1).join(', ') + ' and ' + SUPPORTED_NODE_LINES.at(-1)!;
-    assert.ok(readme.includes(`Node.js ${oldest} or newer (the LTS lines ${lines} are tested`), `README: "Node.js ${oldest} or newer (the LTS lines ${lines} are tested…"`);
+    assert.ok(
+      readme.includes(`Node.js ${oldest} or newer (the LTS lines ${lines} are tested`),
+      `README: "Node.js ${oldest} or newer (the LTS lines ${lines} are tested…"`,
+    );
   });
 });

@@ -34,9 +34,17 @@ describe('the likely fix when Ollama cannot be reached', () => {
 describe('OpenTelemetry diagnostics as log fields', () => {
   it("turns the SDK error handler's JSON-in-a-string into fields of their own", () => {
     // What @opentelemetry/core's error handler passes to diag.error for an export failure.
-    const flattened = JSON.stringify({ stack: 'Error: connect ECONNREFUSED\n    at …', message: 'connect ECONNREFUSED 127.0.0.1:4318', code: 'ECONNREFUSED', name: 'Error' });
+    const flattened = JSON.stringify({
+      stack: 'Error: connect ECONNREFUSED\n    at …',
+      message: 'connect ECONNREFUSED 127.0.0.1:4318',
+      code: 'ECONNREFUSED',
+      name: 'Error',
+    });
     const p = sdkProblem([flattened]);
-    assert.deepEqual(p, { detail: 'connect ECONNREFUSED 127.0.0.1:4318', error: { name: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:4318', code: 'ECONNREFUSED' } });
+    assert.deepEqual(p, {
+      detail: 'connect ECONNREFUSED 127.0.0.1:4318',
+      error: { name: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:4318', code: 'ECONNREFUSED' },
+    });
     assert.ok(!JSON.stringify(p).includes('\\"'), 'no JSON inside a string');
   });
 
@@ -60,7 +68,10 @@ describe('OpenTelemetry diagnostics as log fields', () => {
 
 describe('the supported Node.js lines', () => {
   it('refuses a line older than the oldest supported, with one line naming the supported ones', () => {
-    assert.equal(unsupportedNode('20.20.2'), 'ollama-otel-gateway: Node.js 20.20.2 is not supported: use Node.js 22 or newer (the LTS lines 22, 24, 26 are supported)');
+    assert.equal(
+      unsupportedNode('20.20.2'),
+      'ollama-otel-gateway: Node.js 20.20.2 is not supported: use Node.js 22 or newer (the LTS lines 22, 24, 26 are supported)',
+    );
     assert.match(unsupportedNode('18.0.0')!, /not supported/);
     for (const v of ['22.0.0', '24.22.3', '26.1.0']) assert.equal(unsupportedNode(v), undefined, v);
   });

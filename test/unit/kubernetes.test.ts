@@ -25,10 +25,9 @@ type Manifest = {
   apiVersion: string;
   kind: string;
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec?: Record<string, unknown>; data?: Record<string, string> } & Record<
-  string,
-  unknown
->;
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+} & Record<string, unknown>;
 
 /** The module of an apiVersion's models. */
 function modelModule(apiVersion: string): string {
@@ -168,7 +167,10 @@ describe('deploy/kubernetes', () => {
       monitoring.filter((m) => !base.some((b) => b.kind === m.kind && b.metadata.name === m.metadata.name)).map((m) => m.kind),
       ['ServiceMonitor'],
     );
-    assert.deepEqual(readYamlDocs(path.join(MONITORING, 'podmonitor.yaml')).map((m) => m.kind), ['PodMonitor']);
+    assert.deepEqual(
+      readYamlDocs(path.join(MONITORING, 'podmonitor.yaml')).map((m) => m.kind),
+      ['PodMonitor'],
+    );
   });
 
   it('renders here as kubectl renders it (when kubectl is installed, the minimal renderer must agree)', (t) => {
@@ -182,7 +184,7 @@ describe('deploy/kubernetes', () => {
     }
   });
 
-  it('says in base/kustomization.yaml how to create the Secret, and the image the Deployment runs is the kustomization\'s', () => {
+  it("says in base/kustomization.yaml how to create the Secret, and the image the Deployment runs is the kustomization's", () => {
     const text = readFileSync(path.join(BASE, 'base', 'kustomization.yaml'), 'utf8');
     assert.match(text, /kubectl -n NS create secret generic ollama-otel-gateway/);
     const c = (find('Deployment').spec!.template as { spec: { containers: { image: string }[] } }).spec.containers[0]!;
