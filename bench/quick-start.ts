@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     const ci = spawnSync('sh', ['-c', install!], { cwd: dir, stdio: 'inherit', timeout: 600_000 });
     if (ci.status !== 0) fail(install!, `exit ${ci.status}`);
     process.stdout.write(`$ ${startCmd}\n`);
-    gateway = spawn('sh', ['-c', `exec ${startCmd}`], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    gateway = spawn('sh', ['-c', startCmd!], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
     let out = '';
     gateway.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     const until = Date.now() + 60_000;
