@@ -24,6 +24,18 @@ export function quickStartCommands(readme: string): string[][] {
   return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!.trim().split('\n'));
 }
 
+/** Runs a shell command without blocking the event loop; its exit status and output. */
+function run(command: string, cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', command], { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 function fail(step: string, detail: string): never {
   process.stderr.write(`quick start: ${step} failed: ${detail}\n`);
   process.exit(1);
@@ -55,7 +67,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     process.stdout.write(`$ ${call[0]}\n`);
-    const curl = spawnSync('sh', ['-c', call[0]!], { cwd: dir, encoding: 'utf8', timeout: 30_000 });
+    // Asynchronously: the fake Ollama answers from this process's event loop.
+    const curl = await run(call[0]!, dir);
     if (curl.status !== 0) fail(call[0]!, `exit ${curl.status}: ${curl.stderr}`);
     const answer = JSON.parse(curl.stdout) as { message?: { content?: string }; done?: boolean };
     if (!answer.done || typeof answer.message?.content !== 'string') fail(call[0]!, `not a chat answer: ${curl.stdout}`);
