@@ -36,9 +36,11 @@ function run(command: string, cwd: string): Promise<{ status: number | null; std
   });
 }
 
+class StepFailed extends Error {}
+
+/** Stops the check at `step`; the clean-up (gateway, fake, clone) still runs. */
 function fail(step: string, detail: string): never {
-  process.stderr.write(`quick start: ${step} failed: ${detail}\n`);
-  process.exit(1);
+  throw new StepFailed(`quick start: ${step} failed: ${detail}`);
 }
 
 async function main(): Promise<void> {
@@ -81,10 +83,19 @@ async function main(): Promise<void> {
       fail('GET /metrics', `status ${metrics.status}, no ollama_requests_total for the call`);
     process.stdout.write('quick start: ok (clone, npm ci, npm start, curl, /console, /metrics)\n');
   } finally {
-    if (gateway?.pid !== undefined && gateway.exitCode === null) process.kill(-gateway.pid, 'SIGTERM');
+    if (gateway?.pid !== undefined && gateway.exitCode === null) {
+      // The whole group: sh, npm and the gateway under it.
+      process.kill(-gateway.pid, 'SIGTERM');
+      await new Promise((r) => gateway!.once('exit', r));
+    }
     await fake.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-if (require.main === module) void main();
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`${err instanceof StepFailed ? err.message : (err.stack ?? String(err))}\n`);
+    process.exitCode = 1;
+  });
+}
