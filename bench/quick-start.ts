@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     if (consolePage.status !== 200 || !(await consolePage.text()).includes('<html')) fail('GET /console', `status ${consolePage.status}`);
     const metrics = await fetch('http://127.0.0.1:8000/metrics');
     const text = await metrics.text();
-    if (metrics.status !== 200 || !/ollama_requests_total\{[^}]*model="llama3\.2"/.test(text))
+    if (metrics.status !== 200 || !/ollama_requests_total\{[^}]*model="llama3\.2[^"]*"[^}]*\} 1$/m.test(text))
       fail('GET /metrics', `status ${metrics.status}, no ollama_requests_total for the call`);
     process.stdout.write('quick start: ok (clone, npm ci, npm start, curl, /console, /metrics)\n');
   } finally {
