@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { FakeOllama } from '../helpers/fake-ollama';
-import { freePort, MAIN, runGateway as run, type GatewayProcess } from '../helpers/process';
+import { freePort, MAIN, runGateway as run, runWorkers, type GatewayProcess } from '../helpers/process';
 
 const LOUD = new Set(['warn', 'error', 'fatal']);
 const loud = (p: GatewayProcess) => p.lines.filter((l) => LOUD.has(String(l.level)));
@@ -78,6 +78,20 @@ describe('a first start', () => {
     } finally {
       p.child.kill('SIGKILL');
       await second.close();
+    }
+  });
+});
+
+describe('several worker processes', () => {
+  it('tell the console how many there are, so the page can say a replaced worker took its history', async () => {
+    const fake = await new FakeOllama().start();
+    const w = await runWorkers(fake.origin, 2, { OLLAMA_POLL_INTERVAL_SECONDS: '0' });
+    try {
+      const now = (await (await fetch(`${w.url}/console/api/v1/now`)).json()) as { gateway: { workers: number } };
+      assert.equal(now.gateway.workers, 2);
+    } finally {
+      await w.stop();
+      await fake.close();
     }
   });
 });
