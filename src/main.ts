@@ -12,6 +12,7 @@ import { runPrimary } from './cluster/primary';
 import { workerShare } from './cluster/share';
 import { WorkerLink } from './cluster/worker';
 import { ConfigError, loadConfig, type Config } from './config';
+import { installLastResort } from './last-resort';
 import { createLogger, type Logger } from './logger';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath } from './routes';
@@ -106,6 +107,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  installLastResort(log);
   if (config.workers > 1 && cluster.isPrimary) {
     const destinations = telemetryDestinations(tracingWanted());
     warnIfOpen(config, config.port, log);
