@@ -166,7 +166,7 @@ function frame(rng: Rng, contentType: string, body: string): { kind: Framing; sc
       return { kind, script: reply(200, contentType, b) };
     case 'chunked': {
       const pieces: Buffer[] = [];
-      for (let at = 0; at < b.length; ) {
+      for (let at = 0; at < b.length;) {
         const step = rng.range(1, 65_536);
         pieces.push(chunk(b.subarray(at, at + step)));
         at += step;
