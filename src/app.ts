@@ -19,6 +19,7 @@ import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
 import { ConcurrencyLimit } from './limit';
+import { withinRequest } from './last-resort';
 import { handleLlmCall, type LlmCallDeps } from './llm-call';
 import { loggedPath, type Logger } from './logger';
 import { apiOf, sendJsonError } from './proxy/errors';
@@ -254,7 +255,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     try {
-      dispatch(req, res);
+      withinRequest(req, res, () => dispatch(req, res));
     } catch (err) {
       internalError(log, req, res, err);
     }

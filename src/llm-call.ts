@@ -116,6 +116,8 @@ class LlmCall {
   private unwatch: (() => void) | undefined;
   /** The backend the call is at now (counted in its in-flight calls). */
   private at: Backend | undefined;
+  /** The backend this call is the trial of, until an answer came: whichever way the call ends, the trial ends. */
+  private trialAt: Backend | undefined;
 
   constructor(
     private readonly deps: LlmCallDeps,
@@ -250,6 +252,7 @@ class LlmCall {
     backend.inFlight++;
     this.at = backend;
     const trial = backend.health.beginCall();
+    if (trial) this.trialAt = backend;
     if (fleet.routed) {
       recorder.setBackend(backend.ref, a.reason, a.warm, a.attempt);
       deps.log.debug({ path: loggedPath(req), model: recorder.modelLabel, backend: backend.name, reason: a.reason, attempt: a.attempt }, 'routed');
@@ -259,13 +262,14 @@ class LlmCall {
       backend.upstream.send(req, res, {
         body: a.sent,
         identity: true,
-        onError: (err, idleTimedOut) => {
-          if (trial) backend.health.endTrial();
+        onError: (err, idleTimedOut, sent) => {
+          this.endTrial();
           if (this.state === 'finished') return;
           const failure = classifyUpstreamError(err, backend.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
           if (failure.reason === 'upstream_unreachable' && DOWN_CODES.has(err.code ?? '')) backend.health.unreachable(failure.message);
-          // Nothing of an answer came and the body is in hand: once, the next backend.
-          if (failure.reason === 'upstream_unreachable' && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
+          // Nothing of an answer came, the backend never had the whole request, and the body is in
+          // hand: once, the next backend. A request it had whole may be running there: never twice.
+          if (failure.reason === 'upstream_unreachable' && !sent && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
             const next = fleet.choose(a.model, undefined, a.tried);
             const to = next && fleet.get(next.order[0]!);
             if (to && to.health.routable) {
@@ -284,7 +288,7 @@ class LlmCall {
         },
         onResponse: (proxyRes) => {
           const status = proxyRes.statusCode ?? 502;
-          if (trial) backend.health.endTrial();
+          this.endTrial();
           backend.health.answered(status, trial);
           if (this.state === 'finished') {
             proxyRes.destroy();
@@ -328,6 +332,13 @@ class LlmCall {
   private leaveBackend(): void {
     if (this.at) this.at.inFlight--;
     this.at = undefined;
+    this.endTrial();
+  }
+
+  /** Ends this call's trial, if it is one and no answer has ended it yet. */
+  private endTrial(): void {
+    this.trialAt?.health.endTrial();
+    this.trialAt = undefined;
   }
 
   private finish(outcome: Outcome, endedAt = performance.now()): void {

@@ -19,7 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
-import { contentEncoding, decoderFor, MAX_DECODED_BYTES, type Decoder } from './decode';
+import { contentEncoding, decodedPastBound, decoderFor, MAX_DECODE_RATIO, type Decoder } from './decode';
 import { watchClientGone } from './client-gone';
 import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
 
@@ -35,6 +35,9 @@ export const MAX_DRAIN_BYTES = 64 * 1024;
  * and announcing them on a response Node does not chunk is an error.
  */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade']);
+
+/** The size of the pieces a compressed response is given to its decoder in. */
+const DECODER_PIECE_BYTES = 1024;
 
 export type TapEnd =
   /** Ollama's response ended and was fully forwarded. */
@@ -94,6 +97,11 @@ class Tap {
   /** Whether the client gets the decoded stream (compressed, and rewritten by the stripper). */
   private readonly relayDecoded: boolean;
   private decodedBytes = 0;
+  private encodedBytes = 0;
+  /** The decoder's input is full: Ollama's side waits for it to drain. */
+  private decoderFull = false;
+  /** Decoding stopped at its bound: nothing more is decoded, and its end is not waited for. */
+  private decodeStopped = false;
   /** Set once the client's response was ended (the measurement may still be finishing). */
   private relayEnded = false;
   private unwatch: (() => void) | undefined;
@@ -148,17 +156,35 @@ class Tap {
     }
     if (decoder) {
       decoder.on('data', (d: Buffer) => this.decoded(d));
-      decoder.on('error', () => this.malformed());
+      decoder.on('error', (err) => this.stopDecoding(err));
+      // Ollama's side waits while the decoder's input is full, as it waits for a slow client: the
+      // decoded bytes are made only as fast as they are taken.
+      decoder.on('drain', this.onDecoderDrain);
       proxyRes.on('data', (chunk: Buffer) => {
-        if (this.draining) this.drained(chunk);
-        else if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
+        if (this.draining) {
+          this.drained(chunk);
+          return;
+        }
+        this.encodedBytes += chunk.length;
+        if (!this.relayDecoded && !this.relay(chunk)) return;
+        if (this.decodeStopped) return;
+        // zlib decodes a written piece whole whether or not its output is taken; in small pieces
+        // the output waiting on a client that does not read is bounded too (one piece of a bomb
+        // decodes to at most ~1,000 times its size).
+        let room = true;
+        for (let at = 0; at < chunk.length; at += DECODER_PIECE_BYTES) room = decoder.write(chunk.subarray(at, at + DECODER_PIECE_BYTES));
+        if (!room) {
+          this.decoderFull = true;
+          proxyRes.pause();
+        }
       });
       proxyRes.on('end', () => {
         if (this.draining) return;
         // The client has all it was sent; the measurement completes once the decoder has given
         // out everything (or failed), which may be after the client has gone.
         if (!this.relayDecoded) this.endRelay();
-        decoder.once('close', () => this.complete()).end();
+        if (this.decodeStopped) this.complete();
+        else decoder.once('close', () => this.complete()).end();
       });
     } else {
       proxyRes.on('data', (chunk: Buffer) => {
@@ -209,14 +235,33 @@ class Tap {
   }
 
   private decoded(d: Buffer): void {
+    if (this.decodeStopped) return;
     this.decodedBytes += d.length;
-    if (this.decodedBytes > MAX_DECODED_BYTES) {
-      this.malformed();
-      this.decoder?.destroy();
+    if (decodedPastBound(this.decodedBytes, this.encodedBytes)) {
+      // A compression bomb, or a stream past the total: decoding stops here. A client given the
+      // encoded bytes still gets them all (the call is recorded as a stream error, its figures
+      // unread); one given the decoded stream cannot get the rest, so its stream is cut.
+      this.stopDecoding(new Error(`the decoded response grew past ${MAX_DECODE_RATIO} times its encoded size, or past its cap; cut`));
       return;
     }
     if (!this.relayDecoded || this.relay(d)) this.measure(d);
   }
+
+  /** Nothing more is decoded (past the bound, or the encoded bytes are broken). */
+  private stopDecoding(err: Error): void {
+    if (this.decodeStopped) return;
+    this.decodeStopped = true;
+    this.malformed();
+    this.decoder?.destroy();
+    if (this.relayDecoded) this.fail(err);
+    else this.onDecoderDrain();
+  }
+
+  private readonly onDecoderDrain = (): void => {
+    if (!this.decoderFull) return;
+    this.decoderFull = false;
+    if (!this.paused && !this.finished) this.proxyRes.resume();
+  };
 
   /** Shows a chunk to the parser, and reports the gap since the previous content chunk. */
   private measure(chunk: Buffer): void {
@@ -246,9 +291,11 @@ class Tap {
 
   /** The client's writes are blocked: pause Ollama's side, and time the client instead of Ollama. */
   private holdBack(): void {
-    if (this.proxyRes.isPaused()) return;
+    if (this.paused) return;
     this.paused = true;
     this.proxyRes.pause();
+    // What the decoder still holds waits too: its output goes nowhere until the client drains.
+    if (this.relayDecoded) this.decoder?.pause();
     suspendIdleTimer(this.proxyRes);
     this.res.once('drain', this.onDrain);
     if (this.opts.clientWriteTimeoutMs > 0) this.stallTimer = setTimeout(this.onStalled, this.opts.clientWriteTimeoutMs);
@@ -260,7 +307,8 @@ class Tap {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     resumeIdleTimer(this.proxyRes);
-    this.proxyRes.resume();
+    if (this.relayDecoded) this.decoder?.resume();
+    if (!this.decoderFull) this.proxyRes.resume();
   };
 
   private readonly onStalled = (): void => {
