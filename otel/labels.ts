@@ -5,6 +5,11 @@
  * is no model Ollama could serve, and is reported as `invalid`. Models Ollama serves (told by the
  * poller) always keep their name; of all other names, up to `max` distinct ones are kept as they
  * are, and after that new names are reported as `other`, with `onCapReached` called once.
+ *
+ * A label is `detailed` when Ollama serves the model (it was in the last poll) or it has answered
+ * a call successfully: only those get the full set of series (histograms, per-model counters, the
+ * GenAI metrics). Any other name — all a client can invent — costs only its request and error
+ * counters and its in-flight gauge, so 200 junk names cannot make every scrape megabytes long.
  */
 
 export const OVERFLOW_MODEL_LABEL = 'other';
@@ -28,6 +33,8 @@ export function clipText(text: string, max: number): string {
 export class ModelLabels {
   private readonly seen = new Set<string>();
   private served = new Set<string>();
+  /** Labels that answered a call successfully (bounded: each is a kept label). */
+  private readonly answered = new Set<string>();
   private warned = false;
 
   constructor(
@@ -52,6 +59,19 @@ export class ModelLabels {
       this.onCapReached(this.max);
     }
     return OVERFLOW_MODEL_LABEL;
+  }
+
+  /** Whether `label` (a value `label()` returned) gets the full set of series; see the class comment. */
+  detailed(label: string): boolean {
+    return this.served.has(label) || this.answered.has(label);
+  }
+
+  /** `label` answered a call successfully; returns whether that makes it detailed for the first time. */
+  answeredOnce(label: string): boolean {
+    if (this.answered.has(label) || label === OVERFLOW_MODEL_LABEL || label === INVALID_MODEL_LABEL) return false;
+    const first = !this.served.has(label);
+    this.answered.add(label);
+    return first;
   }
 
   get size(): number {

@@ -36,8 +36,9 @@ export class PacedRendering<T> {
   private async start(): Promise<T> {
     // One rendering at a time: a caller that came during one gets the next.
     await this.running.catch(() => undefined);
-    const wait = this.notBefore - this.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    for (let wait = this.notBefore - this.now(); wait > 0; wait = this.notBefore - this.now()) {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
     // From here on a new caller waits for the next rendering: this one may already have read.
     this.next = undefined;
     const rendering = this.renderOnce();

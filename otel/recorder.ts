@@ -8,7 +8,7 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
@@ -108,6 +108,8 @@ export class CallRecorder {
   private request: Pick<CallRequest, 'model' | 'lifecycle' | 'numCtx' | 'numKeep'> | undefined;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
+  /** The console history's ring the call was counted in when it started. */
+  private historyRing: string | undefined;
   private readonly span: CallSpan;
 
   constructor(
@@ -142,13 +144,14 @@ export class CallRecorder {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
     this.model = this.telemetry.modelLabels.label(req.model);
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
-    // A load or unload is not a generation: it makes no request-level series appear.
-    this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
+    // A load or unload is not a generation: it makes no request-level series appear. A name that
+    // is not detailed (labels.ts) gets its series if and when it answers.
+    if (this.telemetry.modelLabels.detailed(this.model)) this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
     if (req.lifecycle === undefined) {
       ins?.inFlight.add(1, this.attrs.inFlight);
-      this.telemetry.sink?.started(this.model);
+      this.historyRing = this.telemetry.sink?.started(this.model);
       this.inFlight = true;
     }
     this.span.request(req);
@@ -206,6 +209,17 @@ export class CallRecorder {
       context: lifecycle === undefined && s ? this.contextUse(s) : undefined,
     };
     const ins = this.telemetry.instruments;
+    const labels = this.telemetry.modelLabels;
+    if (outcome.reason === undefined && outcome.status < 400 && labels.answeredOnce(this.model)) {
+      this.telemetry.initModel(this.operation, this.model, this.endpoint, lifecycle === undefined);
+    }
+    if (!labels.detailed(this.model)) {
+      // Only the counts: a name nobody serves buys no histograms (labels.ts).
+      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, outcome, measures);
+      this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
+      this.span.end(outcome, endedAt, lifecycle);
+      return;
+    }
     if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined) {
       // A call that had to load its model: the backend did not have it, or Ollama says it loaded.
       if (this.warm === false || (s?.loadDurationNs ?? 0) >= COLD_LOAD_NS) {
@@ -214,7 +228,7 @@ export class CallRecorder {
     }
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
+    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
     this.span.end(outcome, endedAt, lifecycle);
   }
 
