@@ -24,7 +24,10 @@ export interface OllamaState {
   available?: { count: number; bytes: number };
   /** Names (normalised) of the models on disk (`/api/tags`). */
   models?: string[];
+  /** Bounded (src/poller.ts): the first of them, when Ollama lists more than the gateway keeps. */
   loaded?: LoadedModel[];
+  /** How many models `/api/ps` listed, kept or not. */
+  loadedCount?: number;
 }
 
 /**
@@ -97,7 +100,7 @@ function observeOne(r: BatchObservableResult, g: OllamaStateGauges, state: Ollam
     r.observe(g.modelsAvailableBytes, state.available.bytes, base);
   }
   if (state.loaded) {
-    r.observe(g.modelsLoaded, state.loaded.length, base);
+    r.observe(g.modelsLoaded, state.loadedCount ?? state.loaded.length, base);
     for (const m of state.loaded) {
       const attrs = { ...base, [ATTR_MODEL]: m.model };
       r.observe(g.modelLoadedBytes, m.bytes, attrs);

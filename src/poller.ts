@@ -4,6 +4,7 @@
  * never more than one poll in flight per backend: a backend's next poll is scheduled only when its
  * last one finished. A failed poll marks the backend down (fleet/health.ts).
  */
+import { clipText, MAX_MODEL_NAME_CHARS } from '../otel/labels';
 import type { FleetState, LoadedModel, OllamaState } from '../otel/state';
 import type { Logger } from './logger';
 import type { Upstream } from './proxy/upstream';
@@ -13,6 +14,17 @@ const POLL_TIMEOUT_MS = 5000;
 
 /** Most model names taken from the polls as served (Ollama's listings are not trusted to be small). */
 const MAX_SERVED_NAMES = 4096;
+
+/**
+ * What one poll of a backend may contribute, whatever its listings hold (they may be up to the
+ * 16 MiB cap on the gateway's own GETs): the names of at most MAX_LISTED_MODELS models on disk and
+ * at most MAX_LOADED_MODELS loaded models are kept (the counts and total sizes cover every entry),
+ * an entry whose name is longer than MAX_MODEL_NAME_CHARS is counted but not kept, and the version
+ * is cut to MAX_VERSION_CHARS. Every scrape, console answer and worker relay reads this much.
+ */
+export const MAX_LISTED_MODELS = 4096;
+export const MAX_LOADED_MODELS = 256;
+export const MAX_VERSION_CHARS = 64;
 
 interface TagsModel {
   name?: unknown;
@@ -29,11 +41,26 @@ interface PsModel extends TagsModel {
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 const nameOf = (m: TagsModel): string => normalizeModelName(typeof m.name === 'string' ? m.name : typeof m.model === 'string' ? m.model : undefined);
 
-/** `/api/tags` → count and total size on disk, and the names. */
+/** A listed model's name when it is one that can be kept (see MAX_MODEL_NAME_CHARS), else undefined. */
+function keptName(m: TagsModel): string | undefined {
+  if (typeof m !== 'object' || m === null) return undefined;
+  const name = nameOf(m);
+  return name.length > MAX_MODEL_NAME_CHARS ? undefined : name;
+}
+
+/** `/api/tags` → count and total size on disk (of every entry), and the names kept (MAX_LISTED_MODELS). */
 export function parseTags(body: unknown): { count: number; bytes: number; names: string[] } {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as TagsModel[]) : [];
-  return { count: list.length, bytes: list.reduce((n, m) => n + num(m.size), 0), names: list.map(nameOf) };
+  let bytes = 0;
+  const names: string[] = [];
+  for (const m of list) {
+    bytes += num(m?.size);
+    if (names.length >= MAX_LISTED_MODELS) continue;
+    const name = keptName(m);
+    if (name !== undefined) names.push(name);
+  }
+  return { count: list.length, bytes, names };
 }
 
 /** A positive whole number of tokens, or undefined. */
@@ -46,16 +73,28 @@ const tokens = (v: unknown): number | undefined => (typeof v === 'number' && Num
 export function parsePs(body: unknown): LoadedModel[] {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as PsModel[]) : [];
-  return list.map((m) => {
-    const expires = typeof m.expires_at === 'string' ? Date.parse(m.expires_at) : NaN;
-    return {
-      model: nameOf(m),
+  const loaded: LoadedModel[] = [];
+  for (const m of list) {
+    if (loaded.length >= MAX_LOADED_MODELS) break;
+    const model = keptName(m);
+    if (model === undefined) continue;
+    // A date is some 30 characters; a longer string is none Date.parse needs to read.
+    const expires = typeof m.expires_at === 'string' && m.expires_at.length <= 64 ? Date.parse(m.expires_at) : NaN;
+    loaded.push({
+      model,
       bytes: num(m.size),
       vramBytes: num(m.size_vram),
       expiresAtMs: Number.isFinite(expires) ? expires : undefined,
       contextLength: tokens(m.context_length),
-    };
-  });
+    });
+  }
+  return loaded;
+}
+
+/** How many models `/api/ps` lists, all of them (parsePs keeps at most MAX_LOADED_MODELS). */
+export function psCount(body: unknown): number {
+  const models = (body as { models?: unknown })?.models;
+  return Array.isArray(models) ? models.length : 0;
 }
 
 /** One backend the poller asks: its name (the key in `FleetState.backends`), connection and health. */
@@ -152,10 +191,11 @@ export class OllamaPoller {
       const v = (version as { version?: unknown })?.version;
       this.set(b.name, {
         up: true,
-        version: typeof v === 'string' ? v : undefined,
+        version: typeof v === 'string' ? clipText(v, MAX_VERSION_CHARS) : undefined,
         available: { count: available.count, bytes: available.bytes },
         models: available.names,
         loaded,
+        loadedCount: psCount(ps),
       });
       b.warmSincePoll?.clear();
       b.health?.pollSucceeded();
