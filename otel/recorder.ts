@@ -12,7 +12,7 @@ import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall,
 import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
-import type { ModelLabels } from './labels';
+import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
 import { loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
@@ -142,7 +142,10 @@ export class CallRecorder {
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
-    this.model = this.telemetry.modelLabels.label(req.model);
+    const labels = this.telemetry.modelLabels;
+    this.model = labels.label(req.model);
+    // A name nobody serves has a bounded number of series (labels.ts); its in-flight gauge is one.
+    if (!labels.detailed(this.model) && !labels.admit(this.model, this.endpoint)) this.model = OVERFLOW_MODEL_LABEL;
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
     // A load or unload is not a generation: it makes no request-level series appear. A name that
     // is not detailed (labels.ts) gets its series if and when it answers.
@@ -214,8 +217,12 @@ export class CallRecorder {
       this.telemetry.initModel(this.operation, this.model, this.endpoint, lifecycle === undefined);
     }
     if (!labels.detailed(this.model)) {
-      // Only the counts: a name nobody serves buys no histograms (labels.ts).
-      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, outcome, measures);
+      // Only the counts: a name nobody serves buys no histograms, and a bounded number of series (labels.ts).
+      const kept =
+        labels.admit(this.model, `${this.endpoint}\u0000${outcome.status}`) &&
+        (outcome.reason === undefined || labels.admit(this.model, `${this.endpoint}\u0000${outcome.reason}`));
+      const counted = kept ? attrs : this.telemetry.attributes.get(this.operation, this.endpoint, OVERFLOW_MODEL_LABEL);
+      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, counted, outcome, measures);
       this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
       this.span.end(outcome, endedAt, lifecycle);
       return;

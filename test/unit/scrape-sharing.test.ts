@@ -73,8 +73,7 @@ describe('a paced rendering', () => {
       async () => {
         const n = ++renders;
         await new Promise<void>((r) => release.push(r));
-        clock += costMs;
-        return { value: n };
+        return { value: n, costMs };
       },
       () => clock,
     );
