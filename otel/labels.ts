@@ -7,7 +7,7 @@
  * are, and after that new names are reported as `other`, with `onCapReached` called once.
  *
  * A label is `detailed` when Ollama serves the model (it was in the last poll) or it has answered
- * a call successfully: only those get the full set of series (histograms, per-model counters, the
+ * a call with a success status: only those get the full set of series (histograms, per-model counters, the
  * GenAI metrics). Any other name — all a client can invent — costs only its request and error
  * counters and its in-flight gauge, so 200 junk names cannot make every scrape megabytes long.
  * And at most MAX_SERIES_PER_UNSERVED_LABEL of those (each endpoint, status and error reason it

@@ -213,7 +213,8 @@ export class CallRecorder {
     };
     const ins = this.telemetry.instruments;
     const labels = this.telemetry.modelLabels;
-    if (outcome.reason === undefined && outcome.status < 400 && labels.answeredOnce(this.model)) {
+    // Ollama answered 2xx: it serves the model, whatever became of the call afterwards.
+    if (outcome.status >= 200 && outcome.status < 400 && labels.answeredOnce(this.model)) {
       this.telemetry.initModel(this.operation, this.model, this.endpoint, lifecycle === undefined);
     }
     if (!labels.detailed(this.model)) {
