@@ -121,7 +121,11 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
 
   const gather = (asker: Worker, askerId: number, kind: GatherKind) => {
     if (kind === 'metrics') {
-      metrics.get().then((data) => send(asker, { gw: 'gathered', id: askerId, pieces: [{ worker: -1, data }] }));
+      metrics.get().then(
+        (data) => send(asker, { gw: 'gathered', id: askerId, pieces: [{ worker: -1, data }] }),
+        // No answer: the asker's scrape times out and gets 503, rather than a partial sum.
+        (err: unknown) => log.error({ reason: (err as Error).message }, 'merging the metrics of the workers failed'),
+      );
       return;
     }
     collectAll(kind).then((answered) => {
