@@ -30,6 +30,8 @@ interface TagsModel {
   name?: unknown;
   model?: unknown;
   size?: unknown;
+  remote_host?: unknown;
+  remote_model?: unknown;
 }
 
 interface PsModel extends TagsModel {
@@ -41,6 +43,9 @@ interface PsModel extends TagsModel {
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 const nameOf = (m: TagsModel): string => normalizeModelName(typeof m.name === 'string' ? m.name : typeof m.model === 'string' ? m.model : undefined);
 
+const isRemote = (m: TagsModel): boolean =>
+  (typeof m.remote_host === 'string' && m.remote_host !== '') || (typeof m.remote_model === 'string' && m.remote_model !== '');
+
 /** A listed model's name when it is one that can be kept (see MAX_MODEL_NAME_CHARS), else undefined. */
 function keptName(m: TagsModel): string | undefined {
   if (typeof m !== 'object' || m === null) return undefined;
@@ -48,19 +53,26 @@ function keptName(m: TagsModel): string | undefined {
   return name.length > MAX_MODEL_NAME_CHARS ? undefined : name;
 }
 
-/** `/api/tags` → count and total size on disk (of every entry), and the names kept (MAX_LISTED_MODELS). */
-export function parseTags(body: unknown): { count: number; bytes: number; names: string[] } {
+/**
+ * `/api/tags` → count and total size on disk (of every entry), the names kept
+ * (MAX_LISTED_MODELS), and those of the models that run on another host (`remote_host` /
+ * `remote_model`, `api.ListModelResponse`; at most MAX_SERVED_NAMES).
+ */
+export function parseTags(body: unknown): { count: number; bytes: number; names: string[]; remote: string[] } {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as TagsModel[]) : [];
   let bytes = 0;
   const names: string[] = [];
+  const remote: string[] = [];
   for (const m of list) {
     bytes += num(m?.size);
-    if (names.length >= MAX_LISTED_MODELS) continue;
+    if (names.length >= MAX_LISTED_MODELS && remote.length >= MAX_SERVED_NAMES) continue;
     const name = keptName(m);
-    if (name !== undefined) names.push(name);
+    if (name === undefined) continue;
+    if (names.length < MAX_LISTED_MODELS) names.push(name);
+    if (remote.length < MAX_SERVED_NAMES && isRemote(m)) remote.push(name);
   }
-  return { count: list.length, bytes, names };
+  return { count: list.length, bytes, names, remote };
 }
 
 /** A positive whole number of tokens, or undefined. */
@@ -194,6 +206,7 @@ export class OllamaPoller {
         version: typeof v === 'string' ? clipText(v, MAX_VERSION_CHARS) : undefined,
         available: { count: available.count, bytes: available.bytes },
         models: available.names,
+        remoteModels: available.remote.length > 0 ? available.remote : undefined,
         loaded,
         loadedCount: psCount(ps),
       });
