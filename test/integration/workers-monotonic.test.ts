@@ -5,7 +5,7 @@
  *
  * A property test (fast-check) over the schedule of stops and kills; its first case is the one
  * that made a worker count twice: one worker stopped so the gather waits for it, another killed
- * after it answered. `MONOTONIC_RUNS` runs more schedules (default 3, about 20–30 s); e.g.
+ * after it answered. `MONOTONIC_RUNS` runs more schedules (default 2, about 20–30 s); e.g.
  * `MONOTONIC_RUNS=20 node --test .build/test/integration/workers-monotonic.test.js`.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ import { runWorkers, type WorkersProcess } from '../helpers/process';
 import { childPids } from '../helpers/procs';
 
 const WORKERS = 3;
-const RUNS = Number(process.env.MONOTONIC_RUNS ?? 3);
+const RUNS = Number(process.env.MONOTONIC_RUNS ?? 2);
 
 /** One step of the schedule: workers to stop, one to kill some time into the scrape, when to resume the stopped. */
 interface Step {
