@@ -18,7 +18,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
 import { mergeExpositions, type ExpositionPiece } from '../../otel/exposition-merge';
 import { PacedRendering } from '../../otel/pacing';
-import type { Config } from '../config';
+import { ollamaOrigins, type Config } from '../config';
 import type { Logger } from '../logger';
 import { isMessage, WORKER_INDEX_ENV, type GatherKind, type Piece, type PolledState, type ToPrimary, type ToWorker } from './messages';
 
@@ -146,7 +146,10 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
         slot.listening = true;
         if (!announced && slots.every((s) => s.listening)) {
           announced = true;
-          log.info({ listen: `${config.host}:${m.port}`, ollama: config.upstream.origin, workers: n, ...destinations }, 'gateway listening');
+          // Whatever LOG_LEVEL says: where it listens and where telemetry goes is always worth a line.
+          log
+            .child({}, { level: 'info' })
+            .info({ listen: `${config.host}:${m.port}`, ollama: ollamaOrigins(config), workers: n, ...destinations }, 'gateway listening');
         }
         return;
       case 'state':
