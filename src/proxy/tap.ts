@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
 import { contentEncoding, decodedPastBound, decoderFor, MAX_DECODE_RATIO, type Decoder } from './decode';
-import { watchClientGone } from './client-gone';
+import { cutClient, watchClientGone } from './client-gone';
 import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
 
 /**
@@ -199,7 +199,7 @@ class Tap {
       // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
       // response instead of one that looks complete.
       decoder?.destroy();
-      if (!res.destroyed) res.destroy();
+      cutClient(res);
       this.done('upstream_broken');
     });
     // The client may have left while Ollama was preparing its answer (then this fires at once).
@@ -315,7 +315,7 @@ class Tap {
     this.res.off('drain', this.onDrain);
     this.decoder?.destroy();
     this.proxyRes.destroy();
-    this.res.destroy();
+    cutClient(this.res);
     this.done('client_stalled');
   };
 
@@ -378,7 +378,7 @@ class Tap {
   private fail(err: unknown): void {
     this.decoder?.destroy();
     this.proxyRes.destroy();
-    if (!this.res.destroyed) this.res.destroy();
+    cutClient(this.res);
     this.done('relay_failed', err instanceof Error ? err : new Error(String(err)));
   }
 

@@ -20,9 +20,6 @@ type Defect = 'close-at-final' | 'cached-tokens-in-log' | 'pipelining';
 const KNOWN_DEFECTS: readonly Defect[] = [
   // The access log's line of a call carries no cached-token count (`/metrics` and the console do).
   'cached-tokens-in-log',
-  // A pipelined call is sometimes counted `client_cancelled` and its upstream request aborted while
-  // its client still waits, and a pipelined stream that Ollama resets can leave its client waiting.
-  'pipelining',
 ];
 
 const known = (d: Defect) => KNOWN_DEFECTS.includes(d);
