@@ -102,7 +102,7 @@ describe('several workers on one port', () => {
     await until('the new calls to be counted', async () => requests(await scrape(port)) === before + 10);
   });
 
-  it("replaces a worker that dies, and its console keeps the calls it had recorded", async () => {
+  it('replaces a worker that dies, and its console keeps the calls it had recorded', async () => {
     const consoleTotals = async () => {
       const res = await fetch(`http://127.0.0.1:${port}/console/api/v1/models?minutes=60`, { headers: { connection: 'close' } });
       assert.equal(res.status, 200);

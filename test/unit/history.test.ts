@@ -371,6 +371,9 @@ describe('retireSnapshot', () => {
     assert.ok(retired!.models.length <= 9, 'eight models and other');
     assert.equal(requests(retired!), 2 * Array.from({ length: 20 }, (_, k) => 1 + k).reduce((a, b) => a + b, 0), 'no call is lost to the bound');
     assert.ok(retired!.models.some((m) => m.model === 'other'));
-    assert.ok(retired!.models.some((m) => m.model === 'm-19-a'), 'the busiest keep their names');
+    assert.ok(
+      retired!.models.some((m) => m.model === 'm-19-a'),
+      'the busiest keep their names',
+    );
   });
 });
