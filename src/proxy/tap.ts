@@ -196,6 +196,12 @@ class Tap {
     proxyRes.on('close', () => {
       // (A response read until the connection closes is `complete` when cut, but never ended.)
       if (this.finished || (proxyRes.complete && proxyRes.readableEnded)) return;
+      // Ollama's side broke off after its final event had passed to the client (only its chunked
+      // terminator was missing): the answer is whole, and the client's response is ended whole.
+      if (this.finalEventPassed && !decoder) {
+        this.complete();
+        return;
+      }
       // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
       // response instead of one that looks complete.
       decoder?.destroy();

@@ -971,3 +971,30 @@ async function leaveLargeResponses(port: number, fake: FakeOllama): Promise<void
     else c.destroy();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+
+describe('an Ollama that breaks off right after its final event', () => {
+  const req = (path: string, body: unknown) => rawRequest('POST', path, { body: JSON.stringify(body), headers: JSON_HEADERS });
+
+  it('is a complete call, and its client gets the whole answer', { timeout: 15_000 }, async () => {
+    await withStack({}, async (stack) => {
+      const stream = fixture('chat-stream.ndjson');
+      // Every line, the final one included, then a reset instead of the chunked terminator.
+      stack.fake.next({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body: stream, bytes: stream.length }, '/api/chat');
+      const conn = await RawConnection.open(stack.gw.port);
+      try {
+        await conn.send(req('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }));
+        const res = await conn.response(5000);
+        assert.ok(!res.incomplete, conn.describe());
+        assert.deepEqual(res.body, stream);
+      } finally {
+        conn.destroy();
+      }
+      let m = '';
+      await eventually(async () => inFlight((m = await scrape(stack.url))) === 0, 'ollama_requests_in_flight back to 0', 3000);
+      assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 1);
+      assert.equal(total(m, 'ollama_request_errors_total'), 0);
+    });
+  });
+});
