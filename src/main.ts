@@ -105,7 +105,7 @@ async function main(): Promise<void> {
     process.stderr.write(`ollama-otel-gateway: configuration error: ${otelProblem}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, { format: config.logFormat, bufferBytes: config.logBufferBytes });
   if (config.workers > 1 && cluster.isPrimary) {
     const destinations = telemetryDestinations(tracingWanted());
     warnIfOpen(config, config.port, log);
@@ -118,7 +118,8 @@ async function main(): Promise<void> {
   const wlog = link ? log.child({ worker: link.index }) : log;
   logSdkDiagnostics((message, held) => wlog.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
   const resource = buildResource(packageVersion());
-  const tracing = startTracing(resource, isGatewayEndpoint);
+  // OTEL_TRACES_EXPORTER=console: each span is one log line, not a multi-line object among them.
+  const tracing = startTracing(resource, isGatewayEndpoint, (span) => wlog.info({ span }, 'span'));
 
   // Loaded only now, after instrumentation-http is in place.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
