@@ -4,9 +4,13 @@
  * make every new connection fail, the liveness probe's too, so one client could have the pod
  * killed. Past MAX_CONNECTIONS a small reserve of connections is kept for the gateway's own
  * endpoints (/healthz, /readyz, /metrics): on a reserve connection anything else gets 503 and
- * every answer closes it, and it may stay silent only briefly, so probes and scrapes get through
- * while the rest is full. A connection over either cap is answered 503 and closed at once.
+ * every answer closes it, and it may stay silent only briefly. When the reserve is taken too, the
+ * connection held longest without a request in progress is closed to make room, as servers do
+ * with idle keep-alive connections under pressure: so a probe gets through as long as one
+ * connection is merely held open. Only when every connection is busy, and for a client over its
+ * own cap, is a new connection answered 503 and closed at once.
  */
+import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { clientKey } from './client-address';
@@ -22,15 +26,42 @@ const RESERVE_IDLE_MS = 5000;
 /** How long a refused connection is kept to carry its 503 before it is destroyed. */
 const REFUSED_LINGER_MS = 1000;
 
-const RESERVED = Symbol('ollama-gateway.reserved-connection');
+/** File descriptors kept for everything but client connections (listening socket, files, polls, logs). */
+const FD_HEADROOM = 128;
 
-type Tracked = Socket & { [RESERVED]?: boolean };
+/** The process's limit on open files (Linux), or undefined when it cannot be read. */
+export function openFilesLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The most client connections the file-descriptor limit leaves room for: each may come with a
+ * connection to Ollama, and the reserve and some headroom come off first. A cap above this would
+ * be reached by the kernel first, and then every new connection, the probe's too, would fail.
+ */
+export function connectionsTheFdLimitAllows(fdLimit: number | undefined, reserve = OWN_ENDPOINT_RESERVE): number | undefined {
+  if (fdLimit === undefined) return undefined;
+  return Math.max(1, Math.floor((fdLimit - FD_HEADROOM) / 2) - reserve);
+}
+
+const RESERVED = Symbol('ollama-gateway.reserved-connection');
+const BUSY = Symbol('ollama-gateway.requests-in-progress');
+
+type Tracked = Socket & { [RESERVED]?: boolean; [BUSY]?: number };
 
 export type Admission = 'open' | 'reserve' | 'client_full' | 'full';
 
 export class ConnectionGate {
-  private open = 0;
+  /** Every connection held, oldest first. */
+  private readonly sockets = new Set<Tracked>();
   private readonly byClient = new Map<string, number>();
+  /** Connections closed to make room for new ones. */
+  evicted = 0;
 
   constructor(
     readonly max: number,
@@ -40,7 +71,7 @@ export class ConnectionGate {
 
   /** Connections held now. */
   get held(): number {
-    return this.open;
+    return this.sockets.size;
   }
 
   /** Counts `socket` in, unless a cap refuses it; it is counted out when it closes. */
@@ -48,17 +79,40 @@ export class ConnectionGate {
     const client = clientKey(socket.remoteAddress);
     const mine = this.byClient.get(client) ?? 0;
     if (mine >= this.perClient) return 'client_full';
-    if (this.open >= this.max + this.reserve) return 'full';
-    const admission: Admission = this.open >= this.max ? 'reserve' : 'open';
-    this.open++;
+    if (this.sockets.size >= this.max + this.reserve && !this.evictIdle()) return 'full';
+    const admission: Admission = this.sockets.size >= this.max ? 'reserve' : 'open';
+    const tracked = socket as Tracked;
+    this.sockets.add(tracked);
     this.byClient.set(client, mine + 1);
     socket.once('close', () => {
-      this.open--;
+      this.sockets.delete(tracked);
       const left = (this.byClient.get(client) ?? 1) - 1;
       if (left > 0) this.byClient.set(client, left);
       else this.byClient.delete(client);
     });
     return admission;
+  }
+
+  /** Marks a request in progress on `socket` until `res` closes. */
+  busy(socket: Socket, res: http.ServerResponse): void {
+    const tracked = socket as Tracked;
+    tracked[BUSY] = (tracked[BUSY] ?? 0) + 1;
+    res.once('close', () => {
+      tracked[BUSY] = (tracked[BUSY] ?? 1) - 1;
+    });
+  }
+
+  /** Closes the connection held longest with no request in progress; whether there was one. */
+  private evictIdle(): boolean {
+    for (const s of this.sockets) {
+      if ((s[BUSY] ?? 0) > 0) continue;
+      // Counted out now: its 'close' comes later, and the new connection takes its place.
+      this.sockets.delete(s);
+      s.destroy();
+      this.evicted++;
+      return true;
+    }
+    return false;
   }
 }
 
@@ -106,6 +160,7 @@ export function gateConnections(
     for (const l of nodeListeners) l.call(server, socket);
   });
   return (req, res) => {
+    gate.busy(req.socket, res);
     if (!(req.socket as Tracked)[RESERVED]) {
       handler(req, res);
       return;

@@ -15,7 +15,7 @@ import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
-import { ConnectionGate, gateConnections } from './connections';
+import { ConnectionGate, connectionsTheFdLimitAllows, gateConnections, openFilesLimit } from './connections';
 import { droppedLogLines, type Logger } from './logger';
 import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
@@ -183,7 +183,15 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
     { connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4) || 30_000)) },
   );
-  const gate = new ConnectionGate(config.maxConnections, config.maxConnectionsPerClient);
+  const fdRoom = connectionsTheFdLimitAllows(openFilesLimit());
+  const maxConnections = fdRoom === undefined ? config.maxConnections : Math.min(config.maxConnections, fdRoom);
+  if (maxConnections < config.maxConnections) {
+    log.warn(
+      { max_connections: maxConnections, open_files_limit: openFilesLimit() },
+      'MAX_CONNECTIONS lowered to what the open-files limit (ulimit -n) leaves room for; raise the limit to hold more',
+    );
+  }
+  const gate = new ConnectionGate(maxConnections, Math.min(config.maxConnectionsPerClient, maxConnections));
   server.on('request', gateConnections(server, gate, gateway.handler, log));
   // Ollama may take minutes before the first byte (model load), so a whole request has no time
   // limit; its head has HEADERS_TIMEOUT_SECONDS, its body REQUEST_BODY_TIMEOUT_SECONDS of silence.
