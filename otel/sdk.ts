@@ -215,11 +215,7 @@ function consoleSpanProcessors(spanLine: ((span: SpanRecord) => void) | undefine
  * record per span (without it the SDK prints its multi-line objects). Returns undefined when
  * disabled.
  */
-export function startTracing(
-  resource: Resource,
-  untraced: (url: string) => boolean = () => false,
-  spanLine?: (span: SpanRecord) => void,
-): NodeSDK | undefined {
+export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false, spanLine?: (span: SpanRecord) => void): NodeSDK | undefined {
   if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');

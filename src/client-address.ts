@@ -10,27 +10,27 @@ import net from 'node:net';
 export function clientKey(address: string | undefined): string {
   if (!address) return 'unknown';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return mapped[1];
+  if (mapped?.[1]) return mapped[1];
   if (!net.isIPv6(address)) return address;
   return `${ipv6Groups(address).slice(0, 4).join(':')}::/64`;
 }
 
 /** The eight 16-bit groups of an IPv6 address, in hex without leading zeros. */
 function ipv6Groups(address: string): string[] {
-  const bare = address.split('%')[0];
-  const [head, tail] = bare.includes('::') ? bare.split('::') : [bare, undefined];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const bare = address.split('%')[0] ?? address;
+  const gap = bare.indexOf('::');
+  const head = gap === -1 ? bare : bare.slice(0, gap);
+  const tail = gap === -1 ? undefined : bare.slice(gap + 2);
   // An embedded IPv4 tail (::1.2.3.4) is two groups.
-  const expand = (parts: string[]): string[] =>
-    parts.flatMap((p) => (p.includes('.') ? ipv4Groups(p) : [p]));
-  const l = expand(left);
-  const r = expand(right);
+  const expand = (part: string | undefined): string[] =>
+    part === undefined || part === '' ? [] : part.split(':').flatMap((p) => (p.includes('.') ? ipv4Groups(p) : [p]));
+  const l = expand(head);
+  const r = expand(tail);
   const fill = tail === undefined ? [] : Array<string>(8 - l.length - r.length).fill('0');
   return [...l, ...fill, ...r].map((g) => parseInt(g, 16).toString(16));
 }
 
 function ipv4Groups(v4: string): string[] {
-  const b = v4.split('.').map(Number);
-  return [((b[0] << 8) | b[1]).toString(16), ((b[2] << 8) | b[3]).toString(16)];
+  const [a = 0, b = 0, c = 0, d = 0] = v4.split('.').map(Number);
+  return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
 }

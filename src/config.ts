@@ -195,7 +195,9 @@ function readApiKeys(env: Env): string[] {
     .map((k) => k.trim())
     .filter((k) => k !== '');
   if (raw.trim() !== '' && keys.length === 0) {
-    throw new ConfigError(`GATEWAY_API_KEYS=${JSON.stringify(raw)} is not valid: it holds no key; expected comma-separated keys, or leave it unset for no authentication`);
+    throw new ConfigError(
+      `GATEWAY_API_KEYS=${JSON.stringify(raw)} is not valid: it holds no key; expected comma-separated keys, or leave it unset for no authentication`,
+    );
   }
   const spaced = keys.find((k) => /\s/.test(k));
   if (spaced !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
@@ -221,7 +223,9 @@ function readKeysFile(file: string): string[] {
     keys.push(key);
   }
   if (keys.length === 0) {
-    throw new ConfigError(`${name} holds no API key (only blank or # comment lines): expected one key per line, or unset GATEWAY_API_KEYS_FILE for no authentication`);
+    throw new ConfigError(
+      `${name} holds no API key (only blank or # comment lines): expected one key per line, or unset GATEWAY_API_KEYS_FILE for no authentication`,
+    );
   }
   return keys;
 }
@@ -356,7 +360,6 @@ type LimitSettings = Pick<
   | 'maxConcurrentRequests'
   | 'queueTimeoutMs'
 >;
-
 
 function limitSettings(env: Env): LimitSettings {
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);

@@ -137,7 +137,8 @@ function oneLine(s: string): string {
 }
 
 function prettyValue(v: unknown): string {
-  if (typeof v === 'string') return v === '' || /[\s"=\\]|[\u0000-\u001f]/.test(v) ? JSON.stringify(v) : v;
+  // JSON.stringify escapes what would break the line (control characters included); a plain word stays bare.
+  if (typeof v === 'string') return /^[^\s"=\\]+$/.test(v) && JSON.stringify(v).length === v.length + 2 ? v : JSON.stringify(v);
   return JSON.stringify(v) ?? String(v);
 }
 

@@ -22,7 +22,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
-  { name: 'LOG_FORMAT', default: 'auto', help: 'json (one JSON object a line), pretty (one readable line an event), or auto: pretty on a terminal, JSON otherwise.' },
+  {
+    name: 'LOG_FORMAT',
+    default: 'auto',
+    help: 'json (one JSON object a line), pretty (one readable line an event), or auto: pretty on a terminal, JSON otherwise.',
+  },
   {
     name: 'LOG_BUFFER_MB',
     default: '8',
@@ -46,13 +50,21 @@ export const SETTINGS: readonly Setting[] = [
     help: 'Of that memory, what the bodies from one client address (an IPv6 /64) may take (503 above it); by default MAX_REQUEST_BODY_MB.',
   },
   { name: 'REQUEST_BODY_TIMEOUT_SECONDS', default: '30', help: 'How long a request body may stop arriving before a 408; 0 waits for ever.' },
-  { name: 'REQUEST_BODY_DEADLINE_SECONDS', default: '120', help: 'How long a whole request body may take to arrive before a 408, however steadily it trickles; 0 for no limit.' },
+  {
+    name: 'REQUEST_BODY_DEADLINE_SECONDS',
+    default: '120',
+    help: 'How long a whole request body may take to arrive before a 408, however steadily it trickles; 0 for no limit.',
+  },
   {
     name: 'MAX_CONNECTIONS',
     default: '1024',
     help: "Client connections held open at once; beyond it a small reserve serves only the gateway's own endpoints (/healthz, /readyz, /metrics).",
   },
-  { name: 'MAX_CONNECTIONS_PER_CLIENT', default: '128', help: 'Connections one client address (an IPv6 /64) may hold open at once; more are answered 503 and closed.' },
+  {
+    name: 'MAX_CONNECTIONS_PER_CLIENT',
+    default: '128',
+    help: 'Connections one client address (an IPv6 /64) may hold open at once; more are answered 503 and closed.',
+  },
   { name: 'HEADERS_TIMEOUT_SECONDS', default: '60', help: "How long a client may take to send a request's headers." },
   { name: 'CLIENT_WRITE_TIMEOUT_SECONDS', default: '300', help: 'How long a client may stop reading a response before it is cut; 0 waits for ever.' },
   { name: 'MAX_MODEL_LABELS', default: '200', help: 'Distinct model labels kept for names Ollama does not serve; more become "other".' },

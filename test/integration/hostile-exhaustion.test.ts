@@ -187,18 +187,22 @@ describe('connection exhaustion', () => {
     c.destroy();
   });
 
-  it('past the reserve too, the connection idle longest is closed to make room: /healthz answers; once the idle ones go, calls are served', { timeout: 30_000 }, async () => {
-    // The reserve (32) filled from eight more addresses: every connection taken, none busy.
-    for (let i = 10; i < 18; i++) await idle(`127.0.0.${i}`, 4);
-    const oldest = held.find((c) => !c.closed)!;
-    const c = await RawConnection.open(stack.gw.port, 2000, '127.0.0.30');
-    held.push(c);
-    await c.send(rawRequest('GET', '/healthz'));
-    assert.equal((await c.response(5000)).status, 200, c.describe());
-    assert.ok(await oldest.closedWithin(3000), 'the connection held longest without a request was closed');
-    for (const h of held.splice(0)) h.destroy();
-    await eventually(async () => (await chat(stack.gw.port).catch(() => undefined))?.status === 200, 'a call is served once the idle connections left', 5000);
-  });
+  it(
+    'past the reserve too, the connection idle longest is closed to make room: /healthz answers; once the idle ones go, calls are served',
+    { timeout: 30_000 },
+    async () => {
+      // The reserve (32) filled from eight more addresses: every connection taken, none busy.
+      for (let i = 10; i < 18; i++) await idle(`127.0.0.${i}`, 4);
+      const oldest = held.find((c) => !c.closed)!;
+      const c = await RawConnection.open(stack.gw.port, 2000, '127.0.0.30');
+      held.push(c);
+      await c.send(rawRequest('GET', '/healthz'));
+      assert.equal((await c.response(5000)).status, 200, c.describe());
+      assert.ok(await oldest.closedWithin(3000), 'the connection held longest without a request was closed');
+      for (const h of held.splice(0)) h.destroy();
+      await eventually(async () => (await chat(stack.gw.port).catch(() => undefined))?.status === 200, 'a call is served once the idle connections left', 5000);
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -235,7 +239,14 @@ describe('the gateway process', () => {
     const port = await freePort();
     const child = tracked(
       spawn(process.execPath, [MAIN], {
-        env: { PATH: process.env.PATH, OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: String(port), OLLAMA_POLL_INTERVAL_SECONDS: '0', OTEL_TRACES_EXPORTER: 'console' },
+        env: {
+          PATH: process.env.PATH,
+          OLLAMA_HOST: fake.origin,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          OLLAMA_POLL_INTERVAL_SECONDS: '0',
+          OTEL_TRACES_EXPORTER: 'console',
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
@@ -246,7 +257,11 @@ describe('the gateway process', () => {
     try {
       await waitForPort(port);
       assert.equal((await chat(port)).status, 200);
-      await eventually(() => (stdout.match(/"msg":"span"/g) ?? []).length >= 2, () => `span lines; got ${stdout}`, 5000);
+      await eventually(
+        () => (stdout.match(/"msg":"span"/g) ?? []).length >= 2,
+        () => `span lines; got ${stdout}`,
+        5000,
+      );
       const lines = stdout.split('\n').filter((l) => l !== '');
       const parsed = lines.map((l) => {
         try {

@@ -25,7 +25,10 @@ describe('LOG_FORMAT=pretty', () => {
     log.info({ listen: '127.0.0.1:8000', ollama: 'http://127.0.0.1:11434', traces: ['otlp', 'console'] }, 'gateway listening');
     const [line] = lines();
     assert.equal(lines().length, 1);
-    assert.match(line, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}gateway listening listen=127\.0\.0\.1:8000 ollama=http:\/\/127\.0\.0\.1:11434 traces=\["otlp","console"\]$/);
+    assert.match(
+      line,
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}gateway listening listen=127\.0\.0\.1:8000 ollama=http:\/\/127\.0\.0\.1:11434 traces=\["otlp","console"\]$/,
+    );
     assert.doesNotMatch(line, /service=|^\{/);
   });
 
