@@ -5,11 +5,13 @@
  * read, a low `ulimit -n`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
 import type { FakeOllama } from '../../test/helpers/fake-ollama';
-import { freePort, rssBytes, waitForPort } from '../../test/helpers/procs';
+import { freePort, waitForPort } from '../../test/helpers/procs';
 import { RawConnection, rawRequest } from '../../test/helpers/raw-client';
 import { httpReq } from './clients';
-import { mb, MiB, sleep, type Row } from './common';
+import { MiB, sleep, type Row } from './common';
 import { BASE_ENV, gatewayMainPath, startGw, stopGw } from './gateway';
 
 const CHAT = '{"model":"llama3.2","stream":false}';
@@ -56,24 +58,42 @@ export async function probeSlowUploaders(fake: FakeOllama): Promise<Row[]> {
   }
 }
 
-/** A gateway child that is not `startGw`'s: its stdout never read, or under a lower `ulimit -n`. */
-function spawnRaw(upstream: string, port: number, extra: Record<string, string>, opts: { fdLimit?: number }): ChildProcess {
-  const env = { PATH: process.env.PATH ?? '', ...BASE_ENV, OLLAMA_HOST: upstream, PORT: String(port), ...extra };
-  if (opts.fdLimit === undefined) return spawn(process.execPath, [gatewayMainPath()], { env, stdio: ['ignore', 'pipe', 'ignore'] });
-  return spawn('/bin/sh', ['-c', `ulimit -n ${opts.fdLimit} && exec "$0" "$1"`, process.execPath, gatewayMainPath()], {
+/** A gateway child under a lower `ulimit -n` (not `startGw`'s). */
+function spawnLimited(upstream: string, port: number, fdLimit: number): ChildProcess {
+  const env = { PATH: process.env.PATH ?? '', ...BASE_ENV, OLLAMA_HOST: upstream, PORT: String(port) };
+  return spawn('/bin/sh', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$1"`, process.execPath, gatewayMainPath()], {
     env,
     stdio: ['ignore', 'ignore', 'ignore'],
   });
 }
 
-/** 60,000 calls (20 at a time) to a gateway whose stdout pipe nobody reads: RSS before and after. */
+interface ProbeStats {
+  heapUsedMb: number;
+  rssMb: number;
+}
+
+/** The heap (after a GC) and RSS of a gateway run under bench/gateway-probe.js. */
+function statsOf(child: ChildProcess): Promise<ProbeStats> {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m as ProbeStats));
+    child.send({ type: 'stats', gc: true });
+  });
+}
+
+/**
+ * 40,000 calls (20 at a time) to a gateway whose stdout pipe nobody reads: its heap after a GC and
+ * RSS after a warm-up and after the calls. Run under the build's bench/gateway-probe.js (the
+ * gateway as `npm start` runs it, answering for its heap over IPC).
+ */
 export async function probeStuckStdout(fake: FakeOllama): Promise<Row[]> {
   const port = await freePort();
+  const probe = path.resolve(path.dirname(gatewayMainPath()), '..', 'bench', 'gateway-probe.js');
+  const env = { PATH: process.env.PATH ?? '', ...BASE_ENV, OLLAMA_HOST: fake.origin, PORT: String(port), NODE_OPTIONS: '--expose-gc' };
   // stdout is a pipe this process never reads.
-  const child = spawnRaw(fake.origin, port, { LOG_LEVEL: 'INFO' }, {});
+  const child = spawn(process.execPath, [probe], { env, stdio: ['ignore', 'pipe', 'ignore', 'ipc'] });
   try {
     await waitForPort(port, 15_000);
-    const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 20 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 20 });
     const calls = async (n: number) => {
       let failed = 0;
       for (let i = 0; i < n; i += 20) {
@@ -85,15 +105,16 @@ export async function probeStuckStdout(fake: FakeOllama): Promise<Row[]> {
       return failed;
     };
     await calls(2000);
-    const before = rssBytes(child.pid!);
-    const failed = await calls(60_000);
-    await sleep(1000);
-    const after = rssBytes(child.pid!);
+    const before = await statsOf(child);
+    const failed = await calls(40_000);
+    const after = await statsOf(child);
     const m = await httpReq(port, { path: '/metrics', timeoutMs: 10_000, keepBody: true });
     const dropped = /^ollama_gateway_log_lines_dropped_total (\S+)/m.exec(m.body.toString())?.[1] ?? 'not exported';
     agent.destroy();
+    const mbOf = (x: number) => `${x.toFixed(1)} MB`;
     return [
-      { figure: 'RSS after 2,000 calls → after 60,000 more', value: `${mb(before)} → ${mb(after)} (+${mb(after - before)})` },
+      { figure: 'heap after GC, after 2,000 calls → after 40,000 more', value: `${mbOf(before.heapUsedMb)} → ${mbOf(after.heapUsedMb)}` },
+      { figure: 'RSS, the same', value: `${mbOf(before.rssMb)} → ${mbOf(after.rssMb)}` },
       { figure: 'calls failed', value: String(failed) },
       { figure: 'log lines dropped (counter)', value: dropped },
     ];
@@ -105,7 +126,7 @@ export async function probeStuckStdout(fake: FakeOllama): Promise<Row[]> {
 /** `ulimit -n 512`; 700 idle connections from seven addresses; then /healthz and a call from 127.0.0.1. */
 export async function probeConnectionExhaustion(fake: FakeOllama): Promise<Row[]> {
   const port = await freePort();
-  const child = spawnRaw(fake.origin, port, {}, { fdLimit: 512 });
+  const child = spawnLimited(fake.origin, port, 512);
   const idle: RawConnection[] = [];
   try {
     await waitForPort(port, 15_000);
