@@ -36,7 +36,7 @@ const PROBES: { n: number; title: string; run: Probe }[] = [
   { n: 10, title: 'slow reader (3 s pause, idle timeout 1 s)', run: probeSlowReader },
   { n: 11, title: 'stack traces on stderr', run: probeStackTraces },
   { n: 12, title: '5 chunked uploads from one address fill MAX_BUFFERED_BODY_MB=16, then a byte a second', run: probeSlowUploaders },
-  { n: 13, title: 'stdout never read (a stuck log shipper)', run: probeStuckStdout },
+  { n: 13, title: 'stdout never read (a stuck log shipper), 40,000 calls', run: probeStuckStdout },
   { n: 14, title: 'idle connections past `ulimit -n 512`', run: probeConnectionExhaustion },
 ];
 
