@@ -4,7 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { CallAttributes } from './attributes';
-import { cutByTokenLimit, errorType, statusLabel, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
+import { cachedTokensOf, cutByTokenLimit, errorType, statusLabel, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
 import {
   ATTR_KIND,
   ATTR_REASON,
@@ -35,6 +35,12 @@ export interface CallMeasures {
   lifecycle?: ModelLifecycle;
   /** How much of its context window a generation used, when the window is known. */
   context?: ContextUse;
+  /**
+   * The model runs on another host (a cloud or remote model): its durations are that host's, so
+   * the call is left out of every figure of the local GPU (load, prompt evaluation, generation,
+   * tokens per second, cold loads).
+   */
+  remote?: boolean;
 }
 
 /** `{model, kind}` of `ollama_context_limit_hits_total` (and `backend`, with several). */
@@ -72,6 +78,7 @@ export function isRequest(outcome: CallOutcome, m: CallMeasures): boolean {
  * time (Ollama reports no durations on these answers), else a generation's `load_duration`.
  */
 export function loadSecondsOf(outcome: CallOutcome, m: CallMeasures): number | undefined {
+  if (m.remote) return undefined;
   if (m.lifecycle !== undefined) return m.lifecycle === 'load' && outcome.reason === undefined ? m.wallSeconds : undefined;
   const ns = outcome.summary?.loadDurationNs;
   return ns === undefined ? undefined : ns / NS_PER_S;
@@ -103,16 +110,23 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   if (outcome.reason) ins.requestErrors.add(1, attrs.byReason.with(outcome.reason));
   if (m.lifecycle !== undefined) return;
 
+  if (m.remote) ins.remoteRequests.add(1, modelOnly);
   const s = outcome.summary;
   if (!s) return;
-  const load = loadSecondsOf(outcome, m);
-  if (load !== undefined) ins.loadSeconds.record(load, modelOnly);
-  if (s.promptEvalDurationNs !== undefined) ins.promptEvalSeconds.record(s.promptEvalDurationNs / NS_PER_S, modelOnly);
-  if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
+  if (!m.remote) {
+    const load = loadSecondsOf(outcome, m);
+    if (load !== undefined) ins.loadSeconds.record(load, modelOnly);
+    if (s.promptEvalDurationNs !== undefined) ins.promptEvalSeconds.record(s.promptEvalDurationNs / NS_PER_S, modelOnly);
+    if (s.evalDurationNs !== undefined) ins.evalSeconds.record(s.evalDurationNs / NS_PER_S, modelOnly);
+    const tps = tokensPerSecond(s, outcome.streamed);
+    if (tps !== undefined) ins.tokensPerSecond.record(tps, modelOnly);
+  }
   if (s.inputTokens !== undefined && s.inputTokens > 0) ins.tokensProcessed.add(s.inputTokens, modelOnly);
+  // Added at 0 too: an Ollama that reports the field has the series, so a hit ratio reads 0, not
+  // "no data"; an older one, which never sends it, gets none.
+  const cached = cachedTokensOf(s);
+  if (cached !== undefined) ins.tokensCached.add(cached, modelOnly);
   if (s.outputTokens !== undefined && s.outputTokens > 0) ins.tokensGenerated.add(s.outputTokens, modelOnly);
-  const tps = tokensPerSecond(s, outcome.streamed);
-  if (tps !== undefined) ins.tokensPerSecond.record(tps, modelOnly);
   const queue = queueSecondsOf(outcome, m);
   if (queue !== undefined) ins.queueSeconds.record(queue, modelOnly);
 
@@ -138,6 +152,8 @@ export function recordGenAiCall(ins: GenAiInstruments, a: CallAttributes, outcom
   const s = outcome.summary;
   if (!s) return;
   if (s.inputTokens !== undefined) ins.tokenUsage.record(s.inputTokens, a.genAiInput);
+  const cached = cachedTokensOf(s);
+  if (cached !== undefined) ins.cacheReadTokens.add(cached, attrs);
   if (s.outputTokens !== undefined) ins.tokenUsage.record(s.outputTokens, a.genAiOutput);
   if (outcome.reason) return; // the server-side latency metrics are for successful responses
   if (m.ttftSeconds !== undefined) ins.timeToFirstToken.record(m.ttftSeconds, attrs);

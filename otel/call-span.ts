@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { errorType, LIFECYCLE_OPERATION, type CallFacts, type CallOutcome, type CallRequest, type ModelLifecycle } from './call';
+import { cachedTokensOf, errorType, LIFECYCLE_OPERATION, type CallFacts, type CallOutcome, type CallRequest, type ModelLifecycle } from './call';
 import { clipText, MAX_MODEL_NAME_CHARS } from './labels';
 import { inputMessages, outputMessages } from './messages';
 import * as sc from './semconv';
@@ -125,26 +125,32 @@ export class CallSpan {
    * Records the outcome and ends the span at `endedAt`. `lifecycle` is what the call turned out to
    * be (the response's `done_reason` can overrule the request).
    */
-  end(outcome: CallOutcome, endedAt: number, lifecycle?: ModelLifecycle): void {
+  end(outcome: CallOutcome, endedAt: number, lifecycle?: ModelLifecycle, remote = false): void {
     if (this.span.isRecording()) {
       if (lifecycle !== this.lifecycle) this.name(lifecycle === undefined ? this.routeOperation : LIFECYCLE_OPERATION[lifecycle]);
-      this.record(outcome, endedAt);
+      this.record(outcome, endedAt, remote);
     }
     this.span.end(epochMs(endedAt));
   }
 
-  private record(outcome: CallOutcome, endedAt: number): void {
+  private record(outcome: CallOutcome, endedAt: number, remote: boolean): void {
     const span = this.span;
     const s = outcome.summary;
     span.setAttribute(sc.HTTP_RESPONSE_STATUS_CODE, outcome.status);
+    span.setAttribute(sc.GATEWAY_LOCATION, remote ? sc.LOCATION_REMOTE : sc.LOCATION_LOCAL);
     if (s) {
+      if (s.remoteHost !== undefined) span.setAttribute(sc.GATEWAY_REMOTE_HOST, clipText(s.remoteHost, MAX_ITEM_CHARS));
+      if (s.remoteModel !== undefined) span.setAttribute(sc.GATEWAY_REMOTE_MODEL, clipText(s.remoteModel, MAX_MODEL_NAME_CHARS));
       if (s.responseModel !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_MODEL, clipText(s.responseModel, MAX_MODEL_NAME_CHARS));
       if (s.responseId !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_ID, clipText(s.responseId, MAX_ATTRIBUTE_CHARS));
       if (s.finishReasons !== undefined) span.setAttribute(sc.GEN_AI_RESPONSE_FINISH_REASONS, clipList(s.finishReasons));
       if (s.inputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_INPUT_TOKENS, s.inputTokens);
+      const cached = cachedTokensOf(s);
+      if (cached !== undefined) span.setAttribute(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cached);
       if (s.outputTokens !== undefined) span.setAttribute(sc.GEN_AI_USAGE_OUTPUT_TOKENS, s.outputTokens);
       if (outcome.streamed && s.firstContentAt !== undefined) span.addEvent(sc.EVENT_FIRST_TOKEN, epochMs(s.firstContentAt));
-      this.phaseSpans(s, endedAt);
+      // A remote model's durations are another host's: no phase of this Ollama to place.
+      if (!remote) this.phaseSpans(s, endedAt);
       if (this.tracing.captureContent) {
         const output = outputMessages(s.outputText, s.finishReasons?.[0], this.tracing.maxCaptureChars);
         if (output !== undefined) span.setAttribute(sc.GEN_AI_OUTPUT_MESSAGES, output);

@@ -47,7 +47,10 @@ export interface CallFacts {
   responseModel?: string;
   responseId?: string;
   finishReasons?: string[];
+  /** The whole prompt. */
   inputTokens?: number;
+  /** The part of the prompt served from the KV cache; undefined when the answer did not say. */
+  cachedTokens?: number;
   outputTokens?: number;
   totalDurationNs?: number;
   loadDurationNs?: number;
@@ -63,6 +66,9 @@ export interface CallFacts {
   errorMessage?: string;
   /** The answer's text, when content capture is on. */
   outputText?: string;
+  /** A remote (cloud) model's host and name, as the answer carried them. */
+  remoteHost?: string;
+  remoteModel?: string;
 }
 
 export interface CallOutcome {
@@ -93,6 +99,33 @@ export function tokensPerSecond(s: CallFacts, streamed: boolean): number | undef
     return s.outputTokens / ((s.lastContentAt - s.firstContentAt) / 1000);
   }
   return undefined;
+}
+
+/**
+ * The cached prompt tokens of a call, never more than its prompt (a count past it says nothing
+ * sound); undefined when the answer did not report them.
+ */
+export function cachedTokensOf(s: CallFacts): number | undefined {
+  const c = s.cachedTokens;
+  if (c === undefined) return undefined;
+  return s.inputTokens === undefined ? c : Math.min(c, s.inputTokens);
+}
+
+/**
+ * The prompt tokens Ollama actually evaluated: the whole prompt less the part the KV cache served.
+ * `prompt_eval_duration` covers only these, so the prefill rate is this over that duration, as
+ * Ollama's own CLI and benchmark compute it.
+ */
+export function evaluatedPromptTokens(s: CallFacts): number | undefined {
+  if (s.inputTokens === undefined) return undefined;
+  return s.inputTokens - (cachedTokensOf(s) ?? 0);
+}
+
+/** Prefill speed, tokens/s: evaluated prompt tokens over `prompt_eval_duration`; undefined without both. */
+export function prefillTokensPerSecond(s: CallFacts): number | undefined {
+  const n = evaluatedPromptTokens(s);
+  if (n === undefined || s.promptEvalDurationNs === undefined || s.promptEvalDurationNs <= 0) return undefined;
+  return (n * NS_PER_S) / s.promptEvalDurationNs;
 }
 
 /**

@@ -112,6 +112,8 @@ export const ERROR_REASONS = [
   'body_timeout',
   /** The memory for request bodies was taken (MAX_BUFFERED_BODY_MB). */
   'body_buffer_full',
+  /** A body the gateway cannot read as Ollama would (400; never forwarded). */
+  'body_unreadable',
   /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
   'client_timeout',
   'queue_timeout',
@@ -130,7 +132,9 @@ export interface OllamaInstruments {
   evalSeconds: Histogram;
   tokensPerSecond: Histogram;
   tokensProcessed: Counter;
+  tokensCached: Counter;
   tokensGenerated: Counter;
+  remoteRequests: Counter;
   inFlight: UpDownCounter;
   timeToFirstToken: Histogram;
   interToken: Histogram;
@@ -152,6 +156,7 @@ export interface OllamaInstruments {
 export interface GenAiInstruments {
   operationDuration: Histogram;
   tokenUsage: Histogram;
+  cacheReadTokens: Counter;
   timeToFirstToken: Histogram;
   timePerOutputToken: Histogram;
 }
@@ -213,8 +218,18 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
       TOKENS_PER_SECOND_BUCKETS,
     ),
     tokensProcessed: meter.createCounter('ollama_tokens_processed_total', {
-      description: 'Input (prompt) tokens: prompt_eval_count, or usage.prompt_tokens.',
+      description:
+        "Input (prompt) tokens, the whole prompt in every API: prompt_eval_count, or usage.prompt_tokens / input_tokens (Anthropic's plus its cache_read_input_tokens).",
       unit: '{token}',
+    }),
+    tokensCached: meter.createCounter('ollama_tokens_cached_total', {
+      description:
+        'Input tokens served from the KV cache, part of ollama_tokens_processed_total: prompt_eval_cached_count, usage.prompt_tokens_details / input_tokens_details.cached_tokens, or cache_read_input_tokens. Only from an Ollama that reports it.',
+      unit: '{token}',
+    }),
+    remoteRequests: meter.createCounter('ollama_remote_requests_total', {
+      description:
+        'Requests for a remote (cloud) model, part of ollama_requests_total: they run on another host and are left out of the load, prompt-eval, generation and tokens-per-second figures.',
     }),
     tokensGenerated: meter.createCounter('ollama_tokens_generated_total', {
       description: 'Output (generated) tokens: eval_count, or usage.completion_tokens.',
@@ -291,6 +306,13 @@ function createGenAiInstruments(meter: Meter): GenAiInstruments {
   return {
     operationDuration: histogram(meter, 'gen_ai.client.operation.duration', 's', 'GenAI operation duration.', GEN_AI_DURATION_BUCKETS),
     tokenUsage: histogram(meter, 'gen_ai.client.token.usage', '{token}', 'Number of input and output tokens used.', GEN_AI_TOKEN_BUCKETS),
+    // `gen_ai.token.type` knows only input and output; the GenAI conventions name cache reads in
+    // a counter of their own, a subset of the input tokens
+    // (https://github.com/open-telemetry/semantic-conventions-genai, gen-ai-token-metrics.md).
+    cacheReadTokens: meter.createCounter('gen_ai.client.inference.usage.cache_read.input_tokens', {
+      description: 'The number of input tokens served from the KV cache.',
+      unit: '{token}',
+    }),
     timeToFirstToken: histogram(meter, 'gen_ai.server.time_to_first_token', 's', 'Time to generate first token for successful responses.', GEN_AI_TTFT_BUCKETS),
     timePerOutputToken: histogram(
       meter,

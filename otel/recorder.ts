@@ -13,7 +13,7 @@ import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import type { ModelLabels } from './labels';
-import { loadedContextLength, type FleetState } from './state';
+import { isRemoteModel, loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
 export type { CallOutcome, CallRequest } from './call';
@@ -63,6 +63,11 @@ export class Telemetry {
    */
   loadedContextLength(model: string, backend?: string): number | undefined {
     return loadedContextLength(this.readState(), model, backend);
+  }
+
+  /** Whether `model` (a normalised name) runs on another host, by its name or the latest `/api/tags`. */
+  isRemoteModel(model: string): boolean {
+    return isRemoteModel(this.readState(), model);
   }
 
   /**
@@ -191,6 +196,10 @@ export class CallRecorder {
     const attrs = this.attrs ?? this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
     const s = outcome.summary;
     const lifecycle = lifecycleOf(this.request?.lifecycle, s);
+    // Remote when the answer says so (`remote_host`), else by the model's name or the last poll:
+    // Ollama passes `/v1/*` calls for cloud models to ollama.com raw, without those fields.
+    const remote =
+      s?.remoteHost !== undefined || s?.remoteModel !== undefined || (this.request !== undefined && this.telemetry.isRemoteModel(this.request.model));
     const since = (t: number | undefined) => (outcome.streamed && t !== undefined ? Math.max(0, t - this.startedAt) / 1000 : undefined);
     const measures = {
       model: this.model,
@@ -204,9 +213,10 @@ export class CallRecorder {
       wasInFlight: this.inFlight,
       lifecycle,
       context: lifecycle === undefined && s ? this.contextUse(s) : undefined,
+      remote,
     };
     const ins = this.telemetry.instruments;
-    if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined) {
+    if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined && !remote) {
       // A call that had to load its model: the backend did not have it, or Ollama says it loaded.
       if (this.warm === false || (s?.loadDurationNs ?? 0) >= COLD_LOAD_NS) {
         ins.fleet.coldLoads.add(1, { [ATTR_BACKEND]: this.backend.name, [ATTR_MODEL]: this.model });
@@ -215,7 +225,7 @@ export class CallRecorder {
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
     this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
-    this.span.end(outcome, endedAt, lifecycle);
+    this.span.end(outcome, endedAt, lifecycle, remote);
   }
 
   /**

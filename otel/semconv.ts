@@ -24,6 +24,8 @@ export const GEN_AI_RESPONSE_ID = 'gen_ai.response.id';
 export const GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reasons';
 export const GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
 export const GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
+/** Input tokens served from the cache, a part of `gen_ai.usage.input_tokens` (GenAI conventions, development). */
+export const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens';
 export const GEN_AI_INPUT_MESSAGES = 'gen_ai.input.messages';
 export const GEN_AI_OUTPUT_MESSAGES = 'gen_ai.output.messages';
 export const SERVER_ADDRESS = 'server.address';
@@ -42,6 +44,15 @@ export const GATEWAY_ENDPOINT = 'ollama_gateway.endpoint';
 /** With several backends: the one the call went to (`host:port` as configured), and why it was chosen. */
 export const GATEWAY_BACKEND = 'ollama_gateway.backend';
 export const GATEWAY_ROUTING_REASON = 'ollama_gateway.routing.reason';
+/**
+ * Where the model ran: `local` (this Ollama's own runner) or `remote` (a cloud or remote model
+ * Ollama relays), and, for a remote one, the host and model name its answer named.
+ */
+export const GATEWAY_LOCATION = 'ollama_gateway.location';
+export const GATEWAY_REMOTE_HOST = 'ollama_gateway.remote.host';
+export const GATEWAY_REMOTE_MODEL = 'ollama_gateway.remote.model';
+export const LOCATION_LOCAL = 'local';
+export const LOCATION_REMOTE = 'remote';
 /** How many backends the call was sent to (2 after a failover). */
 export const GATEWAY_ATTEMPTS = 'ollama_gateway.attempts';
 

@@ -24,6 +24,8 @@ export interface OllamaState {
   available?: { count: number; bytes: number };
   /** Names (normalised) of the models on disk (`/api/tags`). */
   models?: string[];
+  /** Those of them that run on another host: listed with `remote_host` or `remote_model`. */
+  remoteModels?: string[];
   loaded?: LoadedModel[];
 }
 
@@ -56,6 +58,20 @@ export function loadedContextLength(state: FleetState | undefined, model: string
     if (n !== undefined) return n;
   }
   return undefined;
+}
+
+/**
+ * Whether `model` (a normalised name) runs on another host: a cloud name (the tag `cloud`, or one
+ * ending in `-cloud`, as Ollama names its cloud models), or listed as remote by the latest
+ * `/api/tags` of any backend. An answer that carries `remote_host` says so on its own.
+ */
+export function isRemoteModel(state: FleetState | undefined, model: string): boolean {
+  const colon = model.lastIndexOf(':');
+  const tag = colon === -1 ? '' : model.slice(colon + 1);
+  if (tag === 'cloud' || tag.endsWith('-cloud')) return true;
+  if (!state) return false;
+  for (const s of Object.values(state.backends)) if (s.up && s.remoteModels?.includes(model)) return true;
+  return false;
 }
 
 /**

@@ -18,6 +18,8 @@ interface TagsModel {
   name?: unknown;
   model?: unknown;
   size?: unknown;
+  remote_host?: unknown;
+  remote_model?: unknown;
 }
 
 interface PsModel extends TagsModel {
@@ -29,11 +31,20 @@ interface PsModel extends TagsModel {
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 const nameOf = (m: TagsModel): string => normalizeModelName(typeof m.name === 'string' ? m.name : typeof m.model === 'string' ? m.model : undefined);
 
-/** `/api/tags` → count and total size on disk, and the names. */
-export function parseTags(body: unknown): { count: number; bytes: number; names: string[] } {
+const isRemote = (m: TagsModel): boolean =>
+  (typeof m.remote_host === 'string' && m.remote_host !== '') || (typeof m.remote_model === 'string' && m.remote_model !== '');
+
+/**
+ * `/api/tags` → count and total size on disk, the names, and those of the models that run on
+ * another host (`remote_host` / `remote_model`, `api.ListModelResponse`; at most
+ * MAX_SERVED_NAMES).
+ */
+export function parseTags(body: unknown): { count: number; bytes: number; names: string[]; remote: string[] } {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as TagsModel[]) : [];
-  return { count: list.length, bytes: list.reduce((n, m) => n + num(m.size), 0), names: list.map(nameOf) };
+  const remote: string[] = [];
+  for (const m of list) if (m && typeof m === 'object' && remote.length < MAX_SERVED_NAMES && isRemote(m)) remote.push(nameOf(m));
+  return { count: list.length, bytes: list.reduce((n, m) => n + num(m.size), 0), names: list.map(nameOf), remote };
 }
 
 /** A positive whole number of tokens, or undefined. */
@@ -155,6 +166,7 @@ export class OllamaPoller {
         version: typeof v === 'string' ? v : undefined,
         available: { count: available.count, bytes: available.bytes },
         models: available.names,
+        remoteModels: available.remote.length > 0 ? available.remote : undefined,
         loaded,
       });
       b.warmSincePoll?.clear();

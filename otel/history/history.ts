@@ -9,7 +9,7 @@
  * `/metrics` already uses for names past its own bound. The recent-calls ring holds `recentLimit`
  * small objects whose strings are the bounded labels.
  */
-import { tokensPerSecond, type CallOutcome } from '../call';
+import { cachedTokensOf, evaluatedPromptTokens, tokensPerSecond, type CallOutcome } from '../call';
 import { isRequest, loadSecondsOf, queueSecondsOf, type CallMeasures } from '../call-metrics';
 import { ERROR_REASONS, TOKENS_PER_SECOND_BUCKETS, TTFT_BUCKETS_SECONDS, type ErrorReason } from '../instruments';
 import { OVERFLOW_MODEL_LABEL } from '../labels';
@@ -72,7 +72,13 @@ const S_QUEUE = 4;
 const S_LOAD = 5;
 const S_PROMPT = 6;
 const S_GEN = 7;
-const SUMS = 8;
+const S_CACHED = 8;
+/** Prompt tokens actually evaluated (prompt − cached), and their `prompt_eval_duration`: the prefill rate. */
+const S_PREFILL_TOKENS = 9;
+const S_PREFILL_SECONDS = 10;
+/** Input tokens of the calls that reported their cached part: the base of the cache hit ratio. */
+const S_CACHE_KNOWN_IN = 11;
+const SUMS = 12;
 
 /** Bytes of one model's ring with `buckets` buckets: the counts, the sums and the bucket stamps. */
 export function modelRingBytes(buckets: number): number {
@@ -81,6 +87,7 @@ export function modelRingBytes(buckets: number): number {
 
 const REASON_INDEX: ReadonlyMap<string, number> = new Map(ERROR_REASONS.map((r, i) => [r, i]));
 const NS_PER_MS = 1e6;
+const NS_PER_S = 1e9;
 
 /** The index of the bucket `value` falls in, as the SDK places it: the first boundary ≥ value. */
 function bucketIndex(boundaries: readonly number[], value: number): number {
@@ -107,8 +114,10 @@ class ModelRing {
   inFlight = 0;
   requests = 0;
   inputTokens = 0;
+  cachedTokens = 0;
   outputTokens = 0;
   coldLoads = 0;
+  remoteRequests = 0;
   readonly errors = new Float64Array(ERROR_REASONS.length);
 
   constructor(
@@ -187,9 +196,11 @@ export class History implements CallSink {
     const s = outcome.summary;
     let phases: CallPhases | undefined;
     let tps: number | undefined;
+    let cached: number | undefined;
     if (isRequest(outcome, m)) {
       add(counts, c + C_REQUESTS, 1);
       ring.requests++;
+      if (m.remote) ring.remoteRequests++;
       add(sums, sum + S_WALL, m.wallSeconds);
       const reason = outcome.reason === undefined ? undefined : REASON_INDEX.get(outcome.reason);
       if (reason !== undefined) {
@@ -201,14 +212,26 @@ export class History implements CallSink {
           add(sums, sum + S_IN, s.inputTokens);
           ring.inputTokens += s.inputTokens;
         }
+        cached = cachedTokensOf(s);
+        if (cached !== undefined) {
+          add(sums, sum + S_CACHED, cached);
+          add(sums, sum + S_CACHE_KNOWN_IN, s.inputTokens ?? 0);
+          ring.cachedTokens += cached;
+        }
         if (s.outputTokens !== undefined && s.outputTokens > 0) {
           add(sums, sum + S_OUT, s.outputTokens);
           ring.outputTokens += s.outputTokens;
         }
-        tps = tokensPerSecond(s, outcome.streamed);
-        if (tps !== undefined) add(counts, c + C_TPS + bucketIndex(TOKENS_PER_SECOND_BUCKETS, tps), 1);
         if (m.ttftSeconds !== undefined) add(counts, c + C_TTFT + bucketIndex(TTFT_BUCKETS_SECONDS, m.ttftSeconds), 1);
-        const queue = queueSecondsOf(outcome, m);
+        // A remote model's speed and phases are another host's: not this GPU's figures.
+        tps = m.remote ? undefined : tokensPerSecond(s, outcome.streamed);
+        if (tps !== undefined) add(counts, c + C_TPS + bucketIndex(TOKENS_PER_SECOND_BUCKETS, tps), 1);
+        const evaluated = evaluatedPromptTokens(s);
+        if (!m.remote && evaluated !== undefined && s.promptEvalDurationNs !== undefined && s.promptEvalDurationNs > 0) {
+          add(sums, sum + S_PREFILL_TOKENS, evaluated);
+          add(sums, sum + S_PREFILL_SECONDS, s.promptEvalDurationNs / NS_PER_S);
+        }
+        const queue = m.remote ? undefined : queueSecondsOf(outcome, m);
         if (queue !== undefined) {
           phases = phasesOf(queue, s.totalDurationNs ?? 0, s.loadDurationNs, s.promptEvalDurationNs, s.evalDurationNs);
           add(counts, c + C_TIMED, 1);
@@ -234,10 +257,13 @@ export class History implements CallSink {
       durationMs: m.wallSeconds * 1000,
       ttftMs: m.ttftSeconds === undefined ? undefined : m.ttftSeconds * 1000,
       inputTokens: s?.inputTokens,
+      cachedTokens: cached,
       outputTokens: s?.outputTokens,
       tokensPerSecond: tps,
       phases,
       traceId: call.traceId,
+      remote: m.remote === true ? true : undefined,
+      remoteHost: m.remote === true ? s?.remoteHost : undefined,
     };
     this.head = (this.head + 1) % this.recent.length;
   }
@@ -302,6 +328,8 @@ function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: 
       requests: k[c + C_REQUESTS]!,
       errors: errorsOf(k, c + C_ERRORS),
       inputTokens: v[s + S_IN]!,
+      cachedTokens: v[s + S_CACHED]!,
+      cacheKnownInputTokens: v[s + S_CACHE_KNOWN_IN]!,
       outputTokens: v[s + S_OUT]!,
       coldLoads: k[c + C_COLD]!,
       wallSeconds: v[s + S_WALL]!,
@@ -311,6 +339,8 @@ function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: 
       loadSeconds: v[s + S_LOAD]!,
       promptSeconds: v[s + S_PROMPT]!,
       generationSeconds: v[s + S_GEN]!,
+      prefillTokens: v[s + S_PREFILL_TOKENS]!,
+      prefillSeconds: v[s + S_PREFILL_SECONDS]!,
       ttft: copyOut(k, c + C_TTFT, TTFT_SLOTS),
       tokensPerSecond: copyOut(k, c + C_TPS, TPS_SLOTS),
     });
@@ -322,8 +352,10 @@ function snapshotRing(ring: ModelRing, current: number, size: number, bucketMs: 
       requests: ring.requests,
       errors: errorsOf(ring.errors, 0),
       inputTokens: ring.inputTokens,
+      cachedTokens: ring.cachedTokens,
       outputTokens: ring.outputTokens,
       coldLoads: ring.coldLoads,
+      remoteRequests: ring.remoteRequests,
     },
     buckets,
   };

@@ -20,6 +20,10 @@ export interface BucketSnapshot {
   /** Failed requests by reason; reasons with no failure are left out. */
   errors: Partial<Record<ErrorReason, number>>;
   inputTokens: number;
+  /** The part of `inputTokens` served from the KV cache (calls whose answer reported it). */
+  cachedTokens: number;
+  /** `inputTokens` of the calls that reported their cached part (an older Ollama does not). */
+  cacheKnownInputTokens: number;
   outputTokens: number;
   /** Loads that took at least `COLD_LOAD_SECONDS` (observations of `ollama_load_duration_seconds` above it). */
   coldLoads: number;
@@ -33,6 +37,9 @@ export interface BucketSnapshot {
   loadSeconds: number;
   promptSeconds: number;
   generationSeconds: number;
+  /** Prompt tokens actually evaluated (prompt − cached) by local calls that reported `prompt_eval_duration`, and its sum. */
+  prefillTokens: number;
+  prefillSeconds: number;
   /** Counts per `TTFT_BUCKETS_SECONDS` bucket, the last one above the highest boundary. */
   ttft: number[];
   /** Counts per `TOKENS_PER_SECOND_BUCKETS` bucket, the last one above the highest boundary. */
@@ -44,8 +51,11 @@ export interface ModelTotals {
   requests: number;
   errors: Partial<Record<ErrorReason, number>>;
   inputTokens: number;
+  cachedTokens: number;
   outputTokens: number;
   coldLoads: number;
+  /** Requests that ran on a remote host (`ollama_remote_requests_total`). */
+  remoteRequests: number;
 }
 
 export interface ModelSnapshot {
@@ -84,12 +94,17 @@ export interface RecentCall {
   durationMs: number;
   ttftMs?: number;
   inputTokens?: number;
+  /** Present when the answer reported its cached prompt tokens. */
+  cachedTokens?: number;
   outputTokens?: number;
   tokensPerSecond?: number;
   /** Present when Ollama reported `total_duration`. */
   phases?: CallPhases;
   /** The call's trace, when its span was recorded. */
   traceId?: string;
+  /** Set when the model ran on another host (a cloud or remote model), with the host its answer named. */
+  remote?: true;
+  remoteHost?: string;
 }
 
 export interface ConsoleSnapshot {
@@ -122,6 +137,8 @@ function addCounts(into: number[], from: readonly number[]): void {
 const NUMERIC_FIELDS = [
   'requests',
   'inputTokens',
+  'cachedTokens',
+  'cacheKnownInputTokens',
   'outputTokens',
   'coldLoads',
   'wallSeconds',
@@ -131,6 +148,8 @@ const NUMERIC_FIELDS = [
   'loadSeconds',
   'promptSeconds',
   'generationSeconds',
+  'prefillTokens',
+  'prefillSeconds',
 ] as const;
 
 function cloneBucket(b: BucketSnapshot): BucketSnapshot {
@@ -150,8 +169,10 @@ function mergeModel(into: ModelSnapshot, from: ModelSnapshot): void {
   const t = into.totals;
   t.requests += from.totals.requests;
   t.inputTokens += from.totals.inputTokens;
+  t.cachedTokens += from.totals.cachedTokens;
   t.outputTokens += from.totals.outputTokens;
   t.coldLoads += from.totals.coldLoads;
+  t.remoteRequests += from.totals.remoteRequests;
   addErrors(t.errors, from.totals.errors);
   const byT = new Map(into.buckets.map((b) => [b.t, b]));
   for (const b of from.buckets) {

@@ -48,8 +48,16 @@ export interface WindowFigures {
   errors: number;
   errorsByReason: Partial<Record<ErrorReason, number>>;
   inputTokens: number;
+  cachedTokens: number;
   outputTokens: number;
   coldLoads: number;
+  /**
+   * Share of the input tokens served from the KV cache, 0–1, over the calls whose answer reported
+   * it; null without any (an Ollama that does not report cached tokens).
+   */
+  cacheHitRatio: number | null;
+  /** Prefill speed of local calls: evaluated prompt tokens (prompt − cached) per second of `prompt_eval_duration`. */
+  prefillTokensPerSecond: number | null;
   /** Rates over the part of the window the history covers. */
   requestsPerSecond: number;
   inputTokensPerSecond: number;
@@ -96,6 +104,8 @@ export function emptyBucket(t: number): BucketSnapshot {
     requests: 0,
     errors: {},
     inputTokens: 0,
+    cachedTokens: 0,
+    cacheKnownInputTokens: 0,
     outputTokens: 0,
     coldLoads: 0,
     wallSeconds: 0,
@@ -105,6 +115,8 @@ export function emptyBucket(t: number): BucketSnapshot {
     loadSeconds: 0,
     promptSeconds: 0,
     generationSeconds: 0,
+    prefillTokens: 0,
+    prefillSeconds: 0,
     ttft: new Array<number>(TTFT_BUCKETS_SECONDS.length + 1).fill(0),
     tokensPerSecond: new Array<number>(TOKENS_PER_SECOND_BUCKETS.length + 1).fill(0),
   };
@@ -154,8 +166,11 @@ function figures(total: BucketSnapshot, seconds: number): WindowFigures {
     errors,
     errorsByReason: total.errors,
     inputTokens: total.inputTokens,
+    cachedTokens: total.cachedTokens,
     outputTokens: total.outputTokens,
     coldLoads: total.coldLoads,
+    cacheHitRatio: total.cacheKnownInputTokens > 0 ? total.cachedTokens / total.cacheKnownInputTokens : null,
+    prefillTokensPerSecond: total.prefillSeconds > 0 ? total.prefillTokens / total.prefillSeconds : null,
     requestsPerSecond: total.requests / seconds,
     inputTokensPerSecond: total.inputTokens / seconds,
     outputTokensPerSecond: total.outputTokens / seconds,
@@ -182,8 +197,10 @@ function summary(model: string, inFlight: number, totals: ModelTotals, window: B
 function addTotals(into: ModelTotals, from: ModelTotals): void {
   into.requests += from.requests;
   into.inputTokens += from.inputTokens;
+  into.cachedTokens += from.cachedTokens;
   into.outputTokens += from.outputTokens;
   into.coldLoads += from.coldLoads;
+  into.remoteRequests += from.remoteRequests;
   for (const [r, n] of Object.entries(from.errors) as [ErrorReason, number][]) into.errors[r] = (into.errors[r] ?? 0) + n;
 }
 
@@ -192,7 +209,7 @@ export function summaries(snap: ConsoleSnapshot, minutes: number): { models: Mod
   const w = windowOf(snap, minutes);
   const models = snap.models.map((m) => summary(m.model, m.inFlight, m.totals, windowTotal([m], snap.bucketMs, w.first), w.coveredSeconds));
   models.sort((a, b) => b.window.requests - a.window.requests || b.totals.requests - a.totals.requests || (a.model < b.model ? -1 : 1));
-  const totals: ModelTotals = { requests: 0, errors: {}, inputTokens: 0, outputTokens: 0, coldLoads: 0 };
+  const totals: ModelTotals = { requests: 0, errors: {}, inputTokens: 0, cachedTokens: 0, outputTokens: 0, coldLoads: 0, remoteRequests: 0 };
   let inFlight = 0;
   for (const m of snap.models) {
     addTotals(totals, m.totals);

@@ -8,7 +8,27 @@ import { USAGE_EVENT_MARK } from './sse';
 import { MAX_INSPECT_BYTES } from './summary';
 
 const USAGE_MEMBER = Buffer.from(',"usage":{');
-const CLOSE_MARK = Buffer.from('}');
+const OPEN = 0x7b;
+const CLOSE = 0x7d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * The index of the `}` that closes the object whose body starts at `from`, before `end`; -1 when
+ * it does not close there. Strings are skipped, so a brace inside one does not count. The usage
+ * object is no longer flat since Ollama reports cached tokens (`prompt_tokens_details`).
+ */
+export function objectEnd(buf: Buffer, from: number, end: number): number {
+  let depth = 1;
+  for (let i = from; i < end; i++) {
+    const c = buf[i];
+    if (c === QUOTE) {
+      for (i++; i < end && buf[i] !== QUOTE; i++) if (buf[i] === BACKSLASH) i++;
+    } else if (c === OPEN) depth++;
+    else if (c === CLOSE && --depth === 0) return i;
+  }
+  return -1;
+}
 
 /**
  * Removes from an OpenAI stream what `stream_options.include_usage` added, for a client that did not
@@ -25,7 +45,6 @@ export class SseUsageStripper {
   private readonly splitter: SseEventSplitter;
   private readonly usageEvent = new Mark(USAGE_EVENT_MARK);
   private readonly usageMember = new Mark(USAGE_MEMBER);
-  private readonly close = new Mark(CLOSE_MARK);
 
   constructor(maxEventBytes = MAX_INSPECT_BYTES) {
     this.splitter = new SseEventSplitter(
@@ -45,7 +64,6 @@ export class SseUsageStripper {
     this.splitter.push(chunk);
     this.usageEvent.reset();
     this.usageMember.reset();
-    this.close.reset();
     return this.take();
   }
 
@@ -65,8 +83,7 @@ export class SseUsageStripper {
     if (this.usageEvent.within(buf, start, end)) return;
     const at = this.usageMember.next(buf, start);
     if (at !== -1 && at < end) {
-      // The usage object is flat (three integers), so it ends at the next `}`.
-      const close = this.close.next(buf, at + USAGE_MEMBER.length);
+      const close = objectEnd(buf, at + USAGE_MEMBER.length, end);
       if (close !== -1 && close < end) {
         this.out.push(buf.subarray(start, at), buf.subarray(close + 1, end), EVENT_END);
         return;

@@ -14,7 +14,14 @@ export interface CallSummary {
   responseId?: string;
   /** Why generation stopped: Ollama `done_reason` or OpenAI `finish_reason` values. */
   finishReasons?: string[];
+  /** The whole prompt in every API family (Anthropic's cache reads added back, see `absorbObject`). */
   inputTokens?: number;
+  /**
+   * The part of the prompt served from the KV cache: native `prompt_eval_cached_count`, OpenAI
+   * `prompt_tokens_details.cached_tokens`, Responses `input_tokens_details.cached_tokens`, Anthropic
+   * `cache_read_input_tokens`. Undefined when the answer does not carry it (Ollama before it did).
+   */
+  cachedTokens?: number;
   outputTokens?: number;
   totalDurationNs?: number;
   loadDurationNs?: number;
@@ -44,7 +51,17 @@ export interface CallSummary {
   inspected: boolean;
   /** The answer's text, collected only when the parser was asked to capture it. */
   outputText?: string;
+  /**
+   * Set when the model runs elsewhere (a cloud or remote model): Ollama relays the remote host's
+   * answer with `remote_host` and `remote_model` (`api.ChatResponse`, fixtures README §10.2). Cut to
+   * `MAX_REMOTE_CHARS`.
+   */
+  remoteHost?: string;
+  remoteModel?: string;
 }
+
+/** Longest `remote_host` / `remote_model` kept from an answer. */
+export const MAX_REMOTE_CHARS = 256;
 
 /**
  * The most bytes a parser holds for one line, event or body it has not seen the end of. A longer one
@@ -90,9 +107,11 @@ const int = (v: unknown): number | undefined => (typeof v === 'number' && Number
 /** Ollama's metric fields (`api/types.go` Metrics) and where each lands in the summary. */
 const NATIVE_METRICS: readonly (readonly [
   string,
-  'inputTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs',
+  'inputTokens' | 'cachedTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs',
 ])[] = [
   ['prompt_eval_count', 'inputTokens'],
+  // Since ollama/ollama PR #17943: present (0 included) whenever the runner reported it.
+  ['prompt_eval_cached_count', 'cachedTokens'],
   ['eval_count', 'outputTokens'],
   ['total_duration', 'totalDurationNs'],
   ['load_duration', 'loadDurationNs'],
@@ -122,6 +141,8 @@ export function absorbObject(s: CallSummary, value: unknown): void {
   }
   if (typeof o.model === 'string' && o.model !== '') s.responseModel = o.model;
   if (typeof o.id === 'string') s.responseId = o.id;
+  if (typeof o.remote_host === 'string' && o.remote_host !== '') s.remoteHost = o.remote_host.slice(0, MAX_REMOTE_CHARS);
+  if (typeof o.remote_model === 'string' && o.remote_model !== '') s.remoteModel = o.remote_model.slice(0, MAX_REMOTE_CHARS);
 
   // Native API (chat, generate, embed)
   if (typeof o.done_reason === 'string') s.finishReasons = [o.done_reason];
@@ -145,6 +166,7 @@ export function absorbObject(s: CallSummary, value: unknown): void {
     // requested; only the final usage event has the real counts, so zeros never overwrite.
     if (prompt !== undefined && (prompt > 0 || s.inputTokens === undefined)) s.inputTokens = prompt;
     if (completion !== undefined && (completion > 0 || s.outputTokens === undefined)) s.outputTokens = completion;
+    absorbCached(s, u);
   }
   if (Array.isArray(o.choices)) {
     const reasons: string[] = [];
@@ -154,6 +176,47 @@ export function absorbObject(s: CallSummary, value: unknown): void {
     }
     if (reasons.length > 0) s.finishReasons = reasons;
   }
+}
+
+/** `o[key]` when it is an object (not an array). */
+function member(o: Record<string, unknown>, key: string): Record<string, unknown> | undefined {
+  const v = o[key];
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/**
+ * The cached part of the prompt from a compatibility API's `usage`, the one place its mapping is
+ * kept: OpenAI chat and completions `prompt_tokens_details.cached_tokens` and Responses
+ * `input_tokens_details.cached_tokens`, with `prompt_tokens` / `input_tokens` the whole prompt;
+ * Anthropic `cache_read_input_tokens`, with `input_tokens` the uncached part only, as in
+ * Anthropic's own API, so the cache reads are added back and `inputTokens` is the whole prompt in
+ * every family.
+ *
+ * The Ollama snapshot read here (`fb30760`, 2026-08-21) predates the change that added these
+ * fields (ollama/ollama PR #17943), so the Anthropic rule follows Anthropic's API and fixtures
+ * README §10.1, not Ollama's code: should Ollama's bridge put the whole prompt in `input_tokens`,
+ * drop the add-back below.
+ */
+function absorbCached(s: CallSummary, u: Record<string, unknown>): void {
+  const read = int(u.cache_read_input_tokens);
+  if (read !== undefined) {
+    s.cachedTokens = read;
+    if (s.inputTokens !== undefined && int(u.input_tokens) !== undefined) s.inputTokens += read;
+    return;
+  }
+  const chat = member(u, 'prompt_tokens_details');
+  if (chat) {
+    const cached = int(chat.cached_tokens);
+    // Zeroed usage on every /v1/completions chunk: zeros never overwrite, as for the counts.
+    if (cached !== undefined && (cached > 0 || s.cachedTokens === undefined)) s.cachedTokens = cached;
+    return;
+  }
+  // Ollama's Responses answer had `input_tokens_details.cached_tokens` before it counted cached
+  // tokens, always 0 (`openai/responses.go` at fb30760): a 0 there says nothing, so only a count
+  // is taken, and an older Ollama's Responses calls change nothing.
+  const responses = member(u, 'input_tokens_details');
+  const cached = responses ? int(responses.cached_tokens) : undefined;
+  if (cached !== undefined && cached > 0) s.cachedTokens = cached;
 }
 
 /** The text of an array of content blocks: Anthropic `{type:"text",text}`, Responses `{type:"output_text",text}`. */

@@ -310,7 +310,12 @@
       const w = m.window;
       const tr = el('tr', 'row' + (m.model === state.model ? ' selected' : ''));
       tr.dataset.model = m.model;
-      tr.append(cell(m.model, 'model'));
+      const name = cell(m.model, 'model');
+      if (m.totals.remoteRequests > 0) {
+        name.append(' ', el('span', 'remote', 'remote'));
+        name.title = 'Runs on another host (a cloud or remote model): not in the GPU figures.';
+      }
+      tr.append(name);
       tr.append(cell(int(m.inFlight), 'num in-flight'));
       tr.append(cell(int(m.totals.requests), 'num requests'));
       tr.append(cell(int(w.requests), 'num window-requests'));
@@ -320,6 +325,8 @@
         .join(', ');
       tr.append(errors);
       tr.append(cell(num(w.inputTokensPerSecond), 'num'));
+      tr.append(cell(w.cacheHitRatio === null ? '–' : Math.round(w.cacheHitRatio * 100) + '%', 'num cache-hit'));
+      tr.append(cell(num(w.prefillTokensPerSecond), 'num'));
       tr.append(cell(num(w.outputTokensPerSecond), 'num'));
       tr.append(cell(seconds(w.ttftP50Seconds), 'num'));
       tr.append(cell(seconds(w.ttftP95Seconds), 'num'));
@@ -355,7 +362,7 @@
 
   function callDetail(c) {
     const td = el('td');
-    td.colSpan = 10;
+    td.colSpan = 11;
     if (c.phases) {
       const p = { queue: c.phases.queueMs, load: c.phases.loadMs, prompt: c.phases.promptMs, generation: c.phases.generationMs, other: c.phases.otherMs };
       td.append(phaseBar(p, Math.max(c.durationMs, p.queue + p.load + p.prompt + p.generation + p.other), ms));
@@ -366,6 +373,7 @@
     const facts = [c.operation, c.streamed ? 'streamed' : 'not streamed'];
     if (c.reason) facts.push('failed: ' + c.reason);
     if (c.ttftMs !== undefined) facts.push('first token after ' + ms(c.ttftMs));
+    if (c.remote) facts.push('ran on a remote host' + (c.remoteHost ? ' (' + c.remoteHost + ')' : ''));
     if (c.traceId) facts.push('trace ' + c.traceId);
     td.append(el('p', 'phase-note', facts.join(' · ')));
     const tr = el('tr', 'detail');
@@ -381,12 +389,15 @@
       tr.dataset.model = c.model;
       tr.append(cell(clock(c.at), 'mono'));
       tr.append(cell(c.endpoint, 'mono'));
-      tr.append(cell(c.model, 'model'));
+      const model = cell(c.model, 'model');
+      if (c.remote) model.append(' ', el('span', 'remote', 'remote'));
+      tr.append(model);
       const status = cell(c.status + (c.reason ? ' ' + c.reason : ''), c.reason ? 'bad' : 'ok');
       tr.append(status);
       tr.append(cell(ms(c.durationMs), 'num'));
       tr.append(cell(c.ttftMs === undefined ? '–' : ms(c.ttftMs), 'num'));
       tr.append(cell(c.inputTokens === undefined ? '–' : int(c.inputTokens), 'num'));
+      tr.append(cell(c.cachedTokens === undefined ? '–' : int(c.cachedTokens), 'num'));
       tr.append(cell(c.outputTokens === undefined ? '–' : int(c.outputTokens), 'num'));
       tr.append(cell(c.tokensPerSecond === undefined ? '–' : num(c.tokensPerSecond), 'num'));
       const trace = cell(c.traceId ? c.traceId.slice(0, 12) + '…' : '–', 'mono');
