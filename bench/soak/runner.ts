@@ -144,7 +144,12 @@ function latencyBooks(idle: Latency, loaded: Latency): Book[] {
     `${ms(percentile(l.calls, 50))} / ${ms(percentile(l.calls, 99))} / ${ms(Math.max(0, ...l.calls))} (${l.calls.length} calls, ${l.calls.filter((x) => !Number.isFinite(x)).length} failed)`;
   return [
     { book: 'event-loop delay ms, per-second p99: median / worst, and the largest delay (quiet)', expected: 'reported', actual: row(idle), ok: true },
-    { book: 'event-loop delay ms, per-second p99: median / worst, and the largest delay (under the traffic and attacks)', expected: 'reported', actual: row(loaded), ok: true },
+    {
+      book: 'event-loop delay ms, per-second p99: median / worst, and the largest delay (under the traffic and attacks)',
+      expected: 'reported',
+      actual: row(loaded),
+      ok: true,
+    },
     { book: 'a legitimate /api/chat beside nothing: p50 / p99 / max ms', expected: 'reported', actual: calls(idle), ok: true },
     { book: 'a legitimate /api/chat beside the traffic and attacks: p50 / p99 / max ms', expected: 'reported', actual: calls(loaded), ok: true },
   ];
