@@ -185,8 +185,9 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   );
   const fdRoom = connectionsTheFdLimitAllows(openFilesLimit());
   const maxConnections = fdRoom === undefined ? config.maxConnections : Math.min(config.maxConnections, fdRoom);
+  // Said at INFO: with the default MAX_CONNECTIONS and a low limit this is the expected set-up, not a fault.
   if (maxConnections < config.maxConnections) {
-    log.warn(
+    log.info(
       { max_connections: maxConnections, open_files_limit: openFilesLimit() },
       'MAX_CONNECTIONS lowered to what the open-files limit (ulimit -n) leaves room for; raise the limit to hold more',
     );
