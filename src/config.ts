@@ -201,6 +201,11 @@ function readApiKeys(env: Env): string[] {
   }
   const spaced = keys.find((k) => /\s/.test(k));
   if (spaced !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  if (keys.some(isPlaceholder)) {
+    throw new ConfigError(
+      `GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
   const file = env.GATEWAY_API_KEYS_FILE?.trim();
   if (file) keys.push(...readKeysFile(file));
   return keys;
@@ -220,6 +225,11 @@ function readKeysFile(file: string): string[] {
     const key = line.trim();
     if (key === '' || key.startsWith('#')) continue;
     if (/\s/.test(key)) throw new ConfigError(`${name} is not valid: line ${i + 1} holds white space inside a key; expected one key per line`);
+    if (isPlaceholder(key)) {
+      throw new ConfigError(
+        `${name} is not valid: line ${i + 1} holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+      );
+    }
     keys.push(key);
   }
   if (keys.length === 0) {
@@ -228,6 +238,28 @@ function readKeysFile(file: string): string[] {
     );
   }
   return keys;
+}
+
+/**
+ * Values that examples and templates ship in place of a secret (`change-me`, `<your-key>`, `xxx`).
+ * Applied unchanged they would be real keys everyone knows, so the gateway refuses them.
+ */
+const PLACEHOLDER = /^(?:<.*>|x{3,}|\.{3,}|(?:change|replace)[-_ ]?me\b.*|changeit|placeholder|your[-_].*)$/i;
+const PLACEHOLDER_HINT = 'change-me, replace-me, <…>, your-…, xxx';
+const SECRET_HINT = 'generate one, e.g. with openssl rand -hex 24';
+
+function isPlaceholder(value: string): boolean {
+  return PLACEHOLDER.test(value);
+}
+
+function readMetricsToken(env: Env): string | undefined {
+  const token = env.METRICS_BEARER_TOKEN?.trim() || undefined;
+  if (token !== undefined && isPlaceholder(token)) {
+    throw new ConfigError(
+      `METRICS_BEARER_TOKEN is not valid: it is a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
+  return token;
 }
 
 const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
@@ -281,6 +313,11 @@ export function parseUpstreams(value: string, variable = 'OLLAMA_HOST'): Upstrea
   return targets;
 }
 
+/** Every Ollama of OLLAMA_HOST, as the start-up line names them: one origin, or several joined by ", ". */
+export function ollamaOrigins(config: Pick<Config, 'upstreams'>): string {
+  return config.upstreams.map((u) => u.origin).join(', ');
+}
+
 /** LOG_FORMAT: json, pretty, or auto (pretty when stdout is a terminal). */
 function logFormatVar(env: Env): LogFormat {
   const raw = (env.LOG_FORMAT ?? 'auto').trim().toLowerCase();
@@ -292,7 +329,7 @@ function logFormatVar(env: Env): LogFormat {
 function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel' | 'logFormat' | 'logBufferBytes'> {
   const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
   const upstream = upstreams[0]!;
-  const host = (env.HOST ?? '0.0.0.0').trim();
+  const host = (env.HOST ?? '127.0.0.1').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
   }
@@ -444,7 +481,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...workerSettings(env, limits),
     ...telemetrySettings(env),
     apiKeys: readApiKeys(env),
-    metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
+    metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     ...overrides,
   };
