@@ -55,6 +55,11 @@ describe('GATEWAY_API_KEYS_FILE', () => {
     assert.doesNotMatch(err.message, /^GATEWAY_API_KEYS is/);
   });
 
+  it('a placeholder key from an example is refused with the file and the line', () => {
+    const err = refusal({ GATEWAY_API_KEYS_FILE: keysFile('placeholder.keys', 'key-one\nchange-me\n') });
+    assert.match(err.message, /^GATEWAY_API_KEYS_FILE=.*line 2 holds a placeholder/);
+  });
+
   it('keys around comments and blank lines are read, with those of GATEWAY_API_KEYS', () => {
     const config = loadConfig({ GATEWAY_API_KEYS: 'key-zero', GATEWAY_API_KEYS_FILE: keysFile('good.keys', '# keys\r\n key-one \n\n# old: key-x\nkey-two\n') });
     assert.deepEqual(config.apiKeys, ['key-zero', 'key-one', 'key-two']);
