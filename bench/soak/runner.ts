@@ -183,9 +183,12 @@ async function traffic(
       t.why.set(r.why ?? '?', (t.why.get(r.why ?? '?') ?? 0) + 1);
     }
   };
+  // Every kind runs once first, then by weight: on a slow machine a short run would otherwise
+  // leave a rare kind out.
+  const unseen = KINDS.filter((k) => k.weight > 0);
   const worker = async () => {
     while (going()) {
-      const k = pick();
+      const k = unseen.shift() ?? pick();
       if (k.needsMs && performance.now() + k.needsMs > until) continue;
       await runOne(k);
     }
