@@ -13,12 +13,13 @@ import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
-import { BearerKeys, type AuthFailure } from './auth';
+import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
 import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
 import { ConcurrencyLimit } from './limit';
+import { withinRequest } from './last-resort';
 import { handleLlmCall, type LlmCallDeps } from './llm-call';
 import { loggedPath, type Logger } from './logger';
 import { apiOf, sendJsonError } from './proxy/errors';
@@ -176,7 +177,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       message =
         failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
     } else {
-      const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+      const how = anthropicKeyPath(path) ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
       message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
     }
     sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
@@ -219,8 +220,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (apiKeys.enabled) {
-      // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
-      const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
+      // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+      const anthropic = anthropicKeyPath(path);
       const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
@@ -259,7 +260,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     try {
-      dispatch(req, res);
+      withinRequest(req, res, () => dispatch(req, res));
     } catch (err) {
       internalError(log, req, res, err);
     }
