@@ -414,8 +414,8 @@ function limitSettings(env: Env): LimitSettings {
       `MAX_BUFFERED_BODY_MB_PER_CLIENT="${perClientMb}" is not valid: expected from MAX_REQUEST_BODY_MB (${bodyMb}) to MAX_BUFFERED_BODY_MB (${bufferedMb})`,
     );
   }
-  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 1024, 1, 1_000_000);
-  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(128, maxConnections), 1, 1_000_000);
+  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 4096, 1, 1_000_000);
+  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(1024, maxConnections), 1, 1_000_000);
   if (maxConnectionsPerClient > maxConnections) {
     throw new ConfigError(`MAX_CONNECTIONS_PER_CLIENT=${maxConnectionsPerClient} is not valid: expected at most MAX_CONNECTIONS (${maxConnections})`);
   }

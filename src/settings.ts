@@ -57,12 +57,12 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     name: 'MAX_CONNECTIONS',
-    default: '1024',
+    default: '4096',
     help: "Client connections held open at once; beyond it a small reserve serves only the gateway's own endpoints (/healthz, /readyz, /metrics).",
   },
   {
     name: 'MAX_CONNECTIONS_PER_CLIENT',
-    default: '128',
+    default: '1024',
     help: 'Connections one client address (an IPv6 /64) may hold open at once; more are answered 503 and closed.',
   },
   { name: 'HEADERS_TIMEOUT_SECONDS', default: '60', help: "How long a client may take to send a request's headers." },
