@@ -10,6 +10,7 @@ import { AttributeCache, type BackendRef, type CallAttributes } from './attribut
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
 import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
+import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import type { ModelLabels } from './labels';
@@ -29,6 +30,8 @@ export interface MeasurementOptions {
 
 export class Telemetry {
   readonly attributes: AttributeCache;
+  /** Where sampled calls leave exemplars, when tracing is on. */
+  exemplars: ExemplarStore | undefined;
   /** Model labels whose per-model counters exist (bounded like the labels themselves). */
   private readonly initialised = new Set<string>();
 
@@ -222,8 +225,14 @@ export class CallRecorder {
         ins.fleet.coldLoads.add(1, { [ATTR_BACKEND]: this.backend.name, [ATTR_MODEL]: this.model });
       }
     }
-    if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
-    if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+    // A sampled call's ids become the exemplars of what it records (nothing when tracing is off).
+    const record = () => {
+      if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
+      if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+    };
+    const exemplars = this.telemetry.exemplars;
+    if (exemplars) exemplars.during(this.span.exemplarRef, record);
+    else record();
     this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
     this.span.end(outcome, endedAt, lifecycle, remote);
   }

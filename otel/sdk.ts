@@ -26,6 +26,8 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { memoiseAttributeHashing } from './attribute-hash';
+import { exemplarMeter, ExemplarStore, mergeExemplars, UNIT_SUFFIXES, type Exemplar } from './exemplars';
+import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
@@ -65,7 +67,12 @@ export interface TelemetryOptions {
   bufferedBodyBytes?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
+  /** Keep exemplars of sampled calls (when tracing is on). */
+  exemplars?: boolean;
 }
+
+/** The exposition formats `/metrics` serves: the classic text, or OpenMetrics (with exemplars). */
+export type ExpositionFormat = 'text' | 'openmetrics';
 
 /** A Prometheus text exposition and its media type. */
 export interface Exposition {
@@ -80,8 +87,6 @@ export interface Exposition {
  * travel. The JS exporter does not apply them itself. Names that already end with the suffix (all
  * `ollama_*` ones) are left alone; annotation units such as `{token}` add nothing.
  */
-const UNIT_SUFFIXES: Readonly<Record<string, string>> = { s: '_seconds', By: '_bytes' };
-
 function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
   return {
     ...resourceMetrics,
@@ -108,7 +113,9 @@ export interface TelemetryRuntime {
   /** The console's history, when kept. */
   history: History | undefined;
   /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
-  scrape(): Promise<Exposition>;
+  scrape(format?: ExpositionFormat): Promise<Exposition>;
+  /** This process's classic exposition with its exemplars, as a piece for a gathered scrape. */
+  piece(): Promise<string>;
   /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
 }
@@ -216,7 +223,9 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     resource,
     readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
   });
-  const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const exemplars = opts.exemplars === true ? new ExemplarStore() : undefined;
+  const sdkMeter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const meter = exemplars ? exemplarMeter(sdkMeter, exemplars) : sdkMeter;
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
   const backends = opts.backends ?? [];
   const routed = backends.length > 1;
@@ -250,14 +259,17 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     backends,
     history,
   );
+  telemetry.exemplars = exemplars;
+  const classic = async () => {
+    const { resourceMetrics, errors } = await prometheus.collect();
+    if (errors.length > 0) diag.error('metrics collection errors', ...errors);
+    return serializer.serialize(withUnitSuffixes(resourceMetrics));
+  };
   return {
     telemetry,
     history,
-    scrape: async () => {
-      const { resourceMetrics, errors } = await prometheus.collect();
-      if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
-    },
+    scrape: async (format = 'text') => formatExposition(await classic(), exemplars?.entries(), format),
+    piece: async () => (await classic()) + (exemplars?.piece() ?? ''),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;
@@ -268,4 +280,18 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
         diag.warn(`telemetry was not flushed within ${SHUTDOWN_FLUSH_MS / 1000} s (is the OTLP endpoint reachable?); exiting without it`);
     },
   };
+}
+
+/**
+ * The exposition in `format`, from a classic text and its exemplars. `exemplars` undefined: taken
+ * from the pieces' carrier lines (a gathered scrape, whose `classic` is the merge of those pieces).
+ */
+export function formatExposition(classic: string, exemplars: ReadonlyMap<string, Exemplar> | undefined, format: ExpositionFormat): Exposition {
+  if (format === 'openmetrics') return { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(classic, exemplars ?? new Map()) };
+  return { contentType: EXPOSITION_CONTENT_TYPE, body: classic };
+}
+
+/** A gathered scrape: the summed classic text of the pieces, and their exemplars, newest per bucket. */
+export function gatheredExposition(merged: string, pieces: readonly string[], format: ExpositionFormat): Exposition {
+  return formatExposition(merged, format === 'openmetrics' ? mergeExemplars(pieces) : undefined, format);
 }

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
-import type { Exposition } from '../otel/sdk';
+import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { BearerKeys, type AuthFailure } from './auth';
 import type { Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
@@ -35,7 +35,7 @@ export interface GatewayDeps {
   /** The memory shared by all request bodies being held. */
   bodyBudget: BodyBudget;
   /** The Prometheus exposition of every metric. */
-  scrape: () => Promise<Exposition>;
+  scrape: (format?: ExpositionFormat) => Promise<Exposition>;
   /** The backends, when made by the caller (otherwise made from `config.upstreams`). */
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */

@@ -10,7 +10,7 @@ import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { mergeExpositions } from '../otel/exposition-merge';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
-import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import { buildResource, gatheredExposition, startTelemetry, type Exposition, type ExpositionFormat } from '../otel/sdk';
 import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
@@ -63,18 +63,19 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
  * answer (it is going away), the scrape fails rather than answer with this worker's counters
  * alone, which Prometheus would read as every other worker's counters going back.
  */
-function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
-  link.collect('metrics', async () => (await local()).body);
-  let gathering: Promise<Exposition> | undefined;
-  const gather = async (): Promise<Exposition> => {
+function gatheredScrape(link: WorkerLink, piece: () => Promise<string>): (format?: ExpositionFormat) => Promise<Exposition> {
+  link.collect('metrics', piece);
+  let gathering: Promise<{ merged: string; pieces: string[] }> | undefined;
+  const gather = async () => {
     const pieces = await link.gather('metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+    return { merged: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))), pieces: pieces.map((p) => p.data) };
   };
-  return () => {
+  return async (format = 'text') => {
     gathering ??= gather().finally(() => {
       gathering = undefined;
     });
-    return gathering;
+    const { merged, pieces } = await gathering;
+    return gatheredExposition(merged, pieces, format);
   };
 }
 
@@ -128,11 +129,12 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       history: config.console ? history : undefined,
+      exemplars: otel?.tracing !== undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
+  const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
