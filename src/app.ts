@@ -136,6 +136,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     body: { maxBytes: config.maxRequestBodyBytes, budget: deps.bodyBudget, idleTimeoutMs: config.requestBodyTimeoutMs },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    serverTiming: config.serverTiming,
   };
   const passDeps: PassThroughDeps = {
     fleet,

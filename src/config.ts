@@ -75,6 +75,10 @@ export interface Config {
   workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
   console: boolean;
+  /** A trace viewer's URL with `{trace_id}` in it (TRACE_UI_URL), for the console's links. */
+  traceUiUrl: string | undefined;
+  /** Add a Server-Timing header to answers on LLM routes (SERVER_TIMING). */
+  serverTiming: boolean;
 }
 
 export class ConfigError extends Error {
@@ -366,6 +370,16 @@ function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'
   return { workers };
 }
 
+/** TRACE_UI_URL: an http(s) URL with `{trace_id}` where the trace id goes. */
+function traceUiUrl(env: Env): string | undefined {
+  const raw = env.TRACE_UI_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^https?:\/\//i.test(raw) || !raw.includes('{trace_id}')) {
+    throw new ConfigError(`TRACE_UI_URL must be an http(s) URL containing {trace_id}, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
 /**
  * Reads and validates the configuration (the variables listed in settings.ts). Throws ConfigError
  * on the first bad value.
@@ -380,6 +394,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiKeys: readApiKeys(env),
     metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
     console: booleanVar(env, 'CONSOLE', true),
+    traceUiUrl: traceUiUrl(env),
+    serverTiming: booleanVar(env, 'SERVER_TIMING', true),
     ...overrides,
   };
 }

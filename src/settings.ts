@@ -50,4 +50,10 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'MAX_CONCURRENT_REQUESTS', default: '0', help: 'Most LLM calls sent to Ollama at once (0: no limit); more wait in a queue.' },
   { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
   { name: 'CONSOLE', default: 'true', help: 'Serve the live web console at /console (false turns it off).' },
+  {
+    name: 'TRACE_UI_URL',
+    default: '',
+    help: "A trace viewer's address with {trace_id} in it (e.g. http://jaeger:16686/trace/{trace_id}): the console links each call's trace there.",
+  },
+  { name: 'SERVER_TIMING', default: 'true', help: 'Add a Server-Timing header (queue, time to Ollama\'s response head, backend) to answers on LLM routes.' },
 ];
