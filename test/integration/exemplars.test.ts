@@ -78,7 +78,13 @@ describe('exemplars in one process', () => {
     receiver = await new OtlpReceiver().start();
     fake.byModel.set('missing', () => fixtureBehavior('error-model-not-found.json'));
     const port = await freePort();
-    gw = runGateway({ OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: String(port), ...tracingEnv(receiver) });
+    gw = runGateway({
+      OLLAMA_HOST: fake.origin,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      TRACE_UI_URL: 'http://jaeger.test:16686/trace/{trace_id}',
+      ...tracingEnv(receiver),
+    });
     await gw.waitFor('gateway listening');
     url = `http://127.0.0.1:${port}`;
     assert.equal(await chat(url, sampled), 200);
@@ -121,6 +127,13 @@ describe('exemplars in one process', () => {
     assert.ok(!ex.some((e) => e.traceId === unsampled.traceId), 'an unsampled call leaves no exemplar');
     // The unsampled call did not replace the sampled one in the bucket they share.
     assert.ok(ex.some((e) => e.name === 'ollama_response_seconds_bucket' && e.traceId === sampled.traceId));
+  });
+
+  it("links each traced call of the console to TRACE_UI_URL with its trace id", async () => {
+    const res = await fetch(`${url}/console/api/v1/calls`);
+    const { calls } = (await res.json()) as { calls: { traceId?: string; traceUrl?: string }[] };
+    const call = calls.find((c) => c.traceId === sampled.traceId);
+    assert.equal(call?.traceUrl, `http://jaeger.test:16686/trace/${sampled.traceId}`);
   });
 
   it('reaches a real Prometheus: query_exemplars returns trace ids the OTLP receiver received', async (t) => {
