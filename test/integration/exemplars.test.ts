@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,19 +40,27 @@ function tracingEnv(receiver: OtlpReceiver): Record<string, string> {
   };
 }
 
-async function chat(url: string, c: Caller, model = 'llama3.2'): Promise<number> {
-  const res = await fetch(`${url}/api/chat`, {
-    method: 'POST',
-    headers: { traceparent: c.traceparent, connection: 'close' },
-    body: JSON.stringify({ model, stream: false, messages: [{ role: 'user', content: 'hi' }] }),
+/** One call on a connection of its own (so that, with several workers, the kernel's spread applies). */
+function request(url: string, path: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
   });
-  await res.arrayBuffer();
-  return res.status;
+}
+
+async function chat(url: string, c: Caller, model = 'llama3.2'): Promise<number> {
+  const body = JSON.stringify({ model, stream: false, messages: [{ role: 'user', content: 'hi' }] });
+  return (await request(url, '/api/chat', 'POST', { traceparent: c.traceparent }, body)).status;
 }
 
 async function scrape(url: string, accept?: string): Promise<{ type: string; text: string }> {
-  const res = await fetch(`${url}/metrics`, { headers: accept ? { accept } : {} });
-  return { type: res.headers.get('content-type') ?? '', text: await res.text() };
+  return request(url, '/metrics', 'GET', accept ? { accept } : {});
 }
 
 /** Every exemplar in an OpenMetrics text: the sample's name and the exemplar's trace id. */
@@ -189,8 +198,13 @@ describe('exemplars through the workers’ merge', () => {
     const w = await runWorkers(fake.origin, 2, tracingEnv(receiver));
     try {
       for (let round = 0; round < 6; round++) {
-        const c = caller();
-        assert.equal(await chat(w.url, c), 200);
+        // One call, then two: with the scrapes between, the newest call lands on either worker
+        // (the primary hands connections to the workers in turn).
+        let c = caller();
+        for (let i = 0; i <= round % 2; i++) {
+          c = caller();
+          assert.equal(await chat(w.url, c), 200);
+        }
         const ex = exemplarsOf((await scrape(w.url, OPENMETRICS)).text);
         const onLatency = ex.filter((e) => e.name === 'ollama_response_seconds_bucket');
         assert.ok(
