@@ -169,7 +169,8 @@ export function mergeExemplars(pieces: readonly string[]): Map<ExemplarKey, Exem
     for (const row of rows as unknown[]) {
       if (!Array.isArray(row) || row.length !== 5) continue;
       const [key, traceId, spanId, value, when] = row as unknown[];
-      if (typeof key !== 'string' || typeof traceId !== 'string' || typeof spanId !== 'string' || typeof value !== 'number' || typeof when !== 'number') continue;
+      if (typeof key !== 'string' || typeof traceId !== 'string' || typeof spanId !== 'string' || typeof value !== 'number' || typeof when !== 'number')
+        continue;
       if (traceId.length !== 32 || spanId.length !== 16 || !HEX.test(traceId) || !HEX.test(spanId)) continue;
       const seen = out.get(key);
       if (seen === undefined || when > seen.at) out.set(key, { traceId, spanId, value, at: when });

@@ -55,5 +55,5 @@ export const SETTINGS: readonly Setting[] = [
     default: '',
     help: "A trace viewer's address with {trace_id} in it (e.g. http://jaeger:16686/trace/{trace_id}): the console links each call's trace there.",
   },
-  { name: 'SERVER_TIMING', default: 'true', help: 'Add a Server-Timing header (queue, time to Ollama\'s response head, backend) to answers on LLM routes.' },
+  { name: 'SERVER_TIMING', default: 'true', help: "Add a Server-Timing header (queue, time to Ollama's response head, backend) to answers on LLM routes." },
 ];

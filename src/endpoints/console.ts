@@ -272,7 +272,8 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
               const template = deps.about.traceUiUrl;
               const shown = calls.slice(0, limit);
               // With TRACE_UI_URL, each traced call links to its trace (the id is hex the gateway generated).
-              const linked = template === undefined ? shown : shown.map((c) => (c.traceId ? { ...c, traceUrl: template.replace(/\{trace_id\}/g, c.traceId) } : c));
+              const linked =
+                template === undefined ? shown : shown.map((c) => (c.traceId ? { ...c, traceUrl: template.replace(/\{trace_id\}/g, c.traceId) } : c));
               return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: linked };
             }),
           );

@@ -41,7 +41,13 @@ function tracingEnv(receiver: OtlpReceiver): Record<string, string> {
 }
 
 /** One call on a connection of its own (so that, with several workers, the kernel's spread applies). */
-function request(url: string, path: string, method: string, headers: Record<string, string>, body?: string): Promise<{ status: number; type: string; text: string }> {
+function request(
+  url: string,
+  path: string,
+  method: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; type: string; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -138,7 +144,7 @@ describe('exemplars in one process', () => {
     assert.ok(ex.some((e) => e.name === 'ollama_response_seconds_bucket' && e.traceId === sampled.traceId));
   });
 
-  it("links each traced call of the console to TRACE_UI_URL with its trace id", async () => {
+  it('links each traced call of the console to TRACE_UI_URL with its trace id', async () => {
     const res = await fetch(`${url}/console/api/v1/calls`);
     const { calls } = (await res.json()) as { calls: { traceId?: string; traceUrl?: string }[] };
     const call = calls.find((c) => c.traceId === sampled.traceId);
