@@ -8,7 +8,7 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordGenAiLatestCall, recordOllamaCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
@@ -185,9 +185,11 @@ export class CallRecorder {
    * streams ending together do not record all their gaps at once).
    */
   contentGap(ms: number): void {
-    const ins = this.telemetry.instruments.ollama;
-    if (!ins) return;
+    const { ollama: ins, genAiLatest: latest } = this.telemetry.instruments;
+    if (!ins && !latest) return;
     const attrs = this.attrs ?? this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
+    latest?.timePerOutputChunk.record(ms / 1000, attrs.genAi);
+    if (!ins) return;
     ins.interToken.record(ms / 1000, attrs.model);
     if (ms > this.telemetry.measurement.stallMs) this.stalls++;
   }
@@ -229,6 +231,7 @@ export class CallRecorder {
     const record = () => {
       if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
       if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+      if (ins.genAiLatest) recordGenAiLatestCall(ins.genAiLatest, attrs, outcome, measures);
     };
     const exemplars = this.telemetry.exemplars;
     if (exemplars) exemplars.during(this.span.exemplarRef, record);

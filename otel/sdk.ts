@@ -67,6 +67,8 @@ export interface TelemetryOptions {
   bufferedBodyBytes?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
+  /** The GenAI metrics under the newest conventions' names (OTEL_SEMCONV_STABILITY_OPT_IN). */
+  genAiLatest?: boolean;
   /** Keep exemplars of sampled calls (when tracing is on). */
   exemplars?: boolean;
 }
@@ -230,7 +232,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   const backends = opts.backends ?? [];
   const routed = backends.length > 1;
   const exportState = opts.exportState !== false;
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed);
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed, opts.genAiLatest === true);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState, routed);
   const load = opts.backendLoad;
   const fleet = instruments.fleet;

@@ -63,6 +63,8 @@ export interface Config {
   streamStallMs: number;
   /** Which metric families are exported. */
   metricFamilies: ReadonlySet<MetricFamily>;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN names gen_ai_latest_experimental: the newest GenAI metric names. */
+  genAiLatest: boolean;
   /** API keys clients must present as `Authorization: Bearer <key>`; empty means no check. */
   apiKeys: readonly string[];
   /** Bearer token required on /metrics, when set. */
@@ -339,7 +341,10 @@ function limitSettings(env: Env): LimitSettings {
   };
 }
 
-type TelemetrySettings = Pick<Config, 'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'>;
+type TelemetrySettings = Pick<
+  Config,
+  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies' | 'genAiLatest'
+>;
 
 function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
@@ -355,6 +360,8 @@ function telemetrySettings(env: Env): TelemetrySettings {
     pollIntervalMs: Math.round(numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true) * 1000),
     streamStallMs: numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600) * 1000,
     metricFamilies: parseFamilies(env.METRIC_FAMILIES),
+    // A comma-separated list of categories, as every OpenTelemetry instrumentation reads it.
+    genAiLatest: (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').some((v) => v.trim() === 'gen_ai_latest_experimental'),
   };
 }
 

@@ -130,6 +130,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backendLoad: () => fleet.load(),
       history: config.console ? history : undefined,
       exemplars: otel?.tracing !== undefined,
+      genAiLatest: config.genAiLatest,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,

@@ -43,6 +43,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'OLLAMA_POLL_INTERVAL_SECONDS', default: '15', help: "How often Ollama's version and models are polled; 0 turns polling off." },
   { name: 'SHUTDOWN_GRACE_SECONDS', default: '30', help: 'How long SIGTERM/SIGINT lets in-flight requests finish.' },
   { name: 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', default: 'false', help: 'true records prompt and completion text on spans.' },
+  {
+    name: 'OTEL_SEMCONV_STABILITY_OPT_IN',
+    default: '',
+    help: 'gen_ai_latest_experimental: the gen_ai metrics follow the newest GenAI conventions instead of v1.36-era names.',
+  },
   { name: 'GENAI_CAPTURE_MAX_CHARS', default: '16384', help: 'When capturing content, each text is cut to this many characters.' },
   { name: 'GATEWAY_API_KEYS', default: '', help: 'Comma-separated API keys; when set, proxied requests need Authorization: Bearer <key>.' },
   { name: 'GATEWAY_API_KEYS_FILE', default: '', help: 'A file with one API key per line (# starts a comment).' },
