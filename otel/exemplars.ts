@@ -21,7 +21,9 @@ export interface ExemplarRef {
   spanId: string;
 }
 
-export interface Exemplar extends ExemplarRef {
+export interface Exemplar {
+  traceId: string;
+  spanId: string;
   value: number;
   /** When it was recorded, ms since the epoch. */
   at: number;
@@ -72,14 +74,27 @@ function leOf(bound: number): string {
   return bound === Infinity ? '+Inf' : String(bound);
 }
 
+/** One series' slots: one per bucket (`le` in `les`, then `+Inf`), or one for a counter. */
+interface Series {
+  name: string;
+  labels: string;
+  /** The `le` of each slot; `['']` for a counter. */
+  les: readonly string[];
+  slots: (Exemplar | undefined)[];
+}
+
 export class ExemplarStore {
   /** The call whose recording is under way, when it is sampled. */
   private current: ExemplarRef | undefined;
   private currentAt = 0;
-  /** Series → its slots (one per bucket, or one for a counter). */
-  private readonly series = new Map<string, Map<string, Exemplar>>();
-  /** The label part of a key, per attribute object (the recorder reuses its attribute objects). */
-  private readonly labels = new WeakMap<Attributes, string>();
+  private count = 0;
+  /**
+   * Series by attribute object, then by metric name: the recorder reuses its attribute objects, so
+   * a recording costs two lookups and no string building.
+   */
+  private readonly byAttrs = new WeakMap<Attributes, Map<string, Series>>();
+  private readonly all: Series[] = [];
+  private static readonly NO_ATTRS: Attributes = {};
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -100,44 +115,56 @@ export class ExemplarStore {
     return this.current !== undefined;
   }
 
-  /** `value` recorded in histogram `name` with bucket upper bounds `bounds`. */
-  observeHistogram(name: string, bounds: readonly number[], value: number, attrs: Attributes | undefined): void {
-    const ref = this.current;
-    if (ref === undefined) return;
+  /** `value` recorded in histogram `name` with bucket upper bounds `bounds` (written `les`, `+Inf` last). */
+  observeHistogram(name: string, bounds: readonly number[], les: readonly string[], value: number, attrs: Attributes | undefined): void {
+    if (this.current === undefined) return;
     let i = 0;
     // The bucket is the first whose upper bound is ≥ the value (Prometheus's `le`).
     while (i < bounds.length && value > bounds[i]!) i++;
-    this.put(name, attrs, i < bounds.length ? leOf(bounds[i]!) : '+Inf', ref, value);
+    this.put(name, les, i, attrs, value);
   }
 
   /** `value` added to counter `name`. */
   observeCounter(name: string, value: number, attrs: Attributes | undefined): void {
-    const ref = this.current;
-    if (ref === undefined || value <= 0) return;
-    this.put(name, attrs, '', ref, value);
+    if (this.current === undefined || value <= 0) return;
+    this.put(name, COUNTER_LES, 0, attrs, value);
   }
 
-  private put(name: string, attrs: Attributes | undefined, le: string, ref: ExemplarRef, value: number): void {
-    const a = attrs ?? {};
-    let labels = this.labels.get(a);
-    if (labels === undefined) {
-      labels = labelsOf(a);
-      this.labels.set(a, labels);
+  private put(name: string, les: readonly string[], slot: number, attrs: Attributes | undefined, value: number): void {
+    const ref = this.current!;
+    const a = attrs ?? ExemplarStore.NO_ATTRS;
+    let byName = this.byAttrs.get(a);
+    if (byName === undefined) {
+      byName = new Map();
+      this.byAttrs.set(a, byName);
     }
-    const series = labels === '' ? name : `${name}{${labels}}`;
-    let slots = this.series.get(series);
-    if (slots === undefined) {
-      if (this.series.size >= MAX_EXEMPLAR_SERIES) return;
-      slots = new Map();
-      this.series.set(series, slots);
+    let series = byName.get(name);
+    if (series === undefined) {
+      if (this.count >= MAX_EXEMPLAR_SERIES) return;
+      this.count++;
+      series = { name, labels: labelsOf(a), les, slots: [] };
+      byName.set(name, series);
+      this.all.push(series);
     }
-    slots.set(le, { traceId: ref.traceId, spanId: ref.spanId, value, at: this.currentAt });
+    const e = series.slots[slot];
+    if (e === undefined) series.slots[slot] = { traceId: ref.traceId, spanId: ref.spanId, value, at: this.currentAt };
+    else {
+      e.traceId = ref.traceId;
+      e.spanId = ref.spanId;
+      e.value = value;
+      e.at = this.currentAt;
+    }
   }
 
   /** Every exemplar kept now, by key. */
   entries(): Map<ExemplarKey, Exemplar> {
     const out = new Map<ExemplarKey, Exemplar>();
-    for (const [series, slots] of this.series) for (const [le, e] of slots) out.set(`${series}\u0000${le}`, e);
+    for (const s of this.all) {
+      const series = s.labels === '' ? s.name : `${s.name}{${s.labels}}`;
+      s.slots.forEach((e, i) => {
+        if (e !== undefined) out.set(`${series}\u0000${s.les[i]}`, { ...e });
+      });
+    }
     return out;
   }
 
@@ -147,6 +174,14 @@ export class ExemplarStore {
     for (const [key, e] of this.entries()) rows.push([key, e.traceId, e.spanId, e.value, e.at]);
     return rows.length === 0 ? '' : `${EXEMPLARS_COMMENT}${JSON.stringify(rows)}\n`;
   }
+}
+
+/** A counter's one slot. */
+const COUNTER_LES: readonly string[] = [''];
+
+/** The `le` of each bucket of `bounds` as the exposition writes it, `+Inf` last. */
+export function lesOf(bounds: readonly number[]): string[] {
+  return [...bounds.map(leOf), '+Inf'];
 }
 
 const HEX = /^[0-9a-f]+$/;
@@ -202,10 +237,11 @@ export function exemplarMeter(meter: Meter, store: ExemplarStore): Meter {
       const bounds = options?.advice?.explicitBucketBoundaries;
       if (bounds === undefined) return inner;
       const promName = `${prometheusName(name, options?.unit, false)}_bucket`;
+      const les = lesOf(bounds);
       return {
         record(value: number, attributes?: Attributes, ctx?: Context): void {
           inner.record(value, attributes, ctx);
-          if (store.active) store.observeHistogram(promName, bounds, value, attributes);
+          if (store.active) store.observeHistogram(promName, bounds, les, value, attributes);
         },
       };
     },
