@@ -156,6 +156,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         tracing: otel?.tracing !== undefined,
         contentCapture: config.captureMessageContent,
         traceUiUrl: config.traceUiUrl,
+        workers: config.workers,
       },
     },
   });

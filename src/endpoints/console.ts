@@ -42,7 +42,8 @@ export interface ConsoleDeps {
   /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
-  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; traceUiUrl?: string };
+  /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number; traceUiUrl?: string };
   log: Logger;
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
@@ -174,6 +175,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       uptimeSeconds: Math.max(0, (now - deps.about.startedAt) / 1000),
       tracing: deps.about.tracing,
       contentCapture: deps.about.contentCapture,
+      workers: deps.about.workers,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
     backends: deps.backends().map((b) => ({
