@@ -170,9 +170,7 @@ export class ExemplarStore {
 
   /** The exemplars as one comment line, for a worker's piece of a gathered scrape (empty when none). */
   piece(): string {
-    const rows: [string, string, string, number, number][] = [];
-    for (const [key, e] of this.entries()) rows.push([key, e.traceId, e.spanId, e.value, e.at]);
-    return rows.length === 0 ? '' : `${EXEMPLARS_COMMENT}${JSON.stringify(rows)}\n`;
+    return exemplarsLine(this.entries());
   }
 }
 
@@ -212,6 +210,22 @@ export function mergeExemplars(pieces: readonly string[]): Map<ExemplarKey, Exem
     }
   }
   return out;
+}
+
+/** `exemplars` as the carrier line of an exposition (empty when none). */
+export function exemplarsLine(exemplars: ReadonlyMap<ExemplarKey, Exemplar>): string {
+  const rows: [string, string, string, number, number][] = [];
+  for (const [key, e] of exemplars) rows.push([key, e.traceId, e.spanId, e.value, e.at]);
+  return rows.length === 0 ? '' : `${EXEMPLARS_COMMENT}${JSON.stringify(rows)}\n`;
+}
+
+/** An exposition without its carrier line, and the exemplars that line carried. */
+export function splitExemplars(text: string): { text: string; exemplars: Map<ExemplarKey, Exemplar> } {
+  const exemplars = mergeExemplars([text]);
+  const at = text.startsWith(EXEMPLARS_COMMENT) ? 0 : text.indexOf(`\n${EXEMPLARS_COMMENT}`) + 1;
+  if (at <= 0 && !text.startsWith(EXEMPLARS_COMMENT)) return { text, exemplars };
+  const end = text.indexOf('\n', at);
+  return { text: text.slice(0, at) + (end < 0 ? '' : text.slice(end + 1)), exemplars };
 }
 
 /** Counters that keep exemplars: the ones that count failures. */

@@ -26,12 +26,13 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { memoiseAttributeHashing } from './attribute-hash';
-import { exemplarMeter, ExemplarStore, mergeExemplars, UNIT_SUFFIXES, type Exemplar } from './exemplars';
+import { exemplarMeter, ExemplarStore, splitExemplars, UNIT_SUFFIXES, type Exemplar } from './exemplars';
 import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
+import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
 import { observeOllamaState, type FleetState } from './state';
 
@@ -251,27 +252,21 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
-  const history = opts.history ? new History(opts.history) : undefined;
-  const telemetry = new Telemetry(
-    instruments,
-    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
-    { ...opts.tracing, tracer },
-    opts.measurement,
-    opts.ollamaState,
-    backends,
-    history,
-  );
+  const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
+  const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
+  const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);
   telemetry.exemplars = exemplars;
-  const classic = async () => {
+  // Concurrent and back-to-back scrapes share one rendering, paced by its cost (pacing.ts).
+  const rendering = new PacedRendering<string>(async () => {
     const { resourceMetrics, errors } = await prometheus.collect();
     if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-    return serializer.serialize(withUnitSuffixes(resourceMetrics));
-  };
+    return { value: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
+  });
   return {
     telemetry,
     history,
-    scrape: async (format = 'text') => formatExposition(await classic(), exemplars?.entries(), format),
-    piece: async () => (await classic()) + (exemplars?.piece() ?? ''),
+    scrape: async (format = 'text') => formatExposition(await rendering.get(), exemplars?.entries(), format),
+    piece: async () => (await rendering.get()) + (exemplars?.piece() ?? ''),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;
@@ -284,16 +279,14 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   };
 }
 
-/**
- * The exposition in `format`, from a classic text and its exemplars. `exemplars` undefined: taken
- * from the pieces' carrier lines (a gathered scrape, whose `classic` is the merge of those pieces).
- */
+/** The exposition in `format`, from a classic text and its exemplars. */
 export function formatExposition(classic: string, exemplars: ReadonlyMap<string, Exemplar> | undefined, format: ExpositionFormat): Exposition {
   if (format === 'openmetrics') return { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(classic, exemplars ?? new Map()) };
   return { contentType: EXPOSITION_CONTENT_TYPE, body: classic };
 }
 
-/** A gathered scrape: the summed classic text of the pieces, and their exemplars, newest per bucket. */
-export function gatheredExposition(merged: string, pieces: readonly string[], format: ExpositionFormat): Exposition {
-  return formatExposition(merged, format === 'openmetrics' ? mergeExemplars(pieces) : undefined, format);
+/** A gathered scrape: the primary's merge, whose exemplars (newest per bucket) ride on their own comment line. */
+export function gatheredExposition(merged: string, format: ExpositionFormat): Exposition {
+  const { text, exemplars } = splitExemplars(merged);
+  return formatExposition(text, exemplars, format);
 }

@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import { mergeExpositions } from '../otel/exposition-merge';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
 import { buildResource, gatheredExposition, startTelemetry, type Exposition, type ExpositionFormat } from '../otel/sdk';
@@ -58,24 +57,25 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
 }
 
 /**
- * A scrape of every worker: this one's pieces and the others', summed. Scrapes that arrive while
- * one is being gathered share it (a burst of scrapes costs one gather). Should the primary not
- * answer (it is going away), the scrape fails rather than answer with this worker's counters
- * alone, which Prometheus would read as every other worker's counters going back.
+ * A scrape of every worker: the primary gathers every worker's piece and merges them (primary.ts).
+ * Scrapes that arrive while one is being gathered share it (a burst of scrapes costs one gather).
+ * Should the primary not answer (it is going away), the scrape fails rather than answer with this
+ * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
 function gatheredScrape(link: WorkerLink, piece: () => Promise<string>): (format?: ExpositionFormat) => Promise<Exposition> {
   link.collect('metrics', piece);
-  let gathering: Promise<{ merged: string; pieces: string[] }> | undefined;
+  let gathering: Promise<string> | undefined;
   const gather = async () => {
     const pieces = await link.gather('metrics');
-    return { merged: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))), pieces: pieces.map((p) => p.data) };
+    if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
+    return pieces[0]!.data;
   };
   return async (format = 'text') => {
     gathering ??= gather().finally(() => {
       gathering = undefined;
     });
-    const { merged, pieces } = await gathering;
-    return gatheredExposition(merged, pieces, format);
+    // The primary's merge, with the workers' exemplars (newest per bucket) on a line of its own.
+    return gatheredExposition(await gathering, format);
   };
 }
 
