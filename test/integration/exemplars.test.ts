@@ -218,6 +218,10 @@ describe('exemplars through the workers’ merge', () => {
           `round ${round}: the newest call is the exemplar of its bucket; got ${onLatency.map((e) => e.traceId).join(', ')}`,
         );
       }
+      // The classic text shows none of it, the line that carries exemplars between processes included.
+      const classic = await scrape(w.url);
+      assert.equal(classic.type, 'text/plain; version=0.0.4; charset=utf-8');
+      assert.doesNotMatch(classic.text, /trace_id|gateway-exemplars|# EOF/);
     } finally {
       await w.stop();
       await receiver.close();
