@@ -153,6 +153,27 @@ export interface OllamaInstruments {
   logLinesDropped: ObservableCounter;
 }
 
+/**
+ * The GenAI metrics as the newest conventions name them, with OTEL_SEMCONV_STABILITY_OPT_IN=
+ * gen_ai_latest_experimental: semantic-conventions-genai v0.1.0, docs/gen-ai/client-inference.md
+ * (https://github.com/open-telemetry/semantic-conventions-genai/blob/v0.1.0/docs/gen-ai/client-inference.md).
+ * Inference calls move to `gen_ai.client.inference.duration` (embeddings stay on
+ * `gen_ai.client.operation.duration`); token usage splits into per-call histograms and usage
+ * counters by `gen_ai.token.modality`. No reasoning counter: Ollama reports no reasoning tokens
+ * (its OpenAI-compatible `reasoning_tokens` is always 0).
+ */
+export interface GenAiLatestInstruments {
+  inferenceDuration: Histogram;
+  operationDuration: Histogram;
+  timeToFirstChunk: Histogram;
+  timePerOutputChunk: Histogram;
+  inputTokens: Histogram;
+  outputTokens: Histogram;
+  usageInputTokens: Counter;
+  usageOutputTokens: Counter;
+  usageCacheReadTokens: Counter;
+}
+
 export interface GenAiInstruments {
   operationDuration: Histogram;
   tokenUsage: Histogram;
@@ -186,6 +207,8 @@ export interface FleetInstruments {
 export interface Instruments {
   ollama?: OllamaInstruments;
   genAi?: GenAiInstruments;
+  /** Instead of `genAi`, with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental. */
+  genAiLatest?: GenAiLatestInstruments;
   state?: OllamaStateGauges;
   fleet?: FleetInstruments;
 }
@@ -324,6 +347,45 @@ function createGenAiInstruments(meter: Meter): GenAiInstruments {
   };
 }
 
+function createGenAiLatestInstruments(meter: Meter): GenAiLatestInstruments {
+  const tokens = (name: string, description: string) => meter.createCounter(name, { description, unit: '{token}' });
+  return {
+    inferenceDuration: histogram(meter, 'gen_ai.client.inference.duration', 's', 'GenAI inference operation duration.', GEN_AI_DURATION_BUCKETS),
+    operationDuration: histogram(meter, 'gen_ai.client.operation.duration', 's', 'GenAI operation duration.', GEN_AI_DURATION_BUCKETS),
+    timeToFirstChunk: histogram(
+      meter,
+      'gen_ai.client.inference.time_to_first_chunk',
+      's',
+      'Time to receive the first chunk of a streamed answer.',
+      GEN_AI_TTFT_BUCKETS,
+    ),
+    timePerOutputChunk: histogram(
+      meter,
+      'gen_ai.client.inference.time_per_output_chunk',
+      's',
+      'Time between consecutive chunks of a streamed answer, after the first.',
+      GEN_AI_TPOT_BUCKETS,
+    ),
+    inputTokens: histogram(
+      meter,
+      'gen_ai.client.inference.operation.input_tokens',
+      '{token}',
+      'Input tokens of one inference operation.',
+      GEN_AI_TOKEN_BUCKETS,
+    ),
+    outputTokens: histogram(
+      meter,
+      'gen_ai.client.inference.operation.output_tokens',
+      '{token}',
+      'Output tokens of one inference operation.',
+      GEN_AI_TOKEN_BUCKETS,
+    ),
+    usageInputTokens: tokens('gen_ai.client.inference.usage.input_tokens', 'The number of input (prompt) tokens used, including cached tokens.'),
+    usageOutputTokens: tokens('gen_ai.client.inference.usage.output_tokens', 'The number of output (completion) tokens used.'),
+    usageCacheReadTokens: tokens('gen_ai.client.inference.usage.cache_read.input_tokens', 'The number of input tokens served from the KV cache.'),
+  };
+}
+
 function createStateGauges(meter: Meter): OllamaStateGauges {
   return {
     up: meter.createObservableGauge('ollama_up', { description: 'Whether the last poll of Ollama succeeded (1) or not (0).' }),
@@ -370,10 +432,11 @@ function createFleetInstruments(meter: Meter): FleetInstruments {
  * Creates the instruments of the enabled families on `meter`. Called once at start. `fleet`: several
  * backends are configured (the routing metrics exist only then).
  */
-export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false): Instruments {
+export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false, genAiLatest = false): Instruments {
   return {
     ollama: families.has('ollama') ? createOllamaInstruments(meter) : undefined,
-    genAi: families.has('gen_ai') ? createGenAiInstruments(meter) : undefined,
+    genAi: families.has('gen_ai') && !genAiLatest ? createGenAiInstruments(meter) : undefined,
+    genAiLatest: families.has('gen_ai') && genAiLatest ? createGenAiLatestInstruments(meter) : undefined,
     state: families.has('ollama') && withState ? createStateGauges(meter) : undefined,
     fleet: families.has('ollama') && fleet ? createFleetInstruments(meter) : undefined,
   };

@@ -8,8 +8,9 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordGenAiLatestCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
+import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
@@ -29,6 +30,8 @@ export interface MeasurementOptions {
 
 export class Telemetry {
   readonly attributes: AttributeCache;
+  /** Where sampled calls leave exemplars, when tracing is on. */
+  exemplars: ExemplarStore | undefined;
   /** Model labels whose per-model counters exist (bounded like the labels themselves). */
   private readonly initialised = new Set<string>();
 
@@ -188,9 +191,11 @@ export class CallRecorder {
    * streams ending together do not record all their gaps at once).
    */
   contentGap(ms: number): void {
-    const ins = this.telemetry.instruments.ollama;
-    if (!ins) return;
+    const { ollama: ins, genAiLatest: latest } = this.telemetry.instruments;
+    if (!ins && !latest) return;
     const attrs = this.attrs ?? this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
+    latest?.timePerOutputChunk.record(ms / 1000, attrs.genAi);
+    if (!ins) return;
     ins.interToken.record(ms / 1000, attrs.model);
     if (ms > this.telemetry.measurement.stallMs) this.stalls++;
   }
@@ -233,7 +238,9 @@ export class CallRecorder {
         labels.admit(this.model, `${this.endpoint}\u0000${outcome.status}`) &&
         (outcome.reason === undefined || labels.admit(this.model, `${this.endpoint}\u0000${outcome.reason}`));
       const counted = kept ? attrs : this.telemetry.attributes.get(this.operation, this.endpoint, OVERFLOW_MODEL_LABEL);
-      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, counted, outcome, measures);
+      const ollama = ins.ollama;
+      // A failed call for a name nobody serves still leaves its trace on the error counter.
+      if (ollama) this.withExemplars(() => recordUnservedCall(ollama, attrs, counted, outcome, measures));
       this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
       this.span.end(outcome, endedAt, lifecycle, remote);
       return;
@@ -244,10 +251,22 @@ export class CallRecorder {
         ins.fleet.coldLoads.add(1, { [ATTR_BACKEND]: this.backend.name, [ATTR_MODEL]: this.model });
       }
     }
-    if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
-    if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+    // A sampled call's ids become the exemplars of what it records (nothing when tracing is off).
+    const record = () => {
+      if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
+      if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+      if (ins.genAiLatest) recordGenAiLatestCall(ins.genAiLatest, attrs, outcome, measures);
+    };
+    this.withExemplars(record);
     this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
     this.span.end(outcome, endedAt, lifecycle, remote);
+  }
+
+  /** Runs `fn` (recording this call) with the call's ids as exemplars, when sampled and tracing is on. */
+  private withExemplars(fn: () => void): void {
+    const exemplars = this.telemetry.exemplars;
+    if (exemplars) exemplars.during(this.span.exemplarRef, fn);
+    else fn();
   }
 
   /**

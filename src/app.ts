@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
-import type { Exposition } from '../otel/sdk';
+import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
 import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
@@ -36,7 +36,7 @@ export interface GatewayDeps {
   /** The memory shared by all request bodies being held. */
   bodyBudget: BodyBudget;
   /** The Prometheus exposition of every metric. */
-  scrape: () => Promise<Exposition>;
+  scrape: (format?: ExpositionFormat) => Promise<Exposition>;
   /** The backends, when made by the caller (otherwise made from `config.upstreams`). */
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
@@ -149,6 +149,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    serverTiming: config.serverTiming,
   };
   const passDeps: PassThroughDeps = {
     fleet,

@@ -78,6 +78,8 @@ export interface Config {
   streamStallMs: number;
   /** Which metric families are exported. */
   metricFamilies: ReadonlySet<MetricFamily>;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN names gen_ai_latest_experimental: the newest GenAI metric names. */
+  genAiLatest: boolean;
   /** API keys clients must present as `Authorization: Bearer <key>`; empty means no check. */
   apiKeys: readonly string[];
   /** Bearer token required on /metrics, when set. */
@@ -90,6 +92,10 @@ export interface Config {
   workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
   console: boolean;
+  /** A trace viewer's URL with `{trace_id}` in it (TRACE_UI_URL), for the console's links. */
+  traceUiUrl: string | undefined;
+  /** Add a Server-Timing header to answers on LLM routes (SERVER_TIMING). */
+  serverTiming: boolean;
 }
 
 export class ConfigError extends Error {
@@ -438,7 +444,10 @@ function limitSettings(env: Env): LimitSettings {
   };
 }
 
-type TelemetrySettings = Pick<Config, 'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'>;
+type TelemetrySettings = Pick<
+  Config,
+  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies' | 'genAiLatest'
+>;
 
 function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
@@ -454,6 +463,8 @@ function telemetrySettings(env: Env): TelemetrySettings {
     pollIntervalMs: Math.round(numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true) * 1000),
     streamStallMs: numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600) * 1000,
     metricFamilies: parseFamilies(env.METRIC_FAMILIES),
+    // A comma-separated list of categories, as every OpenTelemetry instrumentation reads it.
+    genAiLatest: (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').some((v) => v.trim() === 'gen_ai_latest_experimental'),
   };
 }
 
@@ -467,6 +478,16 @@ function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'
     );
   }
   return { workers };
+}
+
+/** TRACE_UI_URL: an http(s) URL with `{trace_id}` where the trace id goes. */
+function traceUiUrl(env: Env): string | undefined {
+  const raw = env.TRACE_UI_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^https?:\/\//i.test(raw) || !raw.includes('{trace_id}')) {
+    throw new ConfigError(`TRACE_UI_URL must be an http(s) URL containing {trace_id}, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
 }
 
 /**
@@ -483,6 +504,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiKeys: readApiKeys(env),
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
+    traceUiUrl: traceUiUrl(env),
+    serverTiming: booleanVar(env, 'SERVER_TIMING', true),
     ...overrides,
   };
 }

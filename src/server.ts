@@ -9,7 +9,7 @@ import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
-import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import { buildResource, gatheredExposition, startTelemetry, type Exposition, type ExpositionFormat } from '../otel/sdk';
 import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
@@ -63,19 +63,20 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
  * Should the primary not answer (it is going away), the scrape fails rather than answer with this
  * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
-function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
-  link.collect('metrics', async () => (await local()).body);
-  let gathering: Promise<Exposition> | undefined;
-  const gather = async (): Promise<Exposition> => {
+function gatheredScrape(link: WorkerLink, piece: () => Promise<string>): (format?: ExpositionFormat) => Promise<Exposition> {
+  link.collect('metrics', piece);
+  let gathering: Promise<string> | undefined;
+  const gather = async () => {
     const pieces = await link.gather('metrics');
     if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: pieces[0]!.data };
+    return pieces[0]!.data;
   };
-  return () => {
+  return async (format = 'text') => {
     gathering ??= gather().finally(() => {
       gathering = undefined;
     });
-    return gathering;
+    // The primary's merge, with the workers' exemplars (newest per bucket) on a line of its own.
+    return gatheredExposition(await gathering, format);
   };
 }
 
@@ -130,11 +131,13 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       history: config.console ? history : undefined,
+      exemplars: otel?.tracing !== undefined,
+      genAiLatest: config.genAiLatest,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
+  const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
@@ -154,6 +157,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         startedAt: Date.now(),
         tracing: otel?.tracing !== undefined,
         contentCapture: config.captureMessageContent,
+        traceUiUrl: config.traceUiUrl,
         workers: config.workers,
       },
     },

@@ -73,6 +73,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'OLLAMA_POLL_INTERVAL_SECONDS', default: '15', help: "How often Ollama's version and models are polled; 0 turns polling off." },
   { name: 'SHUTDOWN_GRACE_SECONDS', default: '30', help: 'How long SIGTERM/SIGINT lets in-flight requests finish.' },
   { name: 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', default: 'false', help: 'true records prompt and completion text on spans.' },
+  {
+    name: 'OTEL_SEMCONV_STABILITY_OPT_IN',
+    default: '',
+    help: 'gen_ai_latest_experimental: the gen_ai metrics follow the newest GenAI conventions instead of v1.36-era names.',
+  },
   { name: 'GENAI_CAPTURE_MAX_CHARS', default: '16384', help: 'When capturing content, each text is cut to this many characters.' },
   { name: 'GATEWAY_API_KEYS', default: '', help: 'Comma-separated API keys; when set, proxied requests need Authorization: Bearer <key>.' },
   { name: 'GATEWAY_API_KEYS_FILE', default: '', help: 'A file with one API key per line (# starts a comment).' },
@@ -80,4 +85,10 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'MAX_CONCURRENT_REQUESTS', default: '0', help: 'Most LLM calls sent to Ollama at once (0: no limit); more wait in a queue.' },
   { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
   { name: 'CONSOLE', default: 'true', help: 'Serve the live web console at /console (false turns it off).' },
+  {
+    name: 'TRACE_UI_URL',
+    default: '',
+    help: "A trace viewer's address with {trace_id} in it (e.g. http://jaeger:16686/trace/{trace_id}): the console links each call's trace there.",
+  },
+  { name: 'SERVER_TIMING', default: 'true', help: "Add a Server-Timing header (queue, time to Ollama's response head, backend) to answers on LLM routes." },
 ];

@@ -43,7 +43,7 @@ export interface ConsoleDeps {
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
   /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
-  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number };
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number; traceUiUrl?: string };
   log: Logger;
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
@@ -276,7 +276,12 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           json(
             answers.get(snap, `calls\u0000${limit}\u0000${model ?? ''}`, () => {
               const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
-              return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: calls.slice(0, limit) };
+              const template = deps.about.traceUiUrl;
+              const shown = calls.slice(0, limit);
+              // With TRACE_UI_URL, each traced call links to its trace (the id is hex the gateway generated).
+              const linked =
+                template === undefined ? shown : shown.map((c) => (c.traceId ? { ...c, traceUrl: template.replace(/\{trace_id\}/g, c.traceId) } : c));
+              return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: linked };
             }),
           );
           return;

@@ -411,8 +411,17 @@
       tr.append(cell(c.cachedTokens === undefined ? '–' : int(c.cachedTokens), 'num'));
       tr.append(cell(c.outputTokens === undefined ? '–' : int(c.outputTokens), 'num'));
       tr.append(cell(c.tokensPerSecond === undefined ? '–' : num(c.tokensPerSecond), 'num'));
-      const trace = cell(c.traceId ? c.traceId.slice(0, 12) + '…' : '–', 'mono');
+      const trace = cell(c.traceId && !c.traceUrl ? c.traceId.slice(0, 12) + '…' : c.traceId ? '' : '–', 'mono');
       if (c.traceId) trace.title = c.traceId;
+      if (c.traceUrl) {
+        // TRACE_UI_URL is set: the trace id opens the trace viewer.
+        const a = el('a', 'trace-link', c.traceId.slice(0, 12) + '…');
+        a.href = c.traceUrl;
+        a.target = '_blank';
+        a.rel = 'noopener noreferrer';
+        a.addEventListener('click', (e) => e.stopPropagation());
+        trace.append(a);
+      }
       tr.append(trace);
       tr.addEventListener('click', () => {
         if (state.expanded.has(key)) state.expanded.delete(key);
