@@ -75,6 +75,12 @@ export class CallSpan {
     return this.span.isRecording() ? this.span.spanContext().traceId : undefined;
   }
 
+  /** Who made the call. */
+  owner(tenant: string, user: string | undefined): void {
+    this.span.setAttribute(sc.GATEWAY_TENANT, tenant);
+    if (user !== undefined) this.span.setAttribute(sc.ENDUSER_ID, user);
+  }
+
   /** What the request asks for. */
   request(req: CallRequest): void {
     const span = this.span;
