@@ -391,11 +391,9 @@ function createTenantInstruments(meter: Meter): TenantInstruments {
     }),
     gpuSeconds: meter.createCounter('ollama_tenant_gpu_seconds_total', {
       description: "Local GPU time by tenant and model: Ollama's load + prompt evaluation + generation time, or the gateway's wall time where Ollama reports none (also in ..._estimated_total).",
-      unit: 's',
     }),
     gpuSecondsEstimated: meter.createCounter('ollama_tenant_gpu_seconds_estimated_total', {
       description: "The part of ollama_tenant_gpu_seconds_total that is the gateway's own measure (calls whose answers carry no durations, e.g. /v1/*).",
-      unit: 's',
     }),
     modelLoads: meter.createCounter('ollama_tenant_model_loads_total', {
       description: 'Calls that made Ollama load their model (a load of 0.5 s or more), by tenant and model: the tenant is charged the load time.',
