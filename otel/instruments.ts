@@ -120,6 +120,8 @@ export const ERROR_REASONS = [
   'body_timeout',
   /** The memory for request bodies was taken (MAX_BUFFERED_BODY_MB). */
   'body_buffer_full',
+  /** A body the gateway cannot read as Ollama would (400; never forwarded). */
+  'body_unreadable',
   /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
   'client_timeout',
   'queue_timeout',

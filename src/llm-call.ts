@@ -175,7 +175,7 @@ class LlmCall {
       return;
     }
     this.held = held;
-    this.info = extractRequest(this.route, held.bytes);
+    this.info = extractRequest(this.route, held.bytes, this.recorder.captureText);
     this.recorder.setRequest({
       model: normalizeModelName(this.info.model),
       requestModel: this.info.model,
@@ -223,9 +223,17 @@ class LlmCall {
     // answer again, so the client sees exactly the stream it asked for.
     const injectUsage = route.events === 'openai' && info.stream && !info.includeUsage;
     const sent = injectUsage ? withIncludeUsage(body, info) : body;
+    if (sent === undefined) {
+      // Not reached for a body Go reads as an object (the only bodies that stream); should it
+      // happen, the call is refused rather than sent unmetered or guessed at.
+      const message = 'the gateway could not read the request body as Ollama would';
+      sendJsonError(this.res, route.api, 400, message);
+      this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: message });
+      return;
+    }
     const fleet = deps.fleet;
     const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
-    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body) : undefined;
+    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body, info.reading) : undefined;
     const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
     const first = fleet.get(choice!.order[0]!)!;
     this.state = 'forwarded';

@@ -3,42 +3,42 @@
  * earlier call (the same model, system prompt and first user turn) goes where that call went, so
  * Ollama can reuse the prompt's KV cache on the next turn. The key is a hash; no text is kept.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import type { RequestReading, TextOrBytes } from '../request/read';
 
 /** Most conversations remembered; the oldest is forgotten first. */
 export const MAX_CONVERSATIONS = 10_000;
 
-interface Message {
-  role?: unknown;
-  content?: unknown;
+/** One input of the key: length-prefixed, so no two different inputs hash alike. */
+function feed(hash: Hash, buf: Buffer, part: TextOrBytes | null): void {
+  if (part === null) {
+    hash.update('n');
+    return;
+  }
+  if (typeof part === 'string') {
+    const bytes = Buffer.from(part, 'utf8');
+    hash.update(`s${bytes.length}:`);
+    hash.update(bytes);
+    return;
+  }
+  hash.update(`b${part.end - part.start}:`);
+  hash.update(buf.subarray(part.start, part.end));
 }
 
-const asMessages = (v: unknown): Message[] => (Array.isArray(v) ? (v as Message[]).filter((m) => m !== null && typeof m === 'object') : []);
-
 /**
- * The affinity key of a request body: model, system prompt and first user turn, hashed. Reads the
- * chat shapes (`messages` of Ollama, OpenAI and Anthropic with its top-level `system`, the
- * Responses API's `instructions` and `input`) and `/api/generate`'s `system` and `prompt`.
- * Undefined when the body has no turn to key on.
+ * The affinity key of a request: model, system prompt and first user turn, hashed. The inputs come
+ * from the body as Ollama reads it (`RequestReading`: the chat shapes of every API family and
+ * `/api/generate`'s `system` and `prompt`); a turn that is not text (an array of parts) is hashed as
+ * its bytes, so nothing the client nests is ever walked or serialised. Undefined when the body has
+ * no turn to key on.
  */
-export function affinityKey(model: string | undefined, body: Buffer): string | undefined {
-  if (model === undefined) return undefined;
-  let json: Record<string, unknown>;
-  try {
-    const v: unknown = JSON.parse(body.toString('utf8'));
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-    json = v as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-  const messages = asMessages(json.messages ?? json.input);
-  const system = json.system ?? json.instructions ?? messages.find((m) => m.role === 'system' || m.role === 'developer')?.content;
-  const firstUser = messages.find((m) => m.role === 'user')?.content ?? (typeof json.input === 'string' ? json.input : json.prompt);
-  if (firstUser === undefined) return undefined;
-  return createHash('sha256')
-    .update(JSON.stringify([model, system ?? null, firstUser]))
-    .digest('base64url')
-    .slice(0, 22);
+export function affinityKey(model: string | undefined, body: Buffer, reading: RequestReading): string | undefined {
+  if (model === undefined || !reading.ok || reading.firstUser === null) return undefined;
+  const hash = createHash('sha256');
+  feed(hash, body, model);
+  feed(hash, body, reading.system);
+  feed(hash, body, reading.firstUser);
+  return hash.digest('base64url').slice(0, 22);
 }
 
 /** Conversation key → the backend it went to, bounded (least recently used forgotten). */

@@ -2,20 +2,20 @@
  * Pure extraction of what the gateway needs from an LLM request body: the model, whether the call
  * streams, whether an OpenAI stream already asks for usage, the generation parameters present,
  * whether the call only loads or unloads the model, and the context window it asks for.
- * Nothing here touches the network; a body that is not a JSON object yields no `body` and no model.
+ * Nothing here touches the network. Every field is read as Ollama's Go decoder reads it (`read.ts`);
+ * a body Ollama would refuse yields no model and no stream.
  */
 import type { ModelLifecycle, RequestParams } from '../../otel/call';
 import type { LlmRoute } from '../routes';
+import { goDurationIsZero, readRequest, type RequestReading } from './read';
 
 export interface LlmRequestInfo {
-  /** The `model` field as sent, or undefined. */
+  /** The `model` field as Ollama decodes it, or undefined when empty or the body is refused. */
   model: string | undefined;
   /** Whether the call streams, after applying the endpoint's default. */
   stream: boolean;
-  /** OpenAI streams: whether the client set `stream_options.include_usage: true`. */
+  /** OpenAI streams: whether `stream_options.include_usage` is true as Ollama decodes it. */
   includeUsage: boolean;
-  /** Whether the body has a top-level `stream_options` member at all. */
-  hasStreamOptions: boolean;
   params: RequestParams;
   /** Native API: the call only loads (`load`) or unloads (`unload`) the model; see `requestLifecycle`. */
   lifecycle: ModelLifecycle | undefined;
@@ -23,53 +23,16 @@ export interface LlmRequestInfo {
   numCtx: number | undefined;
   /** Native API: `options.num_keep`, the prompt tokens Ollama keeps when it cuts a prompt. */
   numKeep: number | undefined;
-  /** The parsed body, for callers that need more (message capture). */
+  /**
+   * False when Ollama's decoder refuses the body (empty, not JSON, a field of the wrong type):
+   * Ollama answers 400 and runs nothing, so no model or stream flag is read from it.
+   */
+  readable: boolean;
+  /** The body as Ollama reads it (the affinity key's inputs, where the first value ends). */
+  reading: RequestReading;
+  /** The parsed body, only when asked for (message capture). */
   body: Record<string, unknown> | undefined;
 }
-
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-
-function stops(v: unknown): string[] | undefined {
-  if (typeof v === 'string') return [v];
-  if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
-  return undefined;
-}
-
-function extractParams(route: LlmRoute, body: Record<string, unknown>): RequestParams {
-  if (route.api === 'ollama') {
-    const o = body.options;
-    if (!o || typeof o !== 'object') return {};
-    const opts = o as Record<string, unknown>;
-    return {
-      temperature: num(opts.temperature),
-      topP: num(opts.top_p),
-      topK: num(opts.top_k),
-      maxTokens: num(opts.num_predict),
-      seed: num(opts.seed),
-      stopSequences: stops(opts.stop),
-    };
-  }
-  if (route.api === 'anthropic') {
-    return {
-      temperature: num(body.temperature),
-      topP: num(body.top_p),
-      topK: num(body.top_k),
-      maxTokens: num(body.max_tokens),
-      stopSequences: stops(body.stop_sequences),
-    };
-  }
-  return {
-    temperature: num(body.temperature),
-    topP: num(body.top_p),
-    maxTokens: num(body.max_completion_tokens) ?? num(body.max_tokens) ?? num(body.max_output_tokens),
-    seed: num(body.seed),
-    stopSequences: stops(body.stop),
-  };
-}
-
-/** Go's `time.ParseDuration` units, in nanoseconds (`µ` as U+00B5 and U+03BC). */
-const DURATION_UNITS_NS: Readonly<Record<string, number>> = { ns: 1, us: 1e3, '\u00b5s': 1e3, '\u03bcs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-const DURATION_PART = /^(\d*)(?:\.(\d*))?([^\d.]+)/;
 
 /**
  * Whether a `keep_alive` value means "unload now", exactly as Ollama decodes it
@@ -80,106 +43,81 @@ const DURATION_PART = /^(\d*)(?:\.(\d*))?([^\d.]+)/;
  */
 export function isZeroKeepAlive(v: unknown): boolean {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 && v * 1e9 < 1;
-  if (typeof v !== 'string') return false;
-  let s = v;
-  if (s.startsWith('-') || s.startsWith('+')) s = s.slice(1);
-  if (s === '0') return true;
-  if (s === '') return false;
-  let zero = true;
-  while (s !== '') {
-    const m = DURATION_PART.exec(s);
-    if (!m) return false;
-    const [whole, int = '', frac, unit = ''] = m;
-    // The unit runs to the next digit or dot; Ollama refuses an unknown one.
-    const ns = DURATION_UNITS_NS[unit];
-    if (ns === undefined || (int === '' && (frac === undefined || frac === ''))) return false;
-    // Go adds `int * unit + trunc(float64(f) * (float64(unit) / scale))` nanoseconds for each
-    // part, where the fraction's digits are the integer f and 10^digits is scale.
-    if (/[1-9]/.test(int) || (frac !== undefined && frac !== '' && Number(frac) * (ns / 10 ** frac.length) >= 1)) zero = false;
-    s = s.slice(whole.length);
-  }
-  return zero;
+  return typeof v === 'string' && goDurationIsZero(v) === true;
 }
 
 /**
  * Whether a native call only loads or unloads the model, as Ollama decides before generating
- * anything (`server/routes.go`): `/api/generate` whose `prompt` is absent, null or `""`
- * (GenerateHandler: `req.Prompt == ""`), `/api/chat` whose `messages` is absent, null or `[]`
- * (ChatHandler: `len(req.Messages) == 0`). With a zero `keep_alive` the call unloads the model
- * (`done_reason` "unload", answered even when the model is not loaded), otherwise it loads it
- * (`done_reason` "load"). A `prompt` or `messages` of another type is a 400 from Ollama, and so an
- * ordinary (failed) call. The compatibility endpoints have no such calls.
+ * anything (`server/routes.go`): `/api/generate` whose `prompt` is `""` (GenerateHandler:
+ * `req.Prompt == ""`), `/api/chat` whose `messages` is empty (ChatHandler: `len(req.Messages) == 0`),
+ * both as Go decoded them (so absent, null and `[]` alike). With a zero `keep_alive` the call unloads
+ * the model (`done_reason` "unload", answered even when the model is not loaded), otherwise it loads
+ * it (`done_reason` "load"). The compatibility endpoints have no such calls.
  */
-export function requestLifecycle(route: LlmRoute, body: Record<string, unknown>): ModelLifecycle | undefined {
-  if (route.api !== 'ollama') return undefined;
-  let empty: boolean;
-  if (route.path === '/api/generate') empty = body.prompt === undefined || body.prompt === null || body.prompt === '';
-  else if (route.path === '/api/chat')
-    empty = body.messages === undefined || body.messages === null || (Array.isArray(body.messages) && body.messages.length === 0);
-  else return undefined;
-  if (!empty) return undefined;
-  return isZeroKeepAlive(body.keep_alive) ? 'unload' : 'load';
+export function requestLifecycle(route: LlmRoute, reading: RequestReading): ModelLifecycle | undefined {
+  if (route.api !== 'ollama' || !reading.ok || reading.empty !== true) return undefined;
+  return reading.keepAliveZero === true ? 'unload' : 'load';
 }
 
 /** A whole number of tokens ≥ `min` from `options`, or undefined. */
-function tokenOption(body: Record<string, unknown>, key: string, min: number): number | undefined {
-  const o = body.options;
-  if (!o || typeof o !== 'object') return undefined;
-  const v = num((o as Record<string, unknown>)[key]);
-  return v !== undefined && Number.isInteger(v) && v >= min ? v : undefined;
+function tokenOption(options: RequestReading['options'], key: string, min: number): number | undefined {
+  const v = options?.get(key);
+  return typeof v === 'number' && Number.isInteger(v) && v >= min ? v : undefined;
+}
+
+const orUndefined = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+/** The body as JSON.parse reads it, for message capture only (never for what is metered or routed). */
+function parsedForCapture(raw: Buffer, end: number): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(raw.toString('utf8', 0, end));
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
- * Go's encoding/json matches an object's keys to a struct's fields case-insensitively, and a later
- * key overwrites an earlier one: `{"model":"small","Model":"large"}` runs `large`. The top-level
- * members as Ollama reads them, by lower-case name (every field the gateway reads is lower case).
+ * Reads an LLM request body as Ollama reads it (`read.ts`, Go's decoding rules); with `capture`,
+ * also parses it for message capture. Never throws.
+ * Ollama decodes the body as JSON whatever its Content-Type (README §4.9).
  */
-function asGoReadsIt(body: Record<string, unknown>): Record<string, unknown> {
-  const keys = Object.keys(body);
-  if (keys.every((k) => k === k.toLowerCase())) return body;
-  const out: Record<string, unknown> = {};
-  for (const k of keys) out[k.toLowerCase()] = body[k];
-  return out;
-}
-
-/** Reads an LLM request body. Never throws. */
-export function extractRequest(route: LlmRoute, raw: Buffer): LlmRequestInfo {
-  let body: unknown;
-  try {
-    // Ollama decodes the body as JSON whatever its Content-Type (README §4.9).
-    body = raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
-  } catch {
-    body = undefined;
-  }
-  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+export function extractRequest(route: LlmRoute, raw: Buffer, capture = false): LlmRequestInfo {
+  const r = readRequest(route, raw);
+  if (!r.ok) {
     return {
       model: undefined,
-      stream: route.canStream && route.streamsByDefault,
+      stream: false,
       includeUsage: false,
-      hasStreamOptions: false,
       params: {},
       lifecycle: undefined,
       numCtx: undefined,
       numKeep: undefined,
+      readable: false,
+      reading: r,
       body: undefined,
     };
   }
-  // The fields as Ollama's Go decoder reads them, so the gateway measures the model Ollama runs.
-  const obj = asGoReadsIt(body as Record<string, unknown>);
-  // Native API: omitted and null both mean "stream"; only an explicit false turns it off.
-  // OpenAI API: only an explicit true streams.
-  const stream = route.canStream && (route.streamsByDefault ? obj.stream !== false : obj.stream === true);
-  const so = obj.stream_options;
-  const includeUsage = !!so && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true;
+  // Native API: a nil `*bool` streams; OpenAI and Anthropic: a plain bool; Responses: nil is false.
+  const stream = route.canStream && (r.stream ?? route.streamsByDefault);
+  const o = r.options;
   return {
-    model: typeof obj.model === 'string' && obj.model !== '' ? obj.model : undefined,
+    model: r.model !== '' ? r.model : undefined,
     stream,
-    includeUsage,
-    hasStreamOptions: Object.prototype.hasOwnProperty.call(obj, 'stream_options'),
-    params: extractParams(route, obj),
-    lifecycle: requestLifecycle(route, obj),
-    numCtx: route.api === 'ollama' ? tokenOption(obj, 'num_ctx', 1) : undefined,
-    numKeep: route.api === 'ollama' ? tokenOption(obj, 'num_keep', Number.MIN_SAFE_INTEGER) : undefined,
-    body: body as Record<string, unknown>,
+    includeUsage: r.includeUsage === true,
+    params: {
+      temperature: orUndefined(r.temperature),
+      topP: orUndefined(r.topP),
+      topK: orUndefined(r.topK),
+      maxTokens: orUndefined(r.maxTokens),
+      seed: orUndefined(r.seed),
+      stopSequences: orUndefined(r.stop),
+    },
+    lifecycle: requestLifecycle(route, r),
+    numCtx: route.api === 'ollama' ? tokenOption(o, 'num_ctx', 1) : undefined,
+    numKeep: route.api === 'ollama' ? tokenOption(o, 'num_keep', Number.MIN_SAFE_INTEGER) : undefined,
+    readable: true,
+    reading: r,
+    body: capture ? parsedForCapture(raw, r.end) : undefined,
   };
 }

@@ -13,6 +13,8 @@
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { readRequest, REQUEST_SHAPES } from '../../src/request/read';
+import { LLM_ROUTES } from '../../src/routes';
 import { fixture, fixtureMeta } from './fixtures';
 
 /** How a body is cut into writes. `groups`: as Ollama flushes (one line or event group per write). */
@@ -249,7 +251,7 @@ export class FakeOllama {
 
   /** Ollama's behaviour for a request, from the fixtures (one table of routes, kept in one place on purpose). */
   private route(method: string, path: string, body: Buffer): Behavior {
-    const json = (() => {
+    const parsed = (() => {
       try {
         const v: unknown = JSON.parse(body.toString('utf8'));
         // Like Go's decoder into a struct: only an object has fields (`null`, `[]`, `1` have none).
@@ -258,6 +260,7 @@ export class FakeOllama {
         return undefined;
       }
     })();
+    const json = method === 'POST' ? asOllamaReadsIt(path, body, parsed) : parsed;
     const f = (file: string, status?: number): Behavior => {
       const meta = fixtureMeta(file);
       return { kind: 'body', status: status ?? meta.status, contentType: meta.content_type, body: fixture(file) };
@@ -334,6 +337,23 @@ export class FakeOllama {
     const full = fixture('openai-chat-stream.sse');
     return { kind: 'body', status: 200, contentType: 'text/event-stream', body: includeUsage ? full : withoutUsageEvent(full) };
   }
+}
+
+/**
+ * The fields that decide the answer (model, stream, stream_options, Anthropic's max_tokens) as
+ * Ollama's Go decoder reads them: the gateway's own Go
+ * reader, which the differential test holds equal to Go's encoding/json. Other fields as JSON.parse
+ * reads them. Undefined when Go refuses the body (Ollama answers 400).
+ */
+function asOllamaReadsIt(path: string, body: Buffer, parsed: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const route = LLM_ROUTES.find((r) => r.path === path);
+  if (route === undefined || REQUEST_SHAPES[path] === undefined || body.length === 0) return parsed;
+  const r = readRequest(route, body);
+  if (!r.ok) return undefined;
+  const json: Record<string, unknown> = { ...parsed, model: r.model === '' ? undefined : r.model, stream: r.stream ?? undefined };
+  json.stream_options = r.includeUsage === null ? undefined : { include_usage: r.includeUsage };
+  if (path === '/v1/messages') json.max_tokens = r.maxTokens ?? 0;
+  return json;
 }
 
 /** `/api/tags` or `/api/ps` listing `models` in Ollama's shape. */

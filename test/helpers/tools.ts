@@ -13,9 +13,9 @@ function have(cmd: string): boolean {
  * Returns a skip reason when `cmd` is missing outside CI, and fails in CI, where .ci/run installs
  * it (apt-get install prometheus).
  */
-export function requireTool(cmd: string): string | false {
+export function requireTool(cmd: string, pkg = 'prometheus'): string | false {
   if (have(cmd)) return false;
-  if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install prometheus)`);
+  if (process.env.CI) assert.fail(`${cmd} is not installed (apt-get install ${pkg})`);
   return `${cmd} is not installed`;
 }
 

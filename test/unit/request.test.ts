@@ -47,21 +47,22 @@ describe('request extraction', () => {
     }
   });
 
-  it('splices include_usage into a body without stream_options and keeps every other byte', () => {
-    const raw = Buffer.from('  {"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]}');
+  it('splices include_usage as the last member of a body without stream_options and keeps every other byte', () => {
+    const raw = Buffer.from('  {"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]} ');
     const info = extractRequest(route('/v1/chat/completions'), raw);
-    const out = withIncludeUsage(raw, info);
+    const out = withIncludeUsage(raw, info)!;
     assert.equal(
       out.toString(),
-      '  {"stream_options":{"include_usage":true},"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}]}',
+      '  {"model":"llama3.2","stream":true,"messages":[{"role":"user","content":"<b>é</b>"}],"stream_options":{"include_usage":true}} ',
     );
     assert.equal(extractRequest(route('/v1/chat/completions'), out).includeUsage, true);
   });
 
-  it('sets include_usage in an existing stream_options, keeping its other members', () => {
-    const raw = body({ model: 'm', stream: true, stream_options: { include_usage: false, extra: 1 } });
-    const out = JSON.parse(withIncludeUsage(raw, extractRequest(route('/v1/chat/completions'), raw)).toString());
-    assert.deepEqual(out.stream_options, { include_usage: true, extra: 1 });
+  it('sets include_usage over an existing stream_options by a later member, which Go merges into it', () => {
+    const raw = body({ model: 'm', stream: true, stream_options: { include_usage: false } });
+    const out = withIncludeUsage(raw, extractRequest(route('/v1/chat/completions'), raw))!;
+    assert.equal(out.toString(), '{"model":"m","stream":true,"stream_options":{"include_usage":false},"stream_options":{"include_usage":true}}');
+    assert.equal(extractRequest(route('/v1/chat/completions'), out).includeUsage, true);
   });
 });
 
