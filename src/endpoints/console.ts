@@ -180,6 +180,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       uptimeSeconds: Math.max(0, (now - deps.about.startedAt) / 1000),
       tracing: deps.about.tracing,
       contentCapture: deps.about.contentCapture,
+      usage: deps.usage !== undefined,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
     backends: deps.backends().map((b) => ({
