@@ -392,7 +392,8 @@ function createTenantInstruments(meter: Meter): TenantInstruments {
       description: 'Tokens by tenant and model: type="input" (the whole prompt), "cached" (the part of it served from the KV cache), "output".',
     }),
     gpuSeconds: meter.createCounter('ollama_tenant_gpu_seconds_total', {
-      description: "Local GPU time by tenant and model: Ollama's load + prompt evaluation + generation time, or the gateway's wall time where Ollama reports none (also in ..._estimated_total).",
+      description:
+        "Local GPU time by tenant and model: Ollama's load + prompt evaluation + generation time, or the gateway's wall time where Ollama reports none (also in ..._estimated_total).",
     }),
     gpuSecondsEstimated: meter.createCounter('ollama_tenant_gpu_seconds_estimated_total', {
       description: "The part of ollama_tenant_gpu_seconds_total that is the gateway's own measure (calls whose answers carry no durations, e.g. /v1/*).",

@@ -375,7 +375,8 @@ function readTenantsFile(env: Env): Config['tenantsFile'] {
   } catch (err) {
     throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
   }
-  if (Buffer.byteLength(text) > MAX_TENANTS_FILE_BYTES) throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is larger than ${MAX_TENANTS_FILE_BYTES} bytes`);
+  if (Buffer.byteLength(text) > MAX_TENANTS_FILE_BYTES)
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is larger than ${MAX_TENANTS_FILE_BYTES} bytes`);
   try {
     return { path: file, text, tenants: parseTenantsFile(text) };
   } catch (err) {
@@ -419,7 +420,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   const tenantsFile = readTenantsFile(env);
   const apiKeys = readApiKeys(env);
   if (tenantsFile && apiKeys.length > 0) {
-    throw new ConfigError('GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others');
+    throw new ConfigError(
+      'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
+    );
   }
   return {
     ...listenSettings(env),

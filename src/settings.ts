@@ -52,7 +52,11 @@ export const SETTINGS: readonly Setting[] = [
     help: 'A YAML (or JSON) file of tenants, their keys and who may assert end users; re-read on SIGHUP or when it changes. Replaces GATEWAY_API_KEYS.',
   },
   { name: 'GATEWAY_DATA_DIR', default: './data', help: 'Where the gateway keeps its state: the usage ledger (ledger.sqlite), created on first start.' },
-  { name: 'LEDGER_URL', default: '', help: 'postgres://… to keep the usage ledger in PostgreSQL (several replicas), off for none; empty: SQLite in GATEWAY_DATA_DIR.' },
+  {
+    name: 'LEDGER_URL',
+    default: '',
+    help: 'postgres://… to keep the usage ledger in PostgreSQL (several replicas), off for none; empty: SQLite in GATEWAY_DATA_DIR.',
+  },
   { name: 'LEDGER_RAW_RETENTION_DAYS', default: '90', help: 'Days one row per call is kept in the ledger (0: for ever); the hourly and daily sums stay.' },
   { name: 'LEDGER_ROLLUP_RETENTION_DAYS', default: '0', help: "Days the ledger's hourly and daily sums are kept (0: for ever)." },
   { name: 'METRICS_BEARER_TOKEN', default: '', help: 'When set, GET /metrics needs Authorization: Bearer <token>.' },

@@ -30,7 +30,8 @@ export function parseTime(raw: string, now: number, name: string): number {
 export function parseBy(raw: string | null | undefined): GroupKey[] {
   if (raw === null || raw === undefined || raw.trim() === '') return ['tenant'];
   const keys = raw.split(',').map((k) => k.trim());
-  for (const k of keys) if (!(GROUP_KEYS as readonly string[]).includes(k)) throw new UsageQueryError(`by must be a comma-separated list of ${GROUP_KEYS.join(', ')}`);
+  for (const k of keys)
+    if (!(GROUP_KEYS as readonly string[]).includes(k)) throw new UsageQueryError(`by must be a comma-separated list of ${GROUP_KEYS.join(', ')}`);
   return GROUP_KEYS.filter((k) => keys.includes(k));
 }
 
@@ -70,7 +71,9 @@ export function toTable(q: UsageQuery, rows: readonly UsageRow[]): string {
   const cols = columnsOf(q);
   const cells = [cols, ...rows.map((r) => cols.map((c) => String((r as Record<string, unknown>)[c] ?? '-')))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells.map((row) => row.map((c, i) => (i < (q.step ? 1 : 0) + q.by.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n') + '\n';
+  return (
+    cells.map((row) => row.map((c, i) => (i < (q.step ? 1 : 0) + q.by.length ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n') + '\n'
+  );
 }
 
 /** The JSON answer: the window as the rollups answered it (widened to whole buckets). */
@@ -94,7 +97,8 @@ export async function usageAnswer(
     throw err;
   }
   const format = params.get('format');
-  if (format !== null && format !== 'csv' && format !== 'json') return { status: 400, type: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'format must be csv or json' }) };
+  if (format !== null && format !== 'csv' && format !== 'json')
+    return { status: 400, type: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'format must be csv or json' }) };
   const csv = format === 'csv' || (format === null && accept !== undefined && /\btext\/csv\b/i.test(accept));
   const rows = (await read(q)).slice(0, MAX_ROWS);
   if (csv) return { status: 200, type: 'text/csv; charset=utf-8', body: toCsv(q, rows) };

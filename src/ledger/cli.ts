@@ -27,7 +27,11 @@ function options(args: readonly string[]): Map<string, string> {
 }
 
 /** Runs the command; resolves to the exit code. */
-export async function runUsageCommand(args: readonly string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function runUsageCommand(
+  args: readonly string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
     out.write(USAGE_HELP);
     return 0;

@@ -28,7 +28,16 @@ const SUM_COLUMNS = [
 export type SumColumn = (typeof SUM_COLUMNS)[number];
 export { SUM_COLUMNS };
 
-const INTEGER_SUMS: ReadonlySet<SumColumn> = new Set(['requests', 'errors', 'remote_requests', 'input_tokens', 'cached_tokens', 'output_tokens', 'loads', 'option_reloads']);
+const INTEGER_SUMS: ReadonlySet<SumColumn> = new Set([
+  'requests',
+  'errors',
+  'remote_requests',
+  'input_tokens',
+  'cached_tokens',
+  'output_tokens',
+  'loads',
+  'option_reloads',
+]);
 
 function rollupTable(name: string): string {
   const sums = SUM_COLUMNS.map((c) => `${c} ${INTEGER_SUMS.has(c) ? 'BIGINT' : 'DOUBLE PRECISION'} NOT NULL DEFAULT 0`).join(',\n  ');
@@ -212,11 +221,7 @@ export function usageSql(q: UsageQuery): { sql: string; params: (string | number
   const keys = GROUP_KEYS.filter((k) => q.by.includes(k)).map((k) => GROUP_COLUMN[k]);
   const stepBucket = q.step === undefined ? [] : [`(bucket / ${STEP_MS[q.step]}) * ${STEP_MS[q.step]}`];
   const groups = [...stepBucket, ...keys];
-  const select = [
-    ...(q.step === undefined ? [] : [`${stepBucket[0]} AS time`]),
-    ...keys,
-    ...SUM_COLUMNS.map((c) => `SUM(${c}) AS ${c}`),
-  ].join(', ');
+  const select = [...(q.step === undefined ? [] : [`${stepBucket[0]} AS time`]), ...keys, ...SUM_COLUMNS.map((c) => `SUM(${c}) AS ${c}`)].join(', ');
   const where = ['bucket >= ?', 'bucket < ?'];
   const params: (string | number)[] = [p.from, p.to];
   if (q.tenant !== undefined) {

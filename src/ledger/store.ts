@@ -6,7 +6,22 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { UsageRecord } from '../../otel/usage';
-import { callValues, DAY_MS, DDL, INSERT_CALL, numbered, rollupsOf, rollupValues, ROLLUP_TABLE, SCHEMA_VERSION, upsertRollup, usageRowOf, usageSql, type UsageQuery, type UsageRow } from './schema';
+import {
+  callValues,
+  DAY_MS,
+  DDL,
+  INSERT_CALL,
+  numbered,
+  rollupsOf,
+  rollupValues,
+  ROLLUP_TABLE,
+  SCHEMA_VERSION,
+  upsertRollup,
+  usageRowOf,
+  usageSql,
+  type UsageQuery,
+  type UsageRow,
+} from './schema';
 
 export interface LedgerStore {
   /** Where it is, for logs (a file's path, or the PostgreSQL host and database; never a password). */
@@ -97,7 +112,12 @@ export class SqliteStore implements LedgerStore {
 
   usage(q: UsageQuery): Promise<UsageRow[]> {
     const { sql, params } = usageSql(q);
-    return Promise.resolve(this.db.prepare(sql).all(...params).map((r) => usageRowOf(q, r)));
+    return Promise.resolve(
+      this.db
+        .prepare(sql)
+        .all(...params)
+        .map((r) => usageRowOf(q, r)),
+    );
   }
 
   prune(rawBefore: number, rollupsBefore?: number): Promise<void> {
@@ -147,7 +167,10 @@ export class PostgresStore implements LedgerStore {
         await c.query('BEGIN');
         await c.query('SELECT pg_advisory_xact_lock(7428391)');
         for (const ddl of DDL) await c.query(ddl);
-        await c.query(numbered('INSERT INTO ledger_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'), ['schema_version', String(SCHEMA_VERSION)]);
+        await c.query(numbered('INSERT INTO ledger_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'), [
+          'schema_version',
+          String(SCHEMA_VERSION),
+        ]);
         await c.query('COMMIT');
         c.release();
       } catch (err) {

@@ -67,7 +67,10 @@ export class LedgerWriter implements UsageSink {
   private dropped(n: number): void {
     this.counts.dropped(n);
     if (this.droppedSinceLog === 0) {
-      this.log.error({ ledger: this.store.where, max_buffered: this.options.maxBuffered }, 'usage ledger buffer full: dropping the oldest calls until the database takes writes again');
+      this.log.error(
+        { ledger: this.store.where, max_buffered: this.options.maxBuffered },
+        'usage ledger buffer full: dropping the oldest calls until the database takes writes again',
+      );
     }
     this.droppedSinceLog += n;
   }
@@ -91,7 +94,10 @@ export class LedgerWriter implements UsageSink {
         this.trim();
         if (!this.failing) {
           this.failing = true;
-          this.log.error({ ledger: this.store.where, waiting: this.buffer.length, error: (err as Error).message }, 'usage ledger write failed; calls wait in memory and are retried');
+          this.log.error(
+            { ledger: this.store.where, waiting: this.buffer.length, error: (err as Error).message },
+            'usage ledger write failed; calls wait in memory and are retried',
+          );
         }
         return;
       }
@@ -111,7 +117,10 @@ export class LedgerWriter implements UsageSink {
     if ((rawRetentionDays === 0 && rollupRetentionDays === 0) || now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
     try {
-      await this.store.prune(rawRetentionDays > 0 ? now - rawRetentionDays * DAY_MS : 0, rollupRetentionDays > 0 ? now - rollupRetentionDays * DAY_MS : undefined);
+      await this.store.prune(
+        rawRetentionDays > 0 ? now - rawRetentionDays * DAY_MS : 0,
+        rollupRetentionDays > 0 ? now - rollupRetentionDays * DAY_MS : undefined,
+      );
     } catch (err) {
       this.log.warn({ ledger: this.store.where, error: (err as Error).message }, 'usage ledger retention failed; retried in an hour');
     }

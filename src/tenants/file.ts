@@ -94,11 +94,13 @@ export function parseTenantsFile(text: string): TenantSpec[] {
     let userHeader: string | undefined;
     if (e.users !== undefined && e.users !== null && e.users !== false) {
       const users = e.users === true ? {} : e.users;
-      if (typeof users !== 'object' || Array.isArray(users)) throw new TenantsFileError(`tenant "${name}": users must be a mapping, e.g. { header: X-OpenWebUI-User-Id }`);
+      if (typeof users !== 'object' || Array.isArray(users))
+        throw new TenantsFileError(`tenant "${name}": users must be a mapping, e.g. { header: X-OpenWebUI-User-Id }`);
       const header = (users as Record<string, unknown>).header ?? OPEN_WEBUI_USER_HEADER;
       if (typeof header !== 'string' || !HEADER.test(header)) throw new TenantsFileError(`tenant "${name}": users.header must be an HTTP header name`);
       const lower = header.toLowerCase();
-      if (lower === 'authorization' || lower === 'x-api-key' || lower === 'host') throw new TenantsFileError(`tenant "${name}": users.header cannot be ${header}`);
+      if (lower === 'authorization' || lower === 'x-api-key' || lower === 'host')
+        throw new TenantsFileError(`tenant "${name}": users.header cannot be ${header}`);
       userHeader = lower;
     }
     return { name, keyDigests, userHeader, raw: e };

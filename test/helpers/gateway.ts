@@ -92,7 +92,10 @@ export async function startGatewayFor(origin: string, env: Record<string, string
       cb();
     },
   });
-  const config = loadConfig({ OLLAMA_HOST: origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', LEDGER_URL: 'off', ...env }, overrides);
+  const config = loadConfig(
+    { OLLAMA_HOST: origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', LEDGER_URL: 'off', ...env },
+    overrides,
+  );
   const gw = await startGateway(config, createLogger(config.logLevel, sink));
   return { gw, url: `http://127.0.0.1:${gw.port}`, logs, close: () => gw.stop(1000) };
 }

@@ -50,11 +50,23 @@ export async function startPostgres(): Promise<Postgres> {
   const root = process.getuid?.() === 0;
   const user = root ? (spawnSync('id', ['-u', 'postgres']).status === 0 ? 'postgres' : 'nobody') : undefined;
   if (root) chownSync(dir, Number(execFileSync('id', ['-u', user!]).toString()), Number(execFileSync('id', ['-g', user!]).toString()));
-  const as = (cmd: string, args: string[]) => (root ? execFileSync('runuser', ['-u', user!, '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' }));
+  const as = (cmd: string, args: string[]) =>
+    root ? execFileSync('runuser', ['-u', user!, '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
   const data = path.join(dir, 'data');
   as(tool('initdb'), ['-D', data, '-A', 'trust', '-U', 'gateway', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const port = await freePort();
-  as(tool('pg_ctl'), ['-D', data, '-l', path.join(dir, 'log'), '-w', '-t', '30', '-o', `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`, 'start']);
+  as(tool('pg_ctl'), [
+    '-D',
+    data,
+    '-l',
+    path.join(dir, 'log'),
+    '-w',
+    '-t',
+    '30',
+    '-o',
+    `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`,
+    'start',
+  ]);
   return {
     url: `postgres://gateway@127.0.0.1:${port}/postgres`,
     stop: () => {

@@ -271,13 +271,10 @@ describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, 
     assert.ok(await page.$('#usage-users-card[hidden]'));
     await page.click('#usage-tenants tbody tr[data-tenant="webui"]');
     await page.waitForSelector('#usage-users-card:not([hidden])');
-    assert.deepEqual(
-      await page.$$eval('#usage-users tbody tr', (trs) => trs.map((tr) => [tr.children[0]!.textContent, tr.children[1]!.textContent])),
-      [
-        ['alice', '2'],
-        ['bob', '1'],
-      ],
-    );
+    assert.deepEqual(await page.$$eval('#usage-users tbody tr', (trs) => trs.map((tr) => [tr.children[0]!.textContent, tr.children[1]!.textContent])), [
+      ['alice', '2'],
+      ['bob', '1'],
+    ]);
     // The recent calls carry the tenant and user.
     await page.waitForSelector('#calls tbody tr.row:has(td:text-is("webui · bob"))');
     // The page's first tries, before signing in, are the browser's 401s; nothing else.

@@ -93,7 +93,7 @@ describe('the SQLite ledger of a gateway process', () => {
       writeFileSync(file, `${TENANTS}  - { name: late, keys: [sk-late] }\n`);
       gw.gw.child.kill('SIGHUP');
       // Both workers reload: every connection (spread over the workers) admits the new key.
-      for (let admitted = 0; admitted < 20; ) {
+      for (let admitted = 0; admitted < 20;) {
         const res = await fetch(`${gw.url}/api/tags`, { headers: { authorization: 'Bearer sk-late', connection: 'close' } });
         await res.text();
         admitted = res.status === 200 ? admitted + 1 : 0;

@@ -132,7 +132,10 @@ describe('tenants, end users and the usage ledger', () => {
       // /metrics of this life: its own calls by tenant.
       const m = await metricsText(stack.url);
       assert.equal(sample(m, 'ollama_tenant_requests_total', { tenant: 'webui', model: 'llama3.2:latest', status: '200' }), 3);
-      assert.equal(sample(m, 'ollama_tenant_tokens_total', { tenant: 'webui', model: 'llama3.2:latest', type: 'output' }), 3 * openaiChat.usage.completion_tokens);
+      assert.equal(
+        sample(m, 'ollama_tenant_tokens_total', { tenant: 'webui', model: 'llama3.2:latest', type: 'output' }),
+        3 * openaiChat.usage.completion_tokens,
+      );
       assert.ok(!/ollama_tenant_[a-z_]+\{[^}]*user=/.test(m), 'end users are never a label');
 
       // The CLI reads the same ledger, the same rows.
@@ -165,7 +168,10 @@ describe('tenants, end users and the usage ledger', () => {
       writeFileSync(file, 'tenants: [{name: a, keys: [k1]}, {name: b, keys: [k2]}]\n');
       await eventually(async () => (await status('k2')) === 200, 'the new key is admitted');
       writeFileSync(file, 'tenants: [{name: a, keys: [k1]}, {name: b, keys: [k2]\n');
-      await eventually(() => stack.logs.some((l) => l.msg === 'tenants file not reloaded: it is not valid; keeping the tenants in use'), 'the bad file is reported');
+      await eventually(
+        () => stack.logs.some((l) => l.msg === 'tenants file not reloaded: it is not valid; keeping the tenants in use'),
+        'the bad file is reported',
+      );
       assert.equal(await status('k2'), 200, 'the tenants in use stay');
       assert.equal(readFileSync(file, 'utf8').includes('k2'), true);
     } finally {

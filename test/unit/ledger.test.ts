@@ -42,7 +42,15 @@ describe('GPU time of a call', () => {
     const outcome: CallOutcome = {
       status: 200,
       streamed: false,
-      summary: { inputTokens: 40, cachedTokens: 10, outputTokens: 5, loadDurationNs: 1e9, promptEvalDurationNs: 2e8, evalDurationNs: 3e8, totalDurationNs: 1.6e9 },
+      summary: {
+        inputTokens: 40,
+        cachedTokens: 10,
+        outputTokens: 5,
+        loadDurationNs: 1e9,
+        promptEvalDurationNs: 2e8,
+        evalDurationNs: 3e8,
+        totalDurationNs: 1.6e9,
+      },
     };
     const r = usageRecordOf(outcome, measures(), ctx());
     assert.equal(r.gpuSeconds, 1.5);

@@ -77,7 +77,11 @@ describe('the tenants file', () => {
     ['broken YAML', 'tenants: [', /not valid YAML/],
   ];
   for (const [what, text, message] of bad) {
-    it(`refuses ${what}`, () => assert.throws(() => parseTenantsFile(text), (e: unknown) => e instanceof TenantsFileError && message.test(e.message)));
+    it(`refuses ${what}`, () =>
+      assert.throws(
+        () => parseTenantsFile(text),
+        (e: unknown) => e instanceof TenantsFileError && message.test(e.message),
+      ));
   }
 
   it('makes each GATEWAY_API_KEYS key its own tenant, named by its fingerprint', () => {
@@ -97,7 +101,7 @@ describe('a call’s identity', () => {
     assert.equal(tenants.admit('Bearer sk-batch').identity?.tenant, 'batch', 'a digest in the file matches the key');
     assert.deepEqual(tenants.admit('Bearer nope'), { failure: 'invalid' });
     assert.deepEqual(tenants.admit(undefined), { failure: 'missing' });
-    assert.equal(tenants.admit(undefined, 'sk-webui').identity?.tenant, 'webui', "x-api-key where it is accepted");
+    assert.equal(tenants.admit(undefined, 'sk-webui').identity?.tenant, 'webui', 'x-api-key where it is accepted');
   });
 
   it('is `anonymous` when no key is configured', () => {
