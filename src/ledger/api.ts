@@ -9,8 +9,6 @@ export class UsageQueryError extends Error {}
 const DAY_MS = 86_400_000;
 /** The longest window one question may cover. */
 export const MAX_WINDOW_DAYS = 3660;
-/** Rows one answer holds at most. */
-export const MAX_ROWS = 100_000;
 
 /**
  * A time: an ISO 8601 date or date-time (`2026-12-01`, `2026-12-01T10:00:00Z`), epoch
@@ -100,7 +98,7 @@ export async function usageAnswer(
   if (format !== null && format !== 'csv' && format !== 'json')
     return { status: 400, type: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'format must be csv or json' }) };
   const csv = format === 'csv' || (format === null && accept !== undefined && /\btext\/csv\b/i.test(accept));
-  const rows = (await read(q)).slice(0, MAX_ROWS);
+  const rows = await read(q);
   if (csv) return { status: 200, type: 'text/csv; charset=utf-8', body: toCsv(q, rows) };
   return { status: 200, type: 'application/json; charset=utf-8', body: JSON.stringify(toJson(q, rows)) };
 }

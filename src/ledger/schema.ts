@@ -205,7 +205,9 @@ export type UsageRow = Partial<Record<GroupKey, string | null>> & { time?: strin
  * hourly otherwise. The window is widened to whole buckets of it.
  */
 export function plan(q: UsageQuery): { table: string; from: number; to: number; bucketMs: number } {
-  const daily = q.step === 'day' || (q.step === undefined && q.from % DAY_MS === 0 && q.to % DAY_MS === 0);
+  // Without a step, a window of whole days, or one longer than a week (widened to whole days),
+  // reads the daily sums: a year is then a few rows per tenant, user and model.
+  const daily = q.step === 'day' || (q.step === undefined && ((q.from % DAY_MS === 0 && q.to % DAY_MS === 0) || q.to - q.from > 7 * DAY_MS));
   const width = daily ? DAY_MS : HOUR_MS;
   return {
     table: daily ? ROLLUP_TABLE.day : ROLLUP_TABLE.hour,
@@ -215,11 +217,15 @@ export function plan(q: UsageQuery): { table: string; from: number; to: number; 
   };
 }
 
+/** Rows one usage answer holds at most. */
+export const MAX_USAGE_ROWS = 100_000;
+
 /** The SQL and parameters of a usage query. */
 export function usageSql(q: UsageQuery): { sql: string; params: (string | number)[] } {
   const p = plan(q);
   const keys = GROUP_KEYS.filter((k) => q.by.includes(k)).map((k) => GROUP_COLUMN[k]);
-  const stepBucket = q.step === undefined ? [] : [`(bucket / ${STEP_MS[q.step]}) * ${STEP_MS[q.step]}`];
+  // The rollup's own bucket when the step is its width (grouped in its key's order, no sort).
+  const stepBucket = q.step === undefined ? [] : [STEP_MS[q.step] === p.bucketMs ? 'bucket' : `(bucket / ${STEP_MS[q.step]}) * ${STEP_MS[q.step]}`];
   const groups = [...stepBucket, ...keys];
   const select = [...(q.step === undefined ? [] : [`${stepBucket[0]} AS time`]), ...keys, ...SUM_COLUMNS.map((c) => `SUM(${c}) AS ${c}`)].join(', ');
   const where = ['bucket >= ?', 'bucket < ?'];
@@ -233,7 +239,7 @@ export function usageSql(q: UsageQuery): { sql: string; params: (string | number
     params.push(q.user);
   }
   const group = groups.length === 0 ? '' : ` GROUP BY ${groups.join(', ')} ORDER BY ${groups.join(', ')}`;
-  return { sql: `SELECT ${select} FROM ${p.table} WHERE ${where.join(' AND ')}${group}`, params };
+  return { sql: `SELECT ${select} FROM ${p.table} WHERE ${where.join(' AND ')}${group} LIMIT ${MAX_USAGE_ROWS}`, params };
 }
 
 /** A database row of `usageSql` as a usage row (PostgreSQL returns sums of BIGINT as strings). */
