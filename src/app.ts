@@ -17,7 +17,7 @@ import { BearerKeys, type AuthFailure } from './auth';
 import { tenantsOfKeys } from './tenants/file';
 import { Tenants, type CallIdentity } from './tenants/registry';
 import type { UsageQuery, UsageRow } from './ledger/schema';
-import type { Config } from './config';
+import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
@@ -135,7 +135,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     throw failure;
   };
-  const own = ownEndpoints({ ollama: config.upstream.origin, ollamaVersion, scrape: deps.scrape, log });
+  const own = ownEndpoints({
+    ollama: ollamaOrigins(config),
+    // With several, /readyz says which backend is in rotation.
+    backends: fleet.routed ? () => fleet.load().map((b) => ({ name: b.name, healthy: b.healthy })) : undefined,
+    ollamaVersion,
+    scrape: deps.scrape,
+    log,
+  });
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
@@ -175,8 +182,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
     const api = apiOf(path);
-    const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
-    const message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
+    // Each refusal names what it wants: /metrics takes the metrics token, not an API key.
+    let message: string;
+    if (scope === 'metrics') {
+      message =
+        failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
+    } else {
+      const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+      message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
+    }
     sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
   };
 

@@ -200,7 +200,34 @@ function readApiKeys(env: Env): string[] {
   }
   const bad = keys.find((k) => /\s/.test(k));
   if (bad !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  if (keys.some(isPlaceholder)) {
+    throw new ConfigError(
+      `GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
   return keys;
+}
+
+/**
+ * Values that examples and templates ship in place of a secret (`change-me`, `<your-key>`, `xxx`).
+ * Applied unchanged they would be real keys everyone knows, so the gateway refuses them.
+ */
+const PLACEHOLDER = /^(?:<.*>|x{3,}|\.{3,}|(?:change|replace)[-_ ]?me\b.*|changeit|placeholder|your[-_].*)$/i;
+const PLACEHOLDER_HINT = 'change-me, replace-me, <…>, your-…, xxx';
+const SECRET_HINT = 'generate one, e.g. with openssl rand -hex 24';
+
+function isPlaceholder(value: string): boolean {
+  return PLACEHOLDER.test(value);
+}
+
+function readMetricsToken(env: Env): string | undefined {
+  const token = env.METRICS_BEARER_TOKEN?.trim() || undefined;
+  if (token !== undefined && isPlaceholder(token)) {
+    throw new ConfigError(
+      `METRICS_BEARER_TOKEN is not valid: it is a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
+  return token;
 }
 
 const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
@@ -254,10 +281,15 @@ export function parseUpstreams(value: string, variable = 'OLLAMA_HOST'): Upstrea
   return targets;
 }
 
+/** Every Ollama of OLLAMA_HOST, as the start-up line names them: one origin, or several joined by ", ". */
+export function ollamaOrigins(config: Pick<Config, 'upstreams'>): string {
+  return config.upstreams.map((u) => u.origin).join(', ');
+}
+
 function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel'> {
   const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
   const upstream = upstreams[0]!;
-  const host = (env.HOST ?? '0.0.0.0').trim();
+  const host = (env.HOST ?? '127.0.0.1').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
   }
@@ -432,7 +464,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     apiKeys,
     tenantsFile,
     ...ledgerSettings(env),
-    metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
+    metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     ...overrides,
   };

@@ -7,6 +7,7 @@
 import type { FleetState, LoadedModel, OllamaState } from '../otel/state';
 import type { Logger } from './logger';
 import type { Upstream } from './proxy/upstream';
+import { NOT_REACHABLE_YET, reachHint } from './reach-hint';
 import { normalizeModelName } from './request/model';
 
 const POLL_TIMEOUT_MS = 5000;
@@ -177,8 +178,15 @@ export class OllamaPoller {
     } catch (err) {
       this.set(b.name, { up: false });
       b.health?.unreachable(`poll failed: ${(err as Error).message}`);
-      if (this.wasUp.get(b.name) !== false) {
-        this.log.warn({ ollama: origin, ...label, reason: (err as Error).message }, 'polling Ollama failed; ollama_up is 0');
+      const before = this.wasUp.get(b.name);
+      const reason = (err as Error).message;
+      // The first poll is the start-up check: one line, with the likely fix.
+      if (before === undefined) {
+        const t = b.upstream.target;
+        const fix = reachHint(t.hostname, t.socketPath, (err as NodeJS.ErrnoException).code);
+        this.log.warn({ ollama: origin, ...label, reason, fix }, NOT_REACHABLE_YET);
+      } else if (before) {
+        this.log.warn({ ollama: origin, ...label, reason }, 'polling Ollama failed; ollama_up is 0');
       }
       this.wasUp.set(b.name, false);
     }

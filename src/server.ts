@@ -163,7 +163,13 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
         fleet.backends.map((b) => ({ name: b.name, origin: b.target.origin, polled: config.pollIntervalMs > 0, state: readState()?.backends[b.name] })),
-      about: { version: packageVersion(), startedAt: Date.now(), tracing: otel?.tracing !== undefined, contentCapture: config.captureMessageContent },
+      about: {
+        version: packageVersion(),
+        startedAt: Date.now(),
+        tracing: otel?.tracing !== undefined,
+        contentCapture: config.captureMessageContent,
+        workers: config.workers,
+      },
     },
   });
   fleet.readState = readState;

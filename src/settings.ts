@@ -19,7 +19,7 @@ export const SETTINGS: readonly Setting[] = [
     help: 'The Ollama to proxy to: http(s)://host:port[/prefix], host:port, host, :port (port 11434 by default), or unix:///path/to/socket; a comma-separated list for several.',
   },
   { name: 'ROUTING_AFFINITY', default: 'none', help: 'prefix: calls with the same system prompt and first user turn go to the same warm backend.' },
-  { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
+  { name: 'HOST', default: '127.0.0.1', help: 'Address the gateway listens on (0.0.0.0 for every interface: then set GATEWAY_API_KEYS).' },
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
   {

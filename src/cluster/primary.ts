@@ -11,7 +11,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { mergeExpositions } from '../../otel/exposition-merge';
-import type { Config } from '../config';
+import { ollamaOrigins, type Config } from '../config';
 import type { Logger } from '../logger';
 import { isMessage, WORKER_INDEX_ENV, type GatherKind, type Piece, type PolledState, type ToPrimary, type ToWorker } from './messages';
 
@@ -87,7 +87,10 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
         slot.listening = true;
         if (!announced && slots.every((s) => s.listening)) {
           announced = true;
-          log.info({ listen: `${config.host}:${m.port}`, ollama: config.upstream.origin, workers: n, ...destinations }, 'gateway listening');
+          // Whatever LOG_LEVEL says: where it listens and where telemetry goes is always worth a line.
+          log
+            .child({}, { level: 'info' })
+            .info({ listen: `${config.host}:${m.port}`, ollama: ollamaOrigins(config), workers: n, ...destinations }, 'gateway listening');
         }
         return;
       case 'state':

@@ -48,7 +48,8 @@ export interface ConsoleDeps {
   authorize?: (authorization: string | undefined) => AuthFailure | undefined;
   /** Reads the usage ledger; without it `/usage` answers 404. */
   usage?: (q: UsageQuery) => Promise<UsageRow[]>;
-  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean };
+  /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number };
   log: Logger;
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
@@ -180,6 +181,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       uptimeSeconds: Math.max(0, (now - deps.about.startedAt) / 1000),
       tracing: deps.about.tracing,
       contentCapture: deps.about.contentCapture,
+      workers: deps.about.workers,
       usage: deps.usage !== undefined,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),

@@ -298,7 +298,8 @@ export class Upstream {
     return context
       .with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs))
       .catch((err: NodeJS.ErrnoException) => {
-        throw err.code ? new Error(classifyUpstreamError(err, this.target.origin, false, 0).message) : err;
+        // The code stays on the error: the start-up line turns it into the likely fix.
+        throw err.code ? Object.assign(new Error(classifyUpstreamError(err, this.target.origin, false, 0).message), { code: err.code }) : err;
       });
   }
 
