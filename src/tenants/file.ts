@@ -119,9 +119,12 @@ export function tenantsOfKeys(keys: readonly string[]): TenantSpec[] {
   const out: TenantSpec[] = [];
   for (const k of keys) {
     const digest = sha256(k);
-    const name = `key-${fingerprint(digest)}`;
-    if (seen.has(name)) continue;
-    seen.add(name);
+    const hex = digest.toString('hex');
+    if (seen.has(hex)) continue;
+    seen.add(hex);
+    // Two keys whose fingerprints collide (1 in 4 billion) are told apart by a longer one.
+    const short = `key-${fingerprint(digest)}`;
+    const name = out.some((t) => t.name === short) ? `key-${hex.slice(0, 16)}` : short;
     out.push({ name, keyDigests: [digest], raw: { name } });
   }
   return out;

@@ -77,6 +77,12 @@ export async function storeAnswersSums(store: LedgerStore): Promise<void> {
   const q = usageQuery({ from: String(t0 - DAY), to: String(t0 + DAY), by: 'tenant,user' }, 0);
   assert.match(toCsv(q, byUser).split('\r\n')[0]!, /^tenant,user,requests,/);
   assert.match(toCsv(q, byUser).split('\r\n')[3]!, /^b,,1,/);
+  // Usage of one tenant's one user in a window, as budgets read it.
+  const one = await store.usage({ ...usageQuery({ from: String(t0 - DAY), to: String(t0 + DAY), by: '' }, 0), tenant: 'a', user: 'u1' });
+  assert.deepEqual(
+    one.map((r) => [r.requests, r.input_tokens]),
+    [[2, 30]],
+  );
   await store.prune(t0 + 2 * HOUR);
   const after = await store.usage(usageQuery({ from: String(t0 - DAY), to: String(t0 + DAY), by: 'tenant' }, 0));
   assert.equal(after[0]!.requests, 3, 'pruning raw rows keeps the rollups');
