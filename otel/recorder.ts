@@ -8,11 +8,11 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
-import type { ModelLabels } from './labels';
+import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
 import { recordTenantCall } from './tenant-metrics';
 import { usageRecordOf, type CallOwner, type UsageSink } from './usage';
 import { isRemoteModel, loadedContextLength, type FleetState } from './state';
@@ -132,6 +132,8 @@ export class CallRecorder {
   private owner: CallOwner | undefined;
   /** With a `num_ctx` asked: the window the model ran with at the last poll, before this call. */
   private loadedContext: number | undefined;
+  /** The console history's ring the call was counted in when it started. */
+  private historyRing: string | undefined;
   private readonly span: CallSpan;
 
   constructor(
@@ -171,15 +173,19 @@ export class CallRecorder {
   setRequest(req: CallRequest): void {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
     if (req.numCtx !== undefined && this.owner !== undefined) this.loadedContext = this.telemetry.loadedContextLength(req.model);
-    this.model = this.telemetry.modelLabels.label(req.model);
+    const labels = this.telemetry.modelLabels;
+    this.model = labels.label(req.model);
+    // A name nobody serves has a bounded number of series (labels.ts); its in-flight gauge is one.
+    if (!labels.detailed(this.model) && !labels.admit(this.model, this.endpoint)) this.model = OVERFLOW_MODEL_LABEL;
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
-    // A load or unload is not a generation: it makes no request-level series appear.
-    this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
+    // A load or unload is not a generation: it makes no request-level series appear. A name that
+    // is not detailed (labels.ts) gets its series if and when it answers.
+    if (this.telemetry.modelLabels.detailed(this.model)) this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
     if (req.lifecycle === undefined) {
       ins?.inFlight.add(1, this.attrs.inFlight);
-      this.telemetry.sink?.started(this.model);
+      this.historyRing = this.telemetry.sink?.started(this.model);
       this.inFlight = true;
     }
     this.span.request(req);
@@ -242,6 +248,22 @@ export class CallRecorder {
       remote,
     };
     const ins = this.telemetry.instruments;
+    const labels = this.telemetry.modelLabels;
+    // Ollama answered 2xx: it serves the model, whatever became of the call afterwards.
+    if (outcome.status >= 200 && outcome.status < 400 && labels.answeredOnce(this.model)) {
+      this.telemetry.initModel(this.operation, this.model, this.endpoint, lifecycle === undefined);
+    }
+    if (!labels.detailed(this.model)) {
+      // Only the counts: a name nobody serves buys no histograms, and a bounded number of series (labels.ts).
+      const kept =
+        labels.admit(this.model, `${this.endpoint}\u0000${outcome.status}`) &&
+        (outcome.reason === undefined || labels.admit(this.model, `${this.endpoint}\u0000${outcome.reason}`));
+      const counted = kept ? attrs : this.telemetry.attributes.get(this.operation, this.endpoint, OVERFLOW_MODEL_LABEL);
+      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, counted, outcome, measures);
+      this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
+      this.span.end(outcome, endedAt, lifecycle, remote);
+      return;
+    }
     if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined && !remote) {
       // A call that had to load its model: the backend did not have it, or Ollama says it loaded.
       if (this.warm === false || (s?.loadDurationNs ?? 0) >= COLD_LOAD_NS) {
@@ -252,7 +274,7 @@ export class CallRecorder {
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
     const traceId = this.span.traceId;
     const owner = this.owner;
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId, tenant: owner?.tenant, user: owner?.user });
+    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId, startedIn: this.historyRing, tenant: owner?.tenant, user: owner?.user });
     if (owner && (ins.tenant || this.telemetry.usage)) {
       const row = usageRecordOf(outcome, measures, {
         owner,

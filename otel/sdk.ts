@@ -30,6 +30,7 @@ import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
+import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
 import { observeOllamaState, type FleetState } from './state';
 
@@ -240,24 +241,19 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
-  const history = opts.history ? new History(opts.history) : undefined;
-  const telemetry = new Telemetry(
-    instruments,
-    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
-    { ...opts.tracing, tracer },
-    opts.measurement,
-    opts.ollamaState,
-    backends,
-    history,
-  );
+  const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
+  const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
+  const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);
+  // Concurrent and back-to-back scrapes share one rendering, paced by its cost (pacing.ts).
+  const rendering = new PacedRendering<Exposition>(async () => {
+    const { resourceMetrics, errors } = await prometheus.collect();
+    if (errors.length > 0) diag.error('metrics collection errors', ...errors);
+    return { value: { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) } };
+  });
   return {
     telemetry,
     history,
-    scrape: async () => {
-      const { resourceMetrics, errors } = await prometheus.collect();
-      if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
-    },
+    scrape: () => rendering.get(),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;

@@ -13,7 +13,7 @@ import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
-import { BearerKeys, type AuthFailure } from './auth';
+import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
 import { tenantsOfKeys } from './tenants/file';
 import { Tenants, type CallIdentity } from './tenants/registry';
 import type { UsageQuery, UsageRow } from './ledger/schema';
@@ -22,6 +22,7 @@ import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
 import { ConcurrencyLimit } from './limit';
+import { withinRequest } from './last-resort';
 import { handleLlmCall, type LlmCallDeps } from './llm-call';
 import { loggedPath, type Logger } from './logger';
 import { apiOf, sendJsonError } from './proxy/errors';
@@ -188,7 +189,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       message =
         failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
     } else {
-      const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+      const how = anthropicKeyPath(path) ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
       message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
     }
     sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
@@ -230,8 +231,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       else void own(req, res);
       return;
     }
-    // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
-    const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
+    // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+    const anthropic = anthropicKeyPath(path);
     const admission = tenants.admit(req.headers.authorization, anthropic ? req.headers['x-api-key'] : undefined);
     const failure = admission.failure;
     if (tenants.enabled) {
@@ -274,7 +275,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     try {
-      dispatch(req, res);
+      withinRequest(req, res, () => dispatch(req, res));
     } catch (err) {
       internalError(log, req, res, err);
     }

@@ -14,6 +14,7 @@ import { runPrimary } from './cluster/primary';
 import { workerShare } from './cluster/share';
 import { WorkerLink } from './cluster/worker';
 import { ConfigError, loadConfig, ollamaOrigins, type Config } from './config';
+import { installLastResort } from './last-resort';
 import { createLogger, type Logger } from './logger';
 import { NOT_REACHABLE_YET, reachHint } from './reach-hint';
 import { normalizeTarget } from './request/target';
@@ -116,6 +117,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
+  installLastResort(log);
   if (config.workers > 1 && cluster.isPrimary) {
     const destinations = telemetryDestinations(tracingWanted());
     warnIfOpen(config, config.port, log);

@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import { mergeExpositions } from '../otel/exposition-merge';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
 import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
@@ -61,17 +60,18 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
 }
 
 /**
- * A scrape of every worker: this one's pieces and the others', summed. Scrapes that arrive while
- * one is being gathered share it (a burst of scrapes costs one gather). Should the primary not
- * answer (it is going away), the scrape fails rather than answer with this worker's counters
- * alone, which Prometheus would read as every other worker's counters going back.
+ * A scrape of every worker: the primary gathers every worker's piece and merges them (primary.ts).
+ * Scrapes that arrive while one is being gathered share it (a burst of scrapes costs one gather).
+ * Should the primary not answer (it is going away), the scrape fails rather than answer with this
+ * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
 function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
   link.collect('metrics', async () => (await local()).body);
   let gathering: Promise<Exposition> | undefined;
   const gather = async (): Promise<Exposition> => {
     const pieces = await link.gather('metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+    if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
+    return { contentType: EXPOSITION_CONTENT_TYPE, body: pieces[0]!.data };
   };
   return () => {
     gathering ??= gather().finally(() => {

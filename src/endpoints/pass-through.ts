@@ -69,7 +69,11 @@ export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, re
   const method = req.method ?? 'GET';
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (method === 'GET' && UNION_PATHS.has(path)) {
-    void union(deps, path, res, access);
+    union(deps, path, res, access).catch((err: unknown) => {
+      access.failure = 'internal_error';
+      deps.log.error({ path, error: (err as Error)?.message ?? String(err) }, 'answering a listing union failed');
+      sendJsonError(res, apiOf(path), 502, `the listings of ${path} could not be merged`);
+    });
     return;
   }
   const rule = managementRule(method, path);
