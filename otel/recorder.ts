@@ -274,7 +274,15 @@ export class CallRecorder {
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
     const traceId = this.span.traceId;
     const owner = this.owner;
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId, startedIn: this.historyRing, tenant: owner?.tenant, user: owner?.user });
+    this.telemetry.sink?.finished({
+      operation: this.operation,
+      measures,
+      outcome,
+      traceId,
+      startedIn: this.historyRing,
+      tenant: owner?.tenant,
+      user: owner?.user,
+    });
     if (owner && (ins.tenant || this.telemetry.usage)) {
       const row = usageRecordOf(outcome, measures, {
         owner,
