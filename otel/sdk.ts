@@ -25,6 +25,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { memoiseAttributeHashing } from './attribute-hash';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
@@ -32,6 +33,7 @@ import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instrument
 import { ModelLabels } from './labels';
 import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
+import { SpanLineExporter, type SpanRecord } from './span-lines';
 import { observeOllamaState, type FleetState } from './state';
 
 /** One backend's load as the router sees it now, for `ollama_backend_in_flight` and `ollama_backend_healthy`. */
@@ -64,6 +66,8 @@ export interface TelemetryOptions {
   backendLoad?: () => readonly BackendLoad[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
+  /** Log lines dropped so far because stdout did not take them. */
+  logLinesDropped?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
 }
@@ -179,12 +183,40 @@ export function tracingWanted(): boolean {
   return !(exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint));
 }
 
+function otlpTraceExporter(): SpanExporter {
+  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf').trim();
+  switch (protocol) {
+    case 'grpc':
+      return new (require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
+    case 'http/json':
+      return new (require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+    default:
+      return new (require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+  }
+}
+
+/**
+ * With `console` among OTEL_TRACES_EXPORTER, the span processors: the console's spans as one
+ * record each through `spanLine`, and OTLP as the SDK would set it up when listed too. Undefined
+ * otherwise: the SDK reads the variable itself.
+ */
+function consoleSpanProcessors(spanLine: ((span: SpanRecord) => void) | undefined): SpanProcessor[] | undefined {
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  if (!exporters.includes('console') || !spanLine) return undefined;
+  const { BatchSpanProcessor, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const processors: SpanProcessor[] = [new SimpleSpanProcessor(new SpanLineExporter(spanLine))];
+  if (exporters.includes('otlp')) processors.push(new BatchSpanProcessor(otlpTraceExporter()));
+  return processors;
+}
+
 /**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
  * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
- * that get no server span. Returns undefined when disabled.
+ * that get no server span; `spanLine` receives each span for `OTEL_TRACES_EXPORTER=console`, one
+ * record per span (without it the SDK prints its multi-line objects). Returns undefined when
+ * disabled.
  */
-export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
+export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false, spanLine?: (span: SpanRecord) => void): NodeSDK | undefined {
   if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
@@ -193,6 +225,7 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     autoDetectResources: false,
     metricReaders: [],
     logRecordProcessors: [],
+    spanProcessors: consoleSpanProcessors(spanLine),
     instrumentations: [
       new HttpInstrumentation({
         // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
@@ -241,6 +274,8 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
+  const logDrops = opts.logLinesDropped;
+  if (logDrops) instruments.ollama?.logLinesDropped.addCallback((r) => r.observe(logDrops()));
   const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
   const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
   const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);

@@ -150,7 +150,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     telemetry,
     log,
-    body: { maxBytes: config.maxRequestBodyBytes, budget: deps.bodyBudget, idleTimeoutMs: config.requestBodyTimeoutMs },
+    body: {
+      maxBytes: config.maxRequestBodyBytes,
+      budget: deps.bodyBudget,
+      idleTimeoutMs: config.requestBodyTimeoutMs,
+      deadlineMs: config.requestBodyDeadlineMs,
+    },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
   };

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     process.stderr.write(`ollama-otel-gateway: configuration error: ${otelProblem}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, { format: config.logFormat, bufferBytes: config.logBufferBytes });
   installLastResort(log);
   if (config.workers > 1 && cluster.isPrimary) {
     const destinations = telemetryDestinations(tracingWanted());
@@ -133,7 +133,8 @@ async function main(): Promise<void> {
   // The host detector reads the machine id asynchronously; every reader of the resource (the
   // Prometheus exporter's target_info on the first scrape) would otherwise warn that it is unsettled.
   await resource.waitForAsyncAttributes?.();
-  const tracing = startTracing(resource, isGatewayEndpoint);
+  // OTEL_TRACES_EXPORTER=console: each span is one log line, not a multi-line object among them.
+  const tracing = startTracing(resource, isGatewayEndpoint, (span) => wlog.info({ span }, 'span'));
 
   // Loaded only now, after instrumentation-http is in place.
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -14,7 +14,8 @@ import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
-import type { Logger } from './logger';
+import { ConnectionGate, connectionsTheFdLimitAllows, gateConnections, openFilesLimit } from './connections';
+import { droppedLogLines, type Logger } from './logger';
 import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
@@ -108,7 +109,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   let poller: OllamaPoller | undefined;
   let relayed: FleetState | undefined;
   const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
-  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
+  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes, config.maxBufferedBodyPerClientBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
   const runtime = startTelemetry(
@@ -128,6 +129,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
       exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
+      logLinesDropped: droppedLogLines,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       history: config.console ? history : undefined,
@@ -205,8 +207,18 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
     { connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4) || 30_000)) },
-    gateway.handler,
   );
+  const fdRoom = connectionsTheFdLimitAllows(openFilesLimit());
+  const maxConnections = fdRoom === undefined ? config.maxConnections : Math.min(config.maxConnections, fdRoom);
+  // Said at INFO: with the default MAX_CONNECTIONS and a low limit this is the expected set-up, not a fault.
+  if (maxConnections < config.maxConnections) {
+    log.info(
+      { max_connections: maxConnections, open_files_limit: openFilesLimit() },
+      'MAX_CONNECTIONS lowered to what the open-files limit (ulimit -n) leaves room for; raise the limit to hold more',
+    );
+  }
+  const gate = new ConnectionGate(maxConnections, Math.min(config.maxConnectionsPerClient, maxConnections));
+  server.on('request', gateConnections(server, gate, gateway.handler, log));
   // Ollama may take minutes before the first byte (model load), so a whole request has no time
   // limit; its head has HEADERS_TIMEOUT_SECONDS, its body REQUEST_BODY_TIMEOUT_SECONDS of silence.
   server.requestTimeout = 0;

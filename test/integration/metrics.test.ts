@@ -91,6 +91,7 @@ describe('/metrics', () => {
       ollama_tenant_gpu_seconds_estimated_total: 'counter',
       ollama_tenant_model_loads_total: 'counter',
       ollama_tenant_option_reloads_total: 'counter',
+      ollama_gateway_log_lines_dropped_total: 'counter',
       gen_ai_client_operation_duration_seconds: 'histogram',
       gen_ai_client_token_usage: 'histogram',
       gen_ai_server_time_to_first_token_seconds: 'histogram',
