@@ -77,8 +77,9 @@ export class SqliteStore implements LedgerStore {
     const { DatabaseSync } = loadSqlite();
     this.db = new DatabaseSync(where);
     // WAL: readers (the usage API, the CLI) never wait for the writer; several worker processes
-    // may write, each waiting its turn up to the busy timeout.
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    // may write, each waiting its turn up to the busy timeout. The timeout comes first: workers
+    // starting together switch a new file to WAL at once, and the loser must wait, not fail.
+    this.db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
     this.db.exec('BEGIN IMMEDIATE');
     try {
       for (const ddl of DDL) this.db.exec(ddl);
