@@ -83,6 +83,12 @@ export class CallSpan {
     return (ids.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? { traceId: ids.traceId, spanId: ids.spanId } : undefined;
   }
 
+  /** Who made the call. */
+  owner(tenant: string, user: string | undefined): void {
+    this.span.setAttribute(sc.GATEWAY_TENANT, tenant);
+    if (user !== undefined) this.span.setAttribute(sc.ENDUSER_ID, user);
+  }
+
   /** What the request asks for. */
   request(req: CallRequest): void {
     const span = this.span;

@@ -34,6 +34,14 @@ export const ATTR_BACKEND = 'backend';
 /** On `ollama_backend_failovers_total`: the backend that failed and the one the call went to next. */
 export const ATTR_FROM = 'from';
 export const ATTR_TO = 'to';
+/**
+ * On the `ollama_tenant_*` counters: the tenant a call was made by, one of the names in the
+ * tenants file (or `key-<fingerprint>` per GATEWAY_API_KEYS key, `anonymous` without keys), so
+ * bounded by the configuration. End users are never a label: they live in the ledger.
+ */
+export const ATTR_TENANT = 'tenant';
+/** On `ollama_tenant_tokens_total`: `input`, `cached` (a part of input) or `output`. */
+export const ATTR_TYPE = 'type';
 /** The `backend` label of a call that reached no backend. */
 export const NO_BACKEND = 'none';
 
@@ -204,8 +212,21 @@ export interface FleetInstruments {
   coldLoads: Counter;
 }
 
+/** Per-tenant counters, and the usage ledger's own. */
+export interface TenantInstruments {
+  requests: Counter;
+  tokens: Counter;
+  gpuSeconds: Counter;
+  gpuSecondsEstimated: Counter;
+  modelLoads: Counter;
+  optionReloads: Counter;
+  ledgerRows: Counter;
+  ledgerDropped: Counter;
+}
+
 export interface Instruments {
   ollama?: OllamaInstruments;
+  tenant?: TenantInstruments;
   genAi?: GenAiInstruments;
   /** Instead of `genAi`, with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental. */
   genAiLatest?: GenAiLatestInstruments;
@@ -428,6 +449,34 @@ function createFleetInstruments(meter: Meter): FleetInstruments {
   };
 }
 
+function createTenantInstruments(meter: Meter): TenantInstruments {
+  return {
+    requests: meter.createCounter('ollama_tenant_requests_total', {
+      description: 'LLM calls by tenant, model and HTTP status (every call the ledger records, loads and unloads included).',
+    }),
+    tokens: meter.createCounter('ollama_tenant_tokens_total', {
+      description: 'Tokens by tenant and model: type="input" (the whole prompt), "cached" (the part of it served from the KV cache), "output".',
+    }),
+    gpuSeconds: meter.createCounter('ollama_tenant_gpu_seconds_total', {
+      description:
+        "Local GPU time by tenant and model: Ollama's load + prompt evaluation + generation time, or the gateway's wall time where Ollama reports none (also in ..._estimated_total).",
+    }),
+    gpuSecondsEstimated: meter.createCounter('ollama_tenant_gpu_seconds_estimated_total', {
+      description: "The part of ollama_tenant_gpu_seconds_total that is the gateway's own measure (calls whose answers carry no durations, e.g. /v1/*).",
+    }),
+    modelLoads: meter.createCounter('ollama_tenant_model_loads_total', {
+      description: 'Calls that made Ollama load their model (a load of 0.5 s or more), by tenant and model: the tenant is charged the load time.',
+    }),
+    optionReloads: meter.createCounter('ollama_tenant_option_reloads_total', {
+      description: 'Loads caused by a call asking for another num_ctx than the loaded instance had, by tenant and model.',
+    }),
+    ledgerRows: meter.createCounter('ollama_ledger_rows_written_total', { description: 'Calls written to the usage ledger.' }),
+    ledgerDropped: meter.createCounter('ollama_ledger_rows_dropped_total', {
+      description: 'Calls the usage ledger could not keep: its database was down or slow and the waiting buffer was full.',
+    }),
+  };
+}
+
 /**
  * Creates the instruments of the enabled families on `meter`. Called once at start. `fleet`: several
  * backends are configured (the routing metrics exist only then).
@@ -435,6 +484,7 @@ function createFleetInstruments(meter: Meter): FleetInstruments {
 export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false, genAiLatest = false): Instruments {
   return {
     ollama: families.has('ollama') ? createOllamaInstruments(meter) : undefined,
+    tenant: families.has('ollama') ? createTenantInstruments(meter) : undefined,
     genAi: families.has('gen_ai') && !genAiLatest ? createGenAiInstruments(meter) : undefined,
     genAiLatest: families.has('gen_ai') && genAiLatest ? createGenAiLatestInstruments(meter) : undefined,
     state: families.has('ollama') && withState ? createStateGauges(meter) : undefined,

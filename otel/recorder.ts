@@ -14,11 +14,14 @@ import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
 import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
 import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
+import { recordTenantCall } from './tenant-metrics';
+import { usageRecordOf, type CallOwner, type UsageSink } from './usage';
 import { isRemoteModel, loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
 export type { CallOutcome, CallRequest } from './call';
 export type { BackendRef } from './attributes';
+export type { CallOwner, UsageRecord, UsageSink } from './usage';
 
 /** A load Ollama reports taking this long or longer was a cold load, whatever the router knew. */
 const COLD_LOAD_NS = 1e9;
@@ -48,6 +51,18 @@ export class Telemetry {
     readonly sink?: CallSink,
   ) {
     this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort, backends.length > 1);
+  }
+
+  /** The usage ledger's writer, when the ledger is on; told every finished call. */
+  usage: UsageSink | undefined;
+
+  /** Counts calls the ledger wrote, and calls it had to drop. */
+  ledgerWritten(n: number): void {
+    this.instruments.tenant?.ledgerRows.add(n);
+  }
+
+  ledgerDropped(n: number): void {
+    this.instruments.tenant?.ledgerDropped.add(n);
   }
 
   /** Several backends are configured (calls are routed, series carry `backend`). */
@@ -116,6 +131,10 @@ export class CallRecorder {
   private request: Pick<CallRequest, 'model' | 'lifecycle' | 'numCtx' | 'numKeep'> | undefined;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
+  /** Who made the call; undefined only for calls recorded outside the gateway's admission. */
+  private owner: CallOwner | undefined;
+  /** With a `num_ctx` asked: the window the model ran with at the last poll, before this call. */
+  private loadedContext: number | undefined;
   /** The console history's ring the call was counted in when it started. */
   private historyRing: string | undefined;
   private readonly span: CallSpan;
@@ -147,9 +166,16 @@ export class CallRecorder {
     return this.model;
   }
 
+  /** Who made the call (decided at admission); the same object is read when the call finishes. */
+  setOwner(owner: CallOwner): void {
+    this.owner = owner;
+    this.span.owner(owner.tenant, owner.user);
+  }
+
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
+    if (req.numCtx !== undefined && this.owner !== undefined) this.loadedContext = this.telemetry.loadedContextLength(req.model);
     const labels = this.telemetry.modelLabels;
     this.model = labels.label(req.model);
     // A name nobody serves has a bounded number of series (labels.ts); its in-flight gauge is one.
@@ -258,7 +284,30 @@ export class CallRecorder {
       if (ins.genAiLatest) recordGenAiLatestCall(ins.genAiLatest, attrs, outcome, measures);
     };
     this.withExemplars(record);
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
+    const traceId = this.span.traceId;
+    const owner = this.owner;
+    this.telemetry.sink?.finished({
+      operation: this.operation,
+      measures,
+      outcome,
+      traceId,
+      startedIn: this.historyRing,
+      tenant: owner?.tenant,
+      user: owner?.user,
+    });
+    if (owner && (ins.tenant || this.telemetry.usage)) {
+      const row = usageRecordOf(outcome, measures, {
+        owner,
+        operation: this.operation,
+        backend: this.backend?.name,
+        traceId,
+        numCtx: this.request?.numCtx,
+        loadedContext: this.loadedContext,
+        now: Date.now(),
+      });
+      if (ins.tenant) recordTenantCall(ins.tenant, row);
+      this.telemetry.usage?.record(row);
+    }
     this.span.end(outcome, endedAt, lifecycle, remote);
   }
 

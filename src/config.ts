@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
+import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, TenantsFileError, type TenantSpec } from './tenants/file';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -96,6 +97,16 @@ export interface Config {
   traceUiUrl: string | undefined;
   /** Add a Server-Timing header to answers on LLM routes (SERVER_TIMING). */
   serverTiming: boolean;
+  /** The tenants file (GATEWAY_TENANTS_FILE), its text and its tenants, when set. */
+  tenantsFile: { path: string; text: string; tenants: TenantSpec[] } | undefined;
+  /** Where the gateway keeps its state (the SQLite ledger), GATEWAY_DATA_DIR. */
+  dataDir: string;
+  /** LEDGER_URL: empty for SQLite under dataDir, a postgres:// URL, or `off`. */
+  ledgerUrl: string;
+  /** Days raw ledger rows are kept (0: for ever). */
+  ledgerRawRetentionDays: number;
+  /** Days hourly and daily rollups are kept (0: for ever). */
+  ledgerRollupRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -468,6 +479,40 @@ function telemetrySettings(env: Env): TelemetrySettings {
   };
 }
 
+/** GATEWAY_TENANTS_FILE, read and checked at start (a bad file later keeps the tenants in use). */
+function readTenantsFile(env: Env): Config['tenantsFile'] {
+  const file = env.GATEWAY_TENANTS_FILE?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+  }
+  if (Buffer.byteLength(text) > MAX_TENANTS_FILE_BYTES)
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is larger than ${MAX_TENANTS_FILE_BYTES} bytes`);
+  try {
+    return { path: file, text, tenants: parseTenantsFile(text) };
+  } catch (err) {
+    if (err instanceof TenantsFileError) throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is not valid: ${err.message}`);
+    throw err;
+  }
+}
+
+function ledgerSettings(env: Env): Pick<Config, 'dataDir' | 'ledgerUrl' | 'ledgerRawRetentionDays' | 'ledgerRollupRetentionDays'> {
+  const url = (env.LEDGER_URL ?? '').trim();
+  if (url !== '' && url !== 'off' && !/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new ConfigError('LEDGER_URL is not valid: expected postgres://user:password@host:port/database, off, or nothing for SQLite under GATEWAY_DATA_DIR');
+  }
+  const dataDir = (env.GATEWAY_DATA_DIR ?? '').trim() || './data';
+  return {
+    dataDir,
+    ledgerUrl: url,
+    ledgerRawRetentionDays: intVar(env, 'LEDGER_RAW_RETENTION_DAYS', 90, 0, 36_500),
+    ledgerRollupRetentionDays: intVar(env, 'LEDGER_ROLLUP_RETENTION_DAYS', 0, 0, 36_500),
+  };
+}
+
 /** GATEWAY_WORKERS: a number, or `auto` for one per core. */
 function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'> {
   const raw = env.GATEWAY_WORKERS?.trim().toLowerCase();
@@ -496,12 +541,21 @@ function traceUiUrl(env: Env): string | undefined {
  */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const limits = limitSettings(env);
+  const tenantsFile = readTenantsFile(env);
+  const apiKeys = readApiKeys(env);
+  if (tenantsFile && apiKeys.length > 0) {
+    throw new ConfigError(
+      'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
+    );
+  }
   return {
     ...listenSettings(env),
     ...limits,
     ...workerSettings(env, limits),
     ...telemetrySettings(env),
-    apiKeys: readApiKeys(env),
+    apiKeys,
+    tenantsFile,
+    ...ledgerSettings(env),
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     traceUiUrl: traceUiUrl(env),

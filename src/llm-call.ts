@@ -30,6 +30,7 @@ import { formModel } from './request/multipart';
 import type { RequestReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
+import type { CallIdentity } from './tenants/registry';
 
 export interface LlmCallDeps {
   /** The Ollama servers; with one, every call goes to it. */
@@ -103,8 +104,15 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNRE
  * Handles one request to an instrumented endpoint. `pinned`: the backend `X-Ollama-Backend` named
  * (already checked to be one of the configured). Resolves when the exchange is over.
  */
-export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse, pinned?: Backend): Promise<void> {
-  return new LlmCall(deps, route, req, res, pinned).run();
+export function handleLlmCall(
+  deps: LlmCallDeps,
+  route: LlmRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pinned?: Backend,
+  identity?: CallIdentity,
+): Promise<void> {
+  return new LlmCall(deps, route, req, res, pinned, identity).run();
 }
 
 class LlmCall {
@@ -132,8 +140,10 @@ class LlmCall {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly pinned?: Backend,
+    private readonly identity?: CallIdentity,
   ) {
     this.recorder = deps.telemetry.begin(route.operation, route.path, this.startedAt);
+    if (identity) this.recorder.setOwner(identity);
   }
 
   run(): Promise<void> {
@@ -372,7 +382,7 @@ class LlmCall {
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);
-    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
+    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }
 }
@@ -418,7 +428,7 @@ function formRequest(model: string, length: number): LlmRequestInfo {
   };
 }
 
-function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number, who?: CallIdentity): void {
   const s = outcome.summary;
   const path = loggedPath(req);
   const entry = {
@@ -426,6 +436,8 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     path,
     status: outcome.status,
     model: recorder.modelLabel,
+    tenant: who?.tenant,
+    user: who?.user,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     input_tokens: s?.inputTokens,
     output_tokens: s?.outputTokens,

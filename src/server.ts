@@ -21,6 +21,9 @@ import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
+import { tenantsFromConfig } from './app';
+import { openStore } from './ledger/store';
+import { DEFAULT_WRITER, LedgerWriter } from './ledger/writer';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -138,6 +141,17 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     otel?.tracing,
   );
   const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
+  const tenants = tenantsFromConfig(config);
+  const store = openStore(config, (err) => log.warn({ error: err.message }, 'usage ledger connection failed while idle; reconnecting'));
+  const writer = store
+    ? new LedgerWriter(
+        store,
+        log,
+        { written: (n) => runtime.telemetry.ledgerWritten(n), dropped: (n) => runtime.telemetry.ledgerDropped(n) },
+        { ...DEFAULT_WRITER, rawRetentionDays: config.ledgerRawRetentionDays, rollupRetentionDays: config.ledgerRollupRetentionDays },
+      )
+    : undefined;
+  runtime.telemetry.usage = writer;
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
@@ -148,6 +162,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     scrape,
     fleet,
     pseudonym,
+    tenants,
+    usage: store && ((q) => store.usage(q)),
     console: consoleHistory && {
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
@@ -163,6 +179,9 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     },
   });
   fleet.readState = readState;
+  tenants.watch(log);
+  const onHangUp = () => tenants.reload(log, 'SIGHUP');
+  if (config.tenantsFile) process.on('SIGHUP', onHangUp);
   let relayTimer: NodeJS.Timeout | undefined;
   if (polls) {
     let served: string[] = [];
@@ -238,7 +257,10 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       });
       poller?.stop();
       if (relayTimer) clearInterval(relayTimer);
+      process.off('SIGHUP', onHangUp);
       gateway.close();
+      // Every call has finished (or been cut): all of them are in the buffer, written now.
+      await writer?.close();
       await runtime.shutdown().catch(() => {});
     })();
     return stopping;

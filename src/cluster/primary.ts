@@ -231,4 +231,8 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  // Each worker re-reads the tenants file itself.
+  process.on('SIGHUP', () => {
+    for (const s of slots) s.worker?.process.kill('SIGHUP');
+  });
 }
