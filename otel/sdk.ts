@@ -25,13 +25,17 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { memoiseAttributeHashing } from './attribute-hash';
+import { exemplarMeter, ExemplarStore, splitExemplars, UNIT_SUFFIXES, type Exemplar } from './exemplars';
+import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
+import { SpanLineExporter, type SpanRecord } from './span-lines';
 import { observeOllamaState, type FleetState } from './state';
 
 /** One backend's load as the router sees it now, for `ollama_backend_in_flight` and `ollama_backend_healthy`. */
@@ -64,9 +68,18 @@ export interface TelemetryOptions {
   backendLoad?: () => readonly BackendLoad[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
+  /** Log lines dropped so far because stdout did not take them. */
+  logLinesDropped?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
+  /** The GenAI metrics under the newest conventions' names (OTEL_SEMCONV_STABILITY_OPT_IN). */
+  genAiLatest?: boolean;
+  /** Keep exemplars of sampled calls (when tracing is on). */
+  exemplars?: boolean;
 }
+
+/** The exposition formats `/metrics` serves: the classic text, or OpenMetrics (with exemplars). */
+export type ExpositionFormat = 'text' | 'openmetrics';
 
 /** A Prometheus text exposition and its media type. */
 export interface Exposition {
@@ -81,8 +94,6 @@ export interface Exposition {
  * travel. The JS exporter does not apply them itself. Names that already end with the suffix (all
  * `ollama_*` ones) are left alone; annotation units such as `{token}` add nothing.
  */
-const UNIT_SUFFIXES: Readonly<Record<string, string>> = { s: '_seconds', By: '_bytes' };
-
 function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
   return {
     ...resourceMetrics,
@@ -109,7 +120,9 @@ export interface TelemetryRuntime {
   /** The console's history, when kept. */
   history: History | undefined;
   /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
-  scrape(): Promise<Exposition>;
+  scrape(format?: ExpositionFormat): Promise<Exposition>;
+  /** This process's classic exposition with its exemplars, as a piece for a gathered scrape. */
+  piece(): Promise<string>;
   /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
 }
@@ -179,12 +192,40 @@ export function tracingWanted(): boolean {
   return !(exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint));
 }
 
+function otlpTraceExporter(): SpanExporter {
+  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf').trim();
+  switch (protocol) {
+    case 'grpc':
+      return new (require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
+    case 'http/json':
+      return new (require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+    default:
+      return new (require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+  }
+}
+
+/**
+ * With `console` among OTEL_TRACES_EXPORTER, the span processors: the console's spans as one
+ * record each through `spanLine`, and OTLP as the SDK would set it up when listed too. Undefined
+ * otherwise: the SDK reads the variable itself.
+ */
+function consoleSpanProcessors(spanLine: ((span: SpanRecord) => void) | undefined): SpanProcessor[] | undefined {
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  if (!exporters.includes('console') || !spanLine) return undefined;
+  const { BatchSpanProcessor, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const processors: SpanProcessor[] = [new SimpleSpanProcessor(new SpanLineExporter(spanLine))];
+  if (exporters.includes('otlp')) processors.push(new BatchSpanProcessor(otlpTraceExporter()));
+  return processors;
+}
+
 /**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
  * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
- * that get no server span. Returns undefined when disabled.
+ * that get no server span; `spanLine` receives each span for `OTEL_TRACES_EXPORTER=console`, one
+ * record per span (without it the SDK prints its multi-line objects). Returns undefined when
+ * disabled.
  */
-export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
+export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false, spanLine?: (span: SpanRecord) => void): NodeSDK | undefined {
   if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
@@ -193,6 +234,7 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     autoDetectResources: false,
     metricReaders: [],
     logRecordProcessors: [],
+    spanProcessors: consoleSpanProcessors(spanLine),
     instrumentations: [
       new HttpInstrumentation({
         // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
@@ -217,12 +259,14 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     resource,
     readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
   });
-  const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const exemplars = opts.exemplars === true ? new ExemplarStore() : undefined;
+  const sdkMeter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const meter = exemplars ? exemplarMeter(sdkMeter, exemplars) : sdkMeter;
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
   const backends = opts.backends ?? [];
   const routed = backends.length > 1;
   const exportState = opts.exportState !== false;
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed);
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed, opts.genAiLatest === true);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState, routed);
   const load = opts.backendLoad;
   const fleet = instruments.fleet;
@@ -241,19 +285,23 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
+  const logDrops = opts.logLinesDropped;
+  if (logDrops) instruments.ollama?.logLinesDropped.addCallback((r) => r.observe(logDrops()));
   const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
   const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
   const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);
+  telemetry.exemplars = exemplars;
   // Concurrent and back-to-back scrapes share one rendering, paced by its cost (pacing.ts).
-  const rendering = new PacedRendering<Exposition>(async () => {
+  const rendering = new PacedRendering<string>(async () => {
     const { resourceMetrics, errors } = await prometheus.collect();
     if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-    return { value: { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) } };
+    return { value: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
   });
   return {
     telemetry,
     history,
-    scrape: () => rendering.get(),
+    scrape: async (format = 'text') => formatExposition(await rendering.get(), exemplars?.entries(), format),
+    piece: async () => (await rendering.get()) + (exemplars?.piece() ?? ''),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;
@@ -264,4 +312,16 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
         diag.warn(`telemetry was not flushed within ${SHUTDOWN_FLUSH_MS / 1000} s (is the OTLP endpoint reachable?); exiting without it`);
     },
   };
+}
+
+/** The exposition in `format`, from a classic text and its exemplars. */
+export function formatExposition(classic: string, exemplars: ReadonlyMap<string, Exemplar> | undefined, format: ExpositionFormat): Exposition {
+  if (format === 'openmetrics') return { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(classic, exemplars ?? new Map()) };
+  return { contentType: EXPOSITION_CONTENT_TYPE, body: classic };
+}
+
+/** A gathered scrape: the primary's merge, whose exemplars (newest per bucket) ride on their own comment line. */
+export function gatheredExposition(merged: string, format: ExpositionFormat): Exposition {
+  const { text, exemplars } = splitExemplars(merged);
+  return formatExposition(text, exemplars, format);
 }

@@ -12,8 +12,11 @@ import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
-import type { Exposition } from '../otel/sdk';
+import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
+import { tenantsOfKeys } from './tenants/file';
+import { Tenants, type CallIdentity } from './tenants/registry';
+import type { UsageQuery, UsageRow } from './ledger/schema';
 import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
@@ -36,13 +39,17 @@ export interface GatewayDeps {
   /** The memory shared by all request bodies being held. */
   bodyBudget: BodyBudget;
   /** The Prometheus exposition of every metric. */
-  scrape: () => Promise<Exposition>;
+  scrape: (format?: ExpositionFormat) => Promise<Exposition>;
   /** The backends, when made by the caller (otherwise made from `config.upstreams`). */
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
   pseudonym?: string;
   /** The web console's readers, when CONSOLE is on. */
   console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about'>;
+  /** The tenants (made from the configuration when not given). */
+  tenants?: Tenants;
+  /** Reads the usage ledger, when it is on. */
+  usage?: (q: UsageQuery) => Promise<UsageRow[]>;
 }
 
 export interface Gateway {
@@ -50,6 +57,8 @@ export interface Gateway {
   handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** The Ollama servers. */
   fleet: Fleet;
+  /** Who may call, and as which tenant. */
+  tenants: Tenants;
   /** The first (with one backend, the only) Ollama's connection. */
   upstream: Upstream;
   /**
@@ -141,9 +150,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     telemetry,
     log,
-    body: { maxBytes: config.maxRequestBodyBytes, budget: deps.bodyBudget, idleTimeoutMs: config.requestBodyTimeoutMs },
+    body: {
+      maxBytes: config.maxRequestBodyBytes,
+      budget: deps.bodyBudget,
+      idleTimeoutMs: config.requestBodyTimeoutMs,
+      deadlineMs: config.requestBodyDeadlineMs,
+    },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    serverTiming: config.serverTiming,
   };
   const passDeps: PassThroughDeps = {
     fleet,
@@ -152,12 +167,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
     body: llmDeps.body,
   };
-  const apiKeys = new BearerKeys(config.apiKeys);
+  const tenants = deps.tenants ?? tenantsFromConfig(config);
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
   const consoleHandler = deps.console
     ? consoleEndpoints({
         ...deps.console,
-        tokens: [...(config.metricsBearerToken ? [config.metricsBearerToken] : []), ...config.apiKeys],
+        tokens: config.metricsBearerToken ? [config.metricsBearerToken] : [],
+        // METRICS_BEARER_TOKEN, or any tenant's key, as API keys always have.
+        authorize: (authorization) => {
+          if (!metricsToken && !tenants.enabled) return undefined;
+          if (metricsToken && metricsToken.check(authorization) === undefined) return undefined;
+          if (tenants.enabled) return tenants.admit(authorization).failure;
+          return metricsToken!.check(authorization);
+        },
+        usage: deps.usage,
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),
         log,
       })
@@ -214,10 +237,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       else void own(req, res);
       return;
     }
-    if (apiKeys.enabled) {
-      // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
-      const anthropic = anthropicKeyPath(path);
-      const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
+    // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+    const anthropic = anthropicKeyPath(path);
+    const admission = tenants.admit(req.headers.authorization, anthropic ? req.headers['x-api-key'] : undefined);
+    const failure = admission.failure;
+    if (tenants.enabled) {
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
         refuse(res, path, 'api', failure);
@@ -227,6 +251,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       delete req.headers.authorization;
       delete req.headers['x-api-key'];
     }
+    const identity: CallIdentity = admission.identity!;
+    tenants.assertUser(identity, req.headers);
     let pinned: Backend | undefined;
     const named = req.headers[BACKEND_HEADER];
     if (named !== undefined) {
@@ -240,7 +266,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
-    if (route) handleLlmCall(llmDeps, route, req, res, pinned).catch((err: unknown) => internalError(log, req, res, err));
+    if (route) handleLlmCall(llmDeps, route, req, res, pinned, identity).catch((err: unknown) => internalError(log, req, res, err));
     else passThrough(passDeps, req, res, pinned);
   };
 
@@ -261,5 +287,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   };
 
-  return { handler, fleet, upstream, ollamaVersion, close: () => fleet.close() };
+  return {
+    handler,
+    fleet,
+    tenants,
+    upstream,
+    ollamaVersion,
+    close: () => {
+      fleet.close();
+      tenants.close();
+    },
+  };
+}
+
+/** The tenants of the tenants file, or one per GATEWAY_API_KEYS key, or none (every call `anonymous`). */
+export function tenantsFromConfig(config: Config): Tenants {
+  const file = config.tenantsFile;
+  return file ? new Tenants(file.tenants, file) : new Tenants(tenantsOfKeys(config.apiKeys));
 }

@@ -7,8 +7,12 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
+import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, TenantsFileError, type TenantSpec } from './tenants/file';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** How log lines are written (`LOG_FORMAT`): JSON lines, or one readable line per event; `auto` is pretty on a terminal. */
+export type LogFormat = 'json' | 'pretty' | 'auto';
 
 export interface UpstreamTarget {
   /** `http:` or `https:` (`http:` over a Unix socket) */
@@ -37,14 +41,26 @@ export interface Config {
   host: string;
   port: number;
   logLevel: LogLevel;
+  /** JSON lines, or readable lines for a terminal. */
+  logFormat: LogFormat;
+  /** Memory log lines waiting to be written to stdout may take, in bytes; beyond it lines are dropped. */
+  logBufferBytes: number;
   /** Upstream silence (no bytes) after which the gateway gives up, in milliseconds. */
   upstreamIdleTimeoutMs: number;
   /** Largest request body accepted on instrumented endpoints, in bytes. */
   maxRequestBodyBytes: number;
   /** Memory all LLM request bodies being held may take together, in bytes. */
   maxBufferedBodyBytes: number;
+  /** Memory the bodies from one client address may take together, in bytes. */
+  maxBufferedBodyPerClientBytes: number;
   /** Silence while an LLM request body arrives before a 408, in milliseconds. */
   requestBodyTimeoutMs: number;
+  /** Longest a whole LLM request body may take to arrive before a 408, in milliseconds; 0 for no limit. */
+  requestBodyDeadlineMs: number;
+  /** Connections held open at once for clients (LLM calls and pass-through); the own endpoints have a reserve beyond. */
+  maxConnections: number;
+  /** Connections one client address may hold open at once. */
+  maxConnectionsPerClient: number;
   /** How long a client may leave the gateway's writes blocked before it is cut, in milliseconds. */
   clientWriteTimeoutMs: number;
   /** How long a client may take to send a request's head, in milliseconds. */
@@ -63,6 +79,8 @@ export interface Config {
   streamStallMs: number;
   /** Which metric families are exported. */
   metricFamilies: ReadonlySet<MetricFamily>;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN names gen_ai_latest_experimental: the newest GenAI metric names. */
+  genAiLatest: boolean;
   /** API keys clients must present as `Authorization: Bearer <key>`; empty means no check. */
   apiKeys: readonly string[];
   /** Bearer token required on /metrics, when set. */
@@ -75,6 +93,20 @@ export interface Config {
   workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
   console: boolean;
+  /** A trace viewer's URL with `{trace_id}` in it (TRACE_UI_URL), for the console's links. */
+  traceUiUrl: string | undefined;
+  /** Add a Server-Timing header to answers on LLM routes (SERVER_TIMING). */
+  serverTiming: boolean;
+  /** The tenants file (GATEWAY_TENANTS_FILE), its text and its tenants, when set. */
+  tenantsFile: { path: string; text: string; tenants: TenantSpec[] } | undefined;
+  /** Where the gateway keeps its state (the SQLite ledger), GATEWAY_DATA_DIR. */
+  dataDir: string;
+  /** LEDGER_URL: empty for SQLite under dataDir, a postgres:// URL, or `off`. */
+  ledgerUrl: string;
+  /** Days raw ledger rows are kept (0: for ever). */
+  ledgerRawRetentionDays: number;
+  /** Days hourly and daily rollups are kept (0: for ever). */
+  ledgerRollupRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +114,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const MB = 1024 * 1024;
 
 const LOG_LEVELS: Record<string, LogLevel> = {
   DEBUG: 'debug',
@@ -166,32 +200,58 @@ function numberVar(env: Env, name: string, def: number, min: number, max: number
   return n;
 }
 
-/** Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#` comments). */
+/**
+ * Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#`
+ * comments). A variable that is set but yields no key is an error, not "no authentication": a
+ * Secret that mounts empty must not open Ollama to everyone.
+ */
 function readApiKeys(env: Env): string[] {
-  const keys = (env.GATEWAY_API_KEYS ?? '')
+  const raw = env.GATEWAY_API_KEYS ?? '';
+  const keys = raw
     .split(',')
     .map((k) => k.trim())
     .filter((k) => k !== '');
-  const file = env.GATEWAY_API_KEYS_FILE?.trim();
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(
-        `GATEWAY_API_KEYS_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`,
-      );
-    }
-    for (const line of text.split(/\r?\n/)) {
-      const key = line.trim();
-      if (key !== '' && !key.startsWith('#')) keys.push(key);
-    }
+  if (raw.trim() !== '' && keys.length === 0) {
+    throw new ConfigError(
+      `GATEWAY_API_KEYS=${JSON.stringify(raw)} is not valid: it holds no key; expected comma-separated keys, or leave it unset for no authentication`,
+    );
   }
-  const bad = keys.find((k) => /\s/.test(k));
-  if (bad !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  const spaced = keys.find((k) => /\s/.test(k));
+  if (spaced !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
   if (keys.some(isPlaceholder)) {
     throw new ConfigError(
       `GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
+  const file = env.GATEWAY_API_KEYS_FILE?.trim();
+  if (file) keys.push(...readKeysFile(file));
+  return keys;
+}
+
+/** The keys of GATEWAY_API_KEYS_FILE: at least one, none with white space inside. */
+function readKeysFile(file: string): string[] {
+  const name = `GATEWAY_API_KEYS_FILE=${JSON.stringify(file)}`;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${name} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`);
+  }
+  const keys: string[] = [];
+  for (const [i, line] of text.split(/\r?\n/).entries()) {
+    const key = line.trim();
+    if (key === '' || key.startsWith('#')) continue;
+    if (/\s/.test(key)) throw new ConfigError(`${name} is not valid: line ${i + 1} holds white space inside a key; expected one key per line`);
+    if (isPlaceholder(key)) {
+      throw new ConfigError(
+        `${name} is not valid: line ${i + 1} holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+      );
+    }
+    keys.push(key);
+  }
+  if (keys.length === 0) {
+    throw new ConfigError(
+      `${name} holds no API key (only blank or # comment lines): expected one key per line, or unset GATEWAY_API_KEYS_FILE for no authentication`,
     );
   }
   return keys;
@@ -275,7 +335,15 @@ export function ollamaOrigins(config: Pick<Config, 'upstreams'>): string {
   return config.upstreams.map((u) => u.origin).join(', ');
 }
 
-function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel'> {
+/** LOG_FORMAT: json, pretty, or auto (pretty when stdout is a terminal). */
+function logFormatVar(env: Env): LogFormat {
+  const raw = (env.LOG_FORMAT ?? 'auto').trim().toLowerCase();
+  if (raw === '' || raw === 'auto') return 'auto';
+  if (raw === 'json' || raw === 'pretty') return raw;
+  throw new ConfigError(`LOG_FORMAT=${JSON.stringify(env.LOG_FORMAT)} is not valid: expected json, pretty or auto`);
+}
+
+function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel' | 'logFormat' | 'logBufferBytes'> {
   const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
   const upstream = upstreams[0]!;
   const host = (env.HOST ?? '127.0.0.1').trim();
@@ -298,7 +366,9 @@ function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'rout
       `OLLAMA_HOST=${JSON.stringify(env.OLLAMA_HOST)} is not valid: it is this gateway's own address (HOST=${host}, PORT=${port}), so every request would come back to it; set OLLAMA_HOST to where Ollama listens (often http://127.0.0.1:11434), or PORT to another port`,
     );
   }
-  return { upstream, upstreams, routingAffinity, host, port, logLevel };
+  const logFormat = logFormatVar(env);
+  const logBufferBytes = Math.floor(numberVar(env, 'LOG_BUFFER_MB', 8, 0, 1024) * MB);
+  return { upstream, upstreams, routingAffinity, host, port, logLevel, logFormat, logBufferBytes };
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
@@ -333,15 +403,17 @@ type LimitSettings = Pick<
   | 'upstreamIdleTimeoutMs'
   | 'maxRequestBodyBytes'
   | 'maxBufferedBodyBytes'
+  | 'maxBufferedBodyPerClientBytes'
   | 'requestBodyTimeoutMs'
+  | 'requestBodyDeadlineMs'
+  | 'maxConnections'
+  | 'maxConnectionsPerClient'
   | 'clientWriteTimeoutMs'
   | 'headersTimeoutMs'
   | 'shutdownGraceMs'
   | 'maxConcurrentRequests'
   | 'queueTimeoutMs'
 >;
-
-const MB = 1024 * 1024;
 
 function limitSettings(env: Env): LimitSettings {
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
@@ -352,13 +424,29 @@ function limitSettings(env: Env): LimitSettings {
       `MAX_BUFFERED_BODY_MB="${bufferedMb}" is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could be read`,
     );
   }
+  // By default one client may hold one body of the largest size, and no more.
+  const perClientMb = numberVar(env, 'MAX_BUFFERED_BODY_MB_PER_CLIENT', bodyMb, 0, 1_048_576);
+  if (perClientMb < bodyMb || perClientMb > bufferedMb) {
+    throw new ConfigError(
+      `MAX_BUFFERED_BODY_MB_PER_CLIENT="${perClientMb}" is not valid: expected from MAX_REQUEST_BODY_MB (${bodyMb}) to MAX_BUFFERED_BODY_MB (${bufferedMb})`,
+    );
+  }
+  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 4096, 1, 1_000_000);
+  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(1024, maxConnections), 1, 1_000_000);
+  if (maxConnectionsPerClient > maxConnections) {
+    throw new ConfigError(`MAX_CONNECTIONS_PER_CLIENT=${maxConnectionsPerClient} is not valid: expected at most MAX_CONNECTIONS (${maxConnections})`);
+  }
   const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
   const ms = (seconds: number) => Math.round(seconds * 1000);
   return {
     upstreamIdleTimeoutMs: ms(numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400)),
     maxRequestBodyBytes: Math.floor(bodyMb * MB),
     maxBufferedBodyBytes: Math.floor(bufferedMb * MB),
+    maxBufferedBodyPerClientBytes: Math.floor(perClientMb * MB),
     requestBodyTimeoutMs: ms(numberVar(env, 'REQUEST_BODY_TIMEOUT_SECONDS', 30, 0, 86_400, true)),
+    requestBodyDeadlineMs: ms(numberVar(env, 'REQUEST_BODY_DEADLINE_SECONDS', 120, 0, 86_400, true)),
+    maxConnections,
+    maxConnectionsPerClient,
     clientWriteTimeoutMs: ms(numberVar(env, 'CLIENT_WRITE_TIMEOUT_SECONDS', 300, 0, 86_400, true)),
     headersTimeoutMs: ms(numberVar(env, 'HEADERS_TIMEOUT_SECONDS', 60, 0, 3600)),
     shutdownGraceMs: ms(numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true)),
@@ -367,7 +455,10 @@ function limitSettings(env: Env): LimitSettings {
   };
 }
 
-type TelemetrySettings = Pick<Config, 'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'>;
+type TelemetrySettings = Pick<
+  Config,
+  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies' | 'genAiLatest'
+>;
 
 function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
@@ -383,6 +474,42 @@ function telemetrySettings(env: Env): TelemetrySettings {
     pollIntervalMs: Math.round(numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true) * 1000),
     streamStallMs: numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600) * 1000,
     metricFamilies: parseFamilies(env.METRIC_FAMILIES),
+    // A comma-separated list of categories, as every OpenTelemetry instrumentation reads it.
+    genAiLatest: (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').some((v) => v.trim() === 'gen_ai_latest_experimental'),
+  };
+}
+
+/** GATEWAY_TENANTS_FILE, read and checked at start (a bad file later keeps the tenants in use). */
+function readTenantsFile(env: Env): Config['tenantsFile'] {
+  const file = env.GATEWAY_TENANTS_FILE?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+  }
+  if (Buffer.byteLength(text) > MAX_TENANTS_FILE_BYTES)
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is larger than ${MAX_TENANTS_FILE_BYTES} bytes`);
+  try {
+    return { path: file, text, tenants: parseTenantsFile(text) };
+  } catch (err) {
+    if (err instanceof TenantsFileError) throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is not valid: ${err.message}`);
+    throw err;
+  }
+}
+
+function ledgerSettings(env: Env): Pick<Config, 'dataDir' | 'ledgerUrl' | 'ledgerRawRetentionDays' | 'ledgerRollupRetentionDays'> {
+  const url = (env.LEDGER_URL ?? '').trim();
+  if (url !== '' && url !== 'off' && !/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new ConfigError('LEDGER_URL is not valid: expected postgres://user:password@host:port/database, off, or nothing for SQLite under GATEWAY_DATA_DIR');
+  }
+  const dataDir = (env.GATEWAY_DATA_DIR ?? '').trim() || './data';
+  return {
+    dataDir,
+    ledgerUrl: url,
+    ledgerRawRetentionDays: intVar(env, 'LEDGER_RAW_RETENTION_DAYS', 90, 0, 36_500),
+    ledgerRollupRetentionDays: intVar(env, 'LEDGER_ROLLUP_RETENTION_DAYS', 0, 0, 36_500),
   };
 }
 
@@ -398,20 +525,41 @@ function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'
   return { workers };
 }
 
+/** TRACE_UI_URL: an http(s) URL with `{trace_id}` where the trace id goes. */
+function traceUiUrl(env: Env): string | undefined {
+  const raw = env.TRACE_UI_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^https?:\/\//i.test(raw) || !raw.includes('{trace_id}')) {
+    throw new ConfigError(`TRACE_UI_URL must be an http(s) URL containing {trace_id}, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
 /**
  * Reads and validates the configuration (the variables listed in settings.ts). Throws ConfigError
  * on the first bad value.
  */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const limits = limitSettings(env);
+  const tenantsFile = readTenantsFile(env);
+  const apiKeys = readApiKeys(env);
+  if (tenantsFile && apiKeys.length > 0) {
+    throw new ConfigError(
+      'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
+    );
+  }
   return {
     ...listenSettings(env),
     ...limits,
     ...workerSettings(env, limits),
     ...telemetrySettings(env),
-    apiKeys: readApiKeys(env),
+    apiKeys,
+    tenantsFile,
+    ...ledgerSettings(env),
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
+    traceUiUrl: traceUiUrl(env),
+    serverTiming: booleanVar(env, 'SERVER_TIMING', true),
     ...overrides,
   };
 }

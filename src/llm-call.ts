@@ -17,6 +17,7 @@ import { framingOf, parserFor, type CallSummary } from './protocol';
 import { SseUsageStripper } from './protocol/sse-usage';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { watchClientGone } from './proxy/client-gone';
+import { serverTiming } from './proxy/server-timing';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer } from './proxy/upstream';
 import { affinityKey } from './fleet/affinity';
@@ -30,6 +31,7 @@ import { formModel } from './request/multipart';
 import type { RequestReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
+import type { CallIdentity } from './tenants/registry';
 
 export interface LlmCallDeps {
   /** The Ollama servers; with one, every call goes to it. */
@@ -43,6 +45,8 @@ export interface LlmCallDeps {
   body: BodyLimits;
   idleTimeoutMs: number;
   clientWriteTimeoutMs: number;
+  /** Add a Server-Timing header to answers (SERVER_TIMING). */
+  serverTiming?: boolean;
 }
 
 /** Longest upstream-supplied text (error messages) carried into a log line. */
@@ -101,8 +105,15 @@ const DOWN_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNRE
  * Handles one request to an instrumented endpoint. `pinned`: the backend `X-Ollama-Backend` named
  * (already checked to be one of the configured). Resolves when the exchange is over.
  */
-export function handleLlmCall(deps: LlmCallDeps, route: LlmRoute, req: IncomingMessage, res: ServerResponse, pinned?: Backend): Promise<void> {
-  return new LlmCall(deps, route, req, res, pinned).run();
+export function handleLlmCall(
+  deps: LlmCallDeps,
+  route: LlmRoute,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pinned?: Backend,
+  identity?: CallIdentity,
+): Promise<void> {
+  return new LlmCall(deps, route, req, res, pinned, identity).run();
 }
 
 class LlmCall {
@@ -117,6 +128,10 @@ class LlmCall {
   private unwatch: (() => void) | undefined;
   /** The backend the call is at now (counted in its in-flight calls). */
   private at: Backend | undefined;
+  /** When the call began waiting for a slot, was forwarded, and was sent to its backend (performance.now()). */
+  private queuedAt: number | undefined;
+  private forwardedAt: number | undefined;
+  private sentAt = 0;
   /** The backend this call is the trial of, until an answer came: whichever way the call ends, the trial ends. */
   private trialAt: Backend | undefined;
 
@@ -126,8 +141,10 @@ class LlmCall {
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     private readonly pinned?: Backend,
+    private readonly identity?: CallIdentity,
   ) {
     this.recorder = deps.telemetry.begin(route.operation, route.path, this.startedAt);
+    if (identity) this.recorder.setOwner(identity);
   }
 
   run(): Promise<void> {
@@ -196,6 +213,7 @@ class LlmCall {
       return;
     }
     this.state = 'queued';
+    this.queuedAt = performance.now();
     limit
       .acquire((w) => (this.withdraw = w))
       .then(
@@ -212,7 +230,7 @@ class LlmCall {
           this.withdraw = undefined;
           if (this.state === 'finished') return;
           // The queue turns over as calls finish; a second is a fair first back-off.
-          sendJsonError(this.res, this.route.api, 503, err.message, { 'retry-after': '1' });
+          sendJsonError(this.res, this.route.api, 503, err.message, { 'retry-after': '1', ...this.timingHeader() });
           this.finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message });
         },
       );
@@ -235,6 +253,7 @@ class LlmCall {
       this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: message });
       return;
     }
+    this.forwardedAt = performance.now();
     const fleet = deps.fleet;
     const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
     const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body, info.reading) : undefined;
@@ -242,6 +261,17 @@ class LlmCall {
     const first = fleet.get(choice!.order[0]!)!;
     this.state = 'forwarded';
     this.sendTo({ backend: first, reason: choice!.reason, warm: choice!.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
+  }
+
+  /** The Server-Timing value: the queue, then (once Ollama answered) the time to its head and the backend. */
+  private timing(upstreamMs?: number, backend?: string): string {
+    const queued = this.queuedAt === undefined ? 0 : (this.forwardedAt ?? performance.now()) - this.queuedAt;
+    return serverTiming(queued, upstreamMs, backend);
+  }
+
+  /** The Server-Timing header of an answer the gateway makes itself (none when turned off). */
+  private timingHeader(): Record<string, string> {
+    return this.deps.serverTiming ? { 'server-timing': this.timing() } : {};
   }
 
   /** Sends the call to one backend; before any response byte, a failure there may send it to the next. */
@@ -252,6 +282,7 @@ class LlmCall {
     a.tried.add(backend.name);
     backend.inFlight++;
     this.at = backend;
+    this.sentAt = performance.now();
     const trial = backend.health.beginCall();
     if (trial) this.trialAt = backend;
     if (fleet.routed) {
@@ -284,7 +315,7 @@ class LlmCall {
               return;
             }
           }
-          sendJsonError(res, route.api, failure.status, failure.message);
+          sendJsonError(res, route.api, failure.status, failure.message, this.timingHeader());
           this.finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message });
         },
         onResponse: (proxyRes) => {
@@ -306,6 +337,7 @@ class LlmCall {
             parser: parserFor(framing, route.events, parserOptions),
             stripper: a.injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
+            extraHeaders: deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend.name)] : undefined,
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
@@ -351,7 +383,7 @@ class LlmCall {
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);
-    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
+    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }
 }
@@ -397,7 +429,7 @@ function formRequest(model: string, length: number): LlmRequestInfo {
   };
 }
 
-function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number, who?: CallIdentity): void {
   const s = outcome.summary;
   const path = loggedPath(req);
   const entry = {
@@ -405,6 +437,8 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     path,
     status: outcome.status,
     model: recorder.modelLabel,
+    tenant: who?.tenant,
+    user: who?.user,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     input_tokens: s?.inputTokens,
     // The part of input_tokens the KV cache served, as /metrics and the console count it.

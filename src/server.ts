@@ -9,17 +9,21 @@ import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
-import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import { buildResource, gatheredExposition, startTelemetry, type Exposition, type ExpositionFormat } from '../otel/sdk';
 import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
-import type { Logger } from './logger';
+import { ConnectionGate, connectionsTheFdLimitAllows, gateConnections, openFilesLimit } from './connections';
+import { droppedLogLines, type Logger } from './logger';
 import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { packageVersion } from './version';
+import { tenantsFromConfig } from './app';
+import { openStore } from './ledger/store';
+import { DEFAULT_WRITER, LedgerWriter } from './ledger/writer';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -62,19 +66,20 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
  * Should the primary not answer (it is going away), the scrape fails rather than answer with this
  * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
-function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
-  link.collect('metrics', async () => (await local()).body);
-  let gathering: Promise<Exposition> | undefined;
-  const gather = async (): Promise<Exposition> => {
+function gatheredScrape(link: WorkerLink, piece: () => Promise<string>): (format?: ExpositionFormat) => Promise<Exposition> {
+  link.collect('metrics', piece);
+  let gathering: Promise<string> | undefined;
+  const gather = async () => {
     const pieces = await link.gather('metrics');
     if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: pieces[0]!.data };
+    return pieces[0]!.data;
   };
-  return () => {
+  return async (format = 'text') => {
     gathering ??= gather().finally(() => {
       gathering = undefined;
     });
-    return gathering;
+    // The primary's merge, with the workers' exemplars (newest per bucket) on a line of its own.
+    return gatheredExposition(await gathering, format);
   };
 }
 
@@ -106,7 +111,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   let poller: OllamaPoller | undefined;
   let relayed: FleetState | undefined;
   const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
-  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
+  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes, config.maxBufferedBodyPerClientBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
   const runtime = startTelemetry(
@@ -126,14 +131,28 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
       exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
+      logLinesDropped: droppedLogLines,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       history: config.console ? history : undefined,
+      exemplars: otel?.tracing !== undefined,
+      genAiLatest: config.genAiLatest,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
+  const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
+  const tenants = tenantsFromConfig(config);
+  const store = openStore(config, (err) => log.warn({ error: err.message }, 'usage ledger connection failed while idle; reconnecting'));
+  const writer = store
+    ? new LedgerWriter(
+        store,
+        log,
+        { written: (n) => runtime.telemetry.ledgerWritten(n), dropped: (n) => runtime.telemetry.ledgerDropped(n) },
+        { ...DEFAULT_WRITER, rawRetentionDays: config.ledgerRawRetentionDays, rollupRetentionDays: config.ledgerRollupRetentionDays },
+      )
+    : undefined;
+  runtime.telemetry.usage = writer;
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
@@ -144,6 +163,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     scrape,
     fleet,
     pseudonym,
+    tenants,
+    usage: store && ((q) => store.usage(q)),
     console: consoleHistory && {
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
@@ -153,11 +174,15 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         startedAt: Date.now(),
         tracing: otel?.tracing !== undefined,
         contentCapture: config.captureMessageContent,
+        traceUiUrl: config.traceUiUrl,
         workers: config.workers,
       },
     },
   });
   fleet.readState = readState;
+  tenants.watch(log);
+  const onHangUp = () => tenants.reload(log, 'SIGHUP');
+  if (config.tenantsFile) process.on('SIGHUP', onHangUp);
   let relayTimer: NodeJS.Timeout | undefined;
   if (polls) {
     let served: string[] = [];
@@ -187,8 +212,18 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
     { connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4) || 30_000)) },
-    gateway.handler,
   );
+  const fdRoom = connectionsTheFdLimitAllows(openFilesLimit());
+  const maxConnections = fdRoom === undefined ? config.maxConnections : Math.min(config.maxConnections, fdRoom);
+  // Said at INFO: with the default MAX_CONNECTIONS and a low limit this is the expected set-up, not a fault.
+  if (maxConnections < config.maxConnections) {
+    log.info(
+      { max_connections: maxConnections, open_files_limit: openFilesLimit() },
+      'MAX_CONNECTIONS lowered to what the open-files limit (ulimit -n) leaves room for; raise the limit to hold more',
+    );
+  }
+  const gate = new ConnectionGate(maxConnections, Math.min(config.maxConnectionsPerClient, maxConnections));
+  server.on('request', gateConnections(server, gate, gateway.handler, log));
   // Ollama may take minutes before the first byte (model load), so a whole request has no time
   // limit; its head has HEADERS_TIMEOUT_SECONDS, its body REQUEST_BODY_TIMEOUT_SECONDS of silence.
   server.requestTimeout = 0;
@@ -223,7 +258,10 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       });
       poller?.stop();
       if (relayTimer) clearInterval(relayTimer);
+      process.off('SIGHUP', onHangUp);
       gateway.close();
+      // Every call has finished (or been cut): all of them are in the buffer, written now.
+      await writer?.close();
       await runtime.shutdown().catch(() => {});
     })();
     return stopping;
