@@ -38,8 +38,25 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A port on 127.0.0.1 where nothing listens: a connection to it is refused (an Ollama that is down). */
-export const closedPort = freePort;
+/**
+ * A port on 127.0.0.1 where nothing listens: a connection to it is refused (an Ollama that is down).
+ * It is taken below Linux's ephemeral range (32768 and up), so a process started with PORT=0 right
+ * after cannot be given the same port and become its own "Ollama".
+ */
+export async function closedPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', () => resolve(true));
+    });
+    if (refused) return port;
+  }
+}
 
 /** Resolves once something accepts connections on `port`. */
 export async function waitForPort(port: number, ms = 10_000): Promise<void> {
