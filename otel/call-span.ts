@@ -115,6 +115,15 @@ export class CallSpan {
     span.setAttribute(sc.GATEWAY_ATTEMPTS, attempt);
   }
 
+  /** The call's tenant, how many calls waited before it when it joined the queue, and its wait. */
+  queued(tenant: string, position: number, waitSeconds: number): void {
+    const span = this.span;
+    if (!span.isRecording()) return;
+    span.setAttribute(sc.GATEWAY_TENANT, tenant);
+    span.setAttribute(sc.GATEWAY_QUEUE_POSITION, position);
+    span.setAttribute(sc.GATEWAY_QUEUE_WAIT, waitSeconds);
+  }
+
   /** Names the span `<operation> <model>` (the operation alone without a model) and sets `gen_ai.operation.name`. */
   private name(operation: string): void {
     this.span.updateName(this.requestModel === undefined ? operation : `${operation} ${this.requestModel}`);

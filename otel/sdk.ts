@@ -28,7 +28,7 @@ import type { NodeSDK } from '@opentelemetry/sdk-node';
 import { memoiseAttributeHashing } from './attribute-hash';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
-import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
+import { ATTR_BACKEND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
 import { observeOllamaState, type FleetState } from './state';
@@ -61,6 +61,8 @@ export interface TelemetryOptions {
   backends?: readonly BackendRef[];
   /** Each backend's load now (several backends). */
   backendLoad?: () => readonly BackendLoad[];
+  /** Calls waiting in the fair queue now, per tenant (BACKEND_PARALLEL). */
+  queueWaiting?: () => readonly { tenant: string; waiting: number }[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
@@ -237,6 +239,17 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
       },
       [fleet.backendInFlight, fleet.backendHealthy],
     );
+  }
+  const waiting = opts.queueWaiting;
+  const gauge = instruments.ollama?.fairQueueWaiting;
+  if (waiting && gauge) {
+    // Every tenant seen stays a series (0 when none wait), so a drained queue reads 0, not absent.
+    const seen = new Set<string>();
+    gauge.addCallback((r) => {
+      const now = new Map(waiting().map((q) => [q.tenant, q.waiting]));
+      for (const t of now.keys()) seen.add(t);
+      for (const t of seen) r.observe(now.get(t) ?? 0, { [ATTR_TENANT]: t });
+    });
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));

@@ -27,6 +27,8 @@ import { Fleet, type Backend } from './fleet/backends';
 import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
+import type { FairQueue } from './scheduler/fair-queue';
+import { Tenants } from './scheduler/tenant';
 
 export interface GatewayDeps {
   config: Config;
@@ -40,8 +42,10 @@ export interface GatewayDeps {
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
   pseudonym?: string;
+  /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
+  scheduler?: FairQueue;
   /** The web console's readers, when CONSOLE is on. */
-  console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about'>;
+  console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about' | 'queues'>;
 }
 
 export interface Gateway {
@@ -130,12 +134,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
-    limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
+    // With the fair queue, MAX_CONCURRENT_REQUESTS is its cap over all backends' slots instead.
+    limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
+    scheduler: deps.scheduler,
     telemetry,
     log,
     body: { maxBytes: config.maxRequestBodyBytes, budget: deps.bodyBudget, idleTimeoutMs: config.requestBodyTimeoutMs },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    queueTimeoutMs: config.queueTimeoutMs,
   };
   const passDeps: PassThroughDeps = {
     fleet,
@@ -145,6 +152,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     body: llmDeps.body,
   };
   const apiKeys = new BearerKeys(config.apiKeys);
+  const tenants = new Tenants(config.apiKeys, config.tenantPolicies);
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
   const consoleHandler = deps.console
     ? consoleEndpoints({
@@ -199,6 +207,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       else void own(req, res);
       return;
     }
+    let key: string | undefined;
     if (apiKeys.enabled) {
       // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
       const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
@@ -208,6 +217,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         refuse(res, path, 'api', failure);
         return;
       }
+      // Which key, only when the fair queue needs the tenant: one more digest per call otherwise.
+      if (deps.scheduler) key = apiKeys.keyOf(req.headers.authorization, anthropic ? req.headers['x-api-key'] : undefined);
       // The key is the gateway's; Ollama never sees it, in either header, on any path.
       delete req.headers.authorization;
       delete req.headers['x-api-key'];
@@ -225,7 +236,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
-    if (route) handleLlmCall(llmDeps, route, req, res, pinned).catch((err: unknown) => internalError(log, req, res, err));
+    if (route) handleLlmCall(llmDeps, route, req, res, pinned, tenants.of(key)).catch((err: unknown) => internalError(log, req, res, err));
     else passThrough(passDeps, req, res, pinned);
   };
 

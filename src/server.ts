@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
+import { FairQueue } from './scheduler/fair-queue';
 import { packageVersion } from './version';
 
 export interface RunningGateway {
@@ -108,6 +109,15 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
+  const scheduler = config.backendParallel
+    ? new FairQueue({
+        slots: config.backendParallel,
+        maxWaiting: config.queueMaxWaiting,
+        maxWaitMs: config.queueTimeoutMs,
+        maxRunning: config.maxConcurrentRequests,
+        order: config.queueOrder,
+      })
+    : undefined;
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -127,6 +137,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       bufferedBodyBytes: () => bodyBudget.held,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
+      queueWaiting: scheduler && (() => scheduler.snapshot()),
       history: config.console ? history : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
@@ -143,7 +154,9 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     scrape,
     fleet,
     pseudonym,
+    scheduler,
     console: consoleHistory && {
+      queues: () => scheduler?.snapshot() ?? [],
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
         fleet.backends.map((b) => ({ name: b.name, origin: b.target.origin, polled: config.pollIntervalMs > 0, state: readState()?.backends[b.name] })),
