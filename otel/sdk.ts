@@ -63,6 +63,8 @@ export interface TelemetryOptions {
   backendLoad?: () => readonly BackendLoad[];
   /** Calls waiting in the fair queue now, per tenant (BACKEND_PARALLEL). */
   queueWaiting?: () => readonly { tenant: string; waiting: number }[];
+  /** The tenants the configuration knows: each has a queue series from the start. */
+  queueTenants?: readonly string[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
@@ -244,7 +246,7 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   const gauge = instruments.ollama?.fairQueueWaiting;
   if (waiting && gauge) {
     // Every tenant seen stays a series (0 when none wait), so a drained queue reads 0, not absent.
-    const seen = new Set<string>();
+    const seen = new Set<string>(opts.queueTenants);
     gauge.addCallback((r) => {
       const now = new Map(waiting().map((q) => [q.tenant, q.waiting]));
       for (const t of now.keys()) seen.add(t);

@@ -44,6 +44,8 @@ export interface GatewayDeps {
   pseudonym?: string;
   /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
   scheduler?: FairQueue;
+  /** Who each call belongs to (made from the configuration when not given). */
+  tenants?: Tenants;
   /** The web console's readers, when CONSOLE is on. */
   console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about' | 'queues'>;
 }
@@ -152,7 +154,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     body: llmDeps.body,
   };
   const apiKeys = new BearerKeys(config.apiKeys);
-  const tenants = new Tenants(config.apiKeys, config.tenantPolicies);
+  const tenants = deps.tenants ?? new Tenants(config.apiKeys, config.tenantPolicies);
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
   const consoleHandler = deps.console
     ? consoleEndpoints({

@@ -21,6 +21,7 @@ import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { FairQueue } from './scheduler/fair-queue';
+import { Tenants } from './scheduler/tenant';
 import { packageVersion } from './version';
 
 export interface RunningGateway {
@@ -109,6 +110,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
+  const tenants = new Tenants(config.apiKeys, config.tenantPolicies);
   const scheduler = config.backendParallel
     ? new FairQueue({
         slots: config.backendParallel,
@@ -138,6 +140,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       queueWaiting: scheduler && (() => scheduler.snapshot()),
+      queueTenants: tenants.names(),
       history: config.console ? history : undefined,
     },
     otel?.resource ?? buildResource(packageVersion()),
@@ -155,6 +158,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     fleet,
     pseudonym,
     scheduler,
+    tenants,
     console: consoleHistory && {
       queues: () => scheduler?.snapshot() ?? [],
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),

@@ -139,13 +139,21 @@ export class FairQueue {
     const w: Waiter = { tenant, candidates, ticket, joinedAt: this.now(), seq: this.seq++, position: this.waitingCount, timer: undefined };
     w.timer = this.setTimer(() => {
       if (!this.remove(w)) return;
-      ticket.onRefuse('queue_timeout', `no slot at Ollama came free for ${this.opts.maxWaitMs / 1000} s (QUEUE_TIMEOUT_SECONDS)`);
+      ticket.onRefuse('queue_timeout', this.timeoutMessage());
     }, this.opts.maxWaitMs);
     tenant.waiting.push(w);
     this.waitingCount++;
     return () => {
       if (this.remove(w)) this.clearTimer(w.timer);
     };
+  }
+
+  /** Says which cap kept the call waiting: the whole gateway's, or its backends' slots. */
+  private timeoutMessage(): string {
+    const seconds = this.opts.maxWaitMs / 1000;
+    const max = this.opts.maxRunning;
+    if (max !== undefined && this.running >= max) return `all ${max} slots to Ollama stayed busy for ${seconds} s (MAX_CONCURRENT_REQUESTS)`;
+    return `no slot at a backend that can take this call came free for ${seconds} s (BACKEND_PARALLEL, QUEUE_TIMEOUT_SECONDS)`;
   }
 
   /** Per tenant: calls waiting and running now (tenants with neither are left out). */

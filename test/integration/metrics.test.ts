@@ -85,6 +85,8 @@ describe('/metrics', () => {
       ollama_context_limit_hits_total: 'counter',
       ollama_generation_truncated_total: 'counter',
       ollama_gateway_buffered_body_bytes: 'gauge',
+      ollama_gateway_queue_wait_seconds: 'histogram',
+      ollama_gateway_queue_waiting: 'gauge',
       gen_ai_client_operation_duration_seconds: 'histogram',
       gen_ai_client_token_usage: 'histogram',
       gen_ai_server_time_to_first_token_seconds: 'histogram',
