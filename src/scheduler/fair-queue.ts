@@ -197,19 +197,23 @@ export class FairQueue {
     return undefined;
   }
 
-  private remove(w: Waiter): boolean {
+  /** Takes `w` out of its tenant's queue; `leaving`: it goes without a slot (withdrawn, timed out). */
+  private remove(w: Waiter, leaving = true): boolean {
     const q = w.tenant.waiting;
     const i = q.indexOf(w);
     if (i === -1) return false;
     q.splice(i, 1);
     this.waitingCount--;
-    this.forget(w.tenant);
+    if (leaving) this.forget(w.tenant);
     return true;
   }
 
-  /** Drops a tenant's state once it has nothing waiting or running and no lead to keep. */
+  /**
+   * Drops a tenant's state once it has nothing waiting or running and no lead to keep. Only the
+   * state in the map: a call's slot holds its tenant's state and must never drop a newer one.
+   */
   private forget(t: TenantState): void {
-    if (t.waiting.length === 0 && t.running === 0 && t.finish <= this.virtualNow) this.tenants.delete(t.policy.name);
+    if (t.waiting.length === 0 && t.running === 0 && t.finish <= this.virtualNow && this.tenants.get(t.policy.name) === t) this.tenants.delete(t.policy.name);
   }
 
   private grant(t: TenantState, backend: string, ticket: Ticket, waitedMs: number, position: number): void {
@@ -255,7 +259,8 @@ export class FairQueue {
       const next = this.pick();
       if (!next) return;
       const [w, backend] = next;
-      this.remove(w);
+      // Released, not leaving: its tenant's state must stay while its call runs.
+      this.remove(w, false);
       this.clearTimer(w.timer);
       this.grant(w.tenant, backend, w.ticket, this.now() - w.joinedAt, w.position);
     }

@@ -222,6 +222,20 @@ describe('FairQueue', () => {
     assert.ok(calls[3]!.grant);
   });
 
+  it("never loses a tenant's waiting call when its previous call, released from the queue, finishes", () => {
+    const { q, ask, released } = harness();
+    const hold = ask('hold', tenant('x'));
+    const y1 = ask('y1', tenant('y'));
+    hold.grant!.slot.release(10);
+    const y2 = ask('y2', tenant('y'));
+    y1.grant!.slot.release(10);
+    assert.deepEqual(released, ['hold', 'y1', 'y2']);
+    assert.equal(q.depth, 0);
+    assert.deepEqual(q.snapshot(), [{ tenant: 'y', priority: 'interactive', waiting: 0, running: 1 }]);
+    y2.grant!.slot.release(10);
+    assert.deepEqual(q.snapshot(), []);
+  });
+
   it('releases a slot once however often the call says so', () => {
     const { ask } = harness({ slots: new Map([['a', 1]]) });
     const first = ask('first', tenant('x'));
