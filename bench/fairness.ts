@@ -104,7 +104,14 @@ function chat(port: number, key: string, mark: string): Promise<number> {
   const body = JSON.stringify({ model: 'llama3.2', messages: [{ role: 'user', content: mark }] });
   return new Promise((resolve) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/api/chat', method: 'POST', agent, headers: { authorization: `Bearer ${key}`, 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/api/chat',
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${key}`, 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
@@ -235,7 +242,9 @@ async function main(): Promise<void> {
   console.log(
     `${SLOTS} slots, generation ${GENERATION_MS} ms (${OUTPUT_TOKENS} tokens), batch tenant keeps ${BATCH_QUEUED} queued, interactive tenant ${INTERACTIVE_CALLS} calls, one per ${INTERACTIVE_EVERY_MS} ms\n`,
   );
-  console.log('| queue order | interactive wait p50 | p95 | max | mean | batch calls overtaking each (mean) | batch calls started/s | all calls started/s | errors |');
+  console.log(
+    '| queue order | interactive wait p50 | p95 | max | mean | batch calls overtaking each (mean) | batch calls started/s | all calls started/s | errors |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
     const ms = (x: number) => `${Math.round(x)} ms`;

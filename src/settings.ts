@@ -52,7 +52,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'BACKEND_PARALLEL',
     default: '1',
-    help: "LLM calls the gateway lets run at once at each backend (one number, or name=N pairs); the rest wait in its fair queue. 0 turns the queue off.",
+    help: 'LLM calls the gateway lets run at once at each backend (one number, or name=N pairs); the rest wait in its fair queue. 0 turns the queue off.',
   },
   { name: 'QUEUE_MAX_WAITING', default: '1000', help: 'Most calls waiting in the fair queue at once; beyond it a 503 at once.' },
   { name: 'QUEUE_ORDER', default: 'fair', help: 'fair: waiting calls go by weighted fair share of tokens across tenants; fifo: first-come.' },

@@ -160,7 +160,8 @@ export class FairQueue {
   snapshot(): TenantQueue[] {
     const out: TenantQueue[] = [];
     for (const t of this.tenants.values()) {
-      if (t.waiting.length > 0 || t.running > 0) out.push({ tenant: t.policy.name, priority: t.policy.priority, waiting: t.waiting.length, running: t.running });
+      if (t.waiting.length > 0 || t.running > 0)
+        out.push({ tenant: t.policy.name, priority: t.policy.priority, waiting: t.waiting.length, running: t.running });
     }
     return out;
   }

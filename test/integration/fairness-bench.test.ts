@@ -27,7 +27,13 @@ describe('npm run bench:fairness (short variant)', () => {
     // First-come: every interactive call waits for the flood queued ahead of it.
     for (const n of fifo!.overtaken) assert.ok(n >= report.batchQueued - report.slots, `first-come: overtaken by ${n}`);
     // Fair: the next free slot is the interactive call's.
-    assert.deepEqual(fair!.overtaken, fair!.overtaken.map(() => 0));
-    assert.deepEqual(classes!.overtaken, classes!.overtaken.map(() => 0));
+    assert.deepEqual(
+      fair!.overtaken,
+      fair!.overtaken.map(() => 0),
+    );
+    assert.deepEqual(
+      classes!.overtaken,
+      classes!.overtaken.map(() => 0),
+    );
   });
 });

@@ -157,7 +157,13 @@ describe('FairQueue', () => {
   });
 
   it('releases a call to the first of its candidate backends that frees, never to another', () => {
-    const { ask, released } = harness({ slots: new Map([['a', 1], ['b', 1], ['c', 1]]) });
+    const { ask, released } = harness({
+      slots: new Map([
+        ['a', 1],
+        ['b', 1],
+        ['c', 1],
+      ]),
+    });
     const onA = ask('on-a', tenant('x'), ['a']);
     const onB = ask('on-b', tenant('x'), ['b']);
     const onC = ask('on-c', tenant('x'), ['c']);
@@ -171,7 +177,12 @@ describe('FairQueue', () => {
   });
 
   it('passes over a tenant whose waiting calls cannot use the freed slot', () => {
-    const { ask, released } = harness({ slots: new Map([['a', 1], ['b', 1]]) });
+    const { ask, released } = harness({
+      slots: new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    });
     const onA = ask('hold-a', tenant('x'), ['a']);
     ask('hold-b', tenant('y'), ['b']);
     ask('x-wants-b', tenant('x'), ['b']);
@@ -181,7 +192,12 @@ describe('FairQueue', () => {
   });
 
   it('moves a slot with a call that fails over, freeing the first backend', () => {
-    const { ask } = harness({ slots: new Map([['a', 1], ['b', 1]]) });
+    const { ask } = harness({
+      slots: new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    });
     const first = ask('first', tenant('x'), ['a']);
     const waiting = ask('waiting', tenant('y'), ['a']);
     first.grant!.slot.moveTo('b');
@@ -215,7 +231,13 @@ describe('FairQueue', () => {
   });
 
   it('caps the calls running over all backends (MAX_CONCURRENT_REQUESTS)', () => {
-    const { ask } = harness({ slots: new Map([['a', 2], ['b', 2]]), maxRunning: 3 });
+    const { ask } = harness({
+      slots: new Map([
+        ['a', 2],
+        ['b', 2],
+      ]),
+      maxRunning: 3,
+    });
     const calls = ['1', '2', '3', '4'].map((id) => ask(id, tenant('x'), ['a', 'b']));
     assert.equal(calls.filter((c) => c.grant).length, 3);
     calls[0]!.grant!.slot.release(1);

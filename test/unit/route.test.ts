@@ -30,12 +30,22 @@ describe('route()', () => {
       warm: false,
       equal: 2,
     });
-    assert.deepEqual(route({ model: m }, [view('a', { inFlight: 2 }), view('b', { inFlight: 1 })]), { order: ['b', 'a'], reason: 'none_has_it', warm: false, equal: 2 });
+    assert.deepEqual(route({ model: m }, [view('a', { inFlight: 2 }), view('b', { inFlight: 1 })]), {
+      order: ['b', 'a'],
+      reason: 'none_has_it',
+      warm: false,
+      equal: 2,
+    });
     assert.equal(route({ model: m }, [view('a', { known: false })])!.warm, undefined);
   });
 
   it('never picks a backend that is not routable while another is; with none routable it ranks them all', () => {
-    assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b')]), { order: ['b'], reason: 'none_has_it', warm: false, equal: 1 });
+    assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b')]), {
+      order: ['b'],
+      reason: 'none_has_it',
+      warm: false,
+      equal: 1,
+    });
     assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b', { routable: false })])!.order, ['a', 'b']);
   });
 
