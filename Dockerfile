@@ -3,6 +3,9 @@
 # Both stages install with --ignore-scripts: package.json's lifecycle scripts (`prepare` builds the
 # project) must not run before the sources are in the image, nor in a stage without TypeScript.
 
+# Node 24, the middle of the supported lines (src/node-support.ts, checked by a test), at 24.21.0:
+# a release whose bookworm-slim image is pinned by digest in published Dockerfiles (a newer patch
+# release of the line is fine; raise both stages together).
 # Build: compile the TypeScript sources with the dev dependencies.
 FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app

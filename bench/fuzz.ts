@@ -5,9 +5,11 @@
  *
  *   npm run fuzz -- --requests 50000 --seed 12345
  *   node dist/bench/fuzz.js --show 17 --seed 12345     # what request 17 of that seed is
+ *   npm run fuzz -- --backends 3 --requests 5000        # the hostile-backend fuzz
  */
 import { randomInt } from 'node:crypto';
 import { describeRequest, formatReport, runFuzz } from '../test/helpers/fuzz';
+import { formatBackendReport, runBackendFuzz } from '../test/helpers/fuzz/backends';
 
 const HELP = `usage: npm run fuzz -- [flags]
 
@@ -17,6 +19,9 @@ const HELP = `usage: npm run fuzz -- [flags]
   --seconds N        stop sending after N seconds; the books are still checked (default: none)
   --huge-every N     every N-th request has a 1-5.5 MB model name; 0 turns them off (default 250)
   --big-body-every N every N-th request has a 1-7 MB prompt; 0 turns them off (default 97)
+  --backends N       the hostile-backend fuzz instead: N scripted backends (2-16) answer polls,
+                     listings and calls with hostile JSON and broken framing, ROUTING_AFFINITY=prefix
+                     (--requests, --seed, --concurrency, --seconds apply)
   --show I           print request I of the seed (bytes and notes) and exit; repeatable
   --verbose          print the client-side outcome of every kind of traffic
   --help             this text
@@ -32,6 +37,7 @@ interface Flags {
   bigBodyEvery: number;
   show: number[];
   verbose: boolean;
+  backends?: number;
 }
 
 function fail(msg: string): never {
@@ -81,6 +87,9 @@ function parseFlags(argv: string[]): Flags {
       case '--verbose':
         f.verbose = true;
         break;
+      case '--backends':
+        f.backends = int(name, value(), 2, 16);
+        break;
       default:
         fail(`unknown flag ${JSON.stringify(a)}`);
     }
@@ -93,6 +102,21 @@ async function main(): Promise<void> {
   if (f.show.length) {
     for (const i of f.show) process.stdout.write(describeRequest({ seed: f.seed, port: 8000, hugeEvery: f.hugeEvery, bigBodyEvery: f.bigBodyEvery }, i) + '\n');
     return;
+  }
+  if (f.backends !== undefined) {
+    process.stdout.write(
+      `hostile-backend fuzz: seed ${f.seed}, ${f.requests} requests, ${f.backends} backends (reproduce: npm run fuzz -- --backends ${f.backends} --seed ${f.seed})\n`,
+    );
+    const r = await runBackendFuzz({
+      seed: f.seed,
+      requests: f.requests,
+      backends: f.backends,
+      concurrency: Math.min(f.concurrency, 64),
+      maxSeconds: f.seconds,
+      progress: (line) => process.stdout.write(`  ${line}\n`),
+    });
+    process.stdout.write(formatBackendReport(r) + '\n');
+    process.exit(r.books.every((b) => b.ok) ? 0 : 1);
   }
   process.stdout.write(
     `fuzz: seed ${f.seed}, ${f.requests} requests, ${f.concurrency} sockets (reproduce: npm run fuzz -- --seed ${f.seed} --requests ${f.requests})\n`,

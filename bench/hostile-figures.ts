@@ -19,6 +19,7 @@ import { FakeOllama } from '../test/helpers/fake-ollama';
 import { progress, secs, type Probe, type Row } from './hostile-figures/common';
 import { setGatewayMain } from './hostile-figures/gateway';
 import { probeModelName, probePaths, probePostHealthz, probeStalledBodies } from './hostile-figures/probes-clients';
+import { probeConnectionExhaustion, probeSlowUploaders, probeStuckStdout } from './hostile-figures/probes-exhaustion';
 import { probeConnectionClose, probeSlowReader, probeStackTraces } from './hostile-figures/probes-streams';
 import { probe101, probeHugeEvent, probeResetAfterHeaders, probeTrailer } from './hostile-figures/probes-upstream';
 
@@ -34,6 +35,9 @@ const PROBES: { n: number; title: string; run: Probe }[] = [
   { n: 9, title: 'pass-through GET /api/tags, `Connection: close`', run: probeConnectionClose },
   { n: 10, title: 'slow reader (3 s pause, idle timeout 1 s)', run: probeSlowReader },
   { n: 11, title: 'stack traces on stderr', run: probeStackTraces },
+  { n: 12, title: '5 chunked uploads from one address fill MAX_BUFFERED_BODY_MB=16, then a byte a second', run: probeSlowUploaders },
+  { n: 13, title: 'stdout never read (a stuck log shipper), 40,000 calls', run: probeStuckStdout },
+  { n: 14, title: 'idle connections past `ulimit -n 512`', run: probeConnectionExhaustion },
 ];
 
 async function main(): Promise<void> {

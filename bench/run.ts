@@ -24,7 +24,7 @@ import { fmt, machine, renderMarkdown, summarize } from './run/report';
 import { SCENARIOS, type Measurement, type Options, type TargetName } from './run/scenarios';
 import { startTargets } from './run/targets';
 
-/** Where results go by default: an untracked folder; the README's table is updated on purpose. */
+/** Where results go by default: an untracked folder; the table in docs/PERFORMANCE.md is updated on purpose. */
 const RESULTS_DIR = path.join('bench', 'results', 'local');
 
 const ALL_TARGETS = 'direct,gateway,nginx,gateway-traced,node-baseline,undici-baseline,gateway-workers,gateway-traced-workers';

@@ -143,6 +143,18 @@ export function recordOllamaCall(ins: OllamaInstruments, attrs: CallAttributes, 
   }
 }
 
+/**
+ * A call to a model name that is not detailed (labels.ts): its request and error counts (under
+ * `counted`: its own label, or `other` past the label's bound), and the end of its time in flight;
+ * no histogram, no per-model counter, no GenAI metric.
+ */
+export function recordUnservedCall(ins: OllamaInstruments, attrs: CallAttributes, counted: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
+  if (m.wasInFlight) ins.inFlight.add(-1, attrs.inFlight);
+  if (!isRequest(outcome, m)) return;
+  ins.requests.add(1, counted.byStatus.with(statusLabel(outcome.status)));
+  if (outcome.reason) ins.requestErrors.add(1, counted.byReason.with(outcome.reason));
+}
+
 /** The GenAI convention metrics of a generation or embedding call (loads and unloads have none). */
 export function recordGenAiCall(ins: GenAiInstruments, a: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
   if (m.lifecycle !== undefined) return;

@@ -60,15 +60,61 @@ export function telemetryDestinations(tracingStarted: boolean): { traces: string
 /** How long the same kind of SDK warning stays quiet after it was logged. */
 const QUIET_MS = 60_000;
 
+/** Longest text carried from a diagnostic into the log. */
+const MAX_TEXT = 1024;
+
+/** One SDK diagnostic as log fields: its words, and the error it carries as fields of its own. */
+export interface SdkProblem {
+  detail: string;
+  error?: { name?: string; message?: string; code?: string };
+}
+
+/** The fields of an error worth a log line, each a bounded string. */
+function errorFields(e: Record<string, unknown>): SdkProblem['error'] {
+  const pick = (k: string) => (e[k] === undefined || e[k] === null || e[k] === '' ? undefined : String(e[k]).slice(0, MAX_TEXT));
+  return { name: pick('name'), message: pick('message'), code: pick('code') };
+}
+
+/** A JSON object serialised into a string (the SDK's error handler flattens errors that way), else undefined. */
+function jsonObject(text: string): Record<string, unknown> | undefined {
+  if (!text.startsWith('{')) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A diagnostic's arguments as one structured problem: no JSON inside a string. */
+export function sdkProblem(args: readonly unknown[]): SdkProblem {
+  const words: string[] = [];
+  let error: SdkProblem['error'];
+  for (const a of args) {
+    const obj =
+      a instanceof Error
+        ? (a as unknown as Record<string, unknown>)
+        : typeof a === 'string'
+          ? jsonObject(a)
+          : a !== null && typeof a === 'object'
+            ? (a as Record<string, unknown>)
+            : undefined;
+    if (obj !== undefined) error ??= errorFields(a instanceof Error ? { name: a.name, message: a.message, code: (a as NodeJS.ErrnoException).code } : obj);
+    else words.push(String(a));
+  }
+  const detail = (words.join(' ') || error?.message || 'unknown problem').slice(0, MAX_TEXT);
+  return error === undefined ? { detail } : { detail, error };
+}
+
 /**
  * Routes the SDK's own diagnostics (export failures arrive as `diag.error`) to `warn`, each kind of
  * message at most once a minute, with how many were held back.
  */
-export function logSdkDiagnostics(warn: (message: string, held: number) => void, now: () => number = Date.now): void {
+export function logSdkDiagnostics(warn: (problem: SdkProblem, held: number) => void, now: () => number = Date.now): void {
   const last = new Map<string, { at: number; held: number }>();
-  const report = (message: unknown, ...args: unknown[]) => {
-    const text = [message, ...args].map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
-    const kind = text.slice(0, 60);
+  const report = (...args: unknown[]) => {
+    const problem = sdkProblem(args);
+    const kind = `${problem.detail}|${problem.error?.message ?? ''}`.slice(0, 60);
     const seen = last.get(kind);
     const t = now();
     if (seen && t - seen.at < QUIET_MS) {
@@ -77,7 +123,7 @@ export function logSdkDiagnostics(warn: (message: string, held: number) => void,
     }
     if (last.size > 100) last.clear();
     last.set(kind, { at: t, held: 0 });
-    warn(text.slice(0, 1024), seen?.held ?? 0);
+    warn(problem, seen?.held ?? 0);
   };
   const logger: DiagLogger = { error: report, warn: report, info: () => {}, debug: () => {}, verbose: () => {} };
   diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });

@@ -10,6 +10,9 @@
  *   of the labels; it is written as first seen. Families keep the order of first appearance.
  * - `countersOnly` pieces (what a worker that has exited had counted) contribute their counters
  *   and histograms but no gauges: its in-flight calls are over.
+ * - With `floors` (kept by the caller from one merge to the next), no counter or histogram series
+ *   is ever written below what it was last written as. The sums are exact for counts; a `_sum`
+ *   added up in another order can differ in its last digit, which Prometheus would read as a reset.
  */
 
 export interface ExpositionPiece {
@@ -67,7 +70,7 @@ function familyOf(sampleName: string, families: Map<string, Family>): string {
 }
 
 /** Sums `pieces` into one exposition; see the module comment. */
-export function mergeExpositions(pieces: readonly ExpositionPiece[]): string {
+export function mergeExpositions(pieces: readonly ExpositionPiece[], floors?: Map<string, number>): string {
   const families = new Map<string, Family>();
   const family = (name: string): Family => {
     let f = families.get(name);
@@ -113,7 +116,15 @@ export function mergeExpositions(pieces: readonly ExpositionPiece[]): string {
     if (f.series.size === 0) continue;
     if (f.help !== undefined) out.push(`# HELP ${f.name} ${f.help}`);
     if (f.type !== undefined) out.push(`# TYPE ${f.name} ${f.type}`);
-    for (const [head, value] of f.series.values()) out.push(`${head} ${formatValue(value)}`);
+    const floored = floors !== undefined && f.type !== 'gauge' && f.type !== undefined;
+    for (const [key, [head, sum]] of f.series) {
+      let value = sum;
+      if (floored) {
+        value = Math.max(value, floors.get(key) ?? value);
+        floors.set(key, value);
+      }
+      out.push(`${head} ${formatValue(value)}`);
+    }
     out.push('');
   }
   return out.join('\n');

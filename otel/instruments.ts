@@ -13,7 +13,7 @@
  * The `ollama_up` / `ollama_build_info` / model gauges describe Ollama itself (from the poller) and
  * belong to the `ollama` family.
  */
-import type { Counter, Histogram, Meter, ObservableGauge, UpDownCounter } from '@opentelemetry/api';
+import type { Counter, Histogram, Meter, ObservableCounter, ObservableGauge, UpDownCounter } from '@opentelemetry/api';
 
 /** Attribute keys on the `ollama_*` metrics. */
 export const ATTR_MODEL = 'model';
@@ -158,6 +158,7 @@ export interface OllamaInstruments {
   generationTruncated: Counter;
   authFailures: Counter;
   bufferedBodyBytes: ObservableGauge;
+  logLinesDropped: ObservableCounter;
 }
 
 export interface GenAiInstruments {
@@ -309,6 +310,9 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
     bufferedBodyBytes: meter.createObservableGauge('ollama_gateway_buffered_body_bytes', {
       description: 'Memory held now for LLM request bodies being received or forwarded (bounded by MAX_BUFFERED_BODY_MB).',
       unit: 'By',
+    }),
+    logLinesDropped: meter.createObservableCounter('ollama_gateway_log_lines_dropped_total', {
+      description: 'Log lines dropped because stdout did not take them and the lines waiting reached LOG_BUFFER_MB.',
     }),
   };
 }

@@ -5,6 +5,14 @@
  * is no model Ollama could serve, and is reported as `invalid`. Models Ollama serves (told by the
  * poller) always keep their name; of all other names, up to `max` distinct ones are kept as they
  * are, and after that new names are reported as `other`, with `onCapReached` called once.
+ *
+ * A label is `detailed` when Ollama serves the model (it was in the last poll) or it has answered
+ * a call with a success status: only those get the full set of series (histograms, per-model counters, the
+ * GenAI metrics). Any other name — all a client can invent — costs only its request and error
+ * counters and its in-flight gauge, so 200 junk names cannot make every scrape megabytes long.
+ * And at most MAX_SERIES_PER_UNSERVED_LABEL of those (each endpoint, status and error reason it
+ * shows up with is one); past that its calls are counted under `other`. So, at the defaults, the
+ * names a client can make up cost at most 200 × 16 series, some 0.5 MB of every scrape.
  */
 
 export const OVERFLOW_MODEL_LABEL = 'other';
@@ -25,9 +33,19 @@ export function clipText(text: string, max: number): string {
   return text.length > max ? text.slice(0, max) : text;
 }
 
+/** Series a label that is not detailed may have (see the class comment). */
+export const MAX_SERIES_PER_UNSERVED_LABEL = 16;
+
+/** Labels that stand for many names, whose series are bounded by what they stand for. */
+const SHARED_LABELS = new Set([OVERFLOW_MODEL_LABEL, INVALID_MODEL_LABEL, 'unknown']);
+
 export class ModelLabels {
   private readonly seen = new Set<string>();
   private served = new Set<string>();
+  /** Labels that answered a call successfully (bounded: each is a kept label). */
+  private readonly answered = new Set<string>();
+  /** Per label that is not detailed: the series it has (at most MAX_SERIES_PER_UNSERVED_LABEL). */
+  private readonly unservedSeries = new Map<string, Set<string>>();
   private warned = false;
 
   constructor(
@@ -52,6 +70,37 @@ export class ModelLabels {
       this.onCapReached(this.max);
     }
     return OVERFLOW_MODEL_LABEL;
+  }
+
+  /** Whether `label` (a value `label()` returned) gets the full set of series; see the class comment. */
+  detailed(label: string): boolean {
+    return this.served.has(label) || this.answered.has(label);
+  }
+
+  /** `label` answered a call successfully; returns whether that makes it detailed for the first time. */
+  answeredOnce(label: string): boolean {
+    if (this.answered.has(label) || label === OVERFLOW_MODEL_LABEL || label === INVALID_MODEL_LABEL) return false;
+    const first = !this.served.has(label);
+    this.answered.add(label);
+    return first;
+  }
+
+  /**
+   * Whether `label` may have the series `key` (an endpoint, or an endpoint and a status or reason):
+   * always for a detailed or shared label; for another, while it has fewer than
+   * MAX_SERIES_PER_UNSERVED_LABEL. The caller counts under `other` when not.
+   */
+  admit(label: string, key: string): boolean {
+    if (SHARED_LABELS.has(label) || this.detailed(label)) return true;
+    let series = this.unservedSeries.get(label);
+    if (!series) {
+      series = new Set();
+      this.unservedSeries.set(label, series);
+    }
+    if (series.has(key)) return true;
+    if (series.size >= MAX_SERIES_PER_UNSERVED_LABEL) return false;
+    series.add(key);
+    return true;
   }
 
   get size(): number {

@@ -8,22 +8,11 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
-import {
-  ATTR_BACKEND,
-  ATTR_FROM,
-  ATTR_MODEL,
-  ATTR_REASON,
-  ATTR_SCOPE,
-  ATTR_TENANT,
-  ATTR_TO,
-  UNKNOWN_LABEL,
-  type Instruments,
-  type RoutingReason,
-} from './instruments';
-import type { ModelLabels } from './labels';
+import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TENANT, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
+import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
 import { isRemoteModel, loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
@@ -124,6 +113,8 @@ export class CallRecorder {
   private request: Pick<CallRequest, 'model' | 'lifecycle' | 'numCtx' | 'numKeep'> | undefined;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
+  /** The console history's ring the call was counted in when it started. */
+  private historyRing: string | undefined;
   private readonly span: CallSpan;
 
   constructor(
@@ -156,15 +147,19 @@ export class CallRecorder {
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
-    this.model = this.telemetry.modelLabels.label(req.model);
+    const labels = this.telemetry.modelLabels;
+    this.model = labels.label(req.model);
+    // A name nobody serves has a bounded number of series (labels.ts); its in-flight gauge is one.
+    if (!labels.detailed(this.model) && !labels.admit(this.model, this.endpoint)) this.model = OVERFLOW_MODEL_LABEL;
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
-    // A load or unload is not a generation: it makes no request-level series appear.
-    this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
+    // A load or unload is not a generation: it makes no request-level series appear. A name that
+    // is not detailed (labels.ts) gets its series if and when it answers.
+    if (this.telemetry.modelLabels.detailed(this.model)) this.telemetry.initModel(this.operation, this.model, this.endpoint, req.lifecycle === undefined);
     const ins = this.telemetry.instruments.ollama;
     // A load or unload is no request in flight (nor in any other request-level metric).
     if (req.lifecycle === undefined) {
       ins?.inFlight.add(1, this.attrs.inFlight);
-      this.telemetry.sink?.started(this.model);
+      this.historyRing = this.telemetry.sink?.started(this.model);
       this.inFlight = true;
     }
     this.span.request(req);
@@ -236,6 +231,22 @@ export class CallRecorder {
       remote,
     };
     const ins = this.telemetry.instruments;
+    const labels = this.telemetry.modelLabels;
+    // Ollama answered 2xx: it serves the model, whatever became of the call afterwards.
+    if (outcome.status >= 200 && outcome.status < 400 && labels.answeredOnce(this.model)) {
+      this.telemetry.initModel(this.operation, this.model, this.endpoint, lifecycle === undefined);
+    }
+    if (!labels.detailed(this.model)) {
+      // Only the counts: a name nobody serves buys no histograms, and a bounded number of series (labels.ts).
+      const kept =
+        labels.admit(this.model, `${this.endpoint}\u0000${outcome.status}`) &&
+        (outcome.reason === undefined || labels.admit(this.model, `${this.endpoint}\u0000${outcome.reason}`));
+      const counted = kept ? attrs : this.telemetry.attributes.get(this.operation, this.endpoint, OVERFLOW_MODEL_LABEL);
+      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, counted, outcome, measures);
+      this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
+      this.span.end(outcome, endedAt, lifecycle, remote);
+      return;
+    }
     if (ins.fleet && this.backend && outcome.reason === undefined && lifecycle === undefined && !remote) {
       // A call that had to load its model: the backend did not have it, or Ollama says it loaded.
       if (this.warm === false || (s?.loadDurationNs ?? 0) >= COLD_LOAD_NS) {
@@ -244,7 +255,7 @@ export class CallRecorder {
     }
     if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
     if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId });
+    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
     this.span.end(outcome, endedAt, lifecycle, remote);
   }
 

@@ -25,12 +25,15 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { memoiseAttributeHashing } from './attribute-hash';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
+import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
+import { SpanLineExporter, type SpanRecord } from './span-lines';
 import { observeOllamaState, type FleetState } from './state';
 
 /** One backend's load as the router sees it now, for `ollama_backend_in_flight` and `ollama_backend_healthy`. */
@@ -67,6 +70,8 @@ export interface TelemetryOptions {
   queueTenants?: readonly string[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
+  /** Log lines dropped so far because stdout did not take them. */
+  logLinesDropped?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
 }
@@ -182,12 +187,40 @@ export function tracingWanted(): boolean {
   return !(exporters.includes('none') || (exporters.length === 0 && !otlpEndpoint));
 }
 
+function otlpTraceExporter(): SpanExporter {
+  const protocol = (getStringFromEnv('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL') ?? 'http/protobuf').trim();
+  switch (protocol) {
+    case 'grpc':
+      return new (require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter();
+    case 'http/json':
+      return new (require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter();
+    default:
+      return new (require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter();
+  }
+}
+
+/**
+ * With `console` among OTEL_TRACES_EXPORTER, the span processors: the console's spans as one
+ * record each through `spanLine`, and OTLP as the SDK would set it up when listed too. Undefined
+ * otherwise: the SDK reads the variable itself.
+ */
+function consoleSpanProcessors(spanLine: ((span: SpanRecord) => void) | undefined): SpanProcessor[] | undefined {
+  const exporters = getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [];
+  if (!exporters.includes('console') || !spanLine) return undefined;
+  const { BatchSpanProcessor, SimpleSpanProcessor } = require('@opentelemetry/sdk-trace-base') as typeof import('@opentelemetry/sdk-trace-base');
+  const processors: SpanProcessor[] = [new SimpleSpanProcessor(new SpanLineExporter(spanLine))];
+  if (exporters.includes('otlp')) processors.push(new BatchSpanProcessor(otlpTraceExporter()));
+  return processors;
+}
+
 /**
  * Starts tracing with sdk-node. Must run before the application's modules load, so that
  * instrumentation-http wraps `http` before anything uses it. `untraced` tells the request targets
- * that get no server span. Returns undefined when disabled.
+ * that get no server span; `spanLine` receives each span for `OTEL_TRACES_EXPORTER=console`, one
+ * record per span (without it the SDK prints its multi-line objects). Returns undefined when
+ * disabled.
  */
-export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false): NodeSDK | undefined {
+export function startTracing(resource: Resource, untraced: (url: string) => boolean = () => false, spanLine?: (span: SpanRecord) => void): NodeSDK | undefined {
   if (!tracingWanted()) return undefined;
   const { NodeSDK } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http') as typeof import('@opentelemetry/instrumentation-http');
@@ -196,6 +229,7 @@ export function startTracing(resource: Resource, untraced: (url: string) => bool
     autoDetectResources: false,
     metricReaders: [],
     logRecordProcessors: [],
+    spanProcessors: consoleSpanProcessors(spanLine),
     instrumentations: [
       new HttpInstrumentation({
         // The request to Ollama gets its span from the gateway itself (upstream-span.ts): the
@@ -255,24 +289,21 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));
-  const history = opts.history ? new History(opts.history) : undefined;
-  const telemetry = new Telemetry(
-    instruments,
-    new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap),
-    { ...opts.tracing, tracer },
-    opts.measurement,
-    opts.ollamaState,
-    backends,
-    history,
-  );
+  const logDrops = opts.logLinesDropped;
+  if (logDrops) instruments.ollama?.logLinesDropped.addCallback((r) => r.observe(logDrops()));
+  const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
+  const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
+  const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);
+  // Concurrent and back-to-back scrapes share one rendering, paced by its cost (pacing.ts).
+  const rendering = new PacedRendering<Exposition>(async () => {
+    const { resourceMetrics, errors } = await prometheus.collect();
+    if (errors.length > 0) diag.error('metrics collection errors', ...errors);
+    return { value: { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) } };
+  });
   return {
     telemetry,
     history,
-    scrape: async () => {
-      const { resourceMetrics, errors } = await prometheus.collect();
-      if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-      return { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
-    },
+    scrape: () => rendering.get(),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;

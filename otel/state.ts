@@ -26,7 +26,10 @@ export interface OllamaState {
   models?: string[];
   /** Those of them that run on another host: listed with `remote_host` or `remote_model`. */
   remoteModels?: string[];
+  /** Bounded (src/poller.ts): the first of them, when Ollama lists more than the gateway keeps. */
   loaded?: LoadedModel[];
+  /** How many models `/api/ps` listed, kept or not. */
+  loadedCount?: number;
 }
 
 /**
@@ -113,7 +116,7 @@ function observeOne(r: BatchObservableResult, g: OllamaStateGauges, state: Ollam
     r.observe(g.modelsAvailableBytes, state.available.bytes, base);
   }
   if (state.loaded) {
-    r.observe(g.modelsLoaded, state.loaded.length, base);
+    r.observe(g.modelsLoaded, state.loadedCount ?? state.loaded.length, base);
     for (const m of state.loaded) {
       const attrs = { ...base, [ATTR_MODEL]: m.model };
       r.observe(g.modelLoadedBytes, m.bytes, attrs);

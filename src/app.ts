@@ -13,12 +13,13 @@ import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition } from '../otel/sdk';
-import { BearerKeys, type AuthFailure } from './auth';
-import type { Config } from './config';
+import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
+import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
 import { passThrough, type PassThroughDeps } from './endpoints/pass-through';
 import { ConcurrencyLimit } from './limit';
+import { withinRequest } from './last-resort';
 import { handleLlmCall, type LlmCallDeps } from './llm-call';
 import { loggedPath, type Logger } from './logger';
 import { apiOf, sendJsonError } from './proxy/errors';
@@ -132,7 +133,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     throw failure;
   };
-  const own = ownEndpoints({ ollama: config.upstream.origin, ollamaVersion, scrape: deps.scrape, log });
+  const own = ownEndpoints({
+    ollama: ollamaOrigins(config),
+    // With several, /readyz says which backend is in rotation.
+    backends: fleet.routed ? () => fleet.load().map((b) => ({ name: b.name, healthy: b.healthy })) : undefined,
+    ollamaVersion,
+    scrape: deps.scrape,
+    log,
+  });
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
@@ -141,7 +149,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     scheduler: deps.scheduler,
     telemetry,
     log,
-    body: { maxBytes: config.maxRequestBodyBytes, budget: deps.bodyBudget, idleTimeoutMs: config.requestBodyTimeoutMs },
+    body: {
+      maxBytes: config.maxRequestBodyBytes,
+      budget: deps.bodyBudget,
+      idleTimeoutMs: config.requestBodyTimeoutMs,
+      deadlineMs: config.requestBodyDeadlineMs,
+    },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
@@ -168,8 +181,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const refuse = (res: http.ServerResponse, path: string, scope: 'api' | 'metrics', failure: AuthFailure): void => {
     telemetry.authFailure(failure, scope);
     const api = apiOf(path);
-    const how = api === 'anthropic' ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
-    const message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
+    // Each refusal names what it wants: /metrics takes the metrics token, not an API key.
+    let message: string;
+    if (scope === 'metrics') {
+      message =
+        failure === 'missing' ? 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' : 'invalid metrics token (METRICS_BEARER_TOKEN)';
+    } else {
+      const how = anthropicKeyPath(path) ? 'x-api-key: <key> or Authorization: Bearer <key>' : 'Authorization: Bearer <key>';
+      message = failure === 'missing' ? `missing API key: send ${how}` : 'invalid API key';
+    }
     sendJsonError(res, api, 401, message, { 'www-authenticate': 'Bearer' });
   };
 
@@ -211,8 +231,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     let key: string | undefined;
     if (apiKeys.enabled) {
-      // Anthropic's Messages endpoint also takes the key in `x-api-key`, Anthropic's own API-key header.
-      const anthropic = LLM_ROUTE_BY_PATH.get(path)?.api === 'anthropic';
+      // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+      const anthropic = anthropicKeyPath(path);
       const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
@@ -253,7 +273,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     try {
-      dispatch(req, res);
+      withinRequest(req, res, () => dispatch(req, res));
     } catch (err) {
       internalError(log, req, res, err);
     }

@@ -1,14 +1,27 @@
 /**
  * Access control. Ollama has no authentication of its own; with API keys configured, the gateway
  * admits only requests carrying `Authorization: Bearer <key>` (the form the OpenAI SDKs and
- * ollama-js send) or, on Anthropic's Messages endpoint, `x-api-key: <key>` as well (Anthropic's own
- * API-key header; an Anthropic SDK's `authToken`, as `ANTHROPIC_AUTH_TOKEN`, goes as Bearer).
+ * ollama-js send) or, on the paths an Anthropic client calls (`anthropicKeyPath`), `x-api-key:
+ * <key>` as well (Anthropic's own API-key header; an Anthropic SDK's `authToken`, as
+ * `ANTHROPIC_AUTH_TOKEN`, goes as Bearer).
  * Keys are compared as SHA-256 digests with a constant-time comparison, against every configured
  * key, so neither a key's length nor its prefix leaks through timing.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 export type AuthFailure = 'missing' | 'invalid';
+
+/**
+ * Whether an Anthropic client calls `path`, so that its `x-api-key` header is accepted there: the
+ * Messages API and everything under it (`/v1/messages/count_tokens`, which Claude Code calls for
+ * every `/context`, and `/v1/messages/batches…`), the models list (`/v1/models`, `/v1/models/<id>`,
+ * which the Anthropic SDKs call with the same header) and the legacy `/v1/complete`. Ollama serves
+ * `/v1/messages` and `/v1/models…` (`server/routes.go`); the others get Ollama's own answer (a 404)
+ * rather than a 401 for a key the client did send.
+ */
+export function anthropicKeyPath(path: string): boolean {
+  return path === '/v1/messages' || path.startsWith('/v1/messages/') || path === '/v1/models' || path.startsWith('/v1/models/') || path === '/v1/complete';
+}
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 

@@ -12,6 +12,9 @@ import type { TenantPolicies } from './scheduler/tenant';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
+/** How log lines are written (`LOG_FORMAT`): JSON lines, or one readable line per event; `auto` is pretty on a terminal. */
+export type LogFormat = 'json' | 'pretty' | 'auto';
+
 export interface UpstreamTarget {
   /** `http:` or `https:` (`http:` over a Unix socket) */
   protocol: 'http:' | 'https:';
@@ -39,14 +42,26 @@ export interface Config {
   host: string;
   port: number;
   logLevel: LogLevel;
+  /** JSON lines, or readable lines for a terminal. */
+  logFormat: LogFormat;
+  /** Memory log lines waiting to be written to stdout may take, in bytes; beyond it lines are dropped. */
+  logBufferBytes: number;
   /** Upstream silence (no bytes) after which the gateway gives up, in milliseconds. */
   upstreamIdleTimeoutMs: number;
   /** Largest request body accepted on instrumented endpoints, in bytes. */
   maxRequestBodyBytes: number;
   /** Memory all LLM request bodies being held may take together, in bytes. */
   maxBufferedBodyBytes: number;
+  /** Memory the bodies from one client address may take together, in bytes. */
+  maxBufferedBodyPerClientBytes: number;
   /** Silence while an LLM request body arrives before a 408, in milliseconds. */
   requestBodyTimeoutMs: number;
+  /** Longest a whole LLM request body may take to arrive before a 408, in milliseconds; 0 for no limit. */
+  requestBodyDeadlineMs: number;
+  /** Connections held open at once for clients (LLM calls and pass-through); the own endpoints have a reserve beyond. */
+  maxConnections: number;
+  /** Connections one client address may hold open at once. */
+  maxConnectionsPerClient: number;
   /** How long a client may leave the gateway's writes blocked before it is cut, in milliseconds. */
   clientWriteTimeoutMs: number;
   /** How long a client may take to send a request's head, in milliseconds. */
@@ -95,6 +110,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const MB = 1024 * 1024;
 
 const LOG_LEVELS: Record<string, LogLevel> = {
   DEBUG: 'debug',
@@ -179,30 +196,83 @@ function numberVar(env: Env, name: string, def: number, min: number, max: number
   return n;
 }
 
-/** Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#` comments). */
+/**
+ * Keys from GATEWAY_API_KEYS (comma-separated) and GATEWAY_API_KEYS_FILE (one per line, `#`
+ * comments). A variable that is set but yields no key is an error, not "no authentication": a
+ * Secret that mounts empty must not open Ollama to everyone.
+ */
 function readApiKeys(env: Env): string[] {
-  const keys = (env.GATEWAY_API_KEYS ?? '')
+  const raw = env.GATEWAY_API_KEYS ?? '';
+  const keys = raw
     .split(',')
     .map((k) => k.trim())
     .filter((k) => k !== '');
+  if (raw.trim() !== '' && keys.length === 0) {
+    throw new ConfigError(
+      `GATEWAY_API_KEYS=${JSON.stringify(raw)} is not valid: it holds no key; expected comma-separated keys, or leave it unset for no authentication`,
+    );
+  }
+  const spaced = keys.find((k) => /\s/.test(k));
+  if (spaced !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  if (keys.some(isPlaceholder)) {
+    throw new ConfigError(
+      `GATEWAY_API_KEYS is not valid: it holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
   const file = env.GATEWAY_API_KEYS_FILE?.trim();
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
+  if (file) keys.push(...readKeysFile(file));
+  return keys;
+}
+
+/** The keys of GATEWAY_API_KEYS_FILE: at least one, none with white space inside. */
+function readKeysFile(file: string): string[] {
+  const name = `GATEWAY_API_KEYS_FILE=${JSON.stringify(file)}`;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${name} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`);
+  }
+  const keys: string[] = [];
+  for (const [i, line] of text.split(/\r?\n/).entries()) {
+    const key = line.trim();
+    if (key === '' || key.startsWith('#')) continue;
+    if (/\s/.test(key)) throw new ConfigError(`${name} is not valid: line ${i + 1} holds white space inside a key; expected one key per line`);
+    if (isPlaceholder(key)) {
       throw new ConfigError(
-        `GATEWAY_API_KEYS_FILE=${JSON.stringify(file)} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}): expected a readable file with one key per line`,
+        `${name} is not valid: line ${i + 1} holds a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
       );
     }
-    for (const line of text.split(/\r?\n/)) {
-      const key = line.trim();
-      if (key !== '' && !key.startsWith('#')) keys.push(key);
-    }
+    keys.push(key);
   }
-  const bad = keys.find((k) => /\s/.test(k));
-  if (bad !== undefined) throw new ConfigError('GATEWAY_API_KEYS is not valid: expected keys without white space');
+  if (keys.length === 0) {
+    throw new ConfigError(
+      `${name} holds no API key (only blank or # comment lines): expected one key per line, or unset GATEWAY_API_KEYS_FILE for no authentication`,
+    );
+  }
   return keys;
+}
+
+/**
+ * Values that examples and templates ship in place of a secret (`change-me`, `<your-key>`, `xxx`).
+ * Applied unchanged they would be real keys everyone knows, so the gateway refuses them.
+ */
+const PLACEHOLDER = /^(?:<.*>|x{3,}|\.{3,}|(?:change|replace)[-_ ]?me\b.*|changeit|placeholder|your[-_].*)$/i;
+const PLACEHOLDER_HINT = 'change-me, replace-me, <…>, your-…, xxx';
+const SECRET_HINT = 'generate one, e.g. with openssl rand -hex 24';
+
+function isPlaceholder(value: string): boolean {
+  return PLACEHOLDER.test(value);
+}
+
+function readMetricsToken(env: Env): string | undefined {
+  const token = env.METRICS_BEARER_TOKEN?.trim() || undefined;
+  if (token !== undefined && isPlaceholder(token)) {
+    throw new ConfigError(
+      `METRICS_BEARER_TOKEN is not valid: it is a placeholder from an example (${PLACEHOLDER_HINT}), which anyone could guess; ${SECRET_HINT}`,
+    );
+  }
+  return token;
 }
 
 const FAMILIES: readonly MetricFamily[] = ['ollama', 'gen_ai'];
@@ -256,10 +326,23 @@ export function parseUpstreams(value: string, variable = 'OLLAMA_HOST'): Upstrea
   return targets;
 }
 
-function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel'> {
+/** Every Ollama of OLLAMA_HOST, as the start-up line names them: one origin, or several joined by ", ". */
+export function ollamaOrigins(config: Pick<Config, 'upstreams'>): string {
+  return config.upstreams.map((u) => u.origin).join(', ');
+}
+
+/** LOG_FORMAT: json, pretty, or auto (pretty when stdout is a terminal). */
+function logFormatVar(env: Env): LogFormat {
+  const raw = (env.LOG_FORMAT ?? 'auto').trim().toLowerCase();
+  if (raw === '' || raw === 'auto') return 'auto';
+  if (raw === 'json' || raw === 'pretty') return raw;
+  throw new ConfigError(`LOG_FORMAT=${JSON.stringify(env.LOG_FORMAT)} is not valid: expected json, pretty or auto`);
+}
+
+function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'routingAffinity' | 'host' | 'port' | 'logLevel' | 'logFormat' | 'logBufferBytes'> {
   const upstreams = parseUpstreams(env.OLLAMA_HOST ?? 'http://localhost:11434');
   const upstream = upstreams[0]!;
-  const host = (env.HOST ?? '0.0.0.0').trim();
+  const host = (env.HOST ?? '127.0.0.1').trim();
   if (host === '' || /\s/.test(host)) {
     throw new ConfigError(`HOST=${JSON.stringify(env.HOST)} is not valid: expected an IP address or host name to listen on`);
   }
@@ -279,7 +362,9 @@ function listenSettings(env: Env): Pick<Config, 'upstream' | 'upstreams' | 'rout
       `OLLAMA_HOST=${JSON.stringify(env.OLLAMA_HOST)} is not valid: it is this gateway's own address (HOST=${host}, PORT=${port}), so every request would come back to it; set OLLAMA_HOST to where Ollama listens (often http://127.0.0.1:11434), or PORT to another port`,
     );
   }
-  return { upstream, upstreams, routingAffinity, host, port, logLevel };
+  const logFormat = logFormatVar(env);
+  const logBufferBytes = Math.floor(numberVar(env, 'LOG_BUFFER_MB', 8, 0, 1024) * MB);
+  return { upstream, upstreams, routingAffinity, host, port, logLevel, logFormat, logBufferBytes };
 }
 
 const WILDCARDS = new Set(['0.0.0.0', '::', '[::]']);
@@ -314,15 +399,17 @@ type LimitSettings = Pick<
   | 'upstreamIdleTimeoutMs'
   | 'maxRequestBodyBytes'
   | 'maxBufferedBodyBytes'
+  | 'maxBufferedBodyPerClientBytes'
   | 'requestBodyTimeoutMs'
+  | 'requestBodyDeadlineMs'
+  | 'maxConnections'
+  | 'maxConnectionsPerClient'
   | 'clientWriteTimeoutMs'
   | 'headersTimeoutMs'
   | 'shutdownGraceMs'
   | 'maxConcurrentRequests'
   | 'queueTimeoutMs'
 >;
-
-const MB = 1024 * 1024;
 
 function limitSettings(env: Env): LimitSettings {
   const bodyMb = numberVar(env, 'MAX_REQUEST_BODY_MB', 64, 0, 1_048_576);
@@ -333,13 +420,29 @@ function limitSettings(env: Env): LimitSettings {
       `MAX_BUFFERED_BODY_MB="${bufferedMb}" is not valid: expected at least MAX_REQUEST_BODY_MB (${bodyMb}), or no body of the largest size could be read`,
     );
   }
+  // By default one client may hold one body of the largest size, and no more.
+  const perClientMb = numberVar(env, 'MAX_BUFFERED_BODY_MB_PER_CLIENT', bodyMb, 0, 1_048_576);
+  if (perClientMb < bodyMb || perClientMb > bufferedMb) {
+    throw new ConfigError(
+      `MAX_BUFFERED_BODY_MB_PER_CLIENT="${perClientMb}" is not valid: expected from MAX_REQUEST_BODY_MB (${bodyMb}) to MAX_BUFFERED_BODY_MB (${bufferedMb})`,
+    );
+  }
+  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 1024, 1, 1_000_000);
+  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(128, maxConnections), 1, 1_000_000);
+  if (maxConnectionsPerClient > maxConnections) {
+    throw new ConfigError(`MAX_CONNECTIONS_PER_CLIENT=${maxConnectionsPerClient} is not valid: expected at most MAX_CONNECTIONS (${maxConnections})`);
+  }
   const maxConcurrent = intVar(env, 'MAX_CONCURRENT_REQUESTS', 0, 0, 1_000_000);
   const ms = (seconds: number) => Math.round(seconds * 1000);
   return {
     upstreamIdleTimeoutMs: ms(numberVar(env, 'UPSTREAM_IDLE_TIMEOUT_SECONDS', 300, 0, 86_400)),
     maxRequestBodyBytes: Math.floor(bodyMb * MB),
     maxBufferedBodyBytes: Math.floor(bufferedMb * MB),
+    maxBufferedBodyPerClientBytes: Math.floor(perClientMb * MB),
     requestBodyTimeoutMs: ms(numberVar(env, 'REQUEST_BODY_TIMEOUT_SECONDS', 30, 0, 86_400, true)),
+    requestBodyDeadlineMs: ms(numberVar(env, 'REQUEST_BODY_DEADLINE_SECONDS', 120, 0, 86_400, true)),
+    maxConnections,
+    maxConnectionsPerClient,
     clientWriteTimeoutMs: ms(numberVar(env, 'CLIENT_WRITE_TIMEOUT_SECONDS', 300, 0, 86_400, true)),
     headersTimeoutMs: ms(numberVar(env, 'HEADERS_TIMEOUT_SECONDS', 60, 0, 3600)),
     shutdownGraceMs: ms(numberVar(env, 'SHUTDOWN_GRACE_SECONDS', 30, 0, 3600, true)),
@@ -428,7 +531,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...workerSettings(env, limits),
     ...telemetrySettings(env),
     apiKeys: readApiKeys(env),
-    metricsBearerToken: env.METRICS_BEARER_TOKEN?.trim() || undefined,
+    metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     ...overrides,
   };

@@ -29,6 +29,8 @@ import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
+import { formModel } from './request/multipart';
+import type { RequestReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 
@@ -141,6 +143,8 @@ class LlmCall {
   private at: Backend | undefined;
   /** Its slot in the fair queue, once released from it. */
   private slot: Slot | undefined;
+  /** The backend this call is the trial of, until an answer came: whichever way the call ends, the trial ends. */
+  private trialAt: Backend | undefined;
 
   constructor(
     private readonly deps: LlmCallDeps,
@@ -193,7 +197,16 @@ class LlmCall {
       return;
     }
     this.held = held;
-    this.info = extractRequest(this.route, held.bytes, this.recorder.captureText);
+    if (this.route.form) {
+      const form = formModel(this.req.headers['content-type'], queryOf(this.req.url), held.bytes);
+      if (!form.ok) {
+        // What Ollama answers such a form, said before it runs anything.
+        sendJsonError(this.res, this.route.api, 400, form.message);
+        this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: form.message });
+        return;
+      }
+      this.info = formRequest(form.model, held.bytes.length);
+    } else this.info = extractRequest(this.route, held.bytes, this.recorder.captureText);
     this.recorder.setRequest({
       model: normalizeModelName(this.info.model),
       requestModel: this.info.model,
@@ -310,6 +323,7 @@ class LlmCall {
     backend.inFlight++;
     this.at = backend;
     const trial = backend.health.beginCall();
+    if (trial) this.trialAt = backend;
     if (fleet.routed) {
       recorder.setBackend(backend.ref, a.reason, a.warm, a.attempt);
       deps.log.debug({ path: loggedPath(req), model: recorder.modelLabel, backend: backend.name, reason: a.reason, attempt: a.attempt }, 'routed');
@@ -319,13 +333,14 @@ class LlmCall {
       backend.upstream.send(req, res, {
         body: a.sent,
         identity: true,
-        onError: (err, idleTimedOut) => {
-          if (trial) backend.health.endTrial();
+        onError: (err, idleTimedOut, sent) => {
+          this.endTrial();
           if (this.state === 'finished') return;
           const failure = classifyUpstreamError(err, backend.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
           if (failure.reason === 'upstream_unreachable' && DOWN_CODES.has(err.code ?? '')) backend.health.unreachable(failure.message);
-          // Nothing of an answer came and the body is in hand: once, the next backend.
-          if (failure.reason === 'upstream_unreachable' && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
+          // Nothing of an answer came, the backend never had the whole request, and the body is in
+          // hand: once, the next backend. A request it had whole may be running there: never twice.
+          if (failure.reason === 'upstream_unreachable' && !sent && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
             const next = fleet.choose(a.model, undefined, a.tried);
             const to = next && fleet.get(next.order[0]!);
             if (to && to.health.routable) {
@@ -345,7 +360,7 @@ class LlmCall {
         },
         onResponse: (proxyRes) => {
           const status = proxyRes.statusCode ?? 502;
-          if (trial) backend.health.endTrial();
+          this.endTrial();
           backend.health.answered(status, trial);
           if (this.state === 'finished') {
             proxyRes.destroy();
@@ -389,6 +404,13 @@ class LlmCall {
   private leaveBackend(): void {
     if (this.at) this.at.inFlight--;
     this.at = undefined;
+    this.endTrial();
+  }
+
+  /** Ends this call's trial, if it is one and no answer has ended it yet. */
+  private endTrial(): void {
+    this.trialAt?.health.endTrial();
+    this.trialAt = undefined;
   }
 
   private finish(outcome: Outcome, endedAt = performance.now()): void {
@@ -406,6 +428,47 @@ class LlmCall {
     logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
     this.resolve();
   }
+}
+
+/** The query of a request target, without `?`. */
+function queryOf(url: string | undefined): string {
+  const q = url?.indexOf('?') ?? -1;
+  return q === -1 ? '' : url!.slice(q + 1);
+}
+
+/** A multipart call as the rest of the call sees it: a model, nothing streamed, no JSON body. */
+function formRequest(model: string, length: number): LlmRequestInfo {
+  const reading: RequestReading = {
+    ok: true,
+    end: length,
+    model,
+    stream: null,
+    includeUsage: null,
+    keepAliveZero: null,
+    think: null,
+    empty: null,
+    options: null,
+    temperature: null,
+    topP: null,
+    topK: null,
+    maxTokens: null,
+    seed: null,
+    stop: null,
+    system: null,
+    firstUser: null,
+  };
+  return {
+    model,
+    stream: false,
+    includeUsage: false,
+    params: {},
+    lifecycle: undefined,
+    numCtx: undefined,
+    numKeep: undefined,
+    readable: true,
+    reading,
+    body: undefined,
+  };
 }
 
 function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {

@@ -4,6 +4,8 @@
  * SIGTERM/SIGINT stop accepting connections, let in-flight requests finish within a grace period,
  * flush telemetry and exit 0.
  */
+// First: an unsupported Node.js stops here, with one line, before anything else loads.
+import './node-support';
 import cluster from 'node:cluster';
 import { logSdkDiagnostics, otelEnvProblem, telemetryDestinations } from '../otel/env';
 import { buildResource, startTracing, tracingWanted } from '../otel/sdk';
@@ -11,8 +13,10 @@ import { WORKER_INDEX_ENV } from './cluster/messages';
 import { runPrimary } from './cluster/primary';
 import { workerShare } from './cluster/share';
 import { WorkerLink } from './cluster/worker';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, ollamaOrigins, type Config } from './config';
+import { installLastResort } from './last-resort';
 import { createLogger, type Logger } from './logger';
+import { NOT_REACHABLE_YET, reachHint } from './reach-hint';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath } from './routes';
 import { SETTINGS } from './settings';
@@ -105,7 +109,8 @@ async function main(): Promise<void> {
     process.stderr.write(`ollama-otel-gateway: configuration error: ${otelProblem}\n`);
     process.exit(2);
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, { format: config.logFormat, bufferBytes: config.logBufferBytes });
+  installLastResort(log);
   if (config.workers > 1 && cluster.isPrimary) {
     const destinations = telemetryDestinations(tracingWanted());
     warnIfOpen(config, config.port, log);
@@ -116,9 +121,13 @@ async function main(): Promise<void> {
   const link = cluster.isWorker ? new WorkerLink(Number(process.env[WORKER_INDEX_ENV] ?? 0)) : undefined;
   if (link) config = workerShare(config, link.index);
   const wlog = link ? log.child({ worker: link.index }) : log;
-  logSdkDiagnostics((message, held) => wlog.warn({ detail: message, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
+  logSdkDiagnostics((problem, held) => wlog.warn({ ...problem, repeats_held_back: held || undefined }, 'OpenTelemetry export problem'));
   const resource = buildResource(packageVersion());
-  const tracing = startTracing(resource, isGatewayEndpoint);
+  // The host detector reads the machine id asynchronously; every reader of the resource (the
+  // Prometheus exporter's target_info on the first scrape) would otherwise warn that it is unsettled.
+  await resource.waitForAsyncAttributes?.();
+  // OTEL_TRACES_EXPORTER=console: each span is one log line, not a multi-line object among them.
+  const tracing = startTracing(resource, isGatewayEndpoint, (span) => wlog.info({ span }, 'span'));
 
   // Loaded only now, after instrumentation-http is in place.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -127,10 +136,11 @@ async function main(): Promise<void> {
   const destinations = telemetryDestinations(tracing !== undefined);
   if (link) wlog.debug({ listen: `${config.host}:${running.port}` }, 'worker listening');
   else {
-    log.info(
+    // Whatever LOG_LEVEL says: where it listens and where telemetry goes is always worth a line.
+    log.child({}, { level: 'info' }).info(
       {
         listen: `${config.host}:${running.port}`,
-        ollama: config.upstream.origin,
+        ollama: ollamaOrigins(config),
         version: packageVersion(),
         traces: destinations.traces,
         metrics: destinations.metrics,
@@ -140,12 +150,16 @@ async function main(): Promise<void> {
     warnIfOpen(config, running.port, log);
   }
 
-  // Of several workers, the one that polls says whether Ollama answers.
+  // Of several workers, the one that polls says whether Ollama answers. When polling is on, the
+  // first poll says it when Ollama does not answer (one line per backend), so this does not too.
   if (!link || link.polls) {
     running.gateway.ollamaVersion().then(
       (version) => wlog.info({ ollama: config.upstream.origin, ollama_version: version }, 'Ollama is reachable'),
-      (err: Error) =>
-        wlog.warn({ ollama: config.upstream.origin, reason: err.message }, 'Ollama is not reachable yet; serving anyway, requests will get 502 until it is'),
+      (err: NodeJS.ErrnoException) => {
+        if (config.pollIntervalMs > 0) return;
+        const t = config.upstream;
+        wlog.warn({ ollama: t.origin, reason: err.message, fix: reachHint(t.hostname, t.socketPath, err.code) }, NOT_REACHABLE_YET);
+      },
     );
   }
 

@@ -4,15 +4,28 @@
  * never more than one poll in flight per backend: a backend's next poll is scheduled only when its
  * last one finished. A failed poll marks the backend down (fleet/health.ts).
  */
+import { clipText, MAX_MODEL_NAME_CHARS } from '../otel/labels';
 import type { FleetState, LoadedModel, OllamaState } from '../otel/state';
 import type { Logger } from './logger';
 import type { Upstream } from './proxy/upstream';
+import { NOT_REACHABLE_YET, reachHint } from './reach-hint';
 import { normalizeModelName } from './request/model';
 
 const POLL_TIMEOUT_MS = 5000;
 
 /** Most model names taken from the polls as served (Ollama's listings are not trusted to be small). */
 const MAX_SERVED_NAMES = 4096;
+
+/**
+ * What one poll of a backend may contribute, whatever its listings hold (they may be up to the
+ * 16 MiB cap on the gateway's own GETs): the names of at most MAX_LISTED_MODELS models on disk and
+ * at most MAX_LOADED_MODELS loaded models are kept (the counts and total sizes cover every entry),
+ * an entry whose name is longer than MAX_MODEL_NAME_CHARS is counted but not kept, and the version
+ * is cut to MAX_VERSION_CHARS. Every scrape, console answer and worker relay reads this much.
+ */
+export const MAX_LISTED_MODELS = 4096;
+export const MAX_LOADED_MODELS = 256;
+export const MAX_VERSION_CHARS = 64;
 
 interface TagsModel {
   name?: unknown;
@@ -34,17 +47,33 @@ const nameOf = (m: TagsModel): string => normalizeModelName(typeof m.name === 's
 const isRemote = (m: TagsModel): boolean =>
   (typeof m.remote_host === 'string' && m.remote_host !== '') || (typeof m.remote_model === 'string' && m.remote_model !== '');
 
+/** A listed model's name when it is one that can be kept (see MAX_MODEL_NAME_CHARS), else undefined. */
+function keptName(m: TagsModel): string | undefined {
+  if (typeof m !== 'object' || m === null) return undefined;
+  const name = nameOf(m);
+  return name.length > MAX_MODEL_NAME_CHARS ? undefined : name;
+}
+
 /**
- * `/api/tags` → count and total size on disk, the names, and those of the models that run on
- * another host (`remote_host` / `remote_model`, `api.ListModelResponse`; at most
- * MAX_SERVED_NAMES).
+ * `/api/tags` → count and total size on disk (of every entry), the names kept
+ * (MAX_LISTED_MODELS), and those of the models that run on another host (`remote_host` /
+ * `remote_model`, `api.ListModelResponse`; at most MAX_SERVED_NAMES).
  */
 export function parseTags(body: unknown): { count: number; bytes: number; names: string[]; remote: string[] } {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as TagsModel[]) : [];
+  let bytes = 0;
+  const names: string[] = [];
   const remote: string[] = [];
-  for (const m of list) if (m && typeof m === 'object' && remote.length < MAX_SERVED_NAMES && isRemote(m)) remote.push(nameOf(m));
-  return { count: list.length, bytes: list.reduce((n, m) => n + num(m.size), 0), names: list.map(nameOf), remote };
+  for (const m of list) {
+    bytes += num(m?.size);
+    if (names.length >= MAX_LISTED_MODELS && remote.length >= MAX_SERVED_NAMES) continue;
+    const name = keptName(m);
+    if (name === undefined) continue;
+    if (names.length < MAX_LISTED_MODELS) names.push(name);
+    if (remote.length < MAX_SERVED_NAMES && isRemote(m)) remote.push(name);
+  }
+  return { count: list.length, bytes, names, remote };
 }
 
 /** A positive whole number of tokens, or undefined. */
@@ -57,16 +86,28 @@ const tokens = (v: unknown): number | undefined => (typeof v === 'number' && Num
 export function parsePs(body: unknown): LoadedModel[] {
   const models = (body as { models?: unknown })?.models;
   const list = Array.isArray(models) ? (models as PsModel[]) : [];
-  return list.map((m) => {
-    const expires = typeof m.expires_at === 'string' ? Date.parse(m.expires_at) : NaN;
-    return {
-      model: nameOf(m),
+  const loaded: LoadedModel[] = [];
+  for (const m of list) {
+    if (loaded.length >= MAX_LOADED_MODELS) break;
+    const model = keptName(m);
+    if (model === undefined) continue;
+    // A date is some 30 characters; a longer string is none Date.parse needs to read.
+    const expires = typeof m.expires_at === 'string' && m.expires_at.length <= 64 ? Date.parse(m.expires_at) : NaN;
+    loaded.push({
+      model,
       bytes: num(m.size),
       vramBytes: num(m.size_vram),
       expiresAtMs: Number.isFinite(expires) ? expires : undefined,
       contextLength: tokens(m.context_length),
-    };
-  });
+    });
+  }
+  return loaded;
+}
+
+/** How many models `/api/ps` lists, all of them (parsePs keeps at most MAX_LOADED_MODELS). */
+export function psCount(body: unknown): number {
+  const models = (body as { models?: unknown })?.models;
+  return Array.isArray(models) ? models.length : 0;
 }
 
 /** One backend the poller asks: its name (the key in `FleetState.backends`), connection and health. */
@@ -163,11 +204,12 @@ export class OllamaPoller {
       const v = (version as { version?: unknown })?.version;
       this.set(b.name, {
         up: true,
-        version: typeof v === 'string' ? v : undefined,
+        version: typeof v === 'string' ? clipText(v, MAX_VERSION_CHARS) : undefined,
         available: { count: available.count, bytes: available.bytes },
         models: available.names,
         remoteModels: available.remote.length > 0 ? available.remote : undefined,
         loaded,
+        loadedCount: psCount(ps),
       });
       b.warmSincePoll?.clear();
       b.health?.pollSucceeded();
@@ -177,8 +219,15 @@ export class OllamaPoller {
     } catch (err) {
       this.set(b.name, { up: false });
       b.health?.unreachable(`poll failed: ${(err as Error).message}`);
-      if (this.wasUp.get(b.name) !== false) {
-        this.log.warn({ ollama: origin, ...label, reason: (err as Error).message }, 'polling Ollama failed; ollama_up is 0');
+      const before = this.wasUp.get(b.name);
+      const reason = (err as Error).message;
+      // The first poll is the start-up check: one line, with the likely fix.
+      if (before === undefined) {
+        const t = b.upstream.target;
+        const fix = reachHint(t.hostname, t.socketPath, (err as NodeJS.ErrnoException).code);
+        this.log.warn({ ollama: origin, ...label, reason, fix }, NOT_REACHABLE_YET);
+      } else if (before) {
+        this.log.warn({ ollama: origin, ...label, reason }, 'polling Ollama failed; ollama_up is 0');
       }
       this.wasUp.set(b.name, false);
     }

@@ -31,6 +31,8 @@ export interface LlmRoute {
   streamsByDefault: boolean;
   /** Whether the endpoint can stream at all. */
   canStream: boolean;
+  /** The request is `multipart/form-data` and names the model in a form field (`request/multipart.ts`). */
+  form?: boolean;
 }
 
 export const LLM_ROUTES: readonly LlmRoute[] = [
@@ -43,6 +45,14 @@ export const LLM_ROUTES: readonly LlmRoute[] = [
   { path: '/v1/embeddings', operation: 'embeddings', api: 'openai', events: 'openai', streamsByDefault: false, canStream: false },
   { path: '/v1/messages', operation: 'chat', api: 'anthropic', events: 'anthropic', streamsByDefault: false, canStream: true },
   { path: '/v1/responses', operation: 'chat', api: 'openai', events: 'responses', streamsByDefault: false, canStream: true },
+  // Compaction (Ollama PR #18224, merged 2026-09-04; OpenAI's "Compact a response",
+  // POST /v1/responses/compact): a JSON request naming `model`, answered with one JSON
+  // `response.compaction` object whose `usage` has `input_tokens` / `output_tokens`. Never streamed.
+  { path: '/v1/responses/compact', operation: 'chat', api: 'openai', events: 'responses', streamsByDefault: false, canStream: false },
+  // Speech to text (Ollama ≥ 0.20, `TranscriptionMiddleware` then `ChatHandler`): a chat call for the
+  // form's model, answered `{"text":…}` or plain text, with no usage. GenAI names no transcription
+  // operation; Ollama runs it as a chat.
+  { path: '/v1/audio/transcriptions', operation: 'chat', api: 'openai', events: 'openai', streamsByDefault: false, canStream: false, form: true },
 ];
 
 /** Instrumented routes by path, for the dispatcher. */

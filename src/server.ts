@@ -7,7 +7,6 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
-import { mergeExpositions } from '../otel/exposition-merge';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
 import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
@@ -15,7 +14,8 @@ import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
 import type { Config } from './config';
-import type { Logger } from './logger';
+import { ConnectionGate, connectionsTheFdLimitAllows, gateConnections, openFilesLimit } from './connections';
+import { droppedLogLines, type Logger } from './logger';
 import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
@@ -60,17 +60,18 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
 }
 
 /**
- * A scrape of every worker: this one's pieces and the others', summed. Scrapes that arrive while
- * one is being gathered share it (a burst of scrapes costs one gather). Should the primary not
- * answer (it is going away), the scrape fails rather than answer with this worker's counters
- * alone, which Prometheus would read as every other worker's counters going back.
+ * A scrape of every worker: the primary gathers every worker's piece and merges them (primary.ts).
+ * Scrapes that arrive while one is being gathered share it (a burst of scrapes costs one gather).
+ * Should the primary not answer (it is going away), the scrape fails rather than answer with this
+ * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
 function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
   link.collect('metrics', async () => (await local()).body);
   let gathering: Promise<Exposition> | undefined;
   const gather = async (): Promise<Exposition> => {
     const pieces = await link.gather('metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: mergeExpositions(pieces.map((p) => ({ text: p.data, countersOnly: p.retired }))) };
+    if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
+    return { contentType: EXPOSITION_CONTENT_TYPE, body: pieces[0]!.data };
   };
   return () => {
     gathering ??= gather().finally(() => {
@@ -107,7 +108,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   let poller: OllamaPoller | undefined;
   let relayed: FleetState | undefined;
   const polls = config.pollIntervalMs > 0 && (link === undefined || link.polls);
-  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes);
+  const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes, config.maxBufferedBodyPerClientBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
   const tenants = new Tenants(config.apiKeys, config.tenantPolicies);
@@ -137,6 +138,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       ollamaState: config.pollIntervalMs > 0 ? () => (polls ? poller?.latest : relayed) : undefined,
       exportState: polls,
       bufferedBodyBytes: () => bodyBudget.held,
+      logLinesDropped: droppedLogLines,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       queueWaiting: scheduler && (() => scheduler.snapshot()),
@@ -164,7 +166,13 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
         fleet.backends.map((b) => ({ name: b.name, origin: b.target.origin, polled: config.pollIntervalMs > 0, state: readState()?.backends[b.name] })),
-      about: { version: packageVersion(), startedAt: Date.now(), tracing: otel?.tracing !== undefined, contentCapture: config.captureMessageContent },
+      about: {
+        version: packageVersion(),
+        startedAt: Date.now(),
+        tracing: otel?.tracing !== undefined,
+        contentCapture: config.captureMessageContent,
+        workers: config.workers,
+      },
     },
   });
   fleet.readState = readState;
@@ -197,8 +205,18 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const server = http.createServer(
     // Node checks the head timeout on this interval; a fraction of the timeout keeps it close.
     { connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(config.headersTimeoutMs / 4) || 30_000)) },
-    gateway.handler,
   );
+  const fdRoom = connectionsTheFdLimitAllows(openFilesLimit());
+  const maxConnections = fdRoom === undefined ? config.maxConnections : Math.min(config.maxConnections, fdRoom);
+  // Said at INFO: with the default MAX_CONNECTIONS and a low limit this is the expected set-up, not a fault.
+  if (maxConnections < config.maxConnections) {
+    log.info(
+      { max_connections: maxConnections, open_files_limit: openFilesLimit() },
+      'MAX_CONNECTIONS lowered to what the open-files limit (ulimit -n) leaves room for; raise the limit to hold more',
+    );
+  }
+  const gate = new ConnectionGate(maxConnections, Math.min(config.maxConnectionsPerClient, maxConnections));
+  server.on('request', gateConnections(server, gate, gateway.handler, log));
   // Ollama may take minutes before the first byte (model load), so a whole request has no time
   // limit; its head has HEADERS_TIMEOUT_SECONDS, its body REQUEST_BODY_TIMEOUT_SECONDS of silence.
   server.requestTimeout = 0;

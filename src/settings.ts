@@ -19,9 +19,19 @@ export const SETTINGS: readonly Setting[] = [
     help: 'The Ollama to proxy to: http(s)://host:port[/prefix], host:port, host, :port (port 11434 by default), or unix:///path/to/socket; a comma-separated list for several.',
   },
   { name: 'ROUTING_AFFINITY', default: 'none', help: 'prefix: calls with the same system prompt and first user turn go to the same warm backend.' },
-  { name: 'HOST', default: '0.0.0.0', help: 'Address the gateway listens on.' },
+  { name: 'HOST', default: '127.0.0.1', help: 'Address the gateway listens on (0.0.0.0 for every interface: then set GATEWAY_API_KEYS).' },
   { name: 'PORT', default: '8000', help: 'Port the gateway listens on (API, /metrics, health checks).' },
   { name: 'LOG_LEVEL', default: 'INFO', help: 'DEBUG, INFO, WARNING (or WARN), ERROR.' },
+  {
+    name: 'LOG_FORMAT',
+    default: 'auto',
+    help: 'json (one JSON object a line), pretty (one readable line an event), or auto: pretty on a terminal, JSON otherwise.',
+  },
+  {
+    name: 'LOG_BUFFER_MB',
+    default: '8',
+    help: 'Memory log lines waiting for stdout may take; when stdout is not read, further lines are dropped and counted.',
+  },
   {
     name: 'GATEWAY_WORKERS',
     default: '1',
@@ -34,7 +44,27 @@ export const SETTINGS: readonly Setting[] = [
   },
   { name: 'MAX_REQUEST_BODY_MB', default: '64', help: 'Largest LLM request body (413 above it).' },
   { name: 'MAX_BUFFERED_BODY_MB', default: '256', help: 'Memory all LLM request bodies held at once may take (503 above it); at least MAX_REQUEST_BODY_MB.' },
+  {
+    name: 'MAX_BUFFERED_BODY_MB_PER_CLIENT',
+    default: '64',
+    help: 'Of that memory, what the bodies from one client address (an IPv6 /64) may take (503 above it); by default MAX_REQUEST_BODY_MB.',
+  },
   { name: 'REQUEST_BODY_TIMEOUT_SECONDS', default: '30', help: 'How long a request body may stop arriving before a 408; 0 waits for ever.' },
+  {
+    name: 'REQUEST_BODY_DEADLINE_SECONDS',
+    default: '120',
+    help: 'How long a whole request body may take to arrive before a 408, however steadily it trickles; 0 for no limit.',
+  },
+  {
+    name: 'MAX_CONNECTIONS',
+    default: '1024',
+    help: "Client connections held open at once; beyond it a small reserve serves only the gateway's own endpoints (/healthz, /readyz, /metrics).",
+  },
+  {
+    name: 'MAX_CONNECTIONS_PER_CLIENT',
+    default: '128',
+    help: 'Connections one client address (an IPv6 /64) may hold open at once; more are answered 503 and closed.',
+  },
   { name: 'HEADERS_TIMEOUT_SECONDS', default: '60', help: "How long a client may take to send a request's headers." },
   { name: 'CLIENT_WRITE_TIMEOUT_SECONDS', default: '300', help: 'How long a client may stop reading a response before it is cut; 0 waits for ever.' },
   { name: 'MAX_MODEL_LABELS', default: '200', help: 'Distinct model labels kept for names Ollama does not serve; more become "other".' },

@@ -25,6 +25,11 @@ export function setGatewayMain(main: string): void {
   gatewayMain = main;
 }
 
+/** The build being run. */
+export function gatewayMainPath(): string {
+  return gatewayMain;
+}
+
 export const BASE_ENV: Record<string, string> = {
   HOST: '127.0.0.1',
   LOG_LEVEL: 'INFO',

@@ -8,6 +8,12 @@
  * at most `maxModels` models have one; the calls of later models are kept under `other`, the label
  * `/metrics` already uses for names past its own bound. The recent-calls ring holds `recentLimit`
  * small objects whose strings are the bounded labels.
+ *
+ * Rings go to the models Ollama serves first: when every ring is taken, a served model (`served`,
+ * told by the telemetry: in the last poll, or answered successfully) takes the ring of a name
+ * nobody serves, and any model takes a ring that nobody used for the whole window. A ring with
+ * calls in flight is never taken. So names a client made up (404s) cannot hold the rings for the
+ * life of the process and push every real model into `other`.
  */
 import { cachedTokensOf, evaluatedPromptTokens, tokensPerSecond, type CallOutcome } from '../call';
 import { isRequest, loadSecondsOf, queueSecondsOf, type CallMeasures } from '../call-metrics';
@@ -24,8 +30,8 @@ export const COLD_LOAD_SECONDS = 0.5;
 
 /** What the recorder tells the history. */
 export interface CallSink {
-  /** A call became in flight (its model known; loads and unloads are not). */
-  started(model: string): void;
+  /** A call became in flight (its model known; loads and unloads are not); returns the ring it is counted in. */
+  started(model: string): string;
   /** A call finished, with what the instruments were given. */
   finished(call: FinishedCall): void;
 }
@@ -36,6 +42,8 @@ export interface FinishedCall {
   outcome: CallOutcome;
   /** The call's trace id, when its span was recorded. */
   traceId?: string;
+  /** What `started` returned for the call, if it was in flight. */
+  startedIn?: string;
 }
 
 export interface HistoryOptions {
@@ -112,6 +120,8 @@ class ModelRing {
   /** The bucket number (time / bucketMs) each slot holds; -1 while empty. */
   readonly stamps: Float64Array;
   inFlight = 0;
+  /** The latest bucket number a call started or finished in. */
+  lastUsed = -1;
   requests = 0;
   inputTokens = 0;
   cachedTokens = 0;
@@ -127,6 +137,26 @@ class ModelRing {
     this.counts = new Uint32Array(size * COUNTS);
     this.sums = new Float64Array(size * SUMS);
     this.stamps = new Float64Array(size).fill(-1);
+  }
+
+  /** Adds everything this ring counted into `other` (its ring is being taken by another model). */
+  foldInto(other: ModelRing): void {
+    for (let i = 0; i < this.size; i++) {
+      const n = this.stamps[i]!;
+      // A slot `other` holds a later bucket in is out of the window for this one.
+      if (n < 0 || other.stamps[i]! > n) continue;
+      const j = other.slot(n);
+      for (let k = 0; k < COUNTS; k++) add(other.counts, j * COUNTS + k, this.counts[i * COUNTS + k]!);
+      for (let k = 0; k < SUMS; k++) add(other.sums, j * SUMS + k, this.sums[i * SUMS + k]!);
+    }
+    other.requests += this.requests;
+    other.inputTokens += this.inputTokens;
+    other.cachedTokens += this.cachedTokens;
+    other.outputTokens += this.outputTokens;
+    other.coldLoads += this.coldLoads;
+    other.remoteRequests += this.remoteRequests;
+    for (let k = 0; k < this.errors.length; k++) add(other.errors, k, this.errors[k]!);
+    other.lastUsed = Math.max(other.lastUsed, this.lastUsed);
   }
 
   /** The slot of bucket number `n`, emptied first if it held an older bucket. */
@@ -149,7 +179,11 @@ export class History implements CallSink {
   private head = 0;
   private readonly since: number;
 
-  constructor(options: Partial<HistoryOptions> = {}) {
+  constructor(
+    options: Partial<HistoryOptions> = {},
+    /** Whether Ollama serves `model` (a label); such models come first for a ring of their own. */
+    private readonly served: (model: string) => boolean = () => false,
+  ) {
     this.options = { ...DEFAULT_HISTORY, now: Date.now, ...options };
     this.since = this.options.now();
     this.recent = new Array<RecentCall | undefined>(this.options.recentLimit).fill(undefined);
@@ -164,25 +198,55 @@ export class History implements CallSink {
     return this.rings.size;
   }
 
-  private ring(model: string): ModelRing {
+  private ring(model: string, current: number): ModelRing {
     let r = this.rings.get(model);
     if (r) return r;
-    if (this.rings.size >= this.options.maxModels && model !== OVERFLOW_MODEL_LABEL) return this.ring(OVERFLOW_MODEL_LABEL);
+    if (this.rings.size >= this.options.maxModels && model !== OVERFLOW_MODEL_LABEL) {
+      const taken = this.reclaimable(model, current);
+      if (!taken) return this.ring(OVERFLOW_MODEL_LABEL, current);
+      // What it counted is not lost: it goes on under `other`.
+      this.rings.delete(taken.model);
+      taken.foldInto(this.ring(OVERFLOW_MODEL_LABEL, current));
+    }
     r = new ModelRing(model, this.options.buckets);
     this.rings.set(model, r);
     return r;
   }
 
-  started(model: string): void {
-    this.ring(model).inFlight++;
+  /**
+   * The ring `model` may take when all are in use: one with no call in flight that nobody used for
+   * the whole window, or, for a model Ollama serves, the least recently used of a name it does not
+   * serve; undefined when there is none.
+   */
+  private reclaimable(model: string, current: number): ModelRing | undefined {
+    const idleBefore = current - this.options.buckets + 1;
+    const served = this.served(model);
+    let best: ModelRing | undefined;
+    for (const r of this.rings.values()) {
+      if (r.model === OVERFLOW_MODEL_LABEL || r.inFlight > 0) continue;
+      if (r.lastUsed >= idleBefore && !(served && !this.served(r.model))) continue;
+      if (!best || r.lastUsed < best.lastUsed) best = r;
+    }
+    return best;
+  }
+
+  started(model: string): string {
+    const current = Math.floor(this.options.now() / this.options.bucketMs);
+    const ring = this.ring(model, current);
+    ring.inFlight++;
+    ring.lastUsed = current;
+    return ring.model;
   }
 
   finished(call: FinishedCall): void {
     const { measures: m, outcome } = call;
     const now = this.options.now();
-    const ring = this.ring(m.model);
+    const current = Math.floor(now / this.options.bucketMs);
+    // A call is finished in the ring it started in (a ring with calls in flight is never taken).
+    const ring = (call.startedIn !== undefined ? this.rings.get(call.startedIn) : undefined) ?? this.ring(m.model, current);
     if (m.wasInFlight) ring.inFlight = Math.max(0, ring.inFlight - 1);
-    const slot = ring.slot(Math.floor(now / this.options.bucketMs));
+    ring.lastUsed = current;
+    const slot = ring.slot(current);
     const c = slot * COUNTS;
     const sum = slot * SUMS;
     const counts = ring.counts;

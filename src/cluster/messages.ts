@@ -4,7 +4,8 @@
  *   worker → primary   gather     a worker must answer a scrape: collect `kind` from every worker
  *   primary → worker   collect    give your own piece of `kind`
  *   worker → primary   collected  here it is
- *   primary → worker   gathered   every worker's piece, for the asker to merge
+ *   primary → worker   gathered   every worker's piece of the console, for the asker to merge; of
+ *                                  the metrics, one piece: the primary's merge of them all
  *   worker → primary   state      (the polling worker) the latest poll of Ollama
  *   primary → worker   state      the same, relayed to every other worker
  *   worker → primary   listening  the worker's server is bound

@@ -8,10 +8,17 @@
  * restart takes that role. A worker's last scrape is kept: when it has died its counters stay in
  * the sum (so no counter of the gateway ever goes back), and when it is too busy to answer in
  * time the previous piece stands in.
+ *
+ * The primary merges the metrics itself (it serves nothing else, so the merge costs no worker's
+ * event loop) from each live worker's latest piece and what exited workers had counted: a worker
+ * that answered and then died during a gather is in the sum once, as retired, never also as live.
+ * Gathers of the metrics are shared by every asking worker and paced by their cost (pacing.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
-import { mergeExpositions } from '../../otel/exposition-merge';
-import type { Config } from '../config';
+import { performance } from 'node:perf_hooks';
+import { mergeExpositions, type ExpositionPiece } from '../../otel/exposition-merge';
+import { PacedRendering } from '../../otel/pacing';
+import { ollamaOrigins, type Config } from '../config';
 import type { Logger } from '../logger';
 import { isMessage, WORKER_INDEX_ENV, type GatherKind, type Piece, type PolledState, type ToPrimary, type ToWorker } from './messages';
 
@@ -29,19 +36,48 @@ interface Slot {
 
 interface PendingGather {
   kind: GatherKind;
-  asker: Worker;
-  /** The asker's own number for its question. */
-  askerId: number;
   waiting: Set<number>;
   pieces: Map<number, string>;
   timer: NodeJS.Timeout;
+  done: (pieces: Map<number, string>) => void;
+}
+
+/**
+ * The metrics of the whole gateway: each live worker's latest piece, and one exposition of what
+ * every exited worker had counted. A piece moves from live to retired when its worker exits, in
+ * one step, so it is always counted exactly once.
+ */
+export class MetricsBook {
+  private readonly live = new Map<number, string>();
+  private retired = '';
+  /** What each counter and histogram series was last written as (see mergeExpositions). */
+  private readonly floors = new Map<string, number>();
+
+  /** The latest piece of the worker in `slot`. */
+  report(slot: number, text: string): void {
+    this.live.set(slot, text);
+  }
+
+  /** The worker in `slot` has exited: its last piece now counts as retired. */
+  retire(slot: number): void {
+    const last = this.live.get(slot);
+    this.live.delete(slot);
+    if (last !== undefined) this.retired = mergeExpositions([{ text: this.retired }, { text: last, countersOnly: true }]);
+  }
+
+  /** The exposition of the whole gateway now. */
+  merged(): string {
+    const pieces: ExpositionPiece[] = [...this.live.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => ({ text }));
+    if (this.retired !== '') pieces.push({ text: this.retired, countersOnly: true });
+    return mergeExpositions(pieces, this.floors);
+  }
 }
 
 export function runPrimary(config: Config, log: Logger, destinations: { traces: string; metrics: string[] }): void {
   const n = config.workers;
   const slots: Slot[] = Array.from({ length: n }, () => ({ worker: undefined, listening: false, last: new Map() }));
-  /** What exited workers had counted, folded into one exposition (bounded whatever the restarts). */
-  let retiredMetrics = '';
+  /** What exited workers had counted is folded into one exposition (bounded whatever the restarts). */
+  const book = new MetricsBook();
   let polled: PolledState | undefined;
   let stopping = false;
   let announced = false;
@@ -57,26 +93,49 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
     if (!g) return;
     pending.delete(id);
     clearTimeout(g.timer);
-    const pieces: Piece[] = [];
-    slots.forEach((slot, i) => {
-      const data = g.pieces.get(i) ?? slot.last.get(g.kind);
-      if (data !== undefined) pieces.push({ worker: i, data });
-    });
-    if (g.kind === 'metrics' && retiredMetrics !== '') pieces.push({ worker: -1, data: retiredMetrics, retired: true });
-    send(g.asker, { gw: 'gathered', id: g.askerId, pieces });
+    g.done(g.pieces);
   };
 
-  const gather = (asker: Worker, askerId: number, kind: GatherKind) => {
-    const id = nextGather++;
-    const waiting = new Set<number>();
-    slots.forEach((slot, i) => {
-      if (slot.worker?.isConnected() && slot.listening) waiting.add(i);
+  /** Asks every listening worker for its piece of `kind`; resolves when all answered, or in GATHER_TIMEOUT_MS. */
+  const collectAll = (kind: GatherKind): Promise<Map<number, string>> =>
+    new Promise((done) => {
+      const id = nextGather++;
+      const waiting = new Set<number>();
+      slots.forEach((slot, i) => {
+        if (slot.worker?.isConnected() && slot.listening) waiting.add(i);
+      });
+      const g: PendingGather = { kind, waiting, pieces: new Map(), timer: setTimeout(() => finishGather(id), GATHER_TIMEOUT_MS), done };
+      g.timer.unref();
+      pending.set(id, g);
+      if (waiting.size === 0) return finishGather(id);
+      for (const i of waiting) send(slots[i]!.worker, { gw: 'collect', id, kind });
     });
-    const g: PendingGather = { kind, asker, askerId, waiting, pieces: new Map(), timer: setTimeout(() => finishGather(id), GATHER_TIMEOUT_MS) };
-    g.timer.unref();
-    pending.set(id, g);
-    if (waiting.size === 0) return finishGather(id);
-    for (const i of waiting) send(slots[i]!.worker, { gw: 'collect', id, kind });
+
+  // Every worker asking for the metrics while a gather is under way gets that gather's merge.
+  const metrics = new PacedRendering<string>(async () => {
+    await collectAll('metrics');
+    const t0 = performance.now();
+    const value = book.merged();
+    return { value, costMs: performance.now() - t0 };
+  });
+
+  const gather = (asker: Worker, askerId: number, kind: GatherKind) => {
+    if (kind === 'metrics') {
+      metrics.get().then(
+        (data) => send(asker, { gw: 'gathered', id: askerId, pieces: [{ worker: -1, data }] }),
+        // No answer: the asker's scrape times out and gets 503, rather than a partial sum.
+        (err: unknown) => log.error({ reason: (err as Error).message }, 'merging the metrics of the workers failed'),
+      );
+      return;
+    }
+    collectAll(kind).then((answered) => {
+      const pieces: Piece[] = [];
+      slots.forEach((slot, i) => {
+        const data = answered.get(i) ?? slot.last.get(kind);
+        if (data !== undefined) pieces.push({ worker: i, data });
+      });
+      send(asker, { gw: 'gathered', id: askerId, pieces });
+    });
   };
 
   const onMessage = (index: number, worker: Worker, m: unknown) => {
@@ -87,7 +146,10 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
         slot.listening = true;
         if (!announced && slots.every((s) => s.listening)) {
           announced = true;
-          log.info({ listen: `${config.host}:${m.port}`, ollama: config.upstream.origin, workers: n, ...destinations }, 'gateway listening');
+          // Whatever LOG_LEVEL says: where it listens and where telemetry goes is always worth a line.
+          log
+            .child({}, { level: 'info' })
+            .info({ listen: `${config.host}:${m.port}`, ollama: ollamaOrigins(config), workers: n, ...destinations }, 'gateway listening');
         }
         return;
       case 'state':
@@ -97,8 +159,11 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
       case 'gather':
         return gather(worker, m.id, m.kind);
       case 'collected': {
+        // A message of a worker this slot no longer holds (it has exited and was retired) is stale.
+        if (slot.worker !== worker) return;
         const g = pending.get(m.id);
         slot.last.set(m.kind, m.data);
+        if (m.kind === 'metrics') book.report(index, m.data);
         if (!g) return;
         g.pieces.set(index, m.data);
         g.waiting.delete(index);
@@ -121,8 +186,7 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
       const everListened = slot.listening;
       slot.worker = undefined;
       slot.listening = false;
-      const last = slot.last.get('metrics');
-      if (last !== undefined) retiredMetrics = mergeExpositions([{ text: retiredMetrics }, { text: last, countersOnly: true }]);
+      book.retire(index);
       slot.last.clear();
       for (const [id, g] of pending) {
         if (g.waiting.delete(index) && g.waiting.size === 0) finishGather(id);

@@ -10,6 +10,7 @@ export function workerShare(config: Config, index: number): Config {
   if (n <= 1) return config;
   const limit = config.maxConcurrentRequests;
   const split = (total: number): number => Math.max(1, Math.floor(total / n) + (index < total % n ? 1 : 0));
+  const budget = Math.max(config.maxRequestBodyBytes, Math.floor(config.maxBufferedBodyBytes / n));
   return {
     ...config,
     // Each worker queues its own calls: it holds its share of each backend's slots, at least one.
@@ -17,6 +18,10 @@ export function workerShare(config: Config, index: number): Config {
     // 5 over 2 workers: 3 and 2.
     maxConcurrentRequests: limit === undefined ? undefined : Math.floor(limit / n) + (index < limit % n ? 1 : 0),
     // Each worker can still take one body of the largest size.
-    maxBufferedBodyBytes: Math.max(config.maxRequestBodyBytes, Math.floor(config.maxBufferedBodyBytes / n)),
+    maxBufferedBodyBytes: budget,
+    maxBufferedBodyPerClientBytes: Math.min(config.maxBufferedBodyPerClientBytes, budget),
+    // Connections are handed out in turn, so each worker holds its share of the total; one
+    // client's connections may all land on one worker, so its cap is not split.
+    maxConnections: Math.max(1, Math.floor(config.maxConnections / n)),
   };
 }

@@ -45,7 +45,8 @@ export interface ConsoleDeps {
   /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
-  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean };
+  /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number };
   log: Logger;
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
@@ -165,9 +166,12 @@ function modelParam(q: URLSearchParams): string | undefined {
 /** Seconds until `ms` (epoch), never below 0. */
 const secondsUntil = (ms: number | undefined, now: number): number | null => (ms === undefined ? null : Math.max(0, (ms - now) / 1000));
 
-/** `/console/api/v1/now`: Ollama's state and what is in flight. */
+/**
+ * `/console/api/v1/now`: Ollama's state and what is in flight, as of the snapshot (computed and
+ * serialised once per snapshot however many ask; what a poll contributes is bounded in src/poller.ts).
+ */
 function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
-  const now = Date.now();
+  const now = snap.takenAt;
   const inFlight = new Map(snap.models.map((m) => [m.model, m.inFlight]));
   return {
     version: CONSOLE_API_VERSION,
@@ -177,6 +181,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       uptimeSeconds: Math.max(0, (now - deps.about.startedAt) / 1000),
       tracing: deps.about.tracing,
       contentCapture: deps.about.contentCapture,
+      workers: deps.about.workers,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
     // This process's fair queue: per tenant with calls waiting or running.
@@ -244,9 +249,11 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
     const json = (body: string) => send(res, 200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }, body);
     try {
       switch (name) {
-        case 'now':
-          sendJson(res, 200, nowView(deps, await snapshot()));
+        case 'now': {
+          const snap = await snapshot();
+          json(answers.get(snap, 'now', () => nowView(deps, snap)));
           return;
+        }
         case 'models': {
           const minutes = intParam(q, 'minutes', ONE_HOUR_MINUTES, 1, ONE_HOUR_MINUTES);
           const model = modelParam(q);

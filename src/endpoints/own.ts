@@ -9,8 +9,10 @@ import type { Exposition } from '../../otel/sdk';
 import type { Logger } from '../logger';
 
 export interface OwnEndpointDeps {
-  /** Ollama's origin, shown by `/readyz`. */
+  /** Ollama's origin (every backend's, with several), shown by `/readyz`. */
   ollama: string;
+  /** With several backends, each one's name and whether it is in rotation, for `/readyz`. */
+  backends?: () => { name: string; healthy: boolean }[];
   ollamaVersion: () => Promise<string>;
   scrape: () => Promise<Exposition>;
   log: Logger;
@@ -26,10 +28,10 @@ export function ownEndpoints(deps: OwnEndpointDeps): (req: http.IncomingMessage,
   router.get('/readyz', async (ctx) => {
     try {
       const version = await deps.ollamaVersion();
-      ctx.body = { status: 'ready', ollama: deps.ollama, ollama_version: version };
+      ctx.body = { status: 'ready', ollama: deps.ollama, ollama_version: version, backends: deps.backends?.() };
     } catch (err) {
       ctx.status = 503;
-      ctx.body = { status: 'unavailable', ollama: deps.ollama, reason: (err as Error).message };
+      ctx.body = { status: 'unavailable', ollama: deps.ollama, reason: (err as Error).message, backends: deps.backends?.() };
     }
   });
   router.get('/metrics', async (ctx) => {

@@ -29,23 +29,34 @@ export interface PassThroughDeps {
   body: BodyLimits;
 }
 
+/** What the access line says about a request beyond its status. */
+interface Access {
+  failure?: string;
+  backend?: string;
+  detail?: string;
+  /** Set when the request failed in a way worth an ERROR line: that line's message. */
+  failed?: string;
+}
+
 /** Forwards `req`; `pinned` is the backend X-Ollama-Backend named (one of the configured). */
 export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse, pinned?: Backend): void {
   const fleet = deps.fleet;
   const startedAt = performance.now();
-  const access: { failure?: string; backend?: string } = {};
+  const access: Access = {};
+  // One line per request, whatever happened: a failure is this line's level and detail, not a
+  // line of its own (as LLM calls log them).
   res.once('close', () => {
-    deps.log.info(
-      {
-        method: req.method,
-        path: loggedPath(req),
-        status: res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST,
-        duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
-        backend: access.backend,
-        error: access.failure,
-      },
-      'request',
-    );
+    const entry = {
+      method: req.method,
+      path: loggedPath(req),
+      status: res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST,
+      duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+      backend: access.backend,
+      error: access.failure,
+      detail: access.detail,
+    };
+    if (access.failed) deps.log.error(entry, access.failed);
+    else deps.log.info(entry, 'request');
   });
   if (!fleet.routed) {
     forward(deps, req, res, fleet.backends[0]!, access);
@@ -58,7 +69,11 @@ export function passThrough(deps: PassThroughDeps, req: http.IncomingMessage, re
   const method = req.method ?? 'GET';
   const path = (req.url ?? '/').split('?')[0] ?? '/';
   if (method === 'GET' && UNION_PATHS.has(path)) {
-    void union(deps, path, res, access);
+    union(deps, path, res, access).catch((err: unknown) => {
+      access.failure = 'internal_error';
+      deps.log.error({ path, error: (err as Error)?.message ?? String(err) }, 'answering a listing union failed');
+      sendJsonError(res, apiOf(path), 502, `the listings of ${path} could not be merged`);
+    });
     return;
   }
   const rule = managementRule(method, path);
@@ -111,15 +126,7 @@ async function union(deps: PassThroughDeps, path: string, res: http.ServerRespon
   res.end(body);
 }
 
-function forward(
-  deps: PassThroughDeps,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  backend: Backend,
-  access: { failure?: string; backend?: string },
-  body?: Buffer,
-): void {
-  const { log } = deps;
+function forward(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse, backend: Backend, access: Access, body?: Buffer): void {
   const upstream = backend.upstream;
   if (deps.fleet.routed) access.backend = backend.name;
   upstream.send(req, res, {
@@ -128,7 +135,8 @@ function forward(
     onError: (err, timedOut) => {
       const f = classifyUpstreamError(err, upstream.target.origin, timedOut, deps.idleTimeoutMs);
       access.failure = f.reason;
-      log.error({ method: req.method, path: loggedPath(req), error: f.reason, detail: f.message }, 'request failed upstream');
+      access.detail = f.message;
+      access.failed = 'request failed upstream';
       sendJsonError(res, apiOf(req.url ?? '/'), f.status, f.message);
     },
     onResponse: (proxyRes) => {
@@ -138,7 +146,10 @@ function forward(
         clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
         onDone: (end, _summary, _endedAt, error) => {
           if (end !== 'complete') access.failure = end;
-          if (error) log.error({ method: req.method, path: loggedPath(req), error: error.message }, 'relaying the response failed');
+          if (error) {
+            access.detail = error.message.slice(0, 1024);
+            access.failed = 'relaying the response failed';
+          }
         },
       });
     },

@@ -10,7 +10,7 @@
  * are decoded.
  */
 import { NamedEventParser } from './named-events';
-import { absorbJson, appendString, decodeObject, markContent } from './summary';
+import { absorbJson, appendString, decodeObject, int, markContent } from './summary';
 
 const MESSAGE_START = Buffer.from('message_start');
 const CONTENT_DELTA = Buffer.from('content_block_delta');
@@ -46,7 +46,9 @@ export class AnthropicSseParser extends NamedEventParser {
         if (typeof m.id === 'string') s.responseId = m.id;
         const usage = m.usage as Record<string, unknown> | undefined;
         const input = usage?.input_tokens;
-        if (typeof input === 'number' && Number.isFinite(input) && input > 0) this.startInputTokens = input;
+        const estimate = int(input);
+        if (estimate !== undefined && estimate > 0) this.startInputTokens = estimate;
+        else if (input !== undefined && input !== null && estimate === undefined) s.malformed++;
       } else s.malformed++;
     } else if (this.isType(buf, typeStart, typeEnd, MESSAGE_DELTA)) {
       absorbJson(s, buf, dataStart, dataEnd);

@@ -57,3 +57,24 @@ export class Mark {
     this.at = -1;
   }
 }
+
+/**
+ * Whether the JSON text in `buf` nests arrays and objects deeper than `max`, read without decoding
+ * (exact about strings and escapes). `JSON.parse` accepts any depth, but `JSON.stringify` and any
+ * recursion over the result do not: a document from a peer is checked before it is parsed.
+ */
+export function nestsDeeperThan(buf: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) inString = false;
+    } else if (c === QUOTE) inString = true;
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > max) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+  }
+  return false;
+}

@@ -227,9 +227,12 @@ export class JsonBodyParser implements ResponseParser {
       return s;
     }
     // The middle is not decoded, so no answer text is captured from such a body.
+    const malformed = s.malformed;
     absorbObject(s, { ...headMembers(head), ...last });
-    if (s.inputTokens === undefined && s.outputTokens === undefined && s.errorMessage === undefined) s.malformed++;
-    else s.complete = true;
+    if (s.inputTokens === undefined && s.outputTokens === undefined && s.errorMessage === undefined) {
+      // One malformed answer, whether its count is missing or out of range.
+      if (s.malformed === malformed) s.malformed++;
+    } else s.complete = true;
     return s;
   }
 }

@@ -102,27 +102,51 @@ export interface ResponseParser {
   end(now: number): CallSummary;
 }
 
-const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
+/**
+ * The largest token count taken from an answer: 2^31 − 1. Ollama's counts are Go `int`s (64-bit on
+ * the platforms it ships for), but no prompt or answer comes near this (the largest context windows
+ * are a few million tokens), and a count past it can only be a broken or hostile answer, one that
+ * would otherwise push the token counters towards `+Inf` for the life of the process.
+ */
+export const MAX_TOKEN_COUNT = 2 ** 31 - 1;
 
-/** Ollama's metric fields (`api/types.go` Metrics) and where each lands in the summary. */
+/**
+ * The longest duration taken from an answer: 7 days, in nanoseconds. Ollama's durations are Go
+ * `time.Duration`s (integer nanoseconds); no single call runs for a week.
+ */
+export const MAX_DURATION_NS = 7 * 24 * 3600 * 1e9;
+
+/** A token count as Ollama writes one (an integer in 0…MAX_TOKEN_COUNT), else undefined. */
+export const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_TOKEN_COUNT ? v : undefined);
+
+/** A duration as Ollama writes one (integer nanoseconds in 0…MAX_DURATION_NS), else undefined. */
+export const nanos = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_DURATION_NS ? v : undefined);
+
+/** Whether `v` is present (not absent, not `null`) but not what `read` accepts: a malformed field. */
+const invalid = (v: unknown, read: (v: unknown) => number | undefined): boolean => v !== undefined && v !== null && read(v) === undefined;
+
+/** Ollama's metric fields (`api/types.go` Metrics), where each lands in the summary, and how each is read. */
 const NATIVE_METRICS: readonly (readonly [
   string,
   'inputTokens' | 'cachedTokens' | 'outputTokens' | 'totalDurationNs' | 'loadDurationNs' | 'promptEvalDurationNs' | 'evalDurationNs',
+  (v: unknown) => number | undefined,
 ])[] = [
-  ['prompt_eval_count', 'inputTokens'],
+  ['prompt_eval_count', 'inputTokens', int],
   // Since ollama/ollama PR #17943: present (0 included) whenever the runner reported it.
-  ['prompt_eval_cached_count', 'cachedTokens'],
-  ['eval_count', 'outputTokens'],
-  ['total_duration', 'totalDurationNs'],
-  ['load_duration', 'loadDurationNs'],
-  ['prompt_eval_duration', 'promptEvalDurationNs'],
-  ['eval_duration', 'evalDurationNs'],
+  ['prompt_eval_cached_count', 'cachedTokens', int],
+  ['eval_count', 'outputTokens', int],
+  ['total_duration', 'totalDurationNs', nanos],
+  ['load_duration', 'loadDurationNs', nanos],
+  ['prompt_eval_duration', 'promptEvalDurationNs', nanos],
+  ['eval_duration', 'evalDurationNs', nanos],
 ];
 
 /**
  * Copies what a decoded object says about the call into `s`: the final line of a native stream, an
  * OpenAI finish or usage event, an Anthropic `message_delta`, a Responses `response` object, or a
- * whole non-streamed body of any of these APIs.
+ * whole non-streamed body of any of these APIs. A count or duration outside what Ollama writes
+ * (fractions, negatives, `1e308`, strings) is recorded nowhere, and the answer counts as malformed
+ * (once, however many such fields it has).
  */
 export function absorbObject(s: CallSummary, value: unknown): void {
   if (!value || typeof value !== 'object' || Array.isArray(value)) {
@@ -146,9 +170,16 @@ export function absorbObject(s: CallSummary, value: unknown): void {
 
   // Native API (chat, generate, embed)
   if (typeof o.done_reason === 'string') s.finishReasons = [o.done_reason];
-  for (const [field, key] of NATIVE_METRICS) {
-    const v = int(o[field]);
+  let bad = false;
+  for (const [field, key, read] of NATIVE_METRICS) {
+    const raw = o[field];
+    const v = read(raw);
     if (v !== undefined) s[key] = v;
+    else if (invalid(raw, read)) {
+      // What an earlier chunk said is not the call's figure either: the field is unknown.
+      s[key] = undefined;
+      bad = true;
+    }
   }
 
   // Anthropic Messages
@@ -160,13 +191,32 @@ export function absorbObject(s: CallSummary, value: unknown): void {
   const usage = o.usage;
   if (usage && typeof usage === 'object') {
     const u = usage as Record<string, unknown>;
-    const prompt = int(u.prompt_tokens) ?? int(u.input_tokens);
-    const completion = int(u.completion_tokens) ?? int(u.output_tokens);
+    // The field the answer carries, read on its own: a malformed one is not replaced by the other.
+    const promptRaw = u.prompt_tokens ?? u.input_tokens;
+    const completionRaw = u.completion_tokens ?? u.output_tokens;
+    const prompt = int(promptRaw);
+    const completion = int(completionRaw);
     // Ollama's /v1/completions stream carries a zeroed usage on every chunk when usage is
     // requested; only the final usage event has the real counts, so zeros never overwrite.
     if (prompt !== undefined && (prompt > 0 || s.inputTokens === undefined)) s.inputTokens = prompt;
+    else if (invalid(promptRaw, int)) {
+      s.inputTokens = undefined;
+      bad = true;
+    }
     if (completion !== undefined && (completion > 0 || s.outputTokens === undefined)) s.outputTokens = completion;
-    absorbCached(s, u);
+    else if (invalid(completionRaw, int)) {
+      s.outputTokens = undefined;
+      bad = true;
+    }
+    // The cached counts are bounded like the others: one out of range is no count at all.
+    if (
+      invalid(u.cache_read_input_tokens, int) ||
+      invalid(member(u, 'prompt_tokens_details')?.cached_tokens, int) ||
+      invalid(member(u, 'input_tokens_details')?.cached_tokens, int)
+    ) {
+      s.cachedTokens = undefined;
+      bad = true;
+    } else absorbCached(s, u);
   }
   if (Array.isArray(o.choices)) {
     const reasons: string[] = [];
@@ -176,6 +226,7 @@ export function absorbObject(s: CallSummary, value: unknown): void {
     }
     if (reasons.length > 0) s.finishReasons = reasons;
   }
+  if (bad) s.malformed++;
 }
 
 /** `o[key]` when it is an object (not an array). */

@@ -25,6 +25,7 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, origin: string
     };
   }
   const code = err.code ?? '';
+  if (code === 'ERR_UPSTREAM_HEAD_TIMEOUT') return { status: 504, reason: 'upstream_timeout', message: `Ollama at ${origin} ${err.message}` };
   // Node's HTTP parser (`HPE_*`) refused what Ollama sent, or the gateway could not relay it.
   if (code.startsWith('HPE_') || code === 'ERR_UPSTREAM_INVALID_RESPONSE') {
     const what = code === 'ERR_UPSTREAM_INVALID_RESPONSE' ? err.message : `sent an invalid HTTP response (${code})`;

@@ -7,16 +7,27 @@
  * the gateway asked for on the client's behalf).
  *
  * `onDone` is called exactly once: when the response ended, when Ollama's side broke off, when the
- * client went away or stalled too long, or when relaying failed. Nothing in here throws to the
+ * client went away or stalled too long, or when relaying failed. A client that goes away once the
+ * stream's final event has passed to it (`"done":true`, `[DONE]`, `response.completed`,
+ * `message_stop`, or a final error) leaves a complete call: real clients close as soon as they see
+ * that event, and Go writes the chunked terminator only after its handler returns, a moment later.
+ * Then the call ends `complete` at once, and the rest of Ollama's body (its terminator) is read and
+ * dropped, so the connection to Ollama is not torn down and can be used again. Nothing in here throws to the
  * caller: whatever Ollama sent, an error ends this one response.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
-import { contentEncoding, decoderFor, MAX_DECODED_BYTES, type Decoder } from './decode';
+import { contentEncoding, decodedPastBound, decoderFor, MAX_DECODE_RATIO, type Decoder } from './decode';
 import { watchClientGone } from './client-gone';
 import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
+
+/**
+ * The most bytes read and dropped after a client left at the final event. Only the chunked
+ * terminator (5 bytes) is expected; an upstream that goes on past this is cut.
+ */
+export const MAX_DRAIN_BYTES = 64 * 1024;
 
 /**
  * Response headers that describe one hop only; Node sets its own framing and connection headers
@@ -24,6 +35,9 @@ import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from 
  * and announcing them on a response Node does not chunk is an error.
  */
 const HOP_BY_HOP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'trailer', 'upgrade']);
+
+/** The size of the pieces a compressed response is given to its decoder in. */
+const DECODER_PIECE_BYTES = 1024;
 
 export type TapEnd =
   /** Ollama's response ended and was fully forwarded. */
@@ -83,6 +97,11 @@ class Tap {
   /** Whether the client gets the decoded stream (compressed, and rewritten by the stripper). */
   private readonly relayDecoded: boolean;
   private decodedBytes = 0;
+  private encodedBytes = 0;
+  /** The decoder's input is full: Ollama's side waits for it to drain. */
+  private decoderFull = false;
+  /** Decoding stopped at its bound: nothing more is decoded, and its end is not waited for. */
+  private decodeStopped = false;
   /** Set once the client's response was ended (the measurement may still be finishing). */
   private relayEnded = false;
   private unwatch: (() => void) | undefined;
@@ -95,6 +114,9 @@ class Tap {
   private headTimer: NodeJS.Immediate | undefined;
   /** Whether a body chunk was written to the client (the headers went with the first). */
   private wrote = false;
+  /** The client left at the final event: the rest of Ollama's body is read and dropped. */
+  private draining = false;
+  private drainedBytes = 0;
 
   constructor(
     private readonly proxyRes: IncomingMessage,
@@ -134,19 +156,40 @@ class Tap {
     }
     if (decoder) {
       decoder.on('data', (d: Buffer) => this.decoded(d));
-      decoder.on('error', () => this.malformed());
+      decoder.on('error', (err) => this.stopDecoding(err));
+      // Ollama's side waits while the decoder's input is full, as it waits for a slow client: the
+      // decoded bytes are made only as fast as they are taken.
+      decoder.on('drain', this.onDecoderDrain);
       proxyRes.on('data', (chunk: Buffer) => {
-        if (this.relayDecoded || this.relay(chunk)) decoder.write(chunk);
+        if (this.draining) {
+          this.drained(chunk);
+          return;
+        }
+        this.encodedBytes += chunk.length;
+        if (!this.relayDecoded && !this.relay(chunk)) return;
+        if (this.decodeStopped) return;
+        // zlib decodes a written piece whole whether or not its output is taken; in small pieces
+        // the output waiting on a client that does not read is bounded too (one piece of a bomb
+        // decodes to at most ~1,000 times its size).
+        let room = true;
+        for (let at = 0; at < chunk.length; at += DECODER_PIECE_BYTES) room = decoder.write(chunk.subarray(at, at + DECODER_PIECE_BYTES));
+        if (!room) {
+          this.decoderFull = true;
+          proxyRes.pause();
+        }
       });
       proxyRes.on('end', () => {
+        if (this.draining) return;
         // The client has all it was sent; the measurement completes once the decoder has given
         // out everything (or failed), which may be after the client has gone.
         if (!this.relayDecoded) this.endRelay();
-        decoder.once('close', () => this.complete()).end();
+        if (this.decodeStopped) this.complete();
+        else decoder.once('close', () => this.complete()).end();
       });
     } else {
       proxyRes.on('data', (chunk: Buffer) => {
-        if (this.relay(chunk)) this.measure(chunk);
+        if (this.draining) this.drained(chunk);
+        else if (this.relay(chunk)) this.measure(chunk);
       });
       proxyRes.on('end', () => this.complete());
     }
@@ -192,14 +235,33 @@ class Tap {
   }
 
   private decoded(d: Buffer): void {
+    if (this.decodeStopped) return;
     this.decodedBytes += d.length;
-    if (this.decodedBytes > MAX_DECODED_BYTES) {
-      this.malformed();
-      this.decoder?.destroy();
+    if (decodedPastBound(this.decodedBytes, this.encodedBytes)) {
+      // A compression bomb, or a stream past the total: decoding stops here. A client given the
+      // encoded bytes still gets them all (the call is recorded as a stream error, its figures
+      // unread); one given the decoded stream cannot get the rest, so its stream is cut.
+      this.stopDecoding(new Error(`the decoded response grew past ${MAX_DECODE_RATIO} times its encoded size, or past its cap; cut`));
       return;
     }
     if (!this.relayDecoded || this.relay(d)) this.measure(d);
   }
+
+  /** Nothing more is decoded (past the bound, or the encoded bytes are broken). */
+  private stopDecoding(err: Error): void {
+    if (this.decodeStopped) return;
+    this.decodeStopped = true;
+    this.malformed();
+    this.decoder?.destroy();
+    if (this.relayDecoded) this.fail(err);
+    else this.onDecoderDrain();
+  }
+
+  private readonly onDecoderDrain = (): void => {
+    if (!this.decoderFull) return;
+    this.decoderFull = false;
+    if (!this.paused && !this.finished) this.proxyRes.resume();
+  };
 
   /** Shows a chunk to the parser, and reports the gap since the previous content chunk. */
   private measure(chunk: Buffer): void {
@@ -221,11 +283,19 @@ class Tap {
     if (this.opts.parser) this.opts.parser.summary.malformed++;
   }
 
+  /** Whether the parser has seen the stream's last word: its final event, or a final error. */
+  private get finalEventPassed(): boolean {
+    const s = this.opts.parser?.summary;
+    return s !== undefined && (s.complete || s.errorMessage !== undefined);
+  }
+
   /** The client's writes are blocked: pause Ollama's side, and time the client instead of Ollama. */
   private holdBack(): void {
-    if (this.proxyRes.isPaused()) return;
+    if (this.paused) return;
     this.paused = true;
     this.proxyRes.pause();
+    // What the decoder still holds waits too: its output goes nowhere until the client drains.
+    if (this.relayDecoded) this.decoder?.pause();
     suspendIdleTimer(this.proxyRes);
     this.res.once('drain', this.onDrain);
     if (this.opts.clientWriteTimeoutMs > 0) this.stallTimer = setTimeout(this.onStalled, this.opts.clientWriteTimeoutMs);
@@ -237,7 +307,8 @@ class Tap {
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = undefined;
     resumeIdleTimer(this.proxyRes);
-    this.proxyRes.resume();
+    if (this.relayDecoded) this.decoder?.resume();
+    if (!this.decoderFull) this.proxyRes.resume();
   };
 
   private readonly onStalled = (): void => {
@@ -250,10 +321,40 @@ class Tap {
 
   private readonly onClientGone = (): void => {
     if (this.finished || this.res.writableFinished || this.relayEnded) return;
+    if (this.finalEventPassed) {
+      this.drainAfterFinal();
+      return;
+    }
     this.decoder?.destroy();
     this.proxyRes.destroy();
     this.done('client_gone');
   };
+
+  /**
+   * The client left after the final event: the call is complete. What is left of Ollama's body is
+   * read and dropped (bounded), so the connection to Ollama ends whole; an unframed body ends only
+   * with its connection, which is closed instead.
+   */
+  private drainAfterFinal(): void {
+    const { proxyRes } = this;
+    this.relayEnded = true;
+    this.draining = true;
+    this.decoder?.destroy();
+    this.res.off('drain', this.onDrain);
+    if (this.unframedIdle) proxyRes.destroy();
+    else if (this.paused) {
+      this.paused = false;
+      resumeIdleTimer(proxyRes);
+      proxyRes.resume();
+    }
+    this.done('complete');
+  }
+
+  /** Drops a chunk read after the client left at the final event; cuts Ollama's side past the bound. */
+  private drained(chunk: Buffer): void {
+    this.drainedBytes += chunk.length;
+    if (this.drainedBytes > MAX_DRAIN_BYTES) this.proxyRes.destroy();
+  }
 
   /** Ends the client's response (what the stripper still holds first); false when that failed. */
   private endRelay(): boolean {

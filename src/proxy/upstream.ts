@@ -3,7 +3,8 @@
  *
  * Every proxied request goes through `send`. It strips hop-by-hop headers, sends Ollama's own
  * `Host` (an Ollama on loopback answers a foreign Host with 403), arms the idle timeout, and aborts
- * the upstream request the moment the client goes away, so Ollama stops generating. Every response
+ * the upstream request the moment the client goes away before an answer, so Ollama stops
+ * generating (once the answer streams, the tap does that). Every response
  * is handed to the caller's `onResponse`, which relays it through the tap (instrumented calls and
  * pass-through alike); every failure before a response, to `onError`, exactly once.
  */
@@ -17,6 +18,7 @@ import { watchClientGone } from './client-gone';
 import { classifyUpstreamError } from './errors';
 import { startUpstreamSpan, type EndUpstreamSpan } from '../../otel/upstream-span';
 import { httpProxy } from './http-proxy';
+import { nestsDeeperThan } from '../protocol/bytes';
 
 /** Request headers that describe one hop only and must not be forwarded (RFC 9110 §7.6.1). */
 const HOP_BY_HOP_REQUEST = [
@@ -46,9 +48,10 @@ export interface SendOptions {
   /**
    * The upstream request failed before any response arrived: refused, reset, timed out, or answered
    * with something that is not a response the gateway can relay. Not called when the client left,
-   * nor for anything after `onResponse` (the response's reader owns that).
+   * nor for anything after `onResponse` (the response's reader owns that). `sent`: the whole
+   * request had been written to Ollama, which may have acted on it (a call must not run twice).
    */
-  onError: (err: NodeJS.ErrnoException, timedOut: boolean) => void;
+  onError: (err: NodeJS.ErrnoException, timedOut: boolean, sent: boolean) => void;
 }
 
 interface Exchange {
@@ -60,14 +63,25 @@ interface Exchange {
   current?: ClientRequest;
   /** Whether that attempt went out on a kept-alive connection. */
   reused: boolean;
+  /** Whether that attempt's request was written whole (Ollama may have received it and acted on it). */
+  sent: boolean;
   /** Whether the call was already sent again once. */
   retried: boolean;
   /** Ends the client span of the request to Ollama, when tracing is on. */
   endSpan?: EndUpstreamSpan;
+  /** Stops watching for the client going away (the response's reader watches from then on). */
+  unwatchClient?: () => void;
 }
 
 /** Largest JSON document the gateway's own GETs (polls, readiness, listings) read from Ollama. */
 const MAX_JSON_BYTES = 16 * 2 ** 20;
+
+/**
+ * Deepest nesting of arrays and objects the gateway's own GETs accept. Ollama's documents nest a
+ * few levels (`/api/show`'s `model_info` the most); a deeper one is refused before it is parsed, so
+ * nothing a backend sends reaches a serializer or a recursion with a depth it chose.
+ */
+const MAX_JSON_DEPTH = 64;
 
 /** What a connection Ollama closed while idle gives when the gateway reuses it at that moment. */
 const STALE_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
@@ -117,6 +131,17 @@ export function resumeIdleTimer(proxyRes: IncomingMessage): void {
 export class InvalidResponseError extends Error {
   override name = 'InvalidResponseError';
   readonly code = 'ERR_UPSTREAM_INVALID_RESPONSE';
+}
+
+/**
+ * Ollama's response head did not complete within the call's idle timeout. The idle timer alone
+ * never fires for a head that keeps arriving (`103 Early Hints` every few hundred ms, or a status
+ * line and headers a byte at a time); Ollama itself sends nothing before its head, so a head is
+ * held to the same number of seconds, counted from the request.
+ */
+export class HeadTimeoutError extends Error {
+  override name = 'HeadTimeoutError';
+  readonly code = 'ERR_UPSTREAM_HEAD_TIMEOUT';
 }
 
 /** A `buffer` source for http-proxy that writes an in-memory body in one piece. */
@@ -190,7 +215,7 @@ export class Upstream {
   /** Sends `req` to Ollama. Headers of `req` are edited in place; `req.url` is sent as it is. */
   send(req: IncomingMessage, res: ServerResponse, opts: SendOptions): void {
     const tracked = req as TrackedRequest;
-    const ex: Exchange = { opts, timedOut: false, settled: false, reused: false, retried: false };
+    const ex: Exchange = { opts, timedOut: false, settled: false, reused: false, sent: false, retried: false };
     tracked[EXCHANGE] = ex;
     const headers = req.headers;
     stripHopByHop(headers);
@@ -214,6 +239,9 @@ export class Upstream {
     );
     // A call can be sent again only when its body is in hand, or it has none.
     const replayable = opts.body !== undefined || (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined);
+    // Once the request was written whole, Ollama may be running it: only a request that changes
+    // nothing may go again (RFC 9110 §9.2.2); a call that generates is never run twice.
+    const idempotent = req.method === 'GET' || req.method === 'HEAD';
     const attempt = (): void =>
       this.proxy.web(req, res, opts.body ? { buffer: bodySource(opts.body) } : {}, (err) => {
         // The client left or sent a broken body (the caller learns it from `res`), or the response
@@ -223,8 +251,17 @@ export class Upstream {
         if (res.destroyed || ex.settled) return;
         const e = err as NodeJS.ErrnoException;
         // Ollama closed a kept-alive connection just as the gateway reused it: nothing of the
-        // response came, so the call goes again, once, on a fresh connection.
-        if (ex.reused && !ex.retried && !ex.timedOut && replayable && (STALE_SOCKET_ERRORS.has(e.code ?? '') || e.message === 'socket hang up')) {
+        // response came, so the request goes again, once, on a fresh connection, unless it was
+        // written whole and is not idempotent (a backend that crashed mid-generation would run
+        // it again).
+        if (
+          ex.reused &&
+          !ex.retried &&
+          !ex.timedOut &&
+          replayable &&
+          (!ex.sent || idempotent) &&
+          (STALE_SOCKET_ERRORS.has(e.code ?? '') || e.message === 'socket hang up')
+        ) {
           ex.retried = true;
           attempt();
           return;
@@ -238,7 +275,7 @@ export class Upstream {
     if (ex.settled) return;
     ex.settled = true;
     ex.endSpan?.(undefined, err);
-    ex.opts.onError(err, ex.timedOut);
+    ex.opts.onError(err, ex.timedOut, ex.sent);
   }
 
   private onProxyReq(proxyReq: UpstreamRequest, req: TrackedRequest, res: ServerResponse): void {
@@ -246,6 +283,10 @@ export class Upstream {
     if (!ex) return;
     ex.current = proxyReq;
     ex.reused = proxyReq.reusedSocket;
+    ex.sent = false;
+    proxyReq.once('finish', () => {
+      if (ex.current === proxyReq) ex.sent = true;
+    });
     // Idle timeout: the socket timer restarts on every byte, so a long generation that keeps
     // streaming is never cut; only silence is.
     const idleMs = ex.opts.idleTimeoutMs ?? this.idleTimeoutMs;
@@ -256,6 +297,20 @@ export class Upstream {
         proxyReq[IDLE_CUT] = true;
         proxyReq.destroy();
       });
+      // Bytes the connection had read before this request: a reused one has read earlier answers.
+      // (http-proxy emits `proxyReq` once the request has its socket.)
+      const readBefore = proxyReq.socket?.bytesRead ?? 0;
+      const headDeadline = setTimeout(() => {
+        // Nothing at all came: that is plain silence, reported as the idle timeout is.
+        if ((proxyReq.socket?.bytesRead ?? 0) - readBefore === 0) ex.timedOut = true;
+        proxyReq.destroy(
+          ex.timedOut ? undefined : new HeadTimeoutError(`did not complete its response head within ${idleMs / 1000} s (UPSTREAM_IDLE_TIMEOUT_SECONDS)`),
+        );
+      }, idleMs);
+      headDeadline.unref();
+      const stop = () => clearTimeout(headDeadline);
+      proxyReq.once('response', stop);
+      proxyReq.once('close', stop);
     }
     // An answer Node cannot hand over as a response (a `101` to a request that asked for no
     // upgrade) closes the request with neither a response nor an error: report it, or the client
@@ -270,10 +325,13 @@ export class Upstream {
         if (ex.current === proxyReq && !ex.settled && !res.destroyed) this.fail(ex, new InvalidResponseError('closed the connection without a valid response'));
       });
     });
-    // The client left: Ollama stops generating.
+    // The client left before the answer: Ollama stops generating. Once the answer's head has
+    // arrived, its reader (the tap) decides: a client that leaves after the final event leaves a
+    // complete call, whose connection to Ollama is let to finish.
     const unwatch = watchClientGone(req, res, () => {
       if (!proxyReq.destroyed) proxyReq.destroy();
     });
+    ex.unwatchClient = unwatch;
     proxyReq.once('close', unwatch);
   }
 
@@ -284,6 +342,7 @@ export class Upstream {
       return;
     }
     ex.settled = true;
+    ex.unwatchClient?.();
     proxyRes.on('error', () => {});
     const endSpan = ex.endSpan;
     if (endSpan) proxyRes.once('close', () => endSpan(proxyRes.statusCode, proxyRes.complete ? undefined : new Error('the response broke off')));
@@ -298,7 +357,8 @@ export class Upstream {
     return context
       .with(suppressTracing(context.active()), () => this.fetchJson(path, timeoutMs))
       .catch((err: NodeJS.ErrnoException) => {
-        throw err.code ? new Error(classifyUpstreamError(err, this.target.origin, false, 0).message) : err;
+        // The code stays on the error: the start-up line turns it into the likely fix.
+        throw err.code ? Object.assign(new Error(classifyUpstreamError(err, this.target.origin, false, 0).message), { code: err.code }) : err;
       });
   }
 
@@ -337,8 +397,13 @@ export class Upstream {
               reject(new Error(`Ollama at ${t.origin} answered ${path} with HTTP ${res.statusCode}`));
               return;
             }
+            const text = Buffer.concat(chunks);
+            if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+              reject(new Error(`Ollama at ${t.origin} answered ${path} with JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
+              return;
+            }
             try {
-              resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+              resolve(JSON.parse(text.toString('utf8')));
             } catch {
               reject(new Error(`Ollama at ${t.origin} answered ${path} with a body that is not JSON`));
             }

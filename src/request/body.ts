@@ -1,11 +1,15 @@
 /**
- * Reads an LLM request body into memory, bounded three ways: the body's own size
- * (MAX_REQUEST_BODY_MB), the memory all bodies being held may take together (MAX_BUFFERED_BODY_MB),
- * and the silence the gateway waits through while a body arrives (REQUEST_BODY_TIMEOUT_SECONDS).
+ * Reads an LLM request body into memory, bounded: the body's own size (MAX_REQUEST_BODY_MB), the
+ * memory all bodies being held may take together (MAX_BUFFERED_BODY_MB) and the share of it the
+ * bodies of one client address may take (MAX_BUFFERED_BODY_MB_PER_CLIENT), the silence the gateway
+ * waits through while a body arrives (REQUEST_BODY_TIMEOUT_SECONDS), and the time the whole body
+ * may take (REQUEST_BODY_DEADLINE_SECONDS). Silence alone is not enough: a body that sends a byte
+ * every few seconds is never silent, and could hold its memory for as long as its sender likes.
  * Used only on the instrumented LLM endpoints, whose bodies are JSON; every other path streams its
  * body straight through without holding it.
  */
 import type { IncomingMessage } from 'node:http';
+import { clientKey } from '../client-address';
 import { joinPieces } from '../protocol/bytes';
 
 export type BodyFailure = 'too_large' | 'budget' | 'timeout' | 'aborted';
@@ -48,29 +52,59 @@ function mib(n: number): string {
   return `${Number.isInteger(v) ? v : v.toFixed(3)} MiB`;
 }
 
+/** Why a reservation failed: the whole budget is taken, or this client's share of it. */
+export type BudgetRefusal = 'total' | 'client';
+
 /**
  * The memory held for request bodies, across all requests. A body reserves its bytes as they
- * arrive and gives them back through its lease; a reservation that would pass the budget fails.
+ * arrive and gives them back through its lease; a reservation that would pass the budget fails,
+ * and so does one that would pass its client's share, so that no one client (however many
+ * connections it opens) can take the whole budget from the others.
  */
 export class BodyBudget {
   private used = 0;
+  /** Bytes held per client; a client holding nothing has no entry. */
+  private readonly byClient = new Map<string, number>();
 
-  constructor(readonly maxBytes: number) {}
+  constructor(
+    readonly maxBytes: number,
+    /** What the bodies of one client may hold together. */
+    readonly perClientBytes: number = maxBytes,
+  ) {}
 
   /** Bytes held now. */
   get held(): number {
     return this.used;
   }
 
-  /** Reserves `n` bytes; false (and nothing reserved) when that would pass the budget. */
-  reserve(n: number): boolean {
-    if (this.used + n > this.maxBytes) return false;
-    this.used += n;
-    return true;
+  /** Bytes held now for `client`. */
+  heldBy(client: string): number {
+    return this.byClient.get(client) ?? 0;
   }
 
-  release(n: number): void {
+  /** Reserves `n` bytes for `client`; on refusal nothing is reserved and the reason is returned. */
+  take(n: number, client?: string): BudgetRefusal | undefined {
+    if (this.used + n > this.maxBytes) return 'total';
+    if (client !== undefined) {
+      const mine = this.heldBy(client) + n;
+      if (mine > this.perClientBytes) return 'client';
+      this.byClient.set(client, mine);
+    }
+    this.used += n;
+    return undefined;
+  }
+
+  /** Reserves `n` bytes counted against no client; false (and nothing reserved) when that would pass the budget. */
+  reserve(n: number): boolean {
+    return this.take(n) === undefined;
+  }
+
+  release(n: number, client?: string): void {
     this.used -= n;
+    if (client === undefined) return;
+    const left = this.heldBy(client) - n;
+    if (left > 0) this.byClient.set(client, left);
+    else this.byClient.delete(client);
   }
 }
 
@@ -81,13 +115,14 @@ export class HeldBody {
   constructor(
     readonly bytes: Buffer,
     private readonly budget: BodyBudget,
+    private readonly client?: string,
   ) {
     this.held = bytes.length;
   }
 
   release(): void {
     if (this.held === 0) return;
-    this.budget.release(this.held);
+    this.budget.release(this.held, this.client);
     this.held = 0;
   }
 }
@@ -98,16 +133,20 @@ export interface BodyLimits {
   budget: BodyBudget;
   /** Longest silence while the body arrives, in ms; 0 waits for ever. */
   idleTimeoutMs: number;
+  /** Longest the whole body may take to arrive, in ms; 0 or absent for no limit. */
+  deadlineMs?: number;
 }
 
 /**
  * Resolves with the whole body, or rejects with a BodyError: `too_large` as soon as the declared or
- * received length passes the limit, `budget` when the bytes cannot be reserved, `timeout` after
- * `idleTimeoutMs` without a byte, `aborted` when the client goes away. On rejection every byte
+ * received length passes the limit, `budget` when the bytes cannot be reserved (in the whole budget
+ * or in the client's share), `timeout` after `idleTimeoutMs` without a byte or `deadlineMs` in all,
+ * `aborted` when the client goes away. On rejection every byte
  * reserved is given back and the rest of the body is not read.
  */
 export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<HeldBody> {
   const { maxBytes, budget } = limits;
+  const client = clientKey(req.socket?.remoteAddress);
   const declared = req.headers['content-length'];
   const declaredBytes = declared === undefined ? 0 : Number(declared);
   if (declaredBytes > maxBytes) {
@@ -119,14 +158,16 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
     const chunks: Buffer[] = [];
     let size = 0;
     let timer: NodeJS.Timeout | undefined;
+    let deadline: NodeJS.Timeout | undefined;
     const settle = (err?: BodyError) => {
       if (timer) clearTimeout(timer);
+      if (deadline) clearTimeout(deadline);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
       req.off('close', onClose);
       if (!err) return;
-      budget.release(size);
+      budget.release(size, client);
       chunks.length = 0;
       if (!err.drained) req.pause();
       reject(err);
@@ -146,8 +187,16 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
         fail('too_large', `request body exceeds the gateway's limit of ${mib(maxBytes)} (MAX_REQUEST_BODY_MB)`);
         return;
       }
-      if (!budget.reserve(chunk.length)) {
+      const refused = budget.take(chunk.length, client);
+      if (refused === 'total') {
         fail('budget', `the request bodies the gateway holds would pass its budget of ${mib(budget.maxBytes)} (MAX_BUFFERED_BODY_MB); retry shortly`);
+        return;
+      }
+      if (refused === 'client') {
+        fail(
+          'budget',
+          `the request bodies this client is sending would pass its share of ${mib(budget.perClientBytes)} (MAX_BUFFERED_BODY_MB_PER_CLIENT); retry once they are sent`,
+        );
         return;
       }
       size += chunk.length;
@@ -156,7 +205,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
     };
     const onEnd = () => {
       settle();
-      resolve(new HeldBody(joinPieces(chunks, size), budget));
+      resolve(new HeldBody(joinPieces(chunks, size), budget, client));
     };
     const onError = () => fail('aborted', 'client closed the connection while sending the request body');
     const onClose = () => {
@@ -167,5 +216,12 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Held
     req.on('error', onError);
     req.on('close', onClose);
     arm();
+    const deadlineMs = limits.deadlineMs ?? 0;
+    if (deadlineMs > 0) {
+      deadline = setTimeout(
+        () => fail('timeout', `the request body took longer than ${deadlineMs / 1000} s to arrive (REQUEST_BODY_DEADLINE_SECONDS)`),
+        deadlineMs,
+      );
+    }
   });
 }

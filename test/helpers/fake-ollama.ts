@@ -22,7 +22,21 @@ export type Chunking = { kind: 'groups' } | { kind: 'every'; size: number } | { 
 
 export type Behavior =
   /** Serve these bytes with this status and Content-Type. */
-  | { kind: 'body'; status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean }
+  | {
+      kind: 'body';
+      status: number;
+      contentType: string;
+      body: Buffer;
+      chunking?: Chunking;
+      gapMs?: number;
+      delayMs?: number;
+      chunked?: boolean;
+      /**
+       * Ends the body (the chunked terminator) this long after the last write, in a write of its
+       * own, as Go's `net/http` does once the handler has returned.
+       */
+      endGapMs?: number;
+    }
   /** Accept the connection, then destroy it without answering. */
   | { kind: 'reset' }
   /** Read the request and never answer. */
@@ -83,8 +97,12 @@ export class FakeOllama {
     });
   }
 
-  async start(): Promise<this> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  /** Listens on 127.0.0.1, on an ephemeral port unless `port` is given (the quick-start check takes Ollama's 11434). */
+  async start(port = 0): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', resolve);
+    });
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }
@@ -223,7 +241,7 @@ export class FakeOllama {
 
   private async send(
     res: ServerResponse,
-    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean },
+    b: { status: number; contentType: string; body: Buffer; chunking?: Chunking; gapMs?: number; delayMs?: number; chunked?: boolean; endGapMs?: number },
   ): Promise<void> {
     // Time before anything is sent, as while Ollama loads the model and evaluates the prompt.
     if (b.delayMs) await this.sleep(b.delayMs);
@@ -239,14 +257,17 @@ export class FakeOllama {
     const pieces = cut(body, chunking, streamed);
     for (let i = 0; i < pieces.length; i++) {
       if (res.destroyed) return;
-      if (i === pieces.length - 1) res.end(pieces[i]);
+      if (i === pieces.length - 1 && b.endGapMs === undefined) res.end(pieces[i]);
       else res.write(pieces[i]);
       if (i < pieces.length - 1) {
         if (b.gapMs) await this.sleep(b.gapMs);
         else await new Promise((r) => setImmediate(r));
       }
     }
-    if (pieces.length === 0) res.end();
+    if (b.endGapMs !== undefined) {
+      await this.sleep(b.endGapMs);
+      if (!res.destroyed) res.end();
+    } else if (pieces.length === 0) res.end();
   }
 
   /** Ollama's behaviour for a request, from the fixtures (one table of routes, kept in one place on purpose). */
@@ -317,6 +338,10 @@ export class FakeOllama {
         return routeAnthropic(json, known);
       case '/v1/responses':
         return routeResponses(json, known);
+      case '/v1/responses/compact':
+        return routeCompact(json, known);
+      case '/v1/audio/transcriptions':
+        return routeTranscription(body);
       default:
         return notFound();
     }
@@ -397,6 +422,50 @@ function routeResponses(json: Record<string, unknown> | undefined, known: boolea
   if (json.stream !== true) return fixtureBehavior('openai-responses-nostream.json');
   const reasoning = json.reasoning !== undefined || json.model === 'qwen3:8b';
   return fixtureBehavior(reasoning ? 'openai-responses-reasoning-stream.sse' : 'openai-responses-stream.sse');
+}
+
+/**
+ * `POST /v1/responses/compact` (Ollama PR #18224; OpenAI's "Compact a response"): one JSON
+ * `response.compaction` object with the compacted items and the call's usage.
+ */
+function routeCompact(json: Record<string, unknown> | undefined, known: boolean): Behavior {
+  if (json === undefined || typeof json.model !== 'string') return openAiError(400, 'invalid_request_error', 'model is required');
+  if (!known) return fixtureBehavior('error-openai-responses-model-not-found.json');
+  const body = {
+    id: 'resp_cmp_1',
+    object: 'response.compaction',
+    created_at: 1796600000,
+    output: [
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Say this is a test' }] },
+      { type: 'compaction', encrypted_content: 'The user asked for a test sentence.' },
+    ],
+    usage: {
+      input_tokens: 412,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: 58,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: 470,
+    },
+  };
+  return { kind: 'body', status: 200, contentType: 'application/json', body: Buffer.from(JSON.stringify(body) + '\n') };
+}
+
+/**
+ * `POST /v1/audio/transcriptions` as Ollama's `TranscriptionMiddleware` answers it (fixtures README
+ * §10.3): the form's `model` and `file` are required; the text alone comes back, as JSON or, with
+ * `response_format=text`, as plain text. The form is read only as far as these tests need.
+ */
+function routeTranscription(body: Buffer): Behavior {
+  const text = body.toString('latin1');
+  const field = (name: string) => new RegExp(`name="${name}"\r\n\r\n([^\r]*)\r\n`).exec(text)?.[1];
+  const model = field('model');
+  if (model === undefined || model === '') return openAiError(400, 'invalid_request_error', 'model is required');
+  if (!/name="file"; filename="[^"]*"/.test(text)) return openAiError(400, 'invalid_request_error', 'file is required: http: no such file');
+  if (!KNOWN_MODELS.has(model)) return openAiError(404, 'not_found_error', `model '${model}' not found`);
+  if (field('response_format') === 'text') {
+    return { kind: 'body', status: 200, contentType: 'text/plain', body: Buffer.from('The quick brown fox jumps over the lazy dog.') };
+  }
+  return fixtureBehavior('openai-transcription.json');
 }
 
 /** Serve a fixture exactly as recorded (status, Content-Type, bytes). */

@@ -140,10 +140,13 @@ export class RawConnection {
     this.size += c.length;
   }
 
-  /** Connects to 127.0.0.1:`port`. */
-  static open(port: number, ms = 2000): Promise<RawConnection> {
+  /**
+   * Connects to 127.0.0.1:`port`, from `from` when given (another loopback address, 127.0.0.2 …,
+   * for a test that needs several client addresses).
+   */
+  static open(port: number, ms = 2000, from?: string): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`could not connect to 127.0.0.1:${port} within ${ms} ms`));

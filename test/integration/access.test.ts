@@ -75,8 +75,13 @@ describe('API keys', () => {
   it('protect /metrics with METRICS_BEARER_TOKEN, separately', async () => {
     const stack = await startStack({ METRICS_BEARER_TOKEN: 'scrape-me' });
     try {
-      assert.equal((await fetch(`${stack.url}/metrics`)).status, 401);
-      assert.equal((await fetch(`${stack.url}/metrics`, { headers: { authorization: 'Bearer nope' } })).status, 401);
+      // Each refusal names what /metrics wants: the metrics token, not an API key.
+      const missing = await fetch(`${stack.url}/metrics`);
+      assert.equal(missing.status, 401);
+      assert.deepEqual(await missing.json(), { error: 'missing metrics token: send Authorization: Bearer <METRICS_BEARER_TOKEN>' });
+      const wrong = await fetch(`${stack.url}/metrics`, { headers: { authorization: 'Bearer nope' } });
+      assert.equal(wrong.status, 401);
+      assert.deepEqual(await wrong.json(), { error: 'invalid metrics token (METRICS_BEARER_TOKEN)' });
       const ok = await fetch(`${stack.url}/metrics`, { headers: { authorization: 'Bearer scrape-me' } });
       assert.equal(ok.status, 200);
       assert.match(await ok.text(), /ollama_gateway_auth_failures_total\{reason="invalid",scope="metrics"\} 1/);

@@ -18,9 +18,6 @@ type Defect = 'close-at-final' | 'cached-tokens-in-log' | 'pipelining';
 
 /** What the gateway gets wrong today (each with its test below). Empty it as the fixes land. */
 const KNOWN_DEFECTS: readonly Defect[] = [
-  // A stream whose client closes at the final event, before the chunked terminator, is counted
-  // `client_cancelled` (as a failure) although it is complete.
-  'close-at-final',
   // The access log's line of a call carries no cached-token count (`/metrics` and the console do).
   'cached-tokens-in-log',
   // A pipelined call is sometimes counted `client_cancelled` and its upstream request aborted while

@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { metricsText, startStack, type TestStack } from '../helpers/gateway';
+import { FakeOllama } from '../helpers/fake-ollama';
+import { metricsText, startGatewayFor, startStack, type TestStack } from '../helpers/gateway';
 import { sleep } from '../helpers/wait';
 import { CHROMIUM, CHROMIUM_ARGS, REPO, requireChromium } from '../helpers/tools';
 
@@ -142,16 +143,9 @@ describe('the console in a browser', { skip, timeout: 120_000 }, () => {
 
     await page.click('#model-table tbody tr[data-model="qwen3:8b"]');
     await page.waitForFunction(() => (document.getElementById('model-select') as HTMLSelectElement).value === '');
-    await page.click('#calls tbody tr.row[data-model="llama3.2:latest"]:has(td:text-is("/api/chat"))');
-    await page.waitForSelector('#calls tr.detail');
-    await page.evaluate(() => window.scrollTo(0, 0));
-    // A laptop's worth of page: Now, Models, the charts, the split and the first calls.
-    await page.setViewportSize({ width: 1440, height: 1600 });
-    await page.emulateMedia({ colorScheme: 'light' });
-    await page.screenshot({ path: path.join(SHOTS, 'console-light.png') });
-    await page.emulateMedia({ colorScheme: 'dark' });
-    assert.equal(await page.evaluate(() => getComputedStyle(document.body).colorScheme), 'dark');
-    await page.screenshot({ path: path.join(SHOTS, 'console-dark.png') });
+    // One gateway process, one backend: no workers note, no backend column.
+    assert.equal(await page.$eval('#workers-note', (n) => (n as HTMLElement).hidden), true);
+    assert.equal(await page.$eval('#loaded-backend', (n) => (n as HTMLElement).hidden), true);
 
     // It keeps polling: a new call appears without a reload.
     const before = await page.$$eval('#calls tbody tr.row', (r) => r.length);
@@ -180,6 +174,74 @@ describe('the console in a browser', { skip, timeout: 120_000 }, () => {
     await page.click('#theme');
     assert.equal(await background(), light);
     await page.close();
+  });
+});
+
+describe("the README's screenshots, of ordinary traffic", { skip, timeout: 120_000 }, () => {
+  it('shows a few models at work, in light and dark', async () => {
+    const s = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '1' }, {}, { bucketMs: 1000, buckets: 30 });
+    const browser = await launch();
+    try {
+      const chat = (content: string) => [{ role: 'user', content }];
+      for (let round = 0; round < 6; round++) {
+        await Promise.all([
+          post(`${s.url}/api/chat`, { model: 'llama3.2', messages: chat('Summarise the plot of Hamlet in two sentences.') }),
+          post(`${s.url}/v1/chat/completions`, { model: 'llama3.2', stream: true, messages: chat('Write a haiku about autumn.') }),
+          post(`${s.url}/api/generate`, { model: 'qwen3:8b', prompt: 'Explain what a hash map is.' }),
+          round % 3 === 0 ? post(`${s.url}/api/embed`, { model: 'all-minilm', input: 'The quick brown fox' }) : undefined,
+        ]);
+        await sleep(600);
+      }
+      const page = await browser.context.newPage();
+      await page.goto(`${s.url}/console`);
+      await page.waitForSelector('#loaded tbody tr[data-model="llama3.2:latest"]');
+      await page.waitForSelector('#model-table tbody tr[data-model="qwen3:8b"]');
+      const models = await page.$$eval('#model-table tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.model));
+      assert.deepEqual(
+        models.filter((m) => m !== undefined && !['llama3.2:latest', 'qwen3:8b', 'all-minilm:latest'].includes(m)),
+        [],
+        'ordinary models only',
+      );
+      await page.click('#calls tbody tr.row[data-model="llama3.2:latest"]:has(td:text-is("/api/chat"))');
+      await page.waitForSelector('#calls tr.detail');
+      await page.evaluate(() => window.scrollTo(0, 0));
+      // A laptop's worth of page: Now, Models, the charts, the split and the first calls.
+      await page.setViewportSize({ width: 1440, height: 1600 });
+      await page.emulateMedia({ colorScheme: 'light' });
+      await page.screenshot({ path: path.join(SHOTS, 'console-light.png') });
+      await page.emulateMedia({ colorScheme: 'dark' });
+      assert.equal(await page.evaluate(() => getComputedStyle(document.body).colorScheme), 'dark');
+      await page.screenshot({ path: path.join(SHOTS, 'console-dark.png') });
+      await page.close();
+    } finally {
+      await browser.close();
+      await s.close();
+    }
+  });
+});
+
+describe('the console in a browser, several backends', { skip, timeout: 60_000 }, () => {
+  it('names the backend of each model in memory, the same model on two backends twice', async () => {
+    const [a, b] = [await new FakeOllama().start(), await new FakeOllama().start()];
+    const g = await startGatewayFor(`${a.origin},${b.origin}`, { OLLAMA_POLL_INTERVAL_SECONDS: '1' });
+    const browser = await launch();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${g.url}/console`);
+      await page.waitForSelector('#backends .backend[data-up="up"] + .backend[data-up="up"]');
+      await page.waitForFunction(() => document.querySelectorAll('#loaded tbody tr[data-model="llama3.2:latest"]').length === 2);
+      assert.equal(await page.$eval('#loaded-backend', (n) => (n as HTMLElement).hidden), false);
+      const rows = await page.$$eval('#loaded tbody tr[data-model="llama3.2:latest"] td.backend', (cells) => cells.map((c) => c.textContent));
+      assert.deepEqual(rows, [new URL(a.origin).host, new URL(b.origin).host]);
+      const origins = await page.$$eval('#backends .backend .origin', (cells) => cells.map((c) => c.textContent));
+      assert.deepEqual(origins, [a.origin, b.origin]);
+      await page.close();
+    } finally {
+      await browser.close();
+      await g.close();
+      await a.close();
+      await b.close();
+    }
   });
 });
 

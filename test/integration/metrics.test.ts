@@ -87,6 +87,7 @@ describe('/metrics', () => {
       ollama_gateway_buffered_body_bytes: 'gauge',
       ollama_gateway_queue_wait_seconds: 'histogram',
       ollama_gateway_queue_waiting: 'gauge',
+      ollama_gateway_log_lines_dropped_total: 'counter',
       gen_ai_client_operation_duration_seconds: 'histogram',
       gen_ai_client_token_usage: 'histogram',
       gen_ai_server_time_to_first_token_seconds: 'histogram',

@@ -38,6 +38,11 @@ function exchange(url: string, method: string, path: string, body?: Buffer | str
   });
 }
 
+const FORM_BOUNDARY = 'form-boundary';
+const TRANSCRIPTION_FORM =
+  `--${FORM_BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nllama3.2\r\n` +
+  `--${FORM_BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF audio\r\n--${FORM_BOUNDARY}--\r\n`;
+
 const CHUNKINGS: Chunking[] = [{ kind: 'groups' }, { kind: 'whole' }, { kind: 'every', size: 1 }, { kind: 'every', size: 7 }, { kind: 'every', size: 4096 }];
 
 describe('transparent proxying', () => {
@@ -54,8 +59,11 @@ describe('transparent proxying', () => {
         // One-byte writes of the 20 KB bodies add seconds and nothing more than the streams test.
         if (chunking.kind === 'every' && chunking.size === 1 && meta.bytes > 5000) continue;
         stack.fake.next({ ...fixtureBehavior(meta.file), chunking } as ReturnType<typeof fixtureBehavior>, meta.path);
-        const body = meta.request === null ? undefined : JSON.stringify(meta.request);
-        const got = await exchange(stack.url, meta.method, meta.path, body, { 'content-type': 'application/json' });
+        // A transcription is a multipart form (its manifest entry describes it in words).
+        const form = meta.path === '/v1/audio/transcriptions';
+        const body = form ? TRANSCRIPTION_FORM : meta.request === null ? undefined : JSON.stringify(meta.request);
+        const contentType = form ? `multipart/form-data; boundary=${FORM_BOUNDARY}` : 'application/json';
+        const got = await exchange(stack.url, meta.method, meta.path, body, { 'content-type': contentType });
         const label = `${meta.file} (${name})`;
         assert.equal(got.status, meta.status, label);
         assert.equal(got.headers['content-type'], meta.content_type, label);

@@ -6,7 +6,7 @@ describe('configuration', () => {
   it('has the documented defaults', () => {
     const c = loadConfig({});
     assert.equal(c.upstream.origin, 'http://localhost:11434');
-    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.host, '127.0.0.1');
     assert.equal(c.port, 8000);
     assert.equal(c.logLevel, 'info');
     assert.equal(c.upstreamIdleTimeoutMs, 300_000);
@@ -56,6 +56,16 @@ describe('configuration', () => {
     assert.equal(loadConfig({ LOG_LEVEL: 'WARN' }).logLevel, 'warn');
     assert.equal(loadConfig({ LOG_LEVEL: 'ERROR' }).logLevel, 'error');
     assert.throws(() => loadConfig({ LOG_LEVEL: 'verbose' }), /LOG_LEVEL="verbose" is not valid: expected DEBUG, INFO, WARNING \(or WARN\) or ERROR/);
+  });
+
+  it('refuses placeholder keys and tokens from examples, which would work as keys anyone can guess', () => {
+    for (const key of ['change-me', 'CHANGE_ME', 'change-me-too', 'replace-me', '<your-api-key>', 'your-key', 'xxxx', 'changeit']) {
+      assert.throws(() => loadConfig({ GATEWAY_API_KEYS: `k1,${key}` }), /^ConfigError: GATEWAY_API_KEYS is not valid: it holds a placeholder/, key);
+      assert.throws(() => loadConfig({ METRICS_BEARER_TOKEN: key }), /^ConfigError: METRICS_BEARER_TOKEN is not valid: it is a placeholder/, key);
+    }
+    for (const key of ['k1', 'sk-3f9a', 'exchange-meter-7', 'a'.repeat(48)]) {
+      assert.deepEqual(loadConfig({ GATEWAY_API_KEYS: key, METRICS_BEARER_TOKEN: key }).apiKeys, [key]);
+    }
   });
 
   it('rejects bad numbers, naming the variable', () => {

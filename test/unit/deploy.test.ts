@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { SUPPORTED_NODE_LINES } from '../../src/node-support';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const read = (file: string) => readFileSync(path.join(REPO, file), 'utf8');
@@ -40,6 +41,11 @@ describe('collector-config.yaml', () => {
     for (const ext of service.extensions ?? []) assert.ok(cfg.extensions && ext in cfg.extensions, `extension ${ext} is not defined`);
   });
 
+  it('uses no deprecated component name (otlp and otlphttp exporters are otlp_grpc and otlp_http since collector 0.144.0)', () => {
+    const names = Object.keys(cfg.exporters ?? {}).map((n) => n.split('/')[0]);
+    for (const n of names) assert.ok(n !== 'otlp' && n !== 'otlphttp', `exporter ${n}: a deprecated alias`);
+  });
+
   it('defines nothing that no pipeline uses', () => {
     const used = new Set(Object.values(service.pipelines).flatMap((p) => [...(p.receivers ?? []), ...(p.processors ?? []), ...(p.exporters ?? [])]));
     for (const kind of ['receivers', 'processors', 'exporters']) {
@@ -53,7 +59,7 @@ describe('collector-config.yaml', () => {
     assert.match(otlp.protocols.http.endpoint, /:4318$/);
     const { traces, metrics } = service.pipelines;
     assert.ok(traces.processors.includes('batch') && metrics.processors.includes('batch'));
-    assert.ok(traces.exporters.some((e) => e.startsWith('otlp')));
+    assert.ok(traces.exporters.some((e) => e.startsWith('otlp_grpc') || e.startsWith('otlp_http')));
     assert.ok(metrics.exporters.includes('prometheus'));
     assert.ok(traces.exporters.includes('debug') && metrics.exporters.includes('debug'));
     assert.match(String((cfg.exporters as Record<string, Section>).debug.verbosity), /DEBUG_VERBOSITY/);
@@ -150,6 +156,23 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('says where each pin comes from, in a comment just above its image line', () => {
+    const lines = text.split('\n');
+    for (const [i, line] of lines.entries()) {
+      if (!/^\s+image: /.test(line)) continue;
+      const comment: string[] = [];
+      for (let j = i - 1; j >= 0 && /^\s+# /.test(lines[j]!); j--) comment.unshift(lines[j]!);
+      assert.match(comment.join(' '), /github\.com\/|pull request/, `${line.trim()}: no source for the pin above it`);
+    }
+  });
+
+  it("pins Ollama to a release the fixtures' README records (not a version nobody has seen)", () => {
+    const { tag } = imageTag(s.ollama.image as string);
+    const recorded = /last release `v(\d+\.\d+\.\d+)`/.exec(read('test/fixtures/README.md'));
+    assert.ok(recorded, "the fixtures' README names Ollama's last release");
+    assert.equal(tag, recorded[1]);
+  });
+
   it("publishes the gateway and the UIs only, never Ollama's 11434", () => {
     assert.equal(s.ollama.ports, undefined, 'the ollama service publishes no port');
     const published = Object.entries(s).flatMap(([name, service]) =>
@@ -160,10 +183,10 @@ describe('docker-compose.yml', () => {
     );
     for (const { name, p } of published) assert.doesNotMatch(p, /11434/, `service ${name} publishes ${p}`);
     assert.deepEqual(published.map(({ name, p }) => `${name} ${p}`).sort(), [
-      'gateway 8000:8000',
-      'grafana 3000:3000',
-      'jaeger 16686:16686',
-      'prometheus 9090:9090',
+      'gateway 127.0.0.1:8000:8000',
+      'grafana 127.0.0.1:3000:3000',
+      'jaeger 127.0.0.1:16686:16686',
+      'prometheus 127.0.0.1:9090:9090',
     ]);
     assert.doesNotMatch(text, /^\s*#?\s*-\s*"?[\d.:]*11434/m, 'no 11434 port entry, not even commented out');
   });
@@ -188,7 +211,9 @@ describe('docker-compose.yml', () => {
     const env = s.gateway.environment as Record<string, string>;
     assert.equal(env.OLLAMA_HOST, 'http://ollama:11434');
     assert.equal(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://collector:4318');
-    assert.ok((s.gateway.ports as string[]).includes('8000:8000'));
+    // Without API keys, this machine only: the stack serves no one else until keys are set.
+    assert.ok((s.gateway.ports as string[]).includes('127.0.0.1:8000:8000'));
+    assert.equal(env.GATEWAY_API_KEYS, undefined);
   });
 
   it('mounts the collector configuration and the Prometheus configuration that scrapes the gateway', () => {
@@ -211,5 +236,33 @@ describe('docker-compose.yml', () => {
     const ds = parse(read('grafana/provisioning/datasources/prometheus.yml')) as { datasources: { url: string }[] };
     assert.equal(ds.datasources[0].url, 'http://prometheus:9090');
     assert.ok(existsSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json')));
+  });
+});
+
+describe('the supported Node.js lines, one source (src/node-support.ts)', () => {
+  const pkg = JSON.parse(read('package.json')) as { engines: { node: string }; devDependencies: Record<string, string> };
+  const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { version?: string }> };
+  const oldest = SUPPORTED_NODE_LINES[0]!;
+
+  it("package.json's engines and @types/node are the oldest supported line", () => {
+    assert.equal(pkg.engines.node, `>=${oldest}`);
+    assert.equal(Number(pkg.devDependencies['@types/node']!.split('.')[0]), oldest, 'the types of the oldest line: no API it lacks type-checks');
+    assert.equal(Number(lock.packages['node_modules/@types/node']!.version!.split('.')[0]), oldest, 'package-lock.json agrees');
+  });
+
+  it("CI tests exactly these lines, and the image's Node is one of them", () => {
+    const ci = /^NODE_LINES="([\d ]+)"$/m.exec(read('.ci/run'));
+    assert.ok(ci, '.ci/run sets NODE_LINES');
+    assert.deepEqual(ci[1]!.split(' ').map(Number), [...SUPPORTED_NODE_LINES]);
+    for (const m of read('Dockerfile').matchAll(/^FROM node:(\d+)\./gm)) assert.ok(SUPPORTED_NODE_LINES.includes(Number(m[1])), `FROM node:${m[1]}`);
+  });
+
+  it('the README names the same lines', () => {
+    const readme = read('README.md');
+    const lines = SUPPORTED_NODE_LINES.slice(0, -1).join(', ') + ' and ' + SUPPORTED_NODE_LINES.at(-1)!;
+    assert.ok(
+      readme.includes(`Node.js ${oldest} or newer (the LTS lines ${lines} are tested`),
+      `README: "Node.js ${oldest} or newer (the LTS lines ${lines} are tested…"`,
+    );
   });
 });

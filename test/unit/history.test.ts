@@ -56,16 +56,19 @@ function call(model: string, c: CallSpec = {}): FinishedCall {
   return { operation: 'chat', measures, outcome };
 }
 
-/** A history on a clock the test moves. */
-function clocked(options: ConstructorParameters<typeof History>[0] = {}): { h: History; at: (ms: number) => void } {
+/** A history on a clock the test moves; `served` tells which models Ollama serves. */
+function clocked(
+  options: ConstructorParameters<typeof History>[0] = {},
+  served: (model: string) => boolean = () => false,
+): { h: History; at: (ms: number) => void } {
   let now = 0;
-  const h = new History({ now: () => now, ...options });
+  const h = new History({ now: () => now, ...options }, served);
   return { h, at: (ms) => (now = ms) };
 }
 
 function feed(h: History, model: string, c: CallSpec = {}): void {
-  if (c.lifecycle === undefined) h.started(model);
-  h.finished(call(model, c));
+  const startedIn = c.lifecycle === undefined ? h.started(model) : undefined;
+  h.finished({ ...call(model, c), startedIn });
 }
 
 describe('the history rings', () => {
@@ -145,7 +148,51 @@ describe('the history rings', () => {
       'no call is lost when models fold into other',
     );
     // Stated in the README: a model's ring at the defaults (360 buckets).
-    assert.ok(modelRingBytes(360) < 112 * 1024);
+    assert.ok(modelRingBytes(360) <= 115_200);
+  });
+
+  it('gives a served model the ring of a name nobody serves when all are taken; what that name counted goes on under other', () => {
+    const { h, at } = clocked({ maxModels: 4, buckets: 60, bucketMs: 1000 }, (m) => m.startsWith('real-'));
+    at(1000);
+    for (let i = 0; i < 4; i++) feed(h, `junk-${i}`, { reason: 'upstream_4xx', status: 404 });
+    feed(h, 'junk-4', { reason: 'upstream_4xx', status: 404 });
+    assert.deepEqual(
+      h.snapshot().models.map((m) => m.model),
+      ['junk-0', 'junk-1', 'junk-2', 'junk-3', 'other'],
+      'a fifth name nobody serves takes no ring',
+    );
+    at(2000);
+    feed(h, 'real-a');
+    feed(h, 'real-b');
+    const s = h.snapshot();
+    assert.equal(s.models.find((m) => m.model === 'real-a')?.totals.requests, 1);
+    assert.equal(s.models.find((m) => m.model === 'real-b')?.totals.requests, 1);
+    assert.equal(s.models.find((m) => m.model === 'other')?.totals.requests, 3, 'junk-4 and the two names whose rings were taken');
+    assert.equal(
+      s.models.reduce((n, m) => n + m.totals.requests, 0),
+      7,
+      'no call lost',
+    );
+    assert.ok(s.models.length <= 5);
+  });
+
+  it('never takes a ring with a call in flight, and lets any name take one nobody used for the whole window', () => {
+    const { h, at } = clocked({ maxModels: 2, buckets: 60, bucketMs: 1000 }, (m) => m === 'real');
+    at(0);
+    h.started('busy');
+    feed(h, 'idle');
+    feed(h, 'real');
+    assert.ok(
+      h.snapshot().models.some((m) => m.model === 'busy' && m.inFlight === 1),
+      'the ring in use is kept',
+    );
+    assert.ok(h.snapshot().models.some((m) => m.model === 'real'));
+    // An hour (the window) later, a name nobody serves may take the ring nobody used since.
+    at(61_000);
+    feed(h, 'newcomer');
+    const names = h.snapshot().models.map((m) => m.model);
+    assert.ok(names.includes('newcomer'), names.join(','));
+    assert.ok(names.includes('busy'), names.join(','));
   });
 
   it('counts calls in flight per model; a load or unload is never in flight', () => {

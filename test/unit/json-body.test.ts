@@ -272,7 +272,9 @@ describe('JSON body properties', () => {
         const whole = wholeSummary(body);
         assert.equal(whole.inputTokens, 7);
         const { s } = feed(new JsonBodyParser(NO_CAPTURE, 100, { headBytes, tailBytes: Buffer.byteLength(rest) + 1 }), chunked(body, at));
-        assert.equal(s.malformed, 0);
+        // Never malformed where the whole body is not (a statistic out of Ollama's range is, in the
+        // kept ends; in the middle, which is not decoded, it goes unseen).
+        assert.ok(s.malformed <= whole.malformed);
         for (const f of FACTS) if (Object.prototype.hasOwnProperty.call(after, FIELD_OF[f])) assert.deepEqual(s[f], whole[f], f);
       }),
       { numRuns: 1000 },

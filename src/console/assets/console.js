@@ -280,13 +280,24 @@
       return box;
     });
     $('backends').replaceChildren(el('div', 'label', 'Ollama'), ...backends);
+    const workers = now.gateway.workers || 1;
+    $('workers-note').hidden = workers < 2;
+    $('workers-note').textContent =
+      workers < 2
+        ? ''
+        : workers +
+          ' worker processes: the history is that of the workers running now. A worker that exits is replaced, and its history (charts, recent calls) goes with it; its counts stay in /metrics.';
 
+    // With several backends the same model can be loaded on more than one: say where each is.
+    const several = now.backends.length > 1;
+    $('loaded-backend').hidden = !several;
     const rows = [];
     for (const b of now.backends) {
       for (const m of b.loaded) {
         const tr = el('tr');
         tr.dataset.model = m.model;
         tr.append(cell(m.model, 'model'));
+        if (several) tr.append(cell(b.name, 'backend'));
         tr.append(cell(bytes(m.bytes), 'num'));
         const gpu = el('td');
         const meter = svg('svg', { class: 'meter', viewBox: '0 0 100 8', preserveAspectRatio: 'none' });

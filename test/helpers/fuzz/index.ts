@@ -22,6 +22,8 @@
  *   targets.ts    request targets as the spec normalises them, and their spellings
  *   records.ts    what a plan is, and what was sent, by id
  *   bodies.ts     the JSON bodies of LLM calls (models known, faulty and strange)
+ *   shapes.ts     structured hostile JSON in the fields a client controls: depth, key counts,
+ *                 string sizes, edge numbers
  *   requests.ts   generated requests (LLM calls, own paths, pass-through) and their bytes
  *   mutations.ts  body, framing and header mutations, random bytes, byte-level damage
  *   plan.ts       the plan for request i: kind of traffic and delivery, and the spec's answer

@@ -179,8 +179,9 @@ function deliver(b: Builder, label: string, data: Buffer, delivery: string, head
     case 'drip':
       return withOracle(b.plan(`${label}, dripped`, drip(r, data), 1), a.oracle);
     case 'stalled body': {
-      // One gap longer than REQUEST_BODY_TIMEOUT_SECONDS (1 s in the fuzz).
-      const parts = drip(r, data, r.range(1100, 1400));
+      // One gap longer than REQUEST_BODY_TIMEOUT_SECONDS (1 s in the fuzz), by enough that a
+      // gateway busy with the other lanes' bodies, reading this one's bytes late, still sees it.
+      const parts = drip(r, data, r.range(2000, 2500));
       notes.push(`one gap of >1 s after ${parts.stallAfter ?? '-'} of ${data.length} B (head ${headLength} B)`);
       return withOracle(b.plan(`${label}, stalled`, parts, 1), a.bodyStalled(parts.stallAfter));
     }

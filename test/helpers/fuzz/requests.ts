@@ -1,6 +1,7 @@
 /** Generated requests: an LLM call (then maybe mutated), a request to one of the gateway's own paths, a pass-through request; and their bytes. */
 import { LLM_ROUTES } from '../../../src/routes';
 import { llmBody, pickModel } from './bodies';
+import { rawJson, structure } from './shapes';
 import { chunkedEncoding, mutateBody, mutateHeaders } from './mutations';
 import { enc, ID_HEADER, makeId, type Auth, type Ctx, type Req } from './records';
 import type { Rng } from './rng';
@@ -74,6 +75,9 @@ function newReq(r: Rng, method: string, target: string, id: string, auth: { head
 
 type Special = 'huge-model' | 'big-body' | 'slow-reader';
 
+/** Of the LLM calls, the share whose bodies get structured hostile values. */
+const STRUCTURED_SHARE = 0.2;
+
 /** A valid LLM call on a random route, then (maybe) mutated. */
 export function llmRequest(r: Rng, ctx: Ctx, i: number, k: number, notes: string[], special?: Special): Req {
   const route = special === 'slow-reader' ? LLM_ROUTES[r.int(2)] : r.pick(LLM_ROUTES);
@@ -93,7 +97,9 @@ export function llmRequest(r: Rng, ctx: Ctx, i: number, k: number, notes: string
     notes.push(`prompt of ${n} bytes`);
   }
   if (special === 'slow-reader') delete json.stream;
-  const body: Buffer = enc(JSON.stringify(json));
+  // A share of the calls carry structured hostile values (depth, key counts, sizes, edge numbers).
+  if (!special && r.chance(STRUCTURED_SHARE)) notes.push(...structure(r, route, json));
+  const body: Buffer = enc(rawJson(json));
   notes.push(
     `${route.path} model=${typeof model.model === 'string' ? JSON.stringify(model.model.slice(0, 40)) : String(model.model)}${model.model && typeof model.model === 'string' && model.model.length > 40 ? `…(${model.model.length})` : ''}`,
   );
