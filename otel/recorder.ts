@@ -11,7 +11,18 @@ import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallReq
 import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
 import type { CallSink } from './history/history';
-import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TENANT, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
+import {
+  ATTR_BACKEND,
+  ATTR_FROM,
+  ATTR_MODEL,
+  ATTR_REASON,
+  ATTR_SCOPE,
+  ATTR_TENANT,
+  ATTR_TO,
+  UNKNOWN_LABEL,
+  type Instruments,
+  type RoutingReason,
+} from './instruments';
 import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
 import { isRemoteModel, loadedContextLength, type FleetState } from './state';
 
