@@ -27,7 +27,7 @@ import { startTargets } from './run/targets';
 /** Where results go by default: an untracked folder; the table in docs/PERFORMANCE.md is updated on purpose. */
 const RESULTS_DIR = path.join('bench', 'results', 'local');
 
-const ALL_TARGETS = 'direct,gateway,nginx,gateway-traced,node-baseline,undici-baseline,gateway-workers,gateway-traced-workers';
+const ALL_TARGETS = 'direct,gateway,nginx,gateway-traced,node-baseline,undici-baseline,gateway-workers,gateway-traced-workers,gateway-no-ledger';
 
 function args(): Options {
   const flags = parseFlags('bench', 'what the gateway adds, against direct, nginx and a bare Node proxy', [

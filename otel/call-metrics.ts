@@ -4,6 +4,7 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import type { CallAttributes } from './attributes';
+import { GEN_AI_OPERATION_NAME } from './semconv';
 import { cachedTokensOf, cutByTokenLimit, errorType, statusLabel, tokensPerSecond, type CallOutcome, type ContextUse, type ModelLifecycle } from './call';
 import {
   ATTR_KIND,
@@ -12,6 +13,7 @@ import {
   ERROR_REASONS,
   type ContextLimitKind,
   type GenAiInstruments,
+  type GenAiLatestInstruments,
   type OllamaInstruments,
 } from './instruments';
 
@@ -171,4 +173,42 @@ export function recordGenAiCall(ins: GenAiInstruments, a: CallAttributes, outcom
   if (m.ttftSeconds !== undefined) ins.timeToFirstToken.record(m.ttftSeconds, attrs);
   const tps = tokensPerSecond(s, outcome.streamed);
   if (tps !== undefined) ins.timePerOutputToken.record(1 / tps, attrs);
+}
+
+/** `gen_ai.token.modality`: Ollama does not break usage down by modality, which the conventions call `unknown`. */
+const MODALITY_UNKNOWN = { 'gen_ai.token.modality': 'unknown' } as const;
+/** The usage counters' attributes, per attribute set of the call (the sets are cached and bounded). */
+const withModality = new WeakMap<Attributes, Attributes>();
+
+function modalityAttrs(attrs: Attributes): Attributes {
+  let m = withModality.get(attrs);
+  if (m === undefined) {
+    m = { ...attrs, ...MODALITY_UNKNOWN };
+    withModality.set(attrs, m);
+  }
+  return m;
+}
+
+/** The GenAI metrics under the newest conventions' names (see `GenAiLatestInstruments`). */
+export function recordGenAiLatestCall(ins: GenAiLatestInstruments, a: CallAttributes, outcome: CallOutcome, m: CallMeasures): void {
+  if (m.lifecycle !== undefined) return;
+  const attrs = a.genAi;
+  const failed = outcome.reason !== undefined && outcome.reason !== 'client_cancelled';
+  const duration = attrs[GEN_AI_OPERATION_NAME] === 'embeddings' ? ins.operationDuration : ins.inferenceDuration;
+  duration.record(m.wallSeconds, failed ? a.byErrorType.with(errorType(outcome)) : attrs);
+  const s = outcome.summary;
+  if (!s) return;
+  const usage = modalityAttrs(attrs);
+  if (s.inputTokens !== undefined) {
+    ins.inputTokens.record(s.inputTokens, attrs);
+    ins.usageInputTokens.add(s.inputTokens, usage);
+  }
+  const cached = cachedTokensOf(s);
+  if (cached !== undefined) ins.usageCacheReadTokens.add(cached, usage);
+  if (s.outputTokens !== undefined) {
+    ins.outputTokens.record(s.outputTokens, attrs);
+    ins.usageOutputTokens.add(s.outputTokens, usage);
+  }
+  if (outcome.reason) return;
+  if (m.ttftSeconds !== undefined) ins.timeToFirstChunk.record(m.ttftSeconds, attrs);
 }

@@ -4,7 +4,8 @@
  * before it lands on the span.
  */
 import { performance } from 'node:perf_hooks';
-import { context, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import type { ExemplarRef } from './exemplars';
 import { cachedTokensOf, errorType, LIFECYCLE_OPERATION, type CallFacts, type CallOutcome, type CallRequest, type ModelLifecycle } from './call';
 import { clipText, MAX_MODEL_NAME_CHARS } from './labels';
 import { inputMessages, outputMessages } from './messages';
@@ -75,6 +76,19 @@ export class CallSpan {
     return this.span.isRecording() ? this.span.spanContext().traceId : undefined;
   }
 
+  /** The span's ids when it is sampled (an exemplar may point at it); undefined otherwise. */
+  get exemplarRef(): ExemplarRef | undefined {
+    if (!this.span.isRecording()) return undefined;
+    const ids = this.span.spanContext();
+    return (ids.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? { traceId: ids.traceId, spanId: ids.spanId } : undefined;
+  }
+
+  /** Who made the call. */
+  owner(tenant: string, user: string | undefined): void {
+    this.span.setAttribute(sc.GATEWAY_TENANT, tenant);
+    if (user !== undefined) this.span.setAttribute(sc.ENDUSER_ID, user);
+  }
+
   /** What the request asks for. */
   request(req: CallRequest): void {
     const span = this.span;
@@ -115,11 +129,10 @@ export class CallSpan {
     span.setAttribute(sc.GATEWAY_ATTEMPTS, attempt);
   }
 
-  /** The call's tenant, how many calls waited before it when it joined the queue, and its wait. */
-  queued(tenant: string, position: number, waitSeconds: number): void {
+  /** How many calls waited when the call joined the fair queue, and its wait (its tenant is set by the owner). */
+  queued(position: number, waitSeconds: number): void {
     const span = this.span;
     if (!span.isRecording()) return;
-    span.setAttribute(sc.GATEWAY_TENANT, tenant);
     span.setAttribute(sc.GATEWAY_QUEUE_POSITION, position);
     span.setAttribute(sc.GATEWAY_QUEUE_WAIT, waitSeconds);
   }

@@ -31,11 +31,17 @@ export const ATTR_KIND = 'kind';
  * backend (refused body, queue timeout, client gone first).
  */
 export const ATTR_BACKEND = 'backend';
-/** The tenant of a call: bounded by the configuration (its keys or tenants-file entries). */
-export const ATTR_TENANT = 'tenant';
 /** On `ollama_backend_failovers_total`: the backend that failed and the one the call went to next. */
 export const ATTR_FROM = 'from';
 export const ATTR_TO = 'to';
+/**
+ * On the `ollama_tenant_*` counters: the tenant a call was made by, one of the names in the
+ * tenants file (or `key-<fingerprint>` per GATEWAY_API_KEYS key, `anonymous` without keys), so
+ * bounded by the configuration. End users are never a label: they live in the ledger.
+ */
+export const ATTR_TENANT = 'tenant';
+/** On `ollama_tenant_tokens_total`: `input`, `cached` (a part of input) or `output`. */
+export const ATTR_TYPE = 'type';
 /** The `backend` label of a call that reached no backend. */
 export const NO_BACKEND = 'none';
 
@@ -161,6 +167,27 @@ export interface OllamaInstruments {
   logLinesDropped: ObservableCounter;
 }
 
+/**
+ * The GenAI metrics as the newest conventions name them, with OTEL_SEMCONV_STABILITY_OPT_IN=
+ * gen_ai_latest_experimental: semantic-conventions-genai v0.1.0, docs/gen-ai/client-inference.md
+ * (https://github.com/open-telemetry/semantic-conventions-genai/blob/v0.1.0/docs/gen-ai/client-inference.md).
+ * Inference calls move to `gen_ai.client.inference.duration` (embeddings stay on
+ * `gen_ai.client.operation.duration`); token usage splits into per-call histograms and usage
+ * counters by `gen_ai.token.modality`. No reasoning counter: Ollama reports no reasoning tokens
+ * (its OpenAI-compatible `reasoning_tokens` is always 0).
+ */
+export interface GenAiLatestInstruments {
+  inferenceDuration: Histogram;
+  operationDuration: Histogram;
+  timeToFirstChunk: Histogram;
+  timePerOutputChunk: Histogram;
+  inputTokens: Histogram;
+  outputTokens: Histogram;
+  usageInputTokens: Counter;
+  usageOutputTokens: Counter;
+  usageCacheReadTokens: Counter;
+}
+
 export interface GenAiInstruments {
   operationDuration: Histogram;
   tokenUsage: Histogram;
@@ -191,9 +218,24 @@ export interface FleetInstruments {
   coldLoads: Counter;
 }
 
+/** Per-tenant counters, and the usage ledger's own. */
+export interface TenantInstruments {
+  requests: Counter;
+  tokens: Counter;
+  gpuSeconds: Counter;
+  gpuSecondsEstimated: Counter;
+  modelLoads: Counter;
+  optionReloads: Counter;
+  ledgerRows: Counter;
+  ledgerDropped: Counter;
+}
+
 export interface Instruments {
   ollama?: OllamaInstruments;
+  tenant?: TenantInstruments;
   genAi?: GenAiInstruments;
+  /** Instead of `genAi`, with OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental. */
+  genAiLatest?: GenAiLatestInstruments;
   state?: OllamaStateGauges;
   fleet?: FleetInstruments;
 }
@@ -339,6 +381,45 @@ function createGenAiInstruments(meter: Meter): GenAiInstruments {
   };
 }
 
+function createGenAiLatestInstruments(meter: Meter): GenAiLatestInstruments {
+  const tokens = (name: string, description: string) => meter.createCounter(name, { description, unit: '{token}' });
+  return {
+    inferenceDuration: histogram(meter, 'gen_ai.client.inference.duration', 's', 'GenAI inference operation duration.', GEN_AI_DURATION_BUCKETS),
+    operationDuration: histogram(meter, 'gen_ai.client.operation.duration', 's', 'GenAI operation duration.', GEN_AI_DURATION_BUCKETS),
+    timeToFirstChunk: histogram(
+      meter,
+      'gen_ai.client.inference.time_to_first_chunk',
+      's',
+      'Time to receive the first chunk of a streamed answer.',
+      GEN_AI_TTFT_BUCKETS,
+    ),
+    timePerOutputChunk: histogram(
+      meter,
+      'gen_ai.client.inference.time_per_output_chunk',
+      's',
+      'Time between consecutive chunks of a streamed answer, after the first.',
+      GEN_AI_TPOT_BUCKETS,
+    ),
+    inputTokens: histogram(
+      meter,
+      'gen_ai.client.inference.operation.input_tokens',
+      '{token}',
+      'Input tokens of one inference operation.',
+      GEN_AI_TOKEN_BUCKETS,
+    ),
+    outputTokens: histogram(
+      meter,
+      'gen_ai.client.inference.operation.output_tokens',
+      '{token}',
+      'Output tokens of one inference operation.',
+      GEN_AI_TOKEN_BUCKETS,
+    ),
+    usageInputTokens: tokens('gen_ai.client.inference.usage.input_tokens', 'The number of input (prompt) tokens used, including cached tokens.'),
+    usageOutputTokens: tokens('gen_ai.client.inference.usage.output_tokens', 'The number of output (completion) tokens used.'),
+    usageCacheReadTokens: tokens('gen_ai.client.inference.usage.cache_read.input_tokens', 'The number of input tokens served from the KV cache.'),
+  };
+}
+
 function createStateGauges(meter: Meter): OllamaStateGauges {
   return {
     up: meter.createObservableGauge('ollama_up', { description: 'Whether the last poll of Ollama succeeded (1) or not (0).' }),
@@ -381,14 +462,44 @@ function createFleetInstruments(meter: Meter): FleetInstruments {
   };
 }
 
+function createTenantInstruments(meter: Meter): TenantInstruments {
+  return {
+    requests: meter.createCounter('ollama_tenant_requests_total', {
+      description: 'LLM calls by tenant, model and HTTP status (every call the ledger records, loads and unloads included).',
+    }),
+    tokens: meter.createCounter('ollama_tenant_tokens_total', {
+      description: 'Tokens by tenant and model: type="input" (the whole prompt), "cached" (the part of it served from the KV cache), "output".',
+    }),
+    gpuSeconds: meter.createCounter('ollama_tenant_gpu_seconds_total', {
+      description:
+        "Local GPU time by tenant and model: Ollama's load + prompt evaluation + generation time, or the gateway's wall time where Ollama reports none (also in ..._estimated_total).",
+    }),
+    gpuSecondsEstimated: meter.createCounter('ollama_tenant_gpu_seconds_estimated_total', {
+      description: "The part of ollama_tenant_gpu_seconds_total that is the gateway's own measure (calls whose answers carry no durations, e.g. /v1/*).",
+    }),
+    modelLoads: meter.createCounter('ollama_tenant_model_loads_total', {
+      description: 'Calls that made Ollama load their model (a load of 0.5 s or more), by tenant and model: the tenant is charged the load time.',
+    }),
+    optionReloads: meter.createCounter('ollama_tenant_option_reloads_total', {
+      description: 'Loads caused by a call asking for another num_ctx than the loaded instance had, by tenant and model.',
+    }),
+    ledgerRows: meter.createCounter('ollama_ledger_rows_written_total', { description: 'Calls written to the usage ledger.' }),
+    ledgerDropped: meter.createCounter('ollama_ledger_rows_dropped_total', {
+      description: 'Calls the usage ledger could not keep: its database was down or slow and the waiting buffer was full.',
+    }),
+  };
+}
+
 /**
  * Creates the instruments of the enabled families on `meter`. Called once at start. `fleet`: several
  * backends are configured (the routing metrics exist only then).
  */
-export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false): Instruments {
+export function createInstruments(meter: Meter, families: ReadonlySet<MetricFamily>, withState: boolean, fleet = false, genAiLatest = false): Instruments {
   return {
     ollama: families.has('ollama') ? createOllamaInstruments(meter) : undefined,
-    genAi: families.has('gen_ai') ? createGenAiInstruments(meter) : undefined,
+    tenant: families.has('ollama') ? createTenantInstruments(meter) : undefined,
+    genAi: families.has('gen_ai') && !genAiLatest ? createGenAiInstruments(meter) : undefined,
+    genAiLatest: families.has('gen_ai') && genAiLatest ? createGenAiLatestInstruments(meter) : undefined,
     state: families.has('ollama') && withState ? createStateGauges(meter) : undefined,
     fleet: families.has('ollama') && fleet ? createFleetInstruments(meter) : undefined,
   };

@@ -8,8 +8,9 @@
 import { context } from '@opentelemetry/api';
 import { AttributeCache, type BackendRef, type CallAttributes } from './attributes';
 import { contextUse, lifecycleOf, type CallFacts, type CallOutcome, type CallRequest, type ContextUse } from './call';
-import { initEndpointSeries, initModelSeries, recordGenAiCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
+import { initEndpointSeries, initModelSeries, recordGenAiCall, recordGenAiLatestCall, recordOllamaCall, recordUnservedCall } from './call-metrics';
 import { CallSpan, type TracingOptions } from './call-span';
+import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
 import {
   ATTR_BACKEND,
@@ -24,11 +25,14 @@ import {
   type RoutingReason,
 } from './instruments';
 import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
+import { recordTenantCall } from './tenant-metrics';
+import { usageRecordOf, type CallOwner, type UsageSink } from './usage';
 import { isRemoteModel, loadedContextLength, type FleetState } from './state';
 
 export type { TracingOptions } from './call-span';
 export type { CallOutcome, CallRequest } from './call';
 export type { BackendRef } from './attributes';
+export type { CallOwner, UsageRecord, UsageSink } from './usage';
 
 /** A load Ollama reports taking this long or longer was a cold load, whatever the router knew. */
 const COLD_LOAD_NS = 1e9;
@@ -40,6 +44,8 @@ export interface MeasurementOptions {
 
 export class Telemetry {
   readonly attributes: AttributeCache;
+  /** Where sampled calls leave exemplars, when tracing is on. */
+  exemplars: ExemplarStore | undefined;
   /** Model labels whose per-model counters exist (bounded like the labels themselves). */
   private readonly initialised = new Set<string>();
 
@@ -56,6 +62,18 @@ export class Telemetry {
     readonly sink?: CallSink,
   ) {
     this.attributes = new AttributeCache(tracing.serverAddress, tracing.serverPort, backends.length > 1);
+  }
+
+  /** The usage ledger's writer, when the ledger is on; told every finished call. */
+  usage: UsageSink | undefined;
+
+  /** Counts calls the ledger wrote, and calls it had to drop. */
+  ledgerWritten(n: number): void {
+    this.instruments.tenant?.ledgerRows.add(n);
+  }
+
+  ledgerDropped(n: number): void {
+    this.instruments.tenant?.ledgerDropped.add(n);
   }
 
   /** Several backends are configured (calls are routed, series carry `backend`). */
@@ -124,6 +142,10 @@ export class CallRecorder {
   private request: Pick<CallRequest, 'model' | 'lifecycle' | 'numCtx' | 'numKeep'> | undefined;
   /** Gaps between content chunks longer than STREAM_STALL_SECONDS. */
   private stalls = 0;
+  /** Who made the call; undefined only for calls recorded outside the gateway's admission. */
+  private owner: CallOwner | undefined;
+  /** With a `num_ctx` asked: the window the model ran with at the last poll, before this call. */
+  private loadedContext: number | undefined;
   /** The console history's ring the call was counted in when it started. */
   private historyRing: string | undefined;
   private readonly span: CallSpan;
@@ -155,9 +177,16 @@ export class CallRecorder {
     return this.model;
   }
 
+  /** Who made the call (decided at admission); the same object is read when the call finishes. */
+  setOwner(owner: CallOwner): void {
+    this.owner = owner;
+    this.span.owner(owner.tenant, owner.user);
+  }
+
   /** What the request asks for; called once the body has been read. */
   setRequest(req: CallRequest): void {
     this.request = { model: req.model, lifecycle: req.lifecycle, numCtx: req.numCtx, numKeep: req.numKeep };
+    if (req.numCtx !== undefined && this.owner !== undefined) this.loadedContext = this.telemetry.loadedContextLength(req.model);
     const labels = this.telemetry.modelLabels;
     this.model = labels.label(req.model);
     // A name nobody serves has a bounded number of series (labels.ts); its in-flight gauge is one.
@@ -195,7 +224,7 @@ export class CallRecorder {
    */
   queued(tenant: string, position: number, waitSeconds: number): void {
     this.telemetry.instruments.ollama?.fairQueueWaitSeconds.record(waitSeconds, { [ATTR_TENANT]: tenant });
-    this.span.queued(tenant, position, waitSeconds);
+    this.span.queued(position, waitSeconds);
   }
 
   /** The call failed at `from` before any response byte and goes to `to`. */
@@ -208,9 +237,11 @@ export class CallRecorder {
    * streams ending together do not record all their gaps at once).
    */
   contentGap(ms: number): void {
-    const ins = this.telemetry.instruments.ollama;
-    if (!ins) return;
+    const { ollama: ins, genAiLatest: latest } = this.telemetry.instruments;
+    if (!ins && !latest) return;
     const attrs = this.attrs ?? this.telemetry.attributes.get(this.operation, this.endpoint, this.model);
+    latest?.timePerOutputChunk.record(ms / 1000, attrs.genAi);
+    if (!ins) return;
     ins.interToken.record(ms / 1000, attrs.model);
     if (ms > this.telemetry.measurement.stallMs) this.stalls++;
   }
@@ -253,7 +284,9 @@ export class CallRecorder {
         labels.admit(this.model, `${this.endpoint}\u0000${outcome.status}`) &&
         (outcome.reason === undefined || labels.admit(this.model, `${this.endpoint}\u0000${outcome.reason}`));
       const counted = kept ? attrs : this.telemetry.attributes.get(this.operation, this.endpoint, OVERFLOW_MODEL_LABEL);
-      if (ins.ollama) recordUnservedCall(ins.ollama, attrs, counted, outcome, measures);
+      const ollama = ins.ollama;
+      // A failed call for a name nobody serves still leaves its trace on the error counter.
+      if (ollama) this.withExemplars(() => recordUnservedCall(ollama, attrs, counted, outcome, measures));
       this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
       this.span.end(outcome, endedAt, lifecycle, remote);
       return;
@@ -264,10 +297,45 @@ export class CallRecorder {
         ins.fleet.coldLoads.add(1, { [ATTR_BACKEND]: this.backend.name, [ATTR_MODEL]: this.model });
       }
     }
-    if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
-    if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
-    this.telemetry.sink?.finished({ operation: this.operation, measures, outcome, traceId: this.span.traceId, startedIn: this.historyRing });
+    // A sampled call's ids become the exemplars of what it records (nothing when tracing is off).
+    const record = () => {
+      if (ins.ollama) recordOllamaCall(ins.ollama, attrs, outcome, measures);
+      if (ins.genAi) recordGenAiCall(ins.genAi, attrs, outcome, measures);
+      if (ins.genAiLatest) recordGenAiLatestCall(ins.genAiLatest, attrs, outcome, measures);
+    };
+    this.withExemplars(record);
+    const traceId = this.span.traceId;
+    const owner = this.owner;
+    this.telemetry.sink?.finished({
+      operation: this.operation,
+      measures,
+      outcome,
+      traceId,
+      startedIn: this.historyRing,
+      tenant: owner?.tenant,
+      user: owner?.user,
+    });
+    if (owner && (ins.tenant || this.telemetry.usage)) {
+      const row = usageRecordOf(outcome, measures, {
+        owner,
+        operation: this.operation,
+        backend: this.backend?.name,
+        traceId,
+        numCtx: this.request?.numCtx,
+        loadedContext: this.loadedContext,
+        now: Date.now(),
+      });
+      if (ins.tenant) recordTenantCall(ins.tenant, row);
+      this.telemetry.usage?.record(row);
+    }
     this.span.end(outcome, endedAt, lifecycle, remote);
+  }
+
+  /** Runs `fn` (recording this call) with the call's ids as exemplars, when sampled and tracing is on. */
+  private withExemplars(fn: () => void): void {
+    const exemplars = this.telemetry.exemplars;
+    if (exemplars) exemplars.during(this.span.exemplarRef, fn);
+    else fn();
   }
 
   /**

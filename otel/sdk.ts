@@ -27,6 +27,8 @@ import {
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { memoiseAttributeHashing } from './attribute-hash';
+import { exemplarMeter, ExemplarStore, splitExemplars, UNIT_SUFFIXES, type Exemplar } from './exemplars';
+import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
 import { ATTR_BACKEND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
@@ -74,7 +76,14 @@ export interface TelemetryOptions {
   logLinesDropped?: () => number;
   /** Keep the console's history (CONSOLE), with these sizes (defaults otherwise). */
   history?: Partial<HistoryOptions>;
+  /** The GenAI metrics under the newest conventions' names (OTEL_SEMCONV_STABILITY_OPT_IN). */
+  genAiLatest?: boolean;
+  /** Keep exemplars of sampled calls (when tracing is on). */
+  exemplars?: boolean;
 }
+
+/** The exposition formats `/metrics` serves: the classic text, or OpenMetrics (with exemplars). */
+export type ExpositionFormat = 'text' | 'openmetrics';
 
 /** A Prometheus text exposition and its media type. */
 export interface Exposition {
@@ -89,8 +98,6 @@ export interface Exposition {
  * travel. The JS exporter does not apply them itself. Names that already end with the suffix (all
  * `ollama_*` ones) are left alone; annotation units such as `{token}` add nothing.
  */
-const UNIT_SUFFIXES: Readonly<Record<string, string>> = { s: '_seconds', By: '_bytes' };
-
 function withUnitSuffixes(resourceMetrics: ResourceMetrics): ResourceMetrics {
   return {
     ...resourceMetrics,
@@ -117,7 +124,9 @@ export interface TelemetryRuntime {
   /** The console's history, when kept. */
   history: History | undefined;
   /** Collects the metrics as one Prometheus exposition, for the caller to serve. */
-  scrape(): Promise<Exposition>;
+  scrape(format?: ExpositionFormat): Promise<Exposition>;
+  /** This process's classic exposition with its exemplars, as a piece for a gathered scrape. */
+  piece(): Promise<string>;
   /** Flushes and stops metrics and traces. */
   shutdown(): Promise<void>;
 }
@@ -254,12 +263,14 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
     resource,
     readers: [prometheus, ...extraMetricReaders(getBooleanFromEnv('OTEL_SDK_DISABLED'))],
   });
-  const meter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const exemplars = opts.exemplars === true ? new ExemplarStore() : undefined;
+  const sdkMeter = provider.getMeter(INSTRUMENTATION_NAME, opts.serviceVersion);
+  const meter = exemplars ? exemplarMeter(sdkMeter, exemplars) : sdkMeter;
   const tracer: Tracer = trace.getTracer(INSTRUMENTATION_NAME, opts.serviceVersion);
   const backends = opts.backends ?? [];
   const routed = backends.length > 1;
   const exportState = opts.exportState !== false;
-  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed);
+  const instruments = createInstruments(meter, opts.families, opts.ollamaState !== undefined && exportState, routed, opts.genAiLatest === true);
   if (instruments.state && opts.ollamaState) observeOllamaState(meter, instruments.state, opts.ollamaState, routed);
   const load = opts.backendLoad;
   const fleet = instruments.fleet;
@@ -294,16 +305,18 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
   const labels = new ModelLabels(opts.maxModelLabels, opts.onModelLabelCap);
   const history = opts.history ? new History(opts.history, (model) => labels.detailed(model)) : undefined;
   const telemetry = new Telemetry(instruments, labels, { ...opts.tracing, tracer }, opts.measurement, opts.ollamaState, backends, history);
+  telemetry.exemplars = exemplars;
   // Concurrent and back-to-back scrapes share one rendering, paced by its cost (pacing.ts).
-  const rendering = new PacedRendering<Exposition>(async () => {
+  const rendering = new PacedRendering<string>(async () => {
     const { resourceMetrics, errors } = await prometheus.collect();
     if (errors.length > 0) diag.error('metrics collection errors', ...errors);
-    return { value: { contentType: EXPOSITION_CONTENT_TYPE, body: serializer.serialize(withUnitSuffixes(resourceMetrics)) } };
+    return { value: serializer.serialize(withUnitSuffixes(resourceMetrics)) };
   });
   return {
     telemetry,
     history,
-    scrape: () => rendering.get(),
+    scrape: async (format = 'text') => formatExposition(await rendering.get(), exemplars?.entries(), format),
+    piece: async () => (await rendering.get()) + (exemplars?.piece() ?? ''),
     shutdown: async () => {
       // An unreachable collector must not hold the exit for the exporters' own timeouts.
       let timer: NodeJS.Timeout | undefined;
@@ -314,4 +327,16 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
         diag.warn(`telemetry was not flushed within ${SHUTDOWN_FLUSH_MS / 1000} s (is the OTLP endpoint reachable?); exiting without it`);
     },
   };
+}
+
+/** The exposition in `format`, from a classic text and its exemplars. */
+export function formatExposition(classic: string, exemplars: ReadonlyMap<string, Exemplar> | undefined, format: ExpositionFormat): Exposition {
+  if (format === 'openmetrics') return { contentType: OPENMETRICS_CONTENT_TYPE, body: toOpenMetrics(classic, exemplars ?? new Map()) };
+  return { contentType: EXPOSITION_CONTENT_TYPE, body: classic };
+}
+
+/** A gathered scrape: the primary's merge, whose exemplars (newest per bucket) ride on their own comment line. */
+export function gatheredExposition(merged: string, format: ExpositionFormat): Exposition {
+  const { text, exemplars } = splitExemplars(merged);
+  return formatExposition(text, exemplars, format);
 }

@@ -53,10 +53,13 @@ export const GATEWAY_REMOTE_HOST = 'ollama_gateway.remote.host';
 export const GATEWAY_REMOTE_MODEL = 'ollama_gateway.remote.model';
 export const LOCATION_LOCAL = 'local';
 export const LOCATION_REMOTE = 'remote';
+/** The tenant that made the call (its name in the tenants file). */
+export const GATEWAY_TENANT = 'ollama_gateway.tenant';
+/** The end user a tenant asserted (OpenTelemetry's `enduser.id`); never a metric label. */
+export const ENDUSER_ID = 'enduser.id';
 /** How many backends the call was sent to (2 after a failover). */
 export const GATEWAY_ATTEMPTS = 'ollama_gateway.attempts';
-/** The tenant a call belongs to, and its wait in the gateway's fair queue. */
-export const GATEWAY_TENANT = 'ollama_gateway.tenant';
+/** A call's place and wait in the gateway's fair queue. */
 export const GATEWAY_QUEUE_POSITION = 'ollama_gateway.queue.position';
 export const GATEWAY_QUEUE_WAIT = 'ollama_gateway.queue.wait_seconds';
 

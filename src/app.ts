@@ -12,8 +12,11 @@ import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
-import type { Exposition } from '../otel/sdk';
+import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
+import { tenantsOfKeys, type TenantSpec } from './tenants/file';
+import { Tenants, type CallIdentity } from './tenants/registry';
+import type { UsageQuery, UsageRow } from './ledger/schema';
 import { ollamaOrigins, type Config } from './config';
 import { consoleEndpoints, type ConsoleDeps } from './endpoints/console';
 import { ownEndpoints } from './endpoints/own';
@@ -29,7 +32,7 @@ import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
 import type { FairQueue } from './scheduler/fair-queue';
-import { Tenants } from './scheduler/tenant';
+import { policyOf } from './scheduler/tenant';
 
 export interface GatewayDeps {
   config: Config;
@@ -38,17 +41,19 @@ export interface GatewayDeps {
   /** The memory shared by all request bodies being held. */
   bodyBudget: BodyBudget;
   /** The Prometheus exposition of every metric. */
-  scrape: () => Promise<Exposition>;
+  scrape: (format?: ExpositionFormat) => Promise<Exposition>;
   /** The backends, when made by the caller (otherwise made from `config.upstreams`). */
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
   pseudonym?: string;
   /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
   scheduler?: FairQueue;
-  /** Who each call belongs to (made from the configuration when not given). */
-  tenants?: Tenants;
   /** The web console's readers, when CONSOLE is on. */
   console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about' | 'queues'>;
+  /** The tenants (made from the configuration when not given). */
+  tenants?: Tenants;
+  /** Reads the usage ledger, when it is on. */
+  usage?: (q: UsageQuery) => Promise<UsageRow[]>;
 }
 
 export interface Gateway {
@@ -56,6 +61,8 @@ export interface Gateway {
   handler: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   /** The Ollama servers. */
   fleet: Fleet;
+  /** Who may call, and as which tenant. */
+  tenants: Tenants;
   /** The first (with one backend, the only) Ollama's connection. */
   upstream: Upstream;
   /**
@@ -147,6 +154,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // With the fair queue, MAX_CONCURRENT_REQUESTS is its cap over all backends' slots instead.
     limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     scheduler: deps.scheduler,
+    tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
     telemetry,
     log,
     body: {
@@ -158,6 +166,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
     queueTimeoutMs: config.queueTimeoutMs,
+    serverTiming: config.serverTiming,
   };
   const passDeps: PassThroughDeps = {
     fleet,
@@ -166,13 +175,27 @@ export function createGateway(deps: GatewayDeps): Gateway {
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
     body: llmDeps.body,
   };
-  const apiKeys = new BearerKeys(config.apiKeys);
-  const tenants = deps.tenants ?? new Tenants(config.apiKeys, config.tenantPolicies);
+  const tenants = deps.tenants ?? tenantsFromConfig(config);
+  // The tenants file's entries by name, for the fair queue's weights; made again after a reload.
+  let entries: { specs: readonly TenantSpec[]; byName: Map<string, TenantSpec['raw']> } | undefined;
+  const tenantEntry = (name: string): TenantSpec['raw'] | undefined => {
+    const specs = tenants.specs;
+    if (entries?.specs !== specs) entries = { specs, byName: new Map(specs.map((t) => [t.name, t.raw])) };
+    return entries.byName.get(name);
+  };
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
   const consoleHandler = deps.console
     ? consoleEndpoints({
         ...deps.console,
-        tokens: [...(config.metricsBearerToken ? [config.metricsBearerToken] : []), ...config.apiKeys],
+        tokens: config.metricsBearerToken ? [config.metricsBearerToken] : [],
+        // METRICS_BEARER_TOKEN, or any tenant's key, as API keys always have.
+        authorize: (authorization) => {
+          if (!metricsToken && !tenants.enabled) return undefined;
+          if (metricsToken && metricsToken.check(authorization) === undefined) return undefined;
+          if (tenants.enabled) return tenants.admit(authorization).failure;
+          return metricsToken!.check(authorization);
+        },
+        usage: deps.usage,
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),
         log,
       })
@@ -229,22 +252,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
       else void own(req, res);
       return;
     }
-    let key: string | undefined;
-    if (apiKeys.enabled) {
-      // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
-      const anthropic = anthropicKeyPath(path);
-      const failure = anthropic ? apiKeys.checkEither(req.headers.authorization, req.headers['x-api-key']) : apiKeys.check(req.headers.authorization);
+    // Where an Anthropic client calls, the key may come in `x-api-key`, Anthropic's own API-key header.
+    const anthropic = anthropicKeyPath(path);
+    const admission = tenants.admit(req.headers.authorization, anthropic ? req.headers['x-api-key'] : undefined);
+    const failure = admission.failure;
+    if (tenants.enabled) {
       if (failure) {
         log.info({ method: req.method, path: loggedPath(req), status: 401, error: `api_key_${failure}` }, 'request refused');
         refuse(res, path, 'api', failure);
         return;
       }
-      // Which key, only when the fair queue needs the tenant: one more digest per call otherwise.
-      if (deps.scheduler) key = apiKeys.keyOf(req.headers.authorization, anthropic ? req.headers['x-api-key'] : undefined);
       // The key is the gateway's; Ollama never sees it, in either header, on any path.
       delete req.headers.authorization;
       delete req.headers['x-api-key'];
     }
+    const identity: CallIdentity = admission.identity!;
+    tenants.assertUser(identity, req.headers);
     let pinned: Backend | undefined;
     const named = req.headers[BACKEND_HEADER];
     if (named !== undefined) {
@@ -258,7 +281,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
-    if (route) handleLlmCall(llmDeps, route, req, res, pinned, tenants.of(key)).catch((err: unknown) => internalError(log, req, res, err));
+    if (route) handleLlmCall(llmDeps, route, req, res, pinned, identity).catch((err: unknown) => internalError(log, req, res, err));
     else passThrough(passDeps, req, res, pinned);
   };
 
@@ -279,5 +302,21 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   };
 
-  return { handler, fleet, upstream, ollamaVersion, close: () => fleet.close() };
+  return {
+    handler,
+    fleet,
+    tenants,
+    upstream,
+    ollamaVersion,
+    close: () => {
+      fleet.close();
+      tenants.close();
+    },
+  };
+}
+
+/** The tenants of the tenants file, or one per GATEWAY_API_KEYS key, or none (every call `anonymous`). */
+export function tenantsFromConfig(config: Config): Tenants {
+  const file = config.tenantsFile;
+  return file ? new Tenants(file.tenants, file) : new Tenants(tenantsOfKeys(config.apiKeys));
 }

@@ -25,6 +25,19 @@ export function anthropicKeyPath(path: string): boolean {
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 
+/**
+ * The index in `digests` of the SHA-256 digest `d`, or -1: every digest is compared, in constant
+ * time, whichever matches, so timing tells neither whether nor which key matched.
+ */
+export function matchDigest(digests: readonly Buffer[], d: Buffer): number {
+  let found = -1;
+  for (let i = 0; i < digests.length; i++) {
+    const eq = timingSafeEqual(digests[i]!, d);
+    found = eq && found < 0 ? i : found;
+  }
+  return found;
+}
+
 /** The key of an `Authorization: Bearer <key>` header, or undefined when it has none. */
 function bearerKey(authorization: string | undefined): string | undefined {
   const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
@@ -82,9 +95,6 @@ export class BearerKeys {
 
   /** Whether `candidate` is one of the keys, compared with every key in constant time. */
   private matches(candidate: string): boolean {
-    const d = digest(candidate);
-    let ok = false;
-    for (const k of this.digests) ok = timingSafeEqual(k, d) || ok;
-    return ok;
+    return matchDigest(this.digests, digest(candidate)) >= 0;
   }
 }

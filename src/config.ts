@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
 import type { QueueOrder } from './scheduler/fair-queue';
 import type { TenantPolicies } from './scheduler/tenant';
+import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, TenantsFileError, type TenantSpec } from './tenants/file';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -80,6 +81,8 @@ export interface Config {
   streamStallMs: number;
   /** Which metric families are exported. */
   metricFamilies: ReadonlySet<MetricFamily>;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN names gen_ai_latest_experimental: the newest GenAI metric names. */
+  genAiLatest: boolean;
   /** API keys clients must present as `Authorization: Bearer <key>`; empty means no check. */
   apiKeys: readonly string[];
   /** Bearer token required on /metrics, when set. */
@@ -103,6 +106,20 @@ export interface Config {
   workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
   console: boolean;
+  /** A trace viewer's URL with `{trace_id}` in it (TRACE_UI_URL), for the console's links. */
+  traceUiUrl: string | undefined;
+  /** Add a Server-Timing header to answers on LLM routes (SERVER_TIMING). */
+  serverTiming: boolean;
+  /** The tenants file (GATEWAY_TENANTS_FILE), its text and its tenants, when set. */
+  tenantsFile: { path: string; text: string; tenants: TenantSpec[] } | undefined;
+  /** Where the gateway keeps its state (the SQLite ledger), GATEWAY_DATA_DIR. */
+  dataDir: string;
+  /** LEDGER_URL: empty for SQLite under dataDir, a postgres:// URL, or `off`. */
+  ledgerUrl: string;
+  /** Days raw ledger rows are kept (0: for ever). */
+  ledgerRawRetentionDays: number;
+  /** Days hourly and daily rollups are kept (0: for ever). */
+  ledgerRollupRetentionDays: number;
 }
 
 export class ConfigError extends Error {
@@ -427,8 +444,8 @@ function limitSettings(env: Env): LimitSettings {
       `MAX_BUFFERED_BODY_MB_PER_CLIENT="${perClientMb}" is not valid: expected from MAX_REQUEST_BODY_MB (${bodyMb}) to MAX_BUFFERED_BODY_MB (${bufferedMb})`,
     );
   }
-  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 1024, 1, 1_000_000);
-  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(128, maxConnections), 1, 1_000_000);
+  const maxConnections = intVar(env, 'MAX_CONNECTIONS', 4096, 1, 1_000_000);
+  const maxConnectionsPerClient = intVar(env, 'MAX_CONNECTIONS_PER_CLIENT', Math.min(1024, maxConnections), 1, 1_000_000);
   if (maxConnectionsPerClient > maxConnections) {
     throw new ConfigError(`MAX_CONNECTIONS_PER_CLIENT=${maxConnectionsPerClient} is not valid: expected at most MAX_CONNECTIONS (${maxConnections})`);
   }
@@ -451,7 +468,10 @@ function limitSettings(env: Env): LimitSettings {
   };
 }
 
-type TelemetrySettings = Pick<Config, 'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies'>;
+type TelemetrySettings = Pick<
+  Config,
+  'maxModelLabels' | 'captureMessageContent' | 'maxCaptureChars' | 'pollIntervalMs' | 'streamStallMs' | 'metricFamilies' | 'genAiLatest'
+>;
 
 function telemetrySettings(env: Env): TelemetrySettings {
   const captureRaw = (env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT ?? 'false').trim().toLowerCase();
@@ -467,6 +487,42 @@ function telemetrySettings(env: Env): TelemetrySettings {
     pollIntervalMs: Math.round(numberVar(env, 'OLLAMA_POLL_INTERVAL_SECONDS', 15, 0, 86_400, true) * 1000),
     streamStallMs: numberVar(env, 'STREAM_STALL_SECONDS', 2, 0, 3600) * 1000,
     metricFamilies: parseFamilies(env.METRIC_FAMILIES),
+    // A comma-separated list of categories, as every OpenTelemetry instrumentation reads it.
+    genAiLatest: (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').some((v) => v.trim() === 'gen_ai_latest_experimental'),
+  };
+}
+
+/** GATEWAY_TENANTS_FILE, read and checked at start (a bad file later keeps the tenants in use). */
+function readTenantsFile(env: Env): Config['tenantsFile'] {
+  const file = env.GATEWAY_TENANTS_FILE?.trim();
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+  }
+  if (Buffer.byteLength(text) > MAX_TENANTS_FILE_BYTES)
+    throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is larger than ${MAX_TENANTS_FILE_BYTES} bytes`);
+  try {
+    return { path: file, text, tenants: parseTenantsFile(text) };
+  } catch (err) {
+    if (err instanceof TenantsFileError) throw new ConfigError(`GATEWAY_TENANTS_FILE=${JSON.stringify(file)} is not valid: ${err.message}`);
+    throw err;
+  }
+}
+
+function ledgerSettings(env: Env): Pick<Config, 'dataDir' | 'ledgerUrl' | 'ledgerRawRetentionDays' | 'ledgerRollupRetentionDays'> {
+  const url = (env.LEDGER_URL ?? '').trim();
+  if (url !== '' && url !== 'off' && !/^postgres(ql)?:\/\/\S+$/.test(url)) {
+    throw new ConfigError('LEDGER_URL is not valid: expected postgres://user:password@host:port/database, off, or nothing for SQLite under GATEWAY_DATA_DIR');
+  }
+  const dataDir = (env.GATEWAY_DATA_DIR ?? '').trim() || './data';
+  return {
+    dataDir,
+    ledgerUrl: url,
+    ledgerRawRetentionDays: intVar(env, 'LEDGER_RAW_RETENTION_DAYS', 90, 0, 36_500),
+    ledgerRollupRetentionDays: intVar(env, 'LEDGER_ROLLUP_RETENTION_DAYS', 0, 0, 36_500),
   };
 }
 
@@ -515,6 +571,16 @@ function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'
   return { workers };
 }
 
+/** TRACE_UI_URL: an http(s) URL with `{trace_id}` where the trace id goes. */
+function traceUiUrl(env: Env): string | undefined {
+  const raw = env.TRACE_UI_URL?.trim();
+  if (!raw) return undefined;
+  if (!/^https?:\/\//i.test(raw) || !raw.includes('{trace_id}')) {
+    throw new ConfigError(`TRACE_UI_URL must be an http(s) URL containing {trace_id}, got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
 /**
  * Reads and validates the configuration (the variables listed in settings.ts). Throws ConfigError
  * on the first bad value.
@@ -522,6 +588,13 @@ function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const limits = limitSettings(env);
   const listen = listenSettings(env);
+  const tenantsFile = readTenantsFile(env);
+  const apiKeys = readApiKeys(env);
+  if (tenantsFile && apiKeys.length > 0) {
+    throw new ConfigError(
+      'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
+    );
+  }
   return {
     ...listen,
     backendParallel: backendParallel(env, listen.upstreams),
@@ -530,9 +603,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...limits,
     ...workerSettings(env, limits),
     ...telemetrySettings(env),
-    apiKeys: readApiKeys(env),
+    apiKeys,
+    tenantsFile,
+    ...ledgerSettings(env),
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
+    traceUiUrl: traceUiUrl(env),
+    serverTiming: booleanVar(env, 'SERVER_TIMING', true),
     ...overrides,
   };
 }

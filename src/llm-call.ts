@@ -17,13 +17,15 @@ import { framingOf, parserFor, type CallSummary } from './protocol';
 import { SseUsageStripper } from './protocol/sse-usage';
 import { classifyUpstreamError, CLIENT_CLOSED_REQUEST, sendJsonError } from './proxy/errors';
 import { watchClientGone } from './proxy/client-gone';
+import { serverTiming } from './proxy/server-timing';
 import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer } from './proxy/upstream';
 import { affinityKey } from './fleet/affinity';
 import type { Backend, Fleet } from './fleet/backends';
 import type { RouteChoice } from './fleet/route';
 import type { FairQueue, Slot } from './scheduler/fair-queue';
-import { ANONYMOUS, type TenantPolicy } from './scheduler/tenant';
+import { policyOf, type TenantPolicy } from './scheduler/tenant';
+import { ANONYMOUS_TENANT } from './tenants/file';
 import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
@@ -33,6 +35,7 @@ import { formModel } from './request/multipart';
 import type { RequestReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
+import type { CallIdentity } from './tenants/registry';
 
 export interface LlmCallDeps {
   /** The Ollama servers; with one, every call goes to it. */
@@ -43,6 +46,8 @@ export interface LlmCallDeps {
   limit?: ConcurrencyLimit;
   /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
   scheduler?: FairQueue;
+  /** A tenant's weight and priority in the fair queue. */
+  tenantPolicy?: (tenant: string) => TenantPolicy;
   telemetry: Telemetry;
   log: Logger;
   body: BodyLimits;
@@ -50,6 +55,8 @@ export interface LlmCallDeps {
   clientWriteTimeoutMs: number;
   /** The wait bound of either queue (QUEUE_TIMEOUT_SECONDS). */
   queueTimeoutMs: number;
+  /** Add a Server-Timing header to answers (SERVER_TIMING). */
+  serverTiming?: boolean;
 }
 
 /** Longest upstream-supplied text (error messages) carried into a log line. */
@@ -114,12 +121,10 @@ export function handleLlmCall(
   req: IncomingMessage,
   res: ServerResponse,
   pinned?: Backend,
-  tenant: TenantPolicy = ANONYMOUS_TENANT,
+  identity?: CallIdentity,
 ): Promise<void> {
-  return new LlmCall(deps, route, req, res, pinned, tenant).run();
+  return new LlmCall(deps, route, req, res, pinned, identity).run();
 }
-
-const ANONYMOUS_TENANT: TenantPolicy = { name: ANONYMOUS, weight: 1, priority: 'interactive' };
 
 /** Where a call goes: routing's ranking, and the first backend to try. */
 interface Routed {
@@ -143,6 +148,10 @@ class LlmCall {
   private at: Backend | undefined;
   /** Its slot in the fair queue, once released from it. */
   private slot: Slot | undefined;
+  /** When the call began waiting for a slot, was forwarded, and was sent to its backend (performance.now()). */
+  private queuedAt: number | undefined;
+  private forwardedAt: number | undefined;
+  private sentAt = 0;
   /** The backend this call is the trial of, until an answer came: whichever way the call ends, the trial ends. */
   private trialAt: Backend | undefined;
 
@@ -151,10 +160,11 @@ class LlmCall {
     private readonly route: LlmRoute,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-    private readonly pinned: Backend | undefined,
-    private readonly tenant: TenantPolicy,
+    private readonly pinned?: Backend,
+    private readonly identity?: CallIdentity,
   ) {
     this.recorder = deps.telemetry.begin(route.operation, route.path, this.startedAt);
+    if (identity) this.recorder.setOwner(identity);
   }
 
   run(): Promise<void> {
@@ -227,6 +237,7 @@ class LlmCall {
       return;
     }
     this.state = 'queued';
+    this.queuedAt = performance.now();
     limit
       .acquire((w) => (this.withdraw = w))
       .then(
@@ -243,7 +254,7 @@ class LlmCall {
           this.withdraw = undefined;
           if (this.state === 'finished') return;
           // The queue turns over as calls finish; a second is a fair first back-off.
-          sendJsonError(this.res, this.route.api, 503, err.message, { 'retry-after': '1' });
+          sendJsonError(this.res, this.route.api, 503, err.message, { 'retry-after': '1', ...this.timingHeader() });
           this.finish({ status: 503, reason: 'queue_timeout', streamed: false, detail: err.message });
         },
       );
@@ -257,7 +268,8 @@ class LlmCall {
     const routed = this.routeCall();
     const candidates = routed.choice.order.slice(0, routed.choice.equal);
     this.state = 'queued';
-    this.withdraw = scheduler.enqueue(this.tenant, candidates, {
+    const tenant = this.deps.tenantPolicy?.(this.identity?.tenant ?? ANONYMOUS_TENANT) ?? policyOf(this.identity?.tenant ?? ANONYMOUS_TENANT, undefined);
+    this.withdraw = scheduler.enqueue(tenant, candidates, {
       onRelease: (grant) => {
         this.withdraw = undefined;
         if (this.state === 'finished') {
@@ -265,7 +277,7 @@ class LlmCall {
           return;
         }
         this.slot = grant.slot;
-        this.recorder.queued(this.tenant.name, grant.position, grant.waitedMs / 1000);
+        this.recorder.queued(tenant.name, grant.position, grant.waitedMs / 1000);
         const first = this.deps.fleet.get(grant.backend)!;
         // The backend that freed goes first; the rest of the ranking stays the failover order.
         const order = [first.name, ...routed.choice.order.filter((n) => n !== first.name)];
@@ -274,7 +286,7 @@ class LlmCall {
       onRefuse: (why, message) => {
         this.withdraw = undefined;
         if (this.state === 'finished') return;
-        this.recorder.queued(this.tenant.name, scheduler.depth, why === 'queue_timeout' ? this.deps.queueTimeoutMs / 1000 : 0);
+        this.recorder.queued(tenant.name, scheduler.depth, why === 'queue_timeout' ? this.deps.queueTimeoutMs / 1000 : 0);
         // The queue turns over as calls finish; a second is a fair first back-off.
         sendJsonError(this.res, this.route.api, 503, message, { 'retry-after': '1' });
         this.finish({ status: 503, reason: why, streamed: false, detail: message });
@@ -308,10 +320,22 @@ class LlmCall {
       this.finish({ status: 400, reason: 'body_unreadable', streamed: false, detail: message });
       return;
     }
+    this.forwardedAt = performance.now();
     const { choice, first, model, key } = routed ?? this.routeCall();
     this.info = undefined;
     this.state = 'forwarded';
     this.sendTo({ backend: first, reason: choice.reason, warm: choice.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
+  }
+
+  /** The Server-Timing value: the queue, then (once Ollama answered) the time to its head and the backend. */
+  private timing(upstreamMs?: number, backend?: string): string {
+    const queued = this.queuedAt === undefined ? 0 : (this.forwardedAt ?? performance.now()) - this.queuedAt;
+    return serverTiming(queued, upstreamMs, backend);
+  }
+
+  /** The Server-Timing header of an answer the gateway makes itself (none when turned off). */
+  private timingHeader(): Record<string, string> {
+    return this.deps.serverTiming ? { 'server-timing': this.timing() } : {};
   }
 
   /** Sends the call to one backend; before any response byte, a failure there may send it to the next. */
@@ -322,6 +346,7 @@ class LlmCall {
     a.tried.add(backend.name);
     backend.inFlight++;
     this.at = backend;
+    this.sentAt = performance.now();
     const trial = backend.health.beginCall();
     if (trial) this.trialAt = backend;
     if (fleet.routed) {
@@ -355,7 +380,7 @@ class LlmCall {
               return;
             }
           }
-          sendJsonError(res, route.api, failure.status, failure.message);
+          sendJsonError(res, route.api, failure.status, failure.message, this.timingHeader());
           this.finish({ status: failure.status, reason: failure.reason, streamed: false, detail: failure.message });
         },
         onResponse: (proxyRes) => {
@@ -377,6 +402,7 @@ class LlmCall {
             parser: parserFor(framing, route.events, parserOptions),
             stripper: a.injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
+            extraHeaders: deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend.name)] : undefined,
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
@@ -425,7 +451,7 @@ class LlmCall {
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);
-    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt);
+    logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }
 }
@@ -471,7 +497,7 @@ function formRequest(model: string, length: number): LlmRequestInfo {
   };
 }
 
-function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number): void {
+function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outcome: Outcome, durationMs: number, who?: CallIdentity): void {
   const s = outcome.summary;
   const path = loggedPath(req);
   const entry = {
@@ -479,6 +505,8 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     path,
     status: outcome.status,
     model: recorder.modelLabel,
+    tenant: who?.tenant,
+    user: who?.user,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     input_tokens: s?.inputTokens,
     output_tokens: s?.outputTokens,

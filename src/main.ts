@@ -39,6 +39,7 @@ function usage(): string {
     `ollama-otel-gateway ${packageVersion()}: an OpenTelemetry-native gateway in front of Ollama.`,
     '',
     'Usage: ollama-otel-gateway [--help | --version]',
+    '       ollama-otel-gateway usage --help   (reads the usage ledger)',
     '',
     'Configured by environment variables:',
     ...rows,
@@ -84,7 +85,7 @@ function stopWhenOrphaned(stop: () => void): void {
 
 /** The warning for a gateway anyone on the network can use. */
 function warnIfOpen(config: Config, port: number, log: Logger): void {
-  if (WILDCARD_HOSTS.has(config.host) && config.apiKeys.length === 0) {
+  if (WILDCARD_HOSTS.has(config.host) && config.apiKeys.length === 0 && config.tenantsFile === undefined) {
     log.warn(
       { listen: `${config.host}:${port}` },
       'listening on every interface without API keys: anyone who reaches this port can use Ollama through the gateway; set GATEWAY_API_KEYS (or HOST=127.0.0.1 to serve this machine only)',
@@ -93,6 +94,12 @@ function warnIfOpen(config: Config, port: number, log: Logger): void {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'usage') {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { runUsageCommand } = require('./ledger/cli') as typeof import('./ledger/cli');
+    process.exitCode = await runUsageCommand(process.argv.slice(3));
+    return;
+  }
   if (!commandLine(process.argv.slice(2))) return;
   let config: Config;
   try {

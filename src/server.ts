@@ -9,7 +9,7 @@ import type { Resource } from '@opentelemetry/resources';
 import type { NodeSDK } from '@opentelemetry/sdk-node';
 import type { History, HistoryOptions } from '../otel/history/history';
 import { mergeSnapshots, type ConsoleSnapshot } from '../otel/history/snapshot';
-import { buildResource, EXPOSITION_CONTENT_TYPE, startTelemetry, type Exposition } from '../otel/sdk';
+import { buildResource, gatheredExposition, startTelemetry, type Exposition, type ExpositionFormat } from '../otel/sdk';
 import type { FleetState } from '../otel/state';
 import type { WorkerLink } from './cluster/worker';
 import { createGateway, type Gateway } from './app';
@@ -21,8 +21,10 @@ import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
 import { FairQueue } from './scheduler/fair-queue';
-import { Tenants } from './scheduler/tenant';
 import { packageVersion } from './version';
+import { tenantsFromConfig } from './app';
+import { openStore } from './ledger/store';
+import { DEFAULT_WRITER, LedgerWriter } from './ledger/writer';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -65,19 +67,20 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, log: Logg
  * Should the primary not answer (it is going away), the scrape fails rather than answer with this
  * worker's counters alone, which Prometheus would read as every other worker's counters going back.
  */
-function gatheredScrape(link: WorkerLink, local: () => Promise<Exposition>): () => Promise<Exposition> {
-  link.collect('metrics', async () => (await local()).body);
-  let gathering: Promise<Exposition> | undefined;
-  const gather = async (): Promise<Exposition> => {
+function gatheredScrape(link: WorkerLink, piece: () => Promise<string>): (format?: ExpositionFormat) => Promise<Exposition> {
+  link.collect('metrics', piece);
+  let gathering: Promise<string> | undefined;
+  const gather = async () => {
     const pieces = await link.gather('metrics');
     if (pieces.length !== 1) throw new Error('the primary sent no merged metrics');
-    return { contentType: EXPOSITION_CONTENT_TYPE, body: pieces[0]!.data };
+    return pieces[0]!.data;
   };
-  return () => {
+  return async (format = 'text') => {
     gathering ??= gather().finally(() => {
       gathering = undefined;
     });
-    return gathering;
+    // The primary's merge, with the workers' exemplars (newest per bucket) on a line of its own.
+    return gatheredExposition(await gathering, format);
   };
 }
 
@@ -111,7 +114,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes, config.maxBufferedBodyPerClientBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
-  const tenants = new Tenants(config.apiKeys, config.tenantPolicies);
+  const tenants = tenantsFromConfig(config);
   const scheduler = config.backendParallel
     ? new FairQueue({
         slots: config.backendParallel,
@@ -142,13 +145,25 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
       queueWaiting: scheduler && (() => scheduler.snapshot()),
-      queueTenants: tenants.names(),
+      queueTenants: tenants.names,
       history: config.console ? history : undefined,
+      exemplars: otel?.tracing !== undefined,
+      genAiLatest: config.genAiLatest,
     },
     otel?.resource ?? buildResource(packageVersion()),
     otel?.tracing,
   );
-  const scrape = link ? gatheredScrape(link, runtime.scrape) : runtime.scrape;
+  const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
+  const store = openStore(config, (err) => log.warn({ error: err.message }, 'usage ledger connection failed while idle; reconnecting'));
+  const writer = store
+    ? new LedgerWriter(
+        store,
+        log,
+        { written: (n) => runtime.telemetry.ledgerWritten(n), dropped: (n) => runtime.telemetry.ledgerDropped(n) },
+        { ...DEFAULT_WRITER, rawRetentionDays: config.ledgerRawRetentionDays, rollupRetentionDays: config.ledgerRollupRetentionDays },
+      )
+    : undefined;
+  runtime.telemetry.usage = writer;
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
@@ -161,6 +176,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     pseudonym,
     scheduler,
     tenants,
+    usage: store && ((q) => store.usage(q)),
     console: consoleHistory && {
       queues: () => scheduler?.snapshot() ?? [],
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
@@ -171,11 +187,15 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         startedAt: Date.now(),
         tracing: otel?.tracing !== undefined,
         contentCapture: config.captureMessageContent,
+        traceUiUrl: config.traceUiUrl,
         workers: config.workers,
       },
     },
   });
   fleet.readState = readState;
+  tenants.watch(log);
+  const onHangUp = () => tenants.reload(log, 'SIGHUP');
+  if (config.tenantsFile) process.on('SIGHUP', onHangUp);
   let relayTimer: NodeJS.Timeout | undefined;
   if (polls) {
     let served: string[] = [];
@@ -251,7 +271,10 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       });
       poller?.stop();
       if (relayTimer) clearInterval(relayTimer);
+      process.off('SIGHUP', onHangUp);
       gateway.close();
+      // Every call has finished (or been cut): all of them are in the buffer, written now.
+      await writer?.close();
       await runtime.shutdown().catch(() => {});
     })();
     return stopping;

@@ -57,12 +57,12 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     name: 'MAX_CONNECTIONS',
-    default: '1024',
+    default: '4096',
     help: "Client connections held open at once; beyond it a small reserve serves only the gateway's own endpoints (/healthz, /readyz, /metrics).",
   },
   {
     name: 'MAX_CONNECTIONS_PER_CLIENT',
-    default: '128',
+    default: '1024',
     help: 'Connections one client address (an IPv6 /64) may hold open at once; more are answered 503 and closed.',
   },
   { name: 'HEADERS_TIMEOUT_SECONDS', default: '60', help: "How long a client may take to send a request's headers." },
@@ -73,9 +73,27 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'OLLAMA_POLL_INTERVAL_SECONDS', default: '15', help: "How often Ollama's version and models are polled; 0 turns polling off." },
   { name: 'SHUTDOWN_GRACE_SECONDS', default: '30', help: 'How long SIGTERM/SIGINT lets in-flight requests finish.' },
   { name: 'OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT', default: 'false', help: 'true records prompt and completion text on spans.' },
+  {
+    name: 'OTEL_SEMCONV_STABILITY_OPT_IN',
+    default: '',
+    help: 'gen_ai_latest_experimental: the gen_ai metrics follow the newest GenAI conventions instead of v1.36-era names.',
+  },
   { name: 'GENAI_CAPTURE_MAX_CHARS', default: '16384', help: 'When capturing content, each text is cut to this many characters.' },
   { name: 'GATEWAY_API_KEYS', default: '', help: 'Comma-separated API keys; when set, proxied requests need Authorization: Bearer <key>.' },
   { name: 'GATEWAY_API_KEYS_FILE', default: '', help: 'A file with one API key per line (# starts a comment).' },
+  {
+    name: 'GATEWAY_TENANTS_FILE',
+    default: '',
+    help: 'A YAML (or JSON) file of tenants, their keys and who may assert end users; re-read on SIGHUP or when it changes. Replaces GATEWAY_API_KEYS.',
+  },
+  { name: 'GATEWAY_DATA_DIR', default: './data', help: 'Where the gateway keeps its state: the usage ledger (ledger.sqlite), created on first start.' },
+  {
+    name: 'LEDGER_URL',
+    default: '',
+    help: 'postgres://… to keep the usage ledger in PostgreSQL (several replicas), off for none; empty: SQLite in GATEWAY_DATA_DIR.',
+  },
+  { name: 'LEDGER_RAW_RETENTION_DAYS', default: '90', help: 'Days one row per call is kept in the ledger (0: for ever); the hourly and daily sums stay.' },
+  { name: 'LEDGER_ROLLUP_RETENTION_DAYS', default: '0', help: "Days the ledger's hourly and daily sums are kept (0: for ever)." },
   { name: 'METRICS_BEARER_TOKEN', default: '', help: 'When set, GET /metrics needs Authorization: Bearer <token>.' },
   { name: 'MAX_CONCURRENT_REQUESTS', default: '0', help: 'Most LLM calls sent to Ollama at once (0: no limit); more wait in a queue.' },
   { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
@@ -87,4 +105,10 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'QUEUE_MAX_WAITING', default: '1000', help: 'Most calls waiting in the fair queue at once; beyond it a 503 at once.' },
   { name: 'QUEUE_ORDER', default: 'fair', help: 'fair: waiting calls go by weighted fair share of tokens across tenants; fifo: first-come.' },
   { name: 'CONSOLE', default: 'true', help: 'Serve the live web console at /console (false turns it off).' },
+  {
+    name: 'TRACE_UI_URL',
+    default: '',
+    help: "A trace viewer's address with {trace_id} in it (e.g. http://jaeger:16686/trace/{trace_id}): the console links each call's trace there.",
+  },
+  { name: 'SERVER_TIMING', default: 'true', help: "Add a Server-Timing header (queue, time to Ollama's response head, backend) to answers on LLM routes." },
 ];

@@ -1,6 +1,7 @@
 /** What the benchmark measures: the targets, the scenarios (workloads), and one measurement. */
 
-export type TargetName = 'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline' | 'gateway-workers' | 'gateway-traced-workers' | 'undici-baseline';
+export type TargetName =
+  'direct' | 'gateway' | 'nginx' | 'gateway-traced' | 'node-baseline' | 'gateway-workers' | 'gateway-traced-workers' | 'undici-baseline' | 'gateway-no-ledger';
 
 /** Worker processes of the `*-workers` targets. */
 export const BENCH_WORKERS = 2;

@@ -1,5 +1,6 @@
 /** The targets, started: the fake directly, nginx, the bare Node proxy, the gateway with and without tracing. */
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { childPids, findNginx, freePort, startNginx, startNode, waitForPort } from '../../test/helpers/procs';
 import { ipcStats } from './measure';
@@ -59,6 +60,9 @@ async function startGatewayTarget(name: TargetName, port: number, fakePort: numb
     // The probe's live-heap reading runs a full collection at the end of each run.
     NODE_OPTIONS: ['--expose-gc', process.env.BENCH_NODE_OPTIONS ?? ''].join(' ').trim(),
   };
+  // The usage ledger is on by default (SQLite in a folder of the run's own); one target runs without it.
+  if (name === 'gateway-no-ledger') env.LEDGER_URL = 'off';
+  else env.GATEWAY_DATA_DIR = path.join(os.tmpdir(), `ollama-gw-bench-ledger-${process.pid}-${port}`);
   if (name.startsWith('gateway-traced')) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`, OTEL_TRACES_EXPORTER: 'otlp' });
   const child = startNode(path.join(dist, 'bench', 'gateway-probe.js'), [], env, true);
   children.push(child);

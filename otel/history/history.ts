@@ -42,6 +42,9 @@ export interface FinishedCall {
   outcome: CallOutcome;
   /** The call's trace id, when its span was recorded. */
   traceId?: string;
+  /** Who made the call, when the gateway knows. */
+  tenant?: string;
+  user?: string;
   /** What `started` returned for the call, if it was in flight. */
   startedIn?: string;
 }
@@ -326,6 +329,8 @@ export class History implements CallSink {
       tokensPerSecond: tps,
       phases,
       traceId: call.traceId,
+      tenant: call.tenant,
+      user: call.user,
       remote: m.remote === true ? true : undefined,
       remoteHost: m.remote === true ? s?.remoteHost : undefined,
     };

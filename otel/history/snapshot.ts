@@ -102,6 +102,9 @@ export interface RecentCall {
   phases?: CallPhases;
   /** The call's trace, when its span was recorded. */
   traceId?: string;
+  /** The tenant that made the call, and the end user it asserted. */
+  tenant?: string;
+  user?: string;
   /** Set when the model ran on another host (a cloud or remote model), with the host its answer named. */
   remote?: true;
   remoteHost?: string;

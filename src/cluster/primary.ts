@@ -16,6 +16,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
+import { exemplarsLine, mergeExemplars } from '../../otel/exemplars';
 import { mergeExpositions, type ExpositionPiece } from '../../otel/exposition-merge';
 import { PacedRendering } from '../../otel/pacing';
 import { ollamaOrigins, type Config } from '../config';
@@ -69,7 +70,8 @@ export class MetricsBook {
   merged(): string {
     const pieces: ExpositionPiece[] = [...this.live.entries()].sort((a, b) => a[0] - b[0]).map(([, text]) => ({ text }));
     if (this.retired !== '') pieces.push({ text: this.retired, countersOnly: true });
-    return mergeExpositions(pieces, this.floors);
+    // The workers' exemplars ride on a comment line of their own, the newest per bucket.
+    return mergeExpositions(pieces, this.floors) + exemplarsLine(mergeExemplars([...this.live.values()]));
   }
 }
 
@@ -229,4 +231,8 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
   };
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  // Each worker re-reads the tenants file itself.
+  process.on('SIGHUP', () => {
+    for (const s of slots) s.worker?.process.kill('SIGHUP');
+  });
 }

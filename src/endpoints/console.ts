@@ -21,6 +21,8 @@ import { BearerKeys, type AuthFailure } from '../auth';
 import type { Logger } from '../logger';
 import type { TenantQueue } from '../scheduler/fair-queue';
 import { CONSOLE_PREFIX } from '../routes';
+import { usageAnswer } from '../ledger/api';
+import type { UsageQuery, UsageRow } from '../ledger/schema';
 
 /** The API's version, the `v1` of its paths. */
 export const CONSOLE_API_VERSION = 1;
@@ -45,8 +47,12 @@ export interface ConsoleDeps {
   /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
+  /** Checks a request's `Authorization` instead of `tokens`, when given. */
+  authorize?: (authorization: string | undefined) => AuthFailure | undefined;
+  /** Reads the usage ledger; without it `/usage` answers 404. */
+  usage?: (q: UsageQuery) => Promise<UsageRow[]>;
   /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
-  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number };
+  about: { version: string; startedAt: number; tracing: boolean; contentCapture: boolean; workers: number; traceUiUrl?: string };
   log: Logger;
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
@@ -182,6 +188,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       tracing: deps.about.tracing,
       contentCapture: deps.about.contentCapture,
       workers: deps.about.workers,
+      usage: deps.usage !== undefined,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
     // This process's fair queue: per tenant with calls waiting or running.
@@ -236,8 +243,8 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
   const index = assets.get('index.html')!;
 
   const api = async (req: http.IncomingMessage, res: http.ServerResponse, name: string, query: string): Promise<void> => {
-    if (keys.enabled) {
-      const failure = keys.check(req.headers.authorization);
+    if (deps.authorize || keys.enabled) {
+      const failure = deps.authorize ? deps.authorize(req.headers.authorization) : keys.check(req.headers.authorization);
       if (failure) {
         deps.onAuthFailure(failure);
         const message = failure === 'missing' ? 'missing token: send Authorization: Bearer <METRICS_BEARER_TOKEN or an API key>' : 'invalid token';
@@ -281,13 +288,27 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           json(
             answers.get(snap, `calls\u0000${limit}\u0000${model ?? ''}`, () => {
               const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
-              return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: calls.slice(0, limit) };
+              const template = deps.about.traceUiUrl;
+              const shown = calls.slice(0, limit);
+              // With TRACE_UI_URL, each traced call links to its trace (the id is hex the gateway generated).
+              const linked =
+                template === undefined ? shown : shown.map((c) => (c.traceId ? { ...c, traceUrl: template.replace(/\{trace_id\}/g, c.traceId) } : c));
+              return { version: CONSOLE_API_VERSION, time: snap.takenAt, calls: linked };
             }),
           );
           return;
         }
+        case 'usage': {
+          if (!deps.usage) {
+            sendJson(res, 404, { error: 'the usage ledger is off (LEDGER_URL=off)' });
+            return;
+          }
+          const answer = await usageAnswer(deps.usage, q, req.headers.accept, Date.now());
+          send(res, answer.status, { 'content-type': answer.type, 'cache-control': 'no-store' }, answer.body);
+          return;
+        }
         default:
-          sendJson(res, 404, { error: `no such console API: ${CONSOLE_PREFIX}/api/v1/{now,models,calls}` });
+          sendJson(res, 404, { error: `no such console API: ${CONSOLE_PREFIX}/api/v1/{now,models,calls,usage}` });
       }
     } catch (err) {
       if (err instanceof BadQuery) sendJson(res, 400, { error: err.message });

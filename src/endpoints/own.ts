@@ -5,7 +5,8 @@
 import type http from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
-import type { Exposition } from '../../otel/sdk';
+import { wantsOpenMetrics } from '../../otel/openmetrics';
+import type { Exposition, ExpositionFormat } from '../../otel/sdk';
 import type { Logger } from '../logger';
 
 export interface OwnEndpointDeps {
@@ -14,7 +15,8 @@ export interface OwnEndpointDeps {
   /** With several backends, each one's name and whether it is in rotation, for `/readyz`. */
   backends?: () => { name: string; healthy: boolean }[];
   ollamaVersion: () => Promise<string>;
-  scrape: () => Promise<Exposition>;
+  /** The exposition in the format asked for. */
+  scrape: (format?: ExpositionFormat) => Promise<Exposition>;
   log: Logger;
 }
 
@@ -37,7 +39,8 @@ export function ownEndpoints(deps: OwnEndpointDeps): (req: http.IncomingMessage,
   router.get('/metrics', async (ctx) => {
     let exposition: Exposition;
     try {
-      exposition = await deps.scrape();
+      // OpenMetrics (with exemplars) when the scraper asks for it; the classic text otherwise.
+      exposition = await deps.scrape(wantsOpenMetrics(ctx.get('accept') || undefined) ? 'openmetrics' : 'text');
     } catch (err) {
       // A partial answer would read as counters going back: no answer, and Prometheus retries.
       deps.log.warn({ reason: (err as Error).message }, 'metrics scrape failed');

@@ -57,6 +57,8 @@ export interface TapOptions {
   stripper?: SseUsageStripper;
   /** Send the headers at once rather than with the first body chunk (streams). */
   flushHeaders: boolean;
+  /** Headers the gateway adds to Ollama's (name, value, …), after them. */
+  extraHeaders?: readonly string[];
   /**
    * Called for each chunk that carries content, after the first, with the gap (ms) since the
    * previous one: the inter-token latency a streaming client sees, measured as chunks pass.
@@ -145,7 +147,9 @@ class Tap {
   start(): void {
     const { proxyRes, res, opts, decoder } = this;
     try {
-      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, forwardedHeaders(proxyRes.rawHeaders, !!opts.stripper, this.relayDecoded));
+      const headers = forwardedHeaders(proxyRes.rawHeaders, !!opts.stripper, this.relayDecoded);
+      if (opts.extraHeaders) headers.push(...opts.extraHeaders);
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
       // A stream's headers go out at once: its first body byte may be minutes away. "At once" is
       // the end of this turn of the event loop: a first chunk that came with the head (as it
       // usually does) takes the headers with it in one write, rather than one write each.

@@ -1,14 +1,14 @@
 /**
- * Who a call belongs to, for fair queueing: one small function the tenants file fills in. Until a
- * tenant has its own entry, each API key is its own tenant (named by a short fingerprint, never the
- * key), and a call without a key is `anonymous`; every tenant has weight 1 and is interactive.
+ * A tenant's standing in the fair queue: its weight and priority class, read from its entry in the
+ * tenants file (`weight`: a positive number, default 1; `priority`: `interactive`, the default, or
+ * `batch`). Tenants made from API keys, and `anonymous`, have the defaults.
  */
 import { createHash } from 'node:crypto';
 
 export type Priority = 'interactive' | 'batch';
 
 export interface TenantPolicy {
-  /** The `tenant` label: bounded by the configuration (one per key or tenants-file entry). */
+  /** The `tenant` label: bounded by the configuration. */
   name: string;
   /** Share of the slots relative to other tenants (default 1). */
   weight: number;
@@ -16,36 +16,21 @@ export interface TenantPolicy {
   priority: Priority;
 }
 
-export const ANONYMOUS = 'anonymous';
+/** Per tenant name, a weight and priority that override the tenants file's (tests, benchmarks). */
+export type TenantPolicies = ReadonlyMap<string, Partial<Omit<TenantPolicy, 'name'>>>;
 
-/** A key's short, stable fingerprint: enough to tell keys apart, nothing to recover one from. */
+/** The most weight one tenant may have over another: keeps virtual times finite and comparable. */
+const MAX_WEIGHT = 1000;
+
+/** The name a key's tenant has when it comes from GATEWAY_API_KEYS: `key-` and 8 hex digits of its SHA-256. */
 export function keyFingerprint(key: string): string {
   return 'key-' + createHash('sha256').update(key).digest('hex').slice(0, 8);
 }
 
-/** Per tenant name, what the configuration says; absent names get the defaults. */
-export type TenantPolicies = ReadonlyMap<string, Partial<Omit<TenantPolicy, 'name'>>>;
-
-export class Tenants {
-  private readonly byKey = new Map<string, TenantPolicy>();
-  private readonly anonymous: TenantPolicy;
-
-  constructor(keys: readonly string[], policies: TenantPolicies = new Map()) {
-    const policy = (name: string): TenantPolicy => {
-      const p = policies.get(name);
-      return { name, weight: p?.weight ?? 1, priority: p?.priority ?? 'interactive' };
-    };
-    for (const key of keys) this.byKey.set(key, policy(keyFingerprint(key)));
-    this.anonymous = policy(ANONYMOUS);
-  }
-
-  /** The tenant of a call that presented `key` (already checked by auth), or anonymous. */
-  of(key: string | undefined): TenantPolicy {
-    return (key !== undefined && this.byKey.get(key)) || this.anonymous;
-  }
-
-  /** Every tenant the configuration knows: the label values `tenant` can take. */
-  names(): string[] {
-    return [this.anonymous.name, ...[...this.byKey.values()].map((t) => t.name)];
-  }
+/** The policy of tenant `name`, from its tenants-file entry as written (`raw`) and any override. */
+export function policyOf(name: string, raw: Readonly<Record<string, unknown>> | undefined, override?: Partial<Omit<TenantPolicy, 'name'>>): TenantPolicy {
+  const w = override?.weight ?? raw?.weight;
+  const weight = typeof w === 'number' && Number.isFinite(w) && w > 0 ? Math.min(w, MAX_WEIGHT) : 1;
+  const priority = (override?.priority ?? raw?.priority) === 'batch' ? 'batch' : 'interactive';
+  return { name, weight, priority };
 }

@@ -27,9 +27,10 @@ export async function startStack(env: Record<string, string> = {}, overrides: Pa
       cb();
     },
   });
-  // Background polling is off unless a test turns it on, so the fake sees only the test's requests.
+  // Background polling is off unless a test turns it on, so the fake sees only the test's requests;
+  // the usage ledger is off unless a test gives it a place.
   const config = loadConfig(
-    { OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env },
+    { OLLAMA_HOST: fake.origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', LEDGER_URL: 'off', ...env },
     overrides,
   );
   const gw = await startGateway(config, createLogger(config.logLevel, sink), undefined, undefined, history);
@@ -91,7 +92,10 @@ export async function startGatewayFor(origin: string, env: Record<string, string
       cb();
     },
   });
-  const config = loadConfig({ OLLAMA_HOST: origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', ...env }, overrides);
+  const config = loadConfig(
+    { OLLAMA_HOST: origin, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'DEBUG', OLLAMA_POLL_INTERVAL_SECONDS: '0', LEDGER_URL: 'off', ...env },
+    overrides,
+  );
   const gw = await startGateway(config, createLogger(config.logLevel, sink));
   return { gw, url: `http://127.0.0.1:${gw.port}`, logs, close: () => gw.stop(1000) };
 }

@@ -22,7 +22,7 @@ export interface GatewayProcess {
 }
 
 export function runGateway(env: Record<string, string>): GatewayProcess {
-  const child = tracked(spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = tracked(spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, LEDGER_URL: 'off', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const p: GatewayProcess = {
     child,
     lines: [],

@@ -23,7 +23,7 @@ describe('alerting rules', () => {
     if (skip) return t.skip(skip);
     const r = promtool(['check', 'rules', 'prometheus/alerts.yml']);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /SUCCESS: 8 rules found/);
+    assert.match(r.out, /SUCCESS: 9 rules found/);
   });
 
   it('pass their unit tests (promtool test rules)', (t) => {
@@ -37,7 +37,7 @@ describe('alerting rules', () => {
     const rules = readFileSync(path.join(REPO, 'prometheus', 'alerts.yml'), 'utf8');
     const tests = readFileSync(path.join(REPO, 'prometheus', 'alerts.test.yml'), 'utf8');
     const names = [...rules.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    assert.equal(names.length, 8);
+    assert.equal(names.length, 9);
     for (const n of names) assert.match(tests, new RegExp(`alertname: ${n}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${n} is never expected to fire`);
   });
 
@@ -81,6 +81,8 @@ describe('Grafana dashboard', () => {
       'Warm models per backend',
       'Cold loads per backend',
       'Failovers',
+      'GPU share per tenant',
+      'Tokens per tenant',
     ]) {
       assert.ok(titles.includes(t), t);
     }

@@ -6,7 +6,7 @@
  * screenshots (test-results/console-{light,dark}.png; docs/ with UPDATE_SCREENSHOTS=1), and signs in when a token is needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -275,6 +275,71 @@ describe('the console in a browser, behind a token', { skip, timeout: 60_000 }, 
     await page.click('#signout');
     await page.waitForSelector('#login:not([hidden])');
     // The refused tries are the browser's 401s, which it reports as failed loads; nothing else.
+    assert.deepEqual(
+      seen.errors.filter((e) => !/status of 401/.test(e)),
+      [],
+    );
+    await page.close();
+  });
+});
+
+describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, () => {
+  let s: TestStack;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'usage-view-'));
+    const file = path.join(dir, 'tenants.yaml');
+    writeFileSync(file, 'tenants:\n  - { name: research, keys: [sk-research] }\n  - { name: webui, keys: [sk-webui], users: {} }\n');
+    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '' });
+    const chat = async (key: string, user?: string) => {
+      const res = await fetch(`${s.url}/api/chat`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, ...(user ? { 'x-openwebui-user-id': user } : {}) },
+        body: '{"model":"llama3.2","stream":false}',
+      });
+      await res.text();
+    };
+    await chat('sk-research');
+    for (const user of ['alice', 'alice', 'bob']) await chat('sk-webui', user);
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows each tenant’s calls, tokens and GPU share from the ledger, and a tenant’s users on a click', async () => {
+    const page = await browser.context.newPage();
+    const seen = watch(page);
+    await page.goto(`${s.url}/console/`);
+    await page.fill('#token', 'sk-research');
+    await page.click('#login-form button');
+    // The ledger takes the calls within its batch window (1 s); the view asks every fifth poll.
+    await page.waitForSelector('#usage-tenants tbody tr[data-tenant="webui"]', { timeout: 20_000 });
+    const usage = (await (await fetch(`${s.url}/console/api/v1/usage?from=7d&by=tenant`, { headers: { authorization: 'Bearer sk-research' } })).json()) as {
+      rows: { tenant: string; requests: number; output_tokens: number }[];
+    };
+    const cells = (sel: string) => page.$$eval(`${sel} td`, (tds) => tds.map((td) => td.textContent));
+    for (const r of usage.rows) {
+      const row = await cells(`#usage-tenants tbody tr[data-tenant="${r.tenant}"]`);
+      assert.equal(row[1], String(r.requests), r.tenant);
+      assert.equal(row[4], r.output_tokens.toLocaleString('en-US'), r.tenant);
+      assert.match(row[7]!, /llama3\.2:latest \(\d+\)/);
+    }
+    const shares = await page.$$eval('#usage-tenants tbody tr td:nth-child(7)', (tds) => tds.map((td) => parseFloat(td.textContent ?? '')));
+    assert.ok(Math.abs(shares.reduce((a, b) => a + b, 0) - 100) < 0.5, `GPU shares add up to 100%: ${shares.join(', ')}`);
+    assert.ok(await page.$('#usage-users-card[hidden]'));
+    await page.click('#usage-tenants tbody tr[data-tenant="webui"]');
+    await page.waitForSelector('#usage-users-card:not([hidden])');
+    assert.deepEqual(await page.$$eval('#usage-users tbody tr', (trs) => trs.map((tr) => [tr.children[0]!.textContent, tr.children[1]!.textContent])), [
+      ['alice', '2'],
+      ['bob', '1'],
+    ]);
+    // The recent calls carry the tenant and user.
+    await page.waitForSelector('#calls tbody tr.row:has(td:text-is("webui · bob"))');
+    // The page's first tries, before signing in, are the browser's 401s; nothing else.
     assert.deepEqual(
       seen.errors.filter((e) => !/status of 401/.test(e)),
       [],

@@ -6,6 +6,9 @@
  * Order is asserted, never timing: a slot frees when the test aborts the call holding it.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { keyFingerprint } from '../../src/scheduler/tenant';
 import { FakeOllama } from '../helpers/fake-ollama';
@@ -45,9 +48,11 @@ const marks = (fake: FakeOllama): string[] =>
     .map((r) => (JSON.parse(r.body.toString()) as { messages: { content: string }[] }).messages[0]!.content)
     .filter((m) => m !== 'hold');
 
-async function waiting(url: string, key: string): Promise<number> {
-  return sample(await metricsText(url), 'ollama_gateway_queue_waiting', { tenant: keyFingerprint(key) }) ?? 0;
+async function waitingOf(url: string, tenant: string): Promise<number> {
+  return sample(await metricsText(url), 'ollama_gateway_queue_waiting', { tenant }) ?? 0;
 }
+
+const waiting = (url: string, key: string): Promise<number> => waitingOf(url, keyFingerprint(key));
 
 /** Queues 4 batch calls and then 1 interactive call behind a held slot; returns the fake's order once all are served. */
 async function backlogOrder(env: Record<string, string>, policies = new Map()): Promise<string[]> {
@@ -83,19 +88,20 @@ describe('fair queue', () => {
   });
 
   it('serves every interactive call before a batch tenant, however little the batch tenant has had', async () => {
-    const stack = await startStack(
-      { GATEWAY_API_KEYS: `${BATCH},${INTER}`, BACKEND_PARALLEL: '1' },
-      { tenantPolicies: new Map([[keyFingerprint(BATCH), { priority: 'batch' as const }]]) },
-    );
+    // Weight and class come from the tenants file.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tenants-'));
+    const file = path.join(dir, 'tenants.yaml');
+    writeFileSync(file, `tenants:\n  - name: nightly\n    keys: [${BATCH}]\n    priority: batch\n    weight: 5\n  - name: chat\n    keys: [${INTER}]\n`);
+    const stack = await startStack({ GATEWAY_TENANTS_FILE: file, BACKEND_PARALLEL: '1' });
     stack.fake.byModel.set(HOLD_MODEL, () => ({ kind: 'hang' }));
     try {
       const holder = hold(stack.url, INTER);
       await eventually(() => stack.fake.requests.some((r) => r.url === '/api/chat'), 'the holding call reaches the fake');
       const calls = [chat(stack.url, BATCH, 'batch-0')];
-      await eventually(async () => (await waiting(stack.url, BATCH)) === 1, 'batch-0 queued');
+      await eventually(async () => (await waitingOf(stack.url, 'nightly')) === 1, 'batch-0 queued');
       for (let i = 0; i < 2; i++) {
         calls.push(chat(stack.url, INTER, `inter-${i}`));
-        await eventually(async () => (await waiting(stack.url, INTER)) === i + 1, `inter-${i} queued`);
+        await eventually(async () => (await waitingOf(stack.url, 'chat')) === i + 1, `inter-${i} queued`);
       }
       // The console shows the queue per tenant.
       const now = (await (await fetch(`${stack.url}/console/api/v1/now`, { headers: { authorization: `Bearer ${INTER}` } })).json()) as {
@@ -104,8 +110,8 @@ describe('fair queue', () => {
       assert.deepEqual(
         now.queues.sort((a, b) => a.tenant.localeCompare(b.tenant)),
         [
-          { tenant: keyFingerprint(BATCH), priority: 'batch', waiting: 1, running: 0 },
-          { tenant: keyFingerprint(INTER), priority: 'interactive', waiting: 2, running: 1 },
+          { tenant: 'nightly', priority: 'batch', waiting: 1, running: 0 },
+          { tenant: 'chat', priority: 'interactive', waiting: 2, running: 1 },
         ].sort((a, b) => a.tenant.localeCompare(b.tenant)),
       );
       holder.leave();
@@ -113,6 +119,7 @@ describe('fair queue', () => {
       assert.deepEqual(marks(stack.fake), ['inter-0', 'inter-1', 'batch-0']);
     } finally {
       await stack.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -87,6 +87,12 @@ describe('/metrics', () => {
       ollama_gateway_buffered_body_bytes: 'gauge',
       ollama_gateway_queue_wait_seconds: 'histogram',
       ollama_gateway_queue_waiting: 'gauge',
+      ollama_tenant_requests_total: 'counter',
+      ollama_tenant_tokens_total: 'counter',
+      ollama_tenant_gpu_seconds_total: 'counter',
+      ollama_tenant_gpu_seconds_estimated_total: 'counter',
+      ollama_tenant_model_loads_total: 'counter',
+      ollama_tenant_option_reloads_total: 'counter',
       ollama_gateway_log_lines_dropped_total: 'counter',
       gen_ai_client_operation_duration_seconds: 'histogram',
       gen_ai_client_token_usage: 'histogram',
@@ -174,7 +180,7 @@ describe('/metrics', () => {
         data: { groups: { rules: { name: string; health: string }[] }[] };
       };
       const loaded = rules.data.groups.flatMap((g) => g.rules);
-      assert.equal(loaded.length, 8);
+      assert.equal(loaded.length, 9);
       const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
       for (const q of dashboardQueries(dashboard)) {
         const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q.expr)}`);

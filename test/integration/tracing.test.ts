@@ -6,6 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { FakeOllama } from '../helpers/fake-ollama';
@@ -332,6 +335,37 @@ describe('without an OTLP endpoint', () => {
     } finally {
       p.child.kill('SIGKILL');
       await fake.close();
+    }
+  });
+});
+
+describe('tracing who made a call', () => {
+  it('puts the tenant and the end user it asserted on the GenAI span, and neither key nor forged user', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'traced-tenants-'));
+    const file = path.join(dir, 'tenants.yaml');
+    writeFileSync(file, 'tenants:\n  - { name: webui, keys: [sk-webui], users: {} }\n  - { name: batch, keys: [sk-batch] }\n');
+    const stack = await tracedStack({ GATEWAY_TENANTS_FILE: file });
+    try {
+      const send = async (key: string, user: string) => {
+        const c = caller();
+        const res = await fetch(`${stack.gw.url}/api/chat`, {
+          method: 'POST',
+          headers: { traceparent: c.traceparent, authorization: `Bearer ${key}`, 'x-openwebui-user-id': user },
+          body: '{"model":"llama3.2","stream":false}',
+        });
+        await res.text();
+        return one(await traceOf(stack.receiver, c, 3), (s) => s.name === 'chat llama3.2', 'GenAI span').attributes;
+      };
+      const asserted = await send('sk-webui', 'alice');
+      assert.equal(asserted['ollama_gateway.tenant'], 'webui');
+      assert.equal(asserted['enduser.id'], 'alice');
+      const forged = await send('sk-batch', 'alice');
+      assert.equal(forged['ollama_gateway.tenant'], 'batch');
+      assert.equal(forged['enduser.id'], undefined, 'a tenant that may not assert users has none');
+      assert.ok(!JSON.stringify([asserted, forged]).includes('sk-'), 'no key on a span');
+    } finally {
+      await stack.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

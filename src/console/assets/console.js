@@ -17,7 +17,7 @@
   ];
 
   const $ = (id) => document.getElementById(id);
-  const state = { model: '', minutes: 15, expanded: new Set(), timer: undefined, busy: false, lastModels: [] };
+  const state = { model: '', minutes: 15, expanded: new Set(), timer: undefined, busy: false, lastModels: [], polls: 0, usageDays: 7, tenant: '' };
 
   // ---- elements ----------------------------------------------------------------------------
 
@@ -373,7 +373,7 @@
 
   function callDetail(c) {
     const td = el('td');
-    td.colSpan = 11;
+    td.colSpan = 12;
     if (c.phases) {
       const p = { queue: c.phases.queueMs, load: c.phases.loadMs, prompt: c.phases.promptMs, generation: c.phases.generationMs, other: c.phases.otherMs };
       td.append(phaseBar(p, Math.max(c.durationMs, p.queue + p.load + p.prompt + p.generation + p.other), ms));
@@ -403,6 +403,7 @@
       const model = cell(c.model, 'model');
       if (c.remote) model.append(' ', el('span', 'remote', 'remote'));
       tr.append(model);
+      tr.append(cell(c.tenant === undefined ? '–' : c.tenant + (c.user ? ' · ' + c.user : ''), 'mono'));
       const status = cell(c.status + (c.reason ? ' ' + c.reason : ''), c.reason ? 'bad' : 'ok');
       tr.append(status);
       tr.append(cell(ms(c.durationMs), 'num'));
@@ -411,8 +412,17 @@
       tr.append(cell(c.cachedTokens === undefined ? '–' : int(c.cachedTokens), 'num'));
       tr.append(cell(c.outputTokens === undefined ? '–' : int(c.outputTokens), 'num'));
       tr.append(cell(c.tokensPerSecond === undefined ? '–' : num(c.tokensPerSecond), 'num'));
-      const trace = cell(c.traceId ? c.traceId.slice(0, 12) + '…' : '–', 'mono');
+      const trace = cell(c.traceId && !c.traceUrl ? c.traceId.slice(0, 12) + '…' : c.traceId ? '' : '–', 'mono');
       if (c.traceId) trace.title = c.traceId;
+      if (c.traceUrl) {
+        // TRACE_UI_URL is set: the trace id opens the trace viewer.
+        const a = el('a', 'trace-link', c.traceId.slice(0, 12) + '…');
+        a.href = c.traceUrl;
+        a.target = '_blank';
+        a.rel = 'noopener noreferrer';
+        a.addEventListener('click', (e) => e.stopPropagation());
+        trace.append(a);
+      }
       tr.append(trace);
       tr.addEventListener('click', () => {
         if (state.expanded.has(key)) state.expanded.delete(key);
@@ -424,6 +434,92 @@
     }
     $('calls').tBodies[0].replaceChildren(...rows);
     $('calls-empty').hidden = rows.length > 0;
+  }
+
+  // ---- usage (the ledger) --------------------------------------------------------------------
+
+  /** How often the ledger is asked, in polls (it changes slowly, and is read from disk). */
+  const USAGE_EVERY = 5;
+
+  /** Sums rows of the usage API into groups by `key(row)`, with each group's models. */
+  function groupUsage(rows, key) {
+    const out = new Map();
+    for (const r of rows) {
+      const k = key(r);
+      let g = out.get(k);
+      if (!g) {
+        g = { name: k, requests: 0, input: 0, cached: 0, output: 0, gpu: 0, models: new Map() };
+        out.set(k, g);
+      }
+      g.requests += r.requests;
+      g.input += r.input_tokens;
+      g.cached += r.cached_tokens;
+      g.output += r.output_tokens;
+      g.gpu += r.gpu_seconds;
+      g.models.set(r.model, (g.models.get(r.model) || 0) + r.requests);
+    }
+    return [...out.values()].sort((a, b) => b.gpu - a.gpu || b.requests - a.requests || (a.name < b.name ? -1 : 1));
+  }
+
+  function topModels(g) {
+    return [...g.models.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 3)
+      .map(([m, n]) => m + ' (' + int(n) + ')')
+      .join(', ');
+  }
+
+  function usageRow(g, total, dataKey) {
+    const tr = el('tr', 'row');
+    tr.dataset[dataKey] = g.name;
+    tr.append(cell(g.name === '' ? '(no user)' : g.name, 'model'));
+    tr.append(cell(int(g.requests), 'num'));
+    tr.append(cell(int(g.input), 'num'));
+    tr.append(cell(int(g.cached), 'num'));
+    tr.append(cell(int(g.output), 'num'));
+    tr.append(cell(seconds(g.gpu), 'num'));
+    tr.append(cell(total > 0 ? num((100 * g.gpu) / total) + ' %' : '–', 'num'));
+    tr.append(cell(topModels(g), 'mono'));
+    return tr;
+  }
+
+  function renderUsage(data) {
+    const rows = data.rows;
+    const tenants = groupUsage(rows, (r) => r.tenant);
+    const total = tenants.reduce((n, g) => n + g.gpu, 0);
+    const trs = tenants.map((g) => {
+      const tr = usageRow(g, total, 'tenant');
+      if (g.name === state.tenant) tr.classList.add('selected');
+      tr.addEventListener('click', () => {
+        state.tenant = state.tenant === g.name ? '' : g.name;
+        renderUsage(data);
+      });
+      return tr;
+    });
+    $('usage-tenants').tBodies[0].replaceChildren(...trs);
+    $('usage-empty').hidden = trs.length > 0;
+    const chosen = tenants.find((g) => g.name === state.tenant);
+    $('usage-users-card').hidden = !chosen;
+    if (chosen) {
+      $('usage-users-title').textContent = 'Users of ' + chosen.name;
+      const users = groupUsage(
+        rows.filter((r) => r.tenant === chosen.name),
+        (r) => r.user || '',
+      );
+      $('usage-users').tBodies[0].replaceChildren(...users.map((g) => usageRow(g, chosen.gpu, 'user')));
+    }
+  }
+
+  async function pollUsage() {
+    try {
+      const data = await get('usage?from=' + state.usageDays + 'd&by=tenant,user,model');
+      $('usage').hidden = false;
+      renderUsage(data);
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      // No ledger (LEDGER_URL=off): no Usage view.
+      $('usage').hidden = true;
+    }
   }
 
   // ---- the loop ------------------------------------------------------------------------------
@@ -457,6 +553,8 @@
       renderNow(now);
       renderModels(models);
       renderCalls(calls);
+      if (!now.gateway.usage) $('usage').hidden = true;
+      else if (state.polls++ % USAGE_EVERY === 0) await pollUsage();
       setStatus('live · ' + clock(now.time), 'live');
     } catch (err) {
       if (err instanceof Unauthorized) {
@@ -507,6 +605,11 @@
       poll();
     });
     $('model-select').addEventListener('change', (e) => selectModel(e.target.value));
+    $('usage-days').addEventListener('change', (e) => {
+      state.usageDays = Number(e.target.value);
+      state.polls = 0;
+      poll();
+    });
     $('login-form').addEventListener('submit', (e) => {
       e.preventDefault();
       const token = $('token').value.trim();
