@@ -268,6 +268,8 @@ class LlmCall {
     const routed = this.routeCall();
     const candidates = routed.choice.order.slice(0, routed.choice.equal);
     this.state = 'queued';
+    // Server-Timing's `queue`: the wait for a slot, in either queue.
+    this.queuedAt = performance.now();
     const tenant = this.deps.tenantPolicy?.(this.identity?.tenant ?? ANONYMOUS_TENANT) ?? policyOf(this.identity?.tenant ?? ANONYMOUS_TENANT, undefined);
     this.withdraw = scheduler.enqueue(tenant, candidates, {
       onRelease: (grant) => {
