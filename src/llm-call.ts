@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { cachedTokensOf } from '../otel/call';
 import type { ErrorReason } from '../otel/instruments';
 import { clipText } from '../otel/labels';
 import type { CallOutcome, CallRecorder, Telemetry } from '../otel/recorder';
@@ -511,6 +512,8 @@ function logCall(log: Logger, req: IncomingMessage, recorder: CallRecorder, outc
     user: who?.user,
     duration_ms: Math.round(durationMs * 1000) / 1000,
     input_tokens: s?.inputTokens,
+    // The part of input_tokens the KV cache served, as /metrics and the console count it.
+    cached_tokens: s && cachedTokensOf(s),
     output_tokens: s?.outputTokens,
     error: outcome.reason,
     detail: outcome.detail === undefined ? undefined : clipText(outcome.detail, MAX_DETAIL_CHARS),

@@ -93,7 +93,8 @@ function gatheredSnapshot(link: WorkerLink, history: History): () => Promise<Con
   return async () => {
     try {
       const pieces = await link.gather('console');
-      return mergeSnapshots(pieces.filter((p) => !p.retired).map((p) => JSON.parse(p.data) as ConsoleSnapshot));
+      // A retired piece is what workers that have exited had recorded: it stays in the sum.
+      return mergeSnapshots(pieces.map((p) => JSON.parse(p.data) as ConsoleSnapshot));
     } catch {
       return history.snapshot();
     }

@@ -7,6 +7,7 @@
  * merge by adding, and a percentile read from the merged counts is the one the whole gateway saw.
  */
 import type { ErrorReason } from '../instruments';
+import { OVERFLOW_MODEL_LABEL } from '../labels';
 
 /** The snapshot format; bumped when a field changes meaning. */
 export const SNAPSHOT_VERSION = 1;
@@ -228,4 +229,31 @@ export function mergeSnapshots(snaps: readonly ConsoleSnapshot[]): ConsoleSnapsh
   // Newest first; a stable sort keeps the order within one process for calls ending together.
   out.recent = out.recent.sort((a, b) => b.at - a.at).slice(0, out.recentLimit);
   return out;
+}
+
+/**
+ * What exited processes had recorded, as one snapshot: `retired` (what earlier exits left, if any)
+ * and `last`, the last snapshot gathered from a process that has since exited. Its calls in flight
+ * are over (they are counted nowhere: the process that would have ended them is gone). It stays
+ * bounded whatever the number of exits: buckets older than the history's span at `now` are
+ * dropped, the recent calls are cut to their limit, and past `maxModels` names the least busy are
+ * counted under `other`, as a process's own history folds them.
+ */
+export function retireSnapshot(retired: ConsoleSnapshot | undefined, last: ConsoleSnapshot, now: number, maxModels: number): ConsoleSnapshot {
+  const out = mergeSnapshots(retired ? [retired, last] : [last]);
+  const oldest = now - out.buckets * out.bucketMs;
+  for (const m of out.models) {
+    m.inFlight = 0;
+    m.buckets = m.buckets.filter((b) => b.t + out.bucketMs > oldest);
+  }
+  if (out.models.filter((m) => m.model !== OVERFLOW_MODEL_LABEL).length <= maxModels) return out;
+  const keep = new Set(
+    [...out.models]
+      .filter((m) => m.model !== OVERFLOW_MODEL_LABEL)
+      .sort((a, b) => b.totals.requests - a.totals.requests)
+      .slice(0, maxModels)
+      .map((m) => m.model),
+  );
+  for (const m of out.models) if (!keep.has(m.model)) m.model = OVERFLOW_MODEL_LABEL;
+  return mergeSnapshots([out]);
 }

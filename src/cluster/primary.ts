@@ -7,7 +7,8 @@
  * Worker 0 polls Ollama and exports its state gauges; whichever process holds index 0 after a
  * restart takes that role. A worker's last scrape is kept: when it has died its counters stay in
  * the sum (so no counter of the gateway ever goes back), and when it is too busy to answer in
- * time the previous piece stands in.
+ * time the previous piece stands in. The console's history is kept the same way: what a worker
+ * that died had recorded up to the last gather stays in the console, folded into one snapshot.
  *
  * The primary merges the metrics itself (it serves nothing else, so the merge costs no worker's
  * event loop) from each live worker's latest piece and what exited workers had counted: a worker
@@ -18,6 +19,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
 import { exemplarsLine, mergeExemplars } from '../../otel/exemplars';
 import { mergeExpositions, type ExpositionPiece } from '../../otel/exposition-merge';
+import { DEFAULT_HISTORY } from '../../otel/history/history';
+import { retireSnapshot, type ConsoleSnapshot } from '../../otel/history/snapshot';
 import { PacedRendering } from '../../otel/pacing';
 import { ollamaOrigins, type Config } from '../config';
 import type { Logger } from '../logger';
@@ -80,6 +83,8 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
   const slots: Slot[] = Array.from({ length: n }, () => ({ worker: undefined, listening: false, last: new Map() }));
   /** What exited workers had counted is folded into one exposition (bounded whatever the restarts). */
   const book = new MetricsBook();
+  /** What exited workers' consoles had recorded, up to their last gather (one snapshot, bounded). */
+  let retiredConsole: string | undefined;
   let polled: PolledState | undefined;
   let stopping = false;
   let announced = false;
@@ -136,6 +141,7 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
         const data = answered.get(i) ?? slot.last.get(kind);
         if (data !== undefined) pieces.push({ worker: i, data });
       });
+      if (kind === 'console' && retiredConsole !== undefined) pieces.push({ worker: -1, data: retiredConsole, retired: true });
       send(asker, { gw: 'gathered', id: askerId, pieces });
     });
   };
@@ -175,6 +181,16 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
     }
   };
 
+  const retireConsole = (last: string | undefined) => {
+    if (last === undefined) return;
+    try {
+      const before = retiredConsole === undefined ? undefined : (JSON.parse(retiredConsole) as ConsoleSnapshot);
+      retiredConsole = JSON.stringify(retireSnapshot(before, JSON.parse(last) as ConsoleSnapshot, Date.now(), DEFAULT_HISTORY.maxModels));
+    } catch (err) {
+      log.error({ reason: (err as Error).message }, "keeping an exited worker's console history failed");
+    }
+  };
+
   const fork = (index: number) => {
     const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
     const slot = slots[index]!;
@@ -189,6 +205,7 @@ export function runPrimary(config: Config, log: Logger, destinations: { traces: 
       slot.worker = undefined;
       slot.listening = false;
       book.retire(index);
+      retireConsole(slot.last.get('console'));
       slot.last.clear();
       for (const [id, g] of pending) {
         if (g.waiting.delete(index) && g.waiting.size === 0) finishGather(id);

@@ -7,6 +7,8 @@
  * The socket gets one `close` listener however many exchanges watch it: a connection may have
  * up to 16 pipelined requests waiting, each watched by the call and by its upstream request, and a
  * listener each would pile up past Node's MaxListeners (a warning on stderr) for no purpose.
+ *
+ * And how a client is cut off, so that it sees its answer break rather than wait for it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -52,4 +54,15 @@ export function watchClientGone(req: IncomingMessage, res: ServerResponse, gone:
     done = true;
     unwatch();
   };
+}
+
+/**
+ * Cuts the client's connection so it sees its answer break off. A pipelined response waiting behind
+ * another has no socket yet: `destroy` then only marks it destroyed, and when its turn comes Node
+ * writes what it had buffered and waits for an end that never comes, so the client would wait for
+ * ever. Its connection is cut when that turn comes instead; the answers before it go out whole.
+ */
+export function cutClient(res: ServerResponse): void {
+  if (!res.socket && !res.writableFinished) res.once('socket', (socket) => socket.destroy());
+  res.destroy();
 }

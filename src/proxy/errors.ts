@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ErrorReason } from '../../otel/instruments';
 import type { ApiFamily } from '../routes';
+import { cutClient } from './client-gone';
 
 /** Status recorded for a client that left before any response was sent (nginx's convention). */
 export const CLIENT_CLOSED_REQUEST = 499;
@@ -92,7 +93,7 @@ export function apiOf(path: string): ApiFamily {
  */
 export function sendJsonError(res: ServerResponse, api: ApiFamily, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) {
-    res.destroy();
+    cutClient(res);
     return;
   }
   const body = errorBody(api, status, message);

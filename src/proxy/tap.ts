@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { emptySummary, type CallSummary, type ResponseParser } from '../protocol';
 import type { SseUsageStripper } from '../protocol/sse-usage';
 import { contentEncoding, decodedPastBound, decoderFor, MAX_DECODE_RATIO, type Decoder } from './decode';
-import { watchClientGone } from './client-gone';
+import { cutClient, watchClientGone } from './client-gone';
 import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from './upstream';
 
 /**
@@ -200,10 +200,16 @@ class Tap {
     proxyRes.on('close', () => {
       // (A response read until the connection closes is `complete` when cut, but never ended.)
       if (this.finished || (proxyRes.complete && proxyRes.readableEnded)) return;
+      // Ollama's side broke off after its final event had passed to the client (only its chunked
+      // terminator was missing): the answer is whole, and the client's response is ended whole.
+      if (this.finalEventPassed && !decoder) {
+        this.complete();
+        return;
+      }
       // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated
       // response instead of one that looks complete.
       decoder?.destroy();
-      if (!res.destroyed) res.destroy();
+      cutClient(res);
       this.done('upstream_broken');
     });
     // The client may have left while Ollama was preparing its answer (then this fires at once).
@@ -319,7 +325,7 @@ class Tap {
     this.res.off('drain', this.onDrain);
     this.decoder?.destroy();
     this.proxyRes.destroy();
-    this.res.destroy();
+    cutClient(this.res);
     this.done('client_stalled');
   };
 
@@ -382,7 +388,7 @@ class Tap {
   private fail(err: unknown): void {
     this.decoder?.destroy();
     this.proxyRes.destroy();
-    if (!this.res.destroyed) this.res.destroy();
+    cutClient(this.res);
     this.done('relay_failed', err instanceof Error ? err : new Error(String(err)));
   }
 

@@ -17,13 +17,7 @@ import type { Behaviour } from '../helpers/audit/plan';
 type Defect = 'close-at-final' | 'cached-tokens-in-log' | 'pipelining';
 
 /** What the gateway gets wrong today (each with its test below). Empty it as the fixes land. */
-const KNOWN_DEFECTS: readonly Defect[] = [
-  // The access log's line of a call carries no cached-token count (`/metrics` and the console do).
-  'cached-tokens-in-log',
-  // A pipelined call is sometimes counted `client_cancelled` and its upstream request aborted while
-  // its client still waits, and a pipelined stream that Ollama resets can leave its client waiting.
-  'pipelining',
-];
+const KNOWN_DEFECTS: readonly Defect[] = [];
 
 const known = (d: Defect) => KNOWN_DEFECTS.includes(d);
 const SEED = Number(process.env.AUDIT_SEED ?? 7);

@@ -650,6 +650,40 @@ describe('pipelined requests', () => {
     });
   });
 
+  it(
+    'a pipelined stream that Ollama resets while the one before it still streams: its client sees the break, and each call is counted as what it was',
+    { timeout: 15_000 },
+    async () => {
+      await withStack({}, async (stack) => {
+        const stream = fixture('chat-stream.ndjson');
+        // The first answer streams slowly; the second breaks off while waiting behind it.
+        stack.fake.next({ kind: 'body', status: 200, contentType: 'application/x-ndjson', body: stream, gapMs: 60 }, '/api/chat');
+        stack.fake.next({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body: stream, bytes: 40 }, '/api/generate');
+        const conn = await RawConnection.open(stack.gw.port);
+        try {
+          await conn.send(
+            Buffer.concat([
+              req('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
+              req('/api/generate', { model: 'llama3.2', prompt: 'x' }),
+            ]),
+          );
+          assert.ok(await conn.closedWithin(8000), `the connection ends once the broken answer's turn comes; received ${conn.describe()}`);
+          const responses = conn.responses();
+          assert.ok(responses[0] !== undefined && !responses[0].incomplete, conn.describe());
+          assert.deepEqual(responses[0]?.body, stream);
+          assert.ok(responses[1] === undefined || responses[1].incomplete, `the broken stream does not look complete: ${conn.describe()}`);
+        } finally {
+          conn.destroy();
+        }
+        let m = '';
+        await eventually(async () => inFlight((m = await scrape(stack.url))) === 0, 'ollama_requests_in_flight back to 0', 3000);
+        assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 1);
+        assert.equal(sample(m, 'ollama_request_errors_total', { model: 'llama3.2:latest', endpoint: '/api/generate', reason: 'stream_error' }), 1);
+        assert.equal(total(m, 'ollama_request_errors_total'), 1);
+      });
+    },
+  );
+
   it('own paths, pass-through and LLM requests pipelined together are answered in order', { timeout: 15_000 }, async () => {
     await withStack({}, async (stack) => {
       const conn = await RawConnection.open(stack.gw.port);
@@ -937,3 +971,30 @@ async function leaveLargeResponses(port: number, fake: FakeOllama): Promise<void
     else c.destroy();
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+
+describe('an Ollama that breaks off right after its final event', () => {
+  const req = (path: string, body: unknown) => rawRequest('POST', path, { body: JSON.stringify(body), headers: JSON_HEADERS });
+
+  it('is a complete call, and its client gets the whole answer', { timeout: 15_000 }, async () => {
+    await withStack({}, async (stack) => {
+      const stream = fixture('chat-stream.ndjson');
+      // Every line, the final one included, then a reset instead of the chunked terminator.
+      stack.fake.next({ kind: 'reset-after', status: 200, contentType: 'application/x-ndjson', body: stream, bytes: stream.length }, '/api/chat');
+      const conn = await RawConnection.open(stack.gw.port);
+      try {
+        await conn.send(req('/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }));
+        const res = await conn.response(5000);
+        assert.ok(!res.incomplete, conn.describe());
+        assert.deepEqual(res.body, stream);
+      } finally {
+        conn.destroy();
+      }
+      let m = '';
+      await eventually(async () => inFlight((m = await scrape(stack.url))) === 0, 'ollama_requests_in_flight back to 0', 3000);
+      assert.equal(sample(m, 'ollama_requests_total', { model: 'llama3.2:latest', endpoint: '/api/chat', status: '200' }), 1);
+      assert.equal(total(m, 'ollama_request_errors_total'), 0);
+    });
+  });
+});

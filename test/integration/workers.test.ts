@@ -101,4 +101,28 @@ describe('several workers on one port', () => {
     for (let i = 0; i < 10; i++) assert.equal(await chat(port), 200);
     await until('the new calls to be counted', async () => requests(await scrape(port)) === before + 10);
   });
+
+  it('replaces a worker that dies, and its console keeps the calls it had recorded', async () => {
+    const consoleTotals = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/console/api/v1/models?minutes=60`, { headers: { connection: 'close' } });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { all: { totals: { requests: number; inputTokens: number; outputTokens: number } } };
+      return body.all.totals;
+    };
+    // Both workers serve some of these (a connection each), and the console gathers both.
+    for (let i = 0; i < 6; i++) assert.equal(await chat(port), 200);
+    const before = await consoleTotals();
+    assert.ok(before.requests >= 6);
+    const workers = childPids(gw.child.pid!);
+    const exits = gw.lines.filter((l) => l.msg === 'a worker exited; starting another in its place').length;
+    process.kill(workers[1]!, 'SIGKILL');
+    await until('a replacement worker', async () => {
+      const now = childPids(gw.child.pid!);
+      return now.length === 2 && !now.includes(workers[1]!);
+    });
+    await until('the exit to be seen', async () => gw.lines.filter((l) => l.msg === 'a worker exited; starting another in its place').length > exits);
+    assert.deepEqual(await consoleTotals(), before, "the dead worker's calls stay in the console");
+    for (let i = 0; i < 4; i++) assert.equal(await chat(port), 200);
+    await until('the new calls to be shown', async () => (await consoleTotals()).requests === before.requests + 4);
+  });
 });

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { CallOutcome } from '../../otel/call';
 import type { CallMeasures } from '../../otel/call-metrics';
 import { COLD_LOAD_SECONDS, History, modelRingBytes, type FinishedCall } from '../../otel/history/history';
-import { mergeSnapshots, type ConsoleSnapshot } from '../../otel/history/snapshot';
+import { mergeSnapshots, retireSnapshot, type ConsoleSnapshot } from '../../otel/history/snapshot';
 import { quantile, series, summaries } from '../../otel/history/view';
 import { TOKENS_PER_SECOND_BUCKETS, TTFT_BUCKETS_SECONDS, type ErrorReason } from '../../otel/instruments';
 
@@ -327,5 +327,53 @@ describe('mergeSnapshots', () => {
     const a = run(traffic.slice(0, 3), 2_000_000);
     assert.throws(() => mergeSnapshots([a, { ...a, bucketMs: 5000 }]), /bucket widths/);
     assert.deepEqual(mergeSnapshots([]).models, []);
+  });
+});
+
+describe('retireSnapshot', () => {
+  /** A process's history: `calls` calls of each of `models` models, one a second from `from`; one left in flight. */
+  function process(models: string[], from: number, calls: number): ConsoleSnapshot {
+    const { h, at } = clocked({ buckets: 60, bucketMs: 1000, maxModels: 64 });
+    for (let i = 0; i < calls; i++) {
+      at(from + i * 1000);
+      for (const m of models) feed(h, m, { input: 7, output: 3 });
+    }
+    h.started(models[0]!);
+    return h.snapshot();
+  }
+  const requests = (s: ConsoleSnapshot) => s.models.reduce((n, m) => n + m.totals.requests, 0);
+
+  it("keeps what exited processes had recorded, their calls in flight over, and nothing of them older than the history's span", () => {
+    const first = process(['a', 'b'], 0, 30);
+    const second = process(['b', 'c'], 100_000, 30);
+    const once = retireSnapshot(undefined, first, 100_000, 32);
+    const both = retireSnapshot(once, second, 130_000, 32);
+    assert.equal(requests(both), 120);
+    assert.deepEqual(
+      both.models.map((m) => [m.model, m.totals.requests, m.totals.inputTokens, m.inFlight]),
+      [
+        ['a', 30, 210, 0],
+        ['b', 60, 420, 0],
+        ['c', 30, 210, 0],
+      ],
+    );
+    // The first process's buckets (0–29 s) are past the 60 s span at 130 s; the second's are not.
+    assert.deepEqual(
+      both.models.find((m) => m.model === 'b')!.buckets.map((b) => b.t),
+      Array.from({ length: 30 }, (_, i) => 100_000 + i * 1000),
+    );
+    assert.ok(both.recent.length <= both.recentLimit);
+  });
+
+  it('stays bounded whatever the exits: past its models, the least busy are counted under other', () => {
+    let retired: ConsoleSnapshot | undefined;
+    for (let k = 0; k < 20; k++) retired = retireSnapshot(retired, process([`m-${k}-a`, `m-${k}-b`], k * 1000, 1 + k), 20_000, 8);
+    assert.ok(retired!.models.length <= 9, 'eight models and other');
+    assert.equal(requests(retired!), 2 * Array.from({ length: 20 }, (_, k) => 1 + k).reduce((a, b) => a + b, 0), 'no call is lost to the bound');
+    assert.ok(retired!.models.some((m) => m.model === 'other'));
+    assert.ok(
+      retired!.models.some((m) => m.model === 'm-19-a'),
+      'the busiest keep their names',
+    );
   });
 });

@@ -286,7 +286,7 @@
       workers < 2
         ? ''
         : workers +
-          ' worker processes: the history is that of the workers running now. A worker that exits is replaced, and its history (charts, recent calls) goes with it; its counts stay in /metrics.';
+          " worker processes: the history is that of every worker together. A worker that exits is replaced; what it had recorded up to the console's last look stays, as its counts up to the last scrape stay in /metrics; calls it finished after that are lost.";
 
     // With several backends the same model can be loaded on more than one: say where each is.
     const several = now.backends.length > 1;

@@ -18,9 +18,9 @@
  * - A retry is a second call: both attempts are counted, each as what it was.
  * - A call in flight on a worker killed with SIGKILL is in no book: the process that would have
  *   counted, recorded and logged it is gone, and its client saw the connection break. The books can
- *   know everything that worker counted up to the last scrape before its death (the audit quiesces
- *   and scrapes just before the kill, as Prometheus would have); what it would have counted after is
- *   lost. Such calls are listed apart and must appear nowhere.
+ *   know everything that worker counted up to the last gather before its death (the audit quiesces,
+ *   scrapes and reads the console just before the kill, as Prometheus and an open console page would
+ *   have); what it would have counted after is lost. Such calls are listed apart and must appear nowhere.
  * - An upstream stream abandoned by the gateway while its client stayed is expected nowhere
  *   (status 0, reason `dropped`): no book can match it, so it shows as a difference.
  *

@@ -200,10 +200,15 @@ function makeHeld(plan: PlannedCall[], seed: number): PlannedCall[] {
   });
 }
 
-/** Quiesced: scrapes once (as Prometheus would, so the workers' counts are gathered), starts the held streams, kills one worker. */
+/**
+ * Quiesced: scrapes once (as Prometheus would, so the workers' counts are gathered) and reads the
+ * console once (as its open page polls, so the workers' histories are gathered), starts the held
+ * streams, kills one worker.
+ */
 async function killWorker(gw: WorkersProcess, held: PlannedCall[], runJob: (c: PlannedCall) => Promise<void>): Promise<void> {
   await sleep(1200);
   await getCapped(gw.port, '/metrics', 64 << 20, 10_000);
+  await getCapped(gw.port, '/console/api/v1/models?minutes=1', 64 << 20, 10_000);
   const running = held.map((c) => runJob(c));
   await sleep(600);
   const pids = childPids(gw.gw.child.pid!);
