@@ -129,6 +129,14 @@ export class CallSpan {
     span.setAttribute(sc.GATEWAY_ATTEMPTS, attempt);
   }
 
+  /** How many calls waited when the call joined the fair queue, and its wait (its tenant is set by the owner). */
+  queued(position: number, waitSeconds: number): void {
+    const span = this.span;
+    if (!span.isRecording()) return;
+    span.setAttribute(sc.GATEWAY_QUEUE_POSITION, position);
+    span.setAttribute(sc.GATEWAY_QUEUE_WAIT, waitSeconds);
+  }
+
   /** Names the span `<operation> <model>` (the operation alone without a model) and sets `gen_ai.operation.name`. */
   private name(operation: string): void {
     this.span.updateName(this.requestModel === undefined ? operation : `${operation} ${this.requestModel}`);

@@ -125,6 +125,8 @@ export const ERROR_REASONS = [
   /** The client stopped reading the response (CLIENT_WRITE_TIMEOUT_SECONDS). */
   'client_timeout',
   'queue_timeout',
+  /** The gateway's fair queue held QUEUE_MAX_WAITING calls already (503). */
+  'queue_full',
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];
@@ -148,6 +150,10 @@ export interface OllamaInstruments {
   interToken: Histogram;
   streamStalls: Counter;
   queueSeconds: Histogram;
+  /** Wait in the gateway's fair queue, per tenant (BACKEND_PARALLEL). */
+  fairQueueWaitSeconds: Histogram;
+  /** Calls waiting in the gateway's fair queue now, per tenant. */
+  fairQueueWaiting: ObservableGauge;
   /** Thinking streams: request received → first answer (not thinking) chunk. */
   timeToFirstAnswer: Histogram;
   /** Calls that only loaded / unloaded a model (not generations). */
@@ -335,6 +341,13 @@ function createOllamaInstruments(meter: Meter): OllamaInstruments {
     }),
     authFailures: meter.createCounter('ollama_gateway_auth_failures_total', {
       description: 'Requests refused with 401 because the API key was missing or wrong (reason), or the /metrics token.',
+    }),
+    fairQueueWaitSeconds: seconds(
+      'ollama_gateway_queue_wait_seconds',
+      "Time a call waited in the gateway's fair queue for a backend slot (BACKEND_PARALLEL), by tenant; 0 when a slot was free.",
+    ),
+    fairQueueWaiting: meter.createObservableGauge('ollama_gateway_queue_waiting', {
+      description: "LLM calls waiting now in the gateway's fair queue for a backend slot, by tenant.",
     }),
     bufferedBodyBytes: meter.createObservableGauge('ollama_gateway_buffered_body_bytes', {
       description: 'Memory held now for LLM request bodies being received or forwarded (bounded by MAX_BUFFERED_BODY_MB).',

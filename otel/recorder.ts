@@ -12,7 +12,18 @@ import { initEndpointSeries, initModelSeries, recordGenAiCall, recordGenAiLatest
 import { CallSpan, type TracingOptions } from './call-span';
 import type { ExemplarStore } from './exemplars';
 import type { CallSink } from './history/history';
-import { ATTR_BACKEND, ATTR_FROM, ATTR_MODEL, ATTR_REASON, ATTR_SCOPE, ATTR_TO, UNKNOWN_LABEL, type Instruments, type RoutingReason } from './instruments';
+import {
+  ATTR_BACKEND,
+  ATTR_FROM,
+  ATTR_MODEL,
+  ATTR_REASON,
+  ATTR_SCOPE,
+  ATTR_TENANT,
+  ATTR_TO,
+  UNKNOWN_LABEL,
+  type Instruments,
+  type RoutingReason,
+} from './instruments';
 import { OVERFLOW_MODEL_LABEL, type ModelLabels } from './labels';
 import { recordTenantCall } from './tenant-metrics';
 import { usageRecordOf, type CallOwner, type UsageSink } from './usage';
@@ -205,6 +216,15 @@ export class CallRecorder {
     this.attrs = this.telemetry.attributes.get(this.operation, this.endpoint, this.model, backend);
     this.telemetry.instruments.fleet?.routingDecisions.add(1, { [ATTR_BACKEND]: backend.name, [ATTR_REASON]: reason });
     this.span.backend(backend.address, backend.port, backend.name, reason, attempt);
+  }
+
+  /**
+   * The call's turn in the gateway's fair queue: its tenant, how many calls were waiting when it
+   * joined, and how long it waited (also for a call refused from the queue).
+   */
+  queued(tenant: string, position: number, waitSeconds: number): void {
+    this.telemetry.instruments.ollama?.fairQueueWaitSeconds.record(waitSeconds, { [ATTR_TENANT]: tenant });
+    this.span.queued(position, waitSeconds);
   }
 
   /** The call failed at `from` before any response byte and goes to `to`. */

@@ -31,7 +31,7 @@ import { exemplarMeter, ExemplarStore, splitExemplars, UNIT_SUFFIXES, type Exemp
 import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
-import { ATTR_BACKEND, createInstruments, type MetricFamily } from './instruments';
+import { ATTR_BACKEND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -66,6 +66,10 @@ export interface TelemetryOptions {
   backends?: readonly BackendRef[];
   /** Each backend's load now (several backends). */
   backendLoad?: () => readonly BackendLoad[];
+  /** Calls waiting in the fair queue now, per tenant (BACKEND_PARALLEL). */
+  queueWaiting?: () => readonly { tenant: string; waiting: number }[];
+  /** The tenants the configuration knows: each has a queue series from the start. */
+  queueTenants?: readonly string[];
   /** Bytes of request bodies held now. */
   bufferedBodyBytes?: () => number;
   /** Log lines dropped so far because stdout did not take them. */
@@ -282,6 +286,17 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
       },
       [fleet.backendInFlight, fleet.backendHealthy],
     );
+  }
+  const waiting = opts.queueWaiting;
+  const gauge = instruments.ollama?.fairQueueWaiting;
+  if (waiting && gauge) {
+    // Every tenant seen stays a series (0 when none wait), so a drained queue reads 0, not absent.
+    const seen = new Set<string>(opts.queueTenants);
+    gauge.addCallback((r) => {
+      const now = new Map(waiting().map((q) => [q.tenant, q.waiting]));
+      for (const t of now.keys()) seen.add(t);
+      for (const t of seen) r.observe(now.get(t) ?? 0, { [ATTR_TENANT]: t });
+    });
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));

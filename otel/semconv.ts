@@ -59,6 +59,9 @@ export const GATEWAY_TENANT = 'ollama_gateway.tenant';
 export const ENDUSER_ID = 'enduser.id';
 /** How many backends the call was sent to (2 after a failover). */
 export const GATEWAY_ATTEMPTS = 'ollama_gateway.attempts';
+/** A call's place and wait in the gateway's fair queue. */
+export const GATEWAY_QUEUE_POSITION = 'ollama_gateway.queue.position';
+export const GATEWAY_QUEUE_WAIT = 'ollama_gateway.queue.wait_seconds';
 
 /** Span event marking the first content chunk forwarded to the client. */
 export const EVENT_FIRST_TOKEN = 'gen_ai.first_token';

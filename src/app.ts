@@ -14,7 +14,7 @@ import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
-import { tenantsOfKeys } from './tenants/file';
+import { tenantsOfKeys, type TenantSpec } from './tenants/file';
 import { Tenants, type CallIdentity } from './tenants/registry';
 import type { UsageQuery, UsageRow } from './ledger/schema';
 import { ollamaOrigins, type Config } from './config';
@@ -31,6 +31,8 @@ import { Fleet, type Backend } from './fleet/backends';
 import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
+import type { FairQueue } from './scheduler/fair-queue';
+import { policyOf } from './scheduler/tenant';
 
 export interface GatewayDeps {
   config: Config;
@@ -44,8 +46,10 @@ export interface GatewayDeps {
   fleet?: Fleet;
   /** This gateway's name in `Via` (made here when not given). */
   pseudonym?: string;
+  /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
+  scheduler?: FairQueue;
   /** The web console's readers, when CONSOLE is on. */
-  console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about'>;
+  console?: Pick<ConsoleDeps, 'snapshot' | 'backends' | 'about' | 'queues'>;
   /** The tenants (made from the configuration when not given). */
   tenants?: Tenants;
   /** Reads the usage ledger, when it is on. */
@@ -147,7 +151,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
-    limit: config.maxConcurrentRequests ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
+    // With the fair queue, MAX_CONCURRENT_REQUESTS is its cap over all backends' slots instead.
+    limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
+    scheduler: deps.scheduler,
+    tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
     telemetry,
     log,
     body: {
@@ -158,6 +165,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
+    queueTimeoutMs: config.queueTimeoutMs,
     serverTiming: config.serverTiming,
   };
   const passDeps: PassThroughDeps = {
@@ -168,6 +176,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
     body: llmDeps.body,
   };
   const tenants = deps.tenants ?? tenantsFromConfig(config);
+  // The tenants file's entries by name, for the fair queue's weights; made again after a reload.
+  let entries: { specs: readonly TenantSpec[]; byName: Map<string, TenantSpec['raw']> } | undefined;
+  const tenantEntry = (name: string): TenantSpec['raw'] | undefined => {
+    const specs = tenants.specs;
+    if (entries?.specs !== specs) entries = { specs, byName: new Map(specs.map((t) => [t.name, t.raw])) };
+    return entries.byName.get(name);
+  };
   const metricsToken = config.metricsBearerToken ? new BearerKeys([config.metricsBearerToken]) : undefined;
   const consoleHandler = deps.console
     ? consoleEndpoints({

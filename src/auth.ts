@@ -82,6 +82,17 @@ export class BearerKeys {
     return viaBearer || viaHeader ? undefined : 'invalid';
   }
 
+  /**
+   * The configured key a request that passed `check`/`checkEither` presented (Bearer first), for
+   * telling tenants apart; undefined when it presented none of them.
+   */
+  keyOf(authorization: string | undefined, xApiKey?: string | string[]): string | undefined {
+    const bearer = bearerKey(authorization);
+    if (bearer !== undefined && this.matches(bearer)) return bearer;
+    const header = headerKey(xApiKey);
+    return header !== undefined && this.matches(header) ? header : undefined;
+  }
+
   /** Whether `candidate` is one of the keys, compared with every key in constant time. */
   private matches(candidate: string): boolean {
     return matchDigest(this.digests, digest(candidate)) >= 0;

@@ -7,6 +7,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
+import type { QueueOrder } from './scheduler/fair-queue';
+import type { TenantPolicies } from './scheduler/tenant';
 import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, TenantsFileError, type TenantSpec } from './tenants/file';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -89,6 +91,17 @@ export interface Config {
   maxConcurrentRequests: number | undefined;
   /** How long an LLM call may wait for a free slot before a 503, in milliseconds. */
   queueTimeoutMs: number;
+  /**
+   * Slots per backend name (BACKEND_PARALLEL): LLM calls the gateway lets run at once there, the
+   * rest held in its fair queue; undefined turns the queue off.
+   */
+  backendParallel: ReadonlyMap<string, number> | undefined;
+  /** Most calls waiting in the fair queue (QUEUE_MAX_WAITING). */
+  queueMaxWaiting: number;
+  /** How waiting calls are released (QUEUE_ORDER). */
+  queueOrder: QueueOrder;
+  /** Weight and priority per tenant name (the tenants file's entries); absent: weight 1, interactive. */
+  tenantPolicies?: TenantPolicies;
   /** Worker processes serving the one port (GATEWAY_WORKERS); 1 is a single process. */
   workers: number;
   /** Serve the web console at /console and keep its history (CONSOLE). */
@@ -513,6 +526,39 @@ function ledgerSettings(env: Env): Pick<Config, 'dataDir' | 'ledgerUrl' | 'ledge
   };
 }
 
+/** Ollama's own default for OLLAMA_NUM_PARALLEL (envconfig/config.go: `Uint("OLLAMA_NUM_PARALLEL", 1)`). */
+export const OLLAMA_DEFAULT_PARALLEL = 1;
+
+/** BACKEND_PARALLEL: one number for every backend, or `name=N` pairs (others get Ollama's default). */
+function backendParallel(env: Env, upstreams: readonly UpstreamTarget[]): ReadonlyMap<string, number> | undefined {
+  const raw = env.BACKEND_PARALLEL?.trim() ?? '';
+  const names = upstreams.map(backendName);
+  const bad = (why: string) => new ConfigError(`BACKEND_PARALLEL=${JSON.stringify(raw)} is not valid: ${why}`);
+  const count = (v: string, min: number): number => {
+    const n = Number(v.trim());
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > 10_000) throw bad(`expected a whole number from ${min} to 10000`);
+    return n;
+  };
+  if (!raw.includes('=')) {
+    const n = raw === '' ? OLLAMA_DEFAULT_PARALLEL : count(raw, 0);
+    return n === 0 ? undefined : new Map(names.map((name) => [name, n]));
+  }
+  const slots = new Map(names.map((name) => [name, OLLAMA_DEFAULT_PARALLEL]));
+  for (const pair of raw.split(',')) {
+    const at = pair.lastIndexOf('=');
+    const name = pair.slice(0, at).trim();
+    if (at === -1 || !slots.has(name)) throw bad(`expected name=N pairs naming backends of OLLAMA_HOST (${names.join(', ')})`);
+    slots.set(name, count(pair.slice(at + 1), 1));
+  }
+  return slots;
+}
+
+function queueOrder(env: Env): QueueOrder {
+  const raw = (env.QUEUE_ORDER ?? '').trim().toLowerCase() || 'fair';
+  if (raw !== 'fair' && raw !== 'fifo') throw new ConfigError(`QUEUE_ORDER=${JSON.stringify(env.QUEUE_ORDER)} is not valid: expected fair or fifo`);
+  return raw;
+}
+
 /** GATEWAY_WORKERS: a number, or `auto` for one per core. */
 function workerSettings(env: Env, limits: LimitSettings): Pick<Config, 'workers'> {
   const raw = env.GATEWAY_WORKERS?.trim().toLowerCase();
@@ -541,6 +587,7 @@ function traceUiUrl(env: Env): string | undefined {
  */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const limits = limitSettings(env);
+  const listen = listenSettings(env);
   const tenantsFile = readTenantsFile(env);
   const apiKeys = readApiKeys(env);
   if (tenantsFile && apiKeys.length > 0) {
@@ -549,7 +596,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     );
   }
   return {
-    ...listenSettings(env),
+    ...listen,
+    backendParallel: backendParallel(env, listen.upstreams),
+    queueMaxWaiting: intVar(env, 'QUEUE_MAX_WAITING', 1000, 1, 1_000_000),
+    queueOrder: queueOrder(env),
     ...limits,
     ...workerSettings(env, limits),
     ...telemetrySettings(env),

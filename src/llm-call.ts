@@ -1,7 +1,8 @@
 /**
  * One instrumented LLM call, as an object with a clear life:
  *
- *   reading (body, bounded) → queued (MAX_CONCURRENT_REQUESTS) → forwarded → streaming → finished
+ *   reading (body, bounded) → queued (the fair queue, or MAX_CONCURRENT_REQUESTS) → forwarded →
+ *   streaming → finished
  *
  * It owns the one listener for the client going away and the outcome, recorded and logged exactly
  * once whichever way the call ends.
@@ -22,6 +23,10 @@ import { tapResponse, type TapEnd } from './proxy/tap';
 import { cutByIdleTimer } from './proxy/upstream';
 import { affinityKey } from './fleet/affinity';
 import type { Backend, Fleet } from './fleet/backends';
+import type { RouteChoice } from './fleet/route';
+import type { FairQueue, Slot } from './scheduler/fair-queue';
+import { policyOf, type TenantPolicy } from './scheduler/tenant';
+import { ANONYMOUS_TENANT } from './tenants/file';
 import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
@@ -38,13 +43,19 @@ export interface LlmCallDeps {
   fleet: Fleet;
   /** ROUTING_AFFINITY=prefix: keep a conversation on its backend. */
   affinity: boolean;
-  /** The cap on concurrent calls to Ollama, when configured. */
+  /** The cap on concurrent calls to Ollama, when configured (without the fair queue). */
   limit?: ConcurrencyLimit;
+  /** The fair queue in front of the backends (BACKEND_PARALLEL), when on. */
+  scheduler?: FairQueue;
+  /** A tenant's weight and priority in the fair queue. */
+  tenantPolicy?: (tenant: string) => TenantPolicy;
   telemetry: Telemetry;
   log: Logger;
   body: BodyLimits;
   idleTimeoutMs: number;
   clientWriteTimeoutMs: number;
+  /** The wait bound of either queue (QUEUE_TIMEOUT_SECONDS). */
+  queueTimeoutMs: number;
   /** Add a Server-Timing header to answers (SERVER_TIMING). */
   serverTiming?: boolean;
 }
@@ -116,6 +127,14 @@ export function handleLlmCall(
   return new LlmCall(deps, route, req, res, pinned, identity).run();
 }
 
+/** Where a call goes: routing's ranking, and the first backend to try. */
+interface Routed {
+  choice: RouteChoice;
+  first: Backend;
+  model: string | undefined;
+  key: string | undefined;
+}
+
 class LlmCall {
   private state: State = 'reading';
   private readonly startedAt = performance.now();
@@ -128,6 +147,8 @@ class LlmCall {
   private unwatch: (() => void) | undefined;
   /** The backend the call is at now (counted in its in-flight calls). */
   private at: Backend | undefined;
+  /** Its slot in the fair queue, once released from it. */
+  private slot: Slot | undefined;
   /** When the call began waiting for a slot, was forwarded, and was sent to its backend (performance.now()). */
   private queuedAt: number | undefined;
   private forwardedAt: number | undefined;
@@ -207,6 +228,10 @@ class LlmCall {
       numKeep: this.info.numKeep,
       body: this.info.body,
     });
+    if (this.deps.scheduler) {
+      this.queue(this.deps.scheduler);
+      return;
+    }
     const limit = this.deps.limit;
     if (!limit) {
       this.forward();
@@ -236,11 +261,56 @@ class LlmCall {
       );
   }
 
-  private forward(): void {
-    const { deps, route, recorder } = this;
+  /**
+   * Waits in the fair queue for a slot at one of the backends routing ranks best for this call
+   * (any of those as good as the first), and goes to the one that frees first.
+   */
+  private queue(scheduler: FairQueue): void {
+    const routed = this.routeCall();
+    const candidates = routed.choice.order.slice(0, routed.choice.equal);
+    this.state = 'queued';
+    // Server-Timing's `queue`: the wait for a slot, in either queue.
+    this.queuedAt = performance.now();
+    const tenant = this.deps.tenantPolicy?.(this.identity?.tenant ?? ANONYMOUS_TENANT) ?? policyOf(this.identity?.tenant ?? ANONYMOUS_TENANT, undefined);
+    this.withdraw = scheduler.enqueue(tenant, candidates, {
+      onRelease: (grant) => {
+        this.withdraw = undefined;
+        if (this.state === 'finished') {
+          grant.slot.release();
+          return;
+        }
+        this.slot = grant.slot;
+        this.recorder.queued(tenant.name, grant.position, grant.waitedMs / 1000);
+        const first = this.deps.fleet.get(grant.backend)!;
+        // The backend that freed goes first; the rest of the ranking stays the failover order.
+        const order = [first.name, ...routed.choice.order.filter((n) => n !== first.name)];
+        this.forward({ ...routed, first, choice: { ...routed.choice, order } });
+      },
+      onRefuse: (why, message) => {
+        this.withdraw = undefined;
+        if (this.state === 'finished') return;
+        this.recorder.queued(tenant.name, scheduler.depth, why === 'queue_timeout' ? this.deps.queueTimeoutMs / 1000 : 0);
+        // The queue turns over as calls finish; a second is a fair first back-off.
+        sendJsonError(this.res, this.route.api, 503, message, { 'retry-after': '1' });
+        this.finish({ status: 503, reason: why, streamed: false, detail: message });
+      },
+    });
+  }
+
+  /** Routing's ranking for this call, once its body is read. */
+  private routeCall(): Routed {
+    const fleet = this.deps.fleet;
+    const info = this.info!;
+    const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
+    const key = fleet.routed && this.deps.affinity && !this.pinned ? affinityKey(model, this.held!.bytes, info.reading) : undefined;
+    const choice = this.pinned ? fleet.chooseAmong([this.pinned], model)! : fleet.choose(model, key)!;
+    return { choice, first: fleet.get(choice.order[0]!)!, model, key };
+  }
+
+  private forward(routed?: Routed): void {
+    const { route, recorder } = this;
     const body = this.held!.bytes;
     const info = this.info!;
-    this.info = undefined;
     // OpenAI streams report usage only when asked; ask on the client's behalf and strip the
     // answer again, so the client sees exactly the stream it asked for.
     const injectUsage = route.events === 'openai' && info.stream && !info.includeUsage;
@@ -254,13 +324,10 @@ class LlmCall {
       return;
     }
     this.forwardedAt = performance.now();
-    const fleet = deps.fleet;
-    const model = info.model === undefined || info.model.trim() === '' ? undefined : normalizeModelName(info.model);
-    const key = fleet.routed && deps.affinity && !this.pinned ? affinityKey(model, body, info.reading) : undefined;
-    const choice = this.pinned ? fleet.chooseAmong([this.pinned], model) : fleet.choose(model, key);
-    const first = fleet.get(choice!.order[0]!)!;
+    const { choice, first, model, key } = routed ?? this.routeCall();
+    this.info = undefined;
     this.state = 'forwarded';
-    this.sendTo({ backend: first, reason: choice!.reason, warm: choice!.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
+    this.sendTo({ backend: first, reason: choice.reason, warm: choice.warm, attempt: 1, tried: new Set(), sent, injectUsage, model, key, recorder });
   }
 
   /** The Server-Timing value: the queue, then (once Ollama answered) the time to its head and the backend. */
@@ -306,6 +373,7 @@ class LlmCall {
             const to = next && fleet.get(next.order[0]!);
             if (to && to.health.routable) {
               this.leaveBackend();
+              this.slot?.moveTo(to.name);
               recorder.failover(backend.name, to.name);
               deps.log.warn(
                 { path: loggedPath(req), from: backend.name, to: to.name, error: failure.message },
@@ -380,6 +448,9 @@ class LlmCall {
     this.leaveBackend();
     this.unwatch?.();
     this.releaseSlot?.();
+    // Its tokens count towards its tenant's share of the slots.
+    const s = outcome.summary;
+    this.slot?.release(s && (s.inputTokens ?? 0) + (s.outputTokens ?? 0));
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);

@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { Fleet } from './fleet/backends';
 import { OllamaPoller } from './poller';
 import { BodyBudget } from './request/body';
+import { FairQueue } from './scheduler/fair-queue';
 import { packageVersion } from './version';
 import { tenantsFromConfig } from './app';
 import { openStore } from './ledger/store';
@@ -114,6 +115,16 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   const bodyBudget = new BodyBudget(config.maxBufferedBodyBytes, config.maxBufferedBodyPerClientBytes);
   const pseudonym = `ollama-otel-gateway-${randomBytes(6).toString('hex')}`;
   const fleet = new Fleet(config.upstreams, config.upstreamIdleTimeoutMs, pseudonym, log, config.pollIntervalMs > 0);
+  const tenants = tenantsFromConfig(config);
+  const scheduler = config.backendParallel
+    ? new FairQueue({
+        slots: config.backendParallel,
+        maxWaiting: config.queueMaxWaiting,
+        maxWaitMs: config.queueTimeoutMs,
+        maxRunning: config.maxConcurrentRequests,
+        order: config.queueOrder,
+      })
+    : undefined;
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -134,6 +145,8 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       logLinesDropped: droppedLogLines,
       backends: fleet.backends.map((b) => b.ref),
       backendLoad: () => fleet.load(),
+      queueWaiting: scheduler && (() => scheduler.snapshot()),
+      queueTenants: tenants.names,
       history: config.console ? history : undefined,
       exemplars: otel?.tracing !== undefined,
       genAiLatest: config.genAiLatest,
@@ -142,7 +155,6 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     otel?.tracing,
   );
   const scrape = link ? gatheredScrape(link, runtime.piece) : runtime.scrape;
-  const tenants = tenantsFromConfig(config);
   const store = openStore(config, (err) => log.warn({ error: err.message }, 'usage ledger connection failed while idle; reconnecting'));
   const writer = store
     ? new LedgerWriter(
@@ -163,9 +175,11 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     scrape,
     fleet,
     pseudonym,
+    scheduler,
     tenants,
     usage: store && ((q) => store.usage(q)),
     console: consoleHistory && {
+      queues: () => scheduler?.snapshot() ?? [],
       snapshot: link ? gatheredSnapshot(link, consoleHistory) : () => Promise.resolve(consoleHistory.snapshot()),
       backends: () =>
         fleet.backends.map((b) => ({ name: b.name, origin: b.target.origin, polled: config.pollIntervalMs > 0, state: readState()?.backends[b.name] })),

@@ -9,9 +9,12 @@ export function workerShare(config: Config, index: number): Config {
   const n = config.workers;
   if (n <= 1) return config;
   const limit = config.maxConcurrentRequests;
+  const split = (total: number): number => Math.max(1, Math.floor(total / n) + (index < total % n ? 1 : 0));
   const budget = Math.max(config.maxRequestBodyBytes, Math.floor(config.maxBufferedBodyBytes / n));
   return {
     ...config,
+    // Each worker queues its own calls: it holds its share of each backend's slots, at least one.
+    backendParallel: config.backendParallel && new Map([...config.backendParallel].map(([name, slots]) => [name, split(slots)])),
     // 5 over 2 workers: 3 and 2.
     maxConcurrentRequests: limit === undefined ? undefined : Math.floor(limit / n) + (index < limit % n ? 1 : 0),
     // Each worker can still take one body of the largest size.

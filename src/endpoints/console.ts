@@ -19,6 +19,7 @@ import { series, summaries } from '../../otel/history/view';
 import type { OllamaState } from '../../otel/state';
 import { BearerKeys, type AuthFailure } from '../auth';
 import type { Logger } from '../logger';
+import type { TenantQueue } from '../scheduler/fair-queue';
 import { CONSOLE_PREFIX } from '../routes';
 import { usageAnswer } from '../ledger/api';
 import type { UsageQuery, UsageRow } from '../ledger/schema';
@@ -41,6 +42,8 @@ export interface ConsoleDeps {
   /** The history, of every process serving the gateway. */
   snapshot: () => Promise<ConsoleSnapshot>;
   backends: () => BackendState[];
+  /** The fair queue per tenant (calls waiting and running), when BACKEND_PARALLEL is on. */
+  queues: () => readonly TenantQueue[];
   /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
@@ -188,6 +191,8 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
       usage: deps.usage !== undefined,
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
+    // This process's fair queue: per tenant with calls waiting or running.
+    queues: deps.queues(),
     backends: deps.backends().map((b) => ({
       name: b.name,
       origin: b.origin,

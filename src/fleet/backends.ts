@@ -73,7 +73,7 @@ export class Fleet {
       };
     });
     this.byName = new Map(this.backends.map((b) => [b.name, b]));
-    this.only = { order: [this.backends[0]!.name], reason: 'none_has_it', warm: undefined };
+    this.only = { order: [this.backends[0]!.name], reason: 'none_has_it', warm: undefined, equal: 1 };
   }
 
   /** The choice when there is one backend. */

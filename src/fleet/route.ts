@@ -45,6 +45,11 @@ export interface RouteChoice {
   reason: RoutingReason;
   /** Whether the chosen backend had the model loaded; undefined when its state is unknown. */
   warm: boolean | undefined;
+  /**
+   * How many backends at the head of `order` are as good as the first (as warm): a call waiting
+   * for a slot may take any of them.
+   */
+  equal: number;
 }
 
 /** How many more calls than the least busy backend an affinity backend may have and still be chosen. */
@@ -72,15 +77,16 @@ export function route(req: RouteRequest, backends: readonly BackendView[]): Rout
     .sort((x, y) => x.tier - y.tier || x.b.inFlight - y.b.inFlight || index.get(x.b.name)! - index.get(y.b.name)!);
   const best = ranked[0]!;
   const warmOf = (r: { b: BackendView; tier: number }): boolean | undefined => (r.tier === 0 ? true : r.b.known ? false : undefined);
+  const equal = ranked.filter((r) => r.tier === best.tier).length;
 
   if (req.affinity !== undefined) {
     const sticky = ranked.find((r) => r.b.name === req.affinity);
     const least = Math.min(...ranked.map((r) => r.b.inFlight));
     if (sticky && sticky.b.routable && sticky.tier <= best.tier && sticky.b.inFlight - least <= AFFINITY_MAX_EXTRA) {
-      return { order: [sticky.b.name, ...ranked.filter((r) => r !== sticky).map((r) => r.b.name)], reason: 'affinity', warm: warmOf(sticky) };
+      return { order: [sticky.b.name, ...ranked.filter((r) => r !== sticky).map((r) => r.b.name)], reason: 'affinity', warm: warmOf(sticky), equal };
     }
   }
-  return { order: ranked.map((r) => r.b.name), reason: TIER_REASON[best.tier]!, warm: warmOf(best) };
+  return { order: ranked.map((r) => r.b.name), reason: TIER_REASON[best.tier]!, warm: warmOf(best), equal };
 }
 
 /**

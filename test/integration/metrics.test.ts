@@ -85,6 +85,8 @@ describe('/metrics', () => {
       ollama_context_limit_hits_total: 'counter',
       ollama_generation_truncated_total: 'counter',
       ollama_gateway_buffered_body_bytes: 'gauge',
+      ollama_gateway_queue_wait_seconds: 'histogram',
+      ollama_gateway_queue_waiting: 'gauge',
       ollama_tenant_requests_total: 'counter',
       ollama_tenant_tokens_total: 'counter',
       ollama_tenant_gpu_seconds_total: 'counter',

@@ -143,6 +143,10 @@ describe('traces exported over OTLP', () => {
     assert.equal(a['server.port'], fake.port);
     assert.equal(a['error.type'], undefined);
     assert.equal(a['gen_ai.input.messages'], undefined, 'no prompt text unless the operator opts in');
+    // Its turn in the gateway's fair queue: a free slot, so nobody ahead.
+    assert.equal(a['ollama_gateway.tenant'], 'anonymous');
+    assert.equal(a['ollama_gateway.queue.position'], 0);
+    assert.equal(a['ollama_gateway.queue.wait_seconds'], 0);
     assert.equal(llm.status.code, 0);
     const first = llm.events.find((e) => e.name === 'gen_ai.first_token');
     assert.ok(first && first.timeNs >= llm.startNs && first.timeNs <= llm.endNs, 'first-token event inside the span');

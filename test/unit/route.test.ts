@@ -20,7 +20,7 @@ describe('route()', () => {
 
   it('prefers a backend with the model loaded, then the fewest in flight among those', () => {
     const r = route({ model: m }, [view('a', { onDisk: [m] }), view('b', { loaded: [m], inFlight: 3 }), view('c', { loaded: [m], inFlight: 1 })]);
-    assert.deepEqual(r, { order: ['c', 'b', 'a'], reason: 'loaded', warm: true });
+    assert.deepEqual(r, { order: ['c', 'b', 'a'], reason: 'loaded', warm: true, equal: 2 });
   });
 
   it('else a backend with it on disk (fewest in flight), else the least busy; a cold choice is not warm', () => {
@@ -28,13 +28,24 @@ describe('route()', () => {
       order: ['b', 'a', 'c'],
       reason: 'on_disk',
       warm: false,
+      equal: 2,
     });
-    assert.deepEqual(route({ model: m }, [view('a', { inFlight: 2 }), view('b', { inFlight: 1 })]), { order: ['b', 'a'], reason: 'none_has_it', warm: false });
+    assert.deepEqual(route({ model: m }, [view('a', { inFlight: 2 }), view('b', { inFlight: 1 })]), {
+      order: ['b', 'a'],
+      reason: 'none_has_it',
+      warm: false,
+      equal: 2,
+    });
     assert.equal(route({ model: m }, [view('a', { known: false })])!.warm, undefined);
   });
 
   it('never picks a backend that is not routable while another is; with none routable it ranks them all', () => {
-    assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b')]), { order: ['b'], reason: 'none_has_it', warm: false });
+    assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b')]), {
+      order: ['b'],
+      reason: 'none_has_it',
+      warm: false,
+      equal: 1,
+    });
     assert.deepEqual(route({ model: m }, [view('a', { loaded: [m], routable: false }), view('b', { routable: false })])!.order, ['a', 'b']);
   });
 
@@ -50,7 +61,7 @@ describe('route()', () => {
 
   it('keeps a conversation on its backend while it is as warm as the best and not overloaded', () => {
     const vs = [view('a', { loaded: [m] }), view('b', { loaded: [m], inFlight: 2 })];
-    assert.deepEqual(route({ model: m, affinity: 'b' }, vs), { order: ['b', 'a'], reason: 'affinity', warm: true });
+    assert.deepEqual(route({ model: m, affinity: 'b' }, vs), { order: ['b', 'a'], reason: 'affinity', warm: true, equal: 2 });
     assert.equal(route({ model: m, affinity: 'b' }, [view('a', { loaded: [m] }), view('b', { loaded: [m], inFlight: 5 })])!.reason, 'loaded', 'overloaded');
     assert.equal(route({ model: m, affinity: 'b' }, [view('a', { loaded: [m] }), view('b', { onDisk: [m] })])!.order[0], 'a', 'colder than the best');
     assert.equal(route({ model: m, affinity: 'b' }, [view('a', { loaded: [m] }), view('b', { loaded: [m], routable: false })])!.order[0], 'a', 'not routable');

@@ -1,0 +1,39 @@
+/**
+ * The short variant of `npm run bench:fairness`: a small flood from a batch tenant and a few calls
+ * from an interactive one, through the gateway in front of a generating fake. It asserts order,
+ * never timing: with the fair queue no batch call reaches Ollama between an interactive call's
+ * send and its start; first-come makes each wait behind the flood queued before it.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+
+const BENCH = path.resolve(__dirname, '..', '..', 'bench', 'fairness.js');
+
+interface Report {
+  slots: number;
+  batchQueued: number;
+  results: { mode: string; overtaken: number[]; errors: number }[];
+}
+
+describe('npm run bench:fairness (short variant)', () => {
+  it('lets the interactive tenant pass the batch flood with the fair queue, and not first-come', () => {
+    const r = spawnSync(process.execPath, [BENCH, '--quick', '--json'], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 0, `bench exited ${r.status}: ${r.stderr.slice(-2000)}`);
+    const report = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Report;
+    const [fifo, fair, classes] = report.results;
+    for (const run of report.results) assert.equal(run.errors, 0, `${run.mode}: errors`);
+    // First-come: every interactive call waits for the flood queued ahead of it.
+    for (const n of fifo!.overtaken) assert.ok(n >= report.batchQueued - report.slots, `first-come: overtaken by ${n}`);
+    // Fair: the next free slot is the interactive call's.
+    assert.deepEqual(
+      fair!.overtaken,
+      fair!.overtaken.map(() => 0),
+    );
+    assert.deepEqual(
+      classes!.overtaken,
+      classes!.overtaken.map(() => 0),
+    );
+  });
+});
