@@ -461,8 +461,16 @@ export class GoDecoder {
 
   /** Whether a number Go cannot hold in a float64 lies in `span`. */
   private hasHugeNumber(span: Span): boolean {
-    for (const at of this.hugeNumbers) if (at >= span.start && at < span.end) return true;
-    return false;
+    // Noted in document order: the first at or after the span's start decides.
+    const h = this.hugeNumbers;
+    let lo = 0;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (h[mid]! < span.start) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < h.length && h[lo]! < span.end;
   }
 
   /** Decodes the value at the cursor into `old` (a value of type `t`); returns the value after it. */
@@ -479,6 +487,7 @@ export class GoDecoder {
         case 'raw':
           return span;
         case 'any':
+        case 'lazyAny':
         case 'map':
         case 'ptr':
         case 'slice':
