@@ -30,6 +30,13 @@ import { cutForSilence, idleTimeoutOf, resumeIdleTimer, suspendIdleTimer } from 
 export const MAX_DRAIN_BYTES = 64 * 1024;
 
 /**
+ * The longest the gateway reads after a client left at the final event. Ollama writes its
+ * terminator at once; an upstream that trickles past this is cut, so no connection to Ollama is
+ * held open by a drain (those connections are outside MAX_CONNECTIONS).
+ */
+export const MAX_DRAIN_MS = 2000;
+
+/**
  * Response headers that describe one hop only; Node sets its own framing and connection headers
  * (so a client's `Connection: close` is honoured). `Trailer` goes too: trailers are not relayed,
  * and announcing them on a response Node does not chunk is an error.
@@ -352,10 +359,15 @@ class Tap {
     this.decoder?.destroy();
     this.res.off('drain', this.onDrain);
     if (this.unframedIdle) proxyRes.destroy();
-    else if (this.paused) {
-      this.paused = false;
-      resumeIdleTimer(proxyRes);
-      proxyRes.resume();
+    else {
+      const deadline = setTimeout(() => proxyRes.destroy(), MAX_DRAIN_MS);
+      deadline.unref();
+      proxyRes.once('close', () => clearTimeout(deadline));
+      if (this.paused) {
+        this.paused = false;
+        resumeIdleTimer(proxyRes);
+        proxyRes.resume();
+      }
     }
     this.done('complete');
   }
