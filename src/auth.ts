@@ -39,13 +39,13 @@ export function matchDigest(digests: readonly Buffer[], d: Buffer): number {
 }
 
 /** The key of an `Authorization: Bearer <key>` header, or undefined when it has none. */
-function bearerKey(authorization: string | undefined): string | undefined {
+export function bearerKey(authorization: string | undefined): string | undefined {
   const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return m ? m[1] : undefined;
 }
 
 /** The key of an `x-api-key: <key>` header (one value, no white space), or undefined. */
-function headerKey(value: string | string[] | undefined): string | undefined {
+export function headerKey(value: string | string[] | undefined): string | undefined {
   if (typeof value !== 'string') return undefined;
   const key = value.trim();
   return /^\S+$/.test(key) ? key : undefined;

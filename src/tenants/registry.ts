@@ -8,7 +8,7 @@ import { readFileSync, statSync, unwatchFile, watch, watchFile, type FSWatcher }
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { IncomingHttpHeaders } from 'node:http';
-import { matchDigest, type AuthFailure } from '../auth';
+import { bearerKey, headerKey, matchDigest, type AuthFailure } from '../auth';
 import type { Logger } from '../logger';
 import { ANONYMOUS_TENANT, fingerprint, MAX_TENANTS_FILE_BYTES, OPEN_WEBUI_USER_HEADER, parseTenantsFile, sha256, type TenantSpec } from './file';
 
@@ -52,17 +52,6 @@ function tableOf(tenants: readonly TenantSpec[]): Table {
   const userHeaders = new Set(OPEN_WEBUI_USER_HEADERS);
   for (const t of tenants) if (t.userHeader) userHeaders.add(t.userHeader);
   return { tenants, digests, keys: digests.map((k) => k.digest), userHeaders: [...userHeaders], byName: new Map(tenants.map((t) => [t.name, t])) };
-}
-
-function bearerKey(authorization: string | undefined): string | undefined {
-  const m = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  return m ? m[1] : undefined;
-}
-
-function headerKey(value: string | string[] | undefined): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const key = value.trim();
-  return /^\S+$/.test(key) ? key : undefined;
 }
 
 export type Admission = { identity: CallIdentity; failure?: undefined } | { failure: AuthFailure; identity?: undefined };
