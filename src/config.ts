@@ -540,7 +540,8 @@ function backendParallel(env: Env, upstreams: readonly UpstreamTarget[]): Readon
     return n;
   };
   if (!raw.includes('=')) {
-    const n = raw === '' ? OLLAMA_DEFAULT_PARALLEL : count(raw, 0);
+    // Off unless asked for: a gateway put in front of an Ollama must not start holding its calls.
+    const n = raw === '' ? 0 : count(raw, 0);
     return n === 0 ? undefined : new Map(names.map((name) => [name, n]));
   }
   const slots = new Map(names.map((name) => [name, OLLAMA_DEFAULT_PARALLEL]));

@@ -207,10 +207,13 @@ class Tap {
     proxyRes.on('close', () => {
       // (A response read until the connection closes is `complete` when cut, but never ended.)
       if (this.finished || (proxyRes.complete && proxyRes.readableEnded)) return;
-      // Ollama's side broke off after its final event had passed to the client (only its chunked
-      // terminator was missing): the answer is whole, and the client's response is ended whole.
-      if (this.finalEventPassed && !decoder) {
-        this.complete();
+      // Ollama's side broke off after its final event had passed to the client (only its framing's
+      // end was missing): the call is complete. The client has every byte of the answer, but its
+      // response cannot be ended as Ollama framed it, so its connection is cut rather than reused.
+      if (this.finalEventPassed) {
+        decoder?.destroy();
+        cutClient(res);
+        this.done('complete');
         return;
       }
       // Ollama's side broke off mid-body. Cut the client's connection too, so it sees a truncated

@@ -1,8 +1,9 @@
 /**
  * The short variant of `npm run bench:fairness`: a small flood from a batch tenant and a few calls
  * from an interactive one, through the gateway in front of a generating fake. It asserts order,
- * never timing: with the fair queue no batch call reaches Ollama between an interactive call's
- * send and its start; first-come makes each wait behind the flood queued before it.
+ * never timing: with the fair queue at most the calls already on their way to a freed slot reach
+ * Ollama between an interactive call's send and its start; first-come makes each wait behind the
+ * flood queued before it.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -26,14 +27,9 @@ describe('npm run bench:fairness (short variant)', () => {
     for (const run of report.results) assert.equal(run.errors, 0, `${run.mode}: errors`);
     // First-come: every interactive call waits for the flood queued ahead of it.
     for (const n of fifo!.overtaken) assert.ok(n >= report.batchQueued - report.slots, `first-come: overtaken by ${n}`);
-    // Fair: the next free slot is the interactive call's.
-    assert.deepEqual(
-      fair!.overtaken,
-      fair!.overtaken.map(() => 0),
-    );
-    assert.deepEqual(
-      classes!.overtaken,
-      classes!.overtaken.map(() => 0),
-    );
+    // Fair: the next free slot is the interactive call's. "Overtaken" counts from the client's send,
+    // so a batch call released while the interactive one was still on its way in may count: at most
+    // one per slot, against the whole flood first-come.
+    for (const n of [...fair!.overtaken, ...classes!.overtaken]) assert.ok(n <= report.slots, `fair: overtaken by ${n}`);
   });
 });
