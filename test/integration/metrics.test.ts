@@ -48,7 +48,8 @@ describe('/metrics', () => {
   let stack: TestStack;
   let text: string;
   before(async () => {
-    stack = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '3600', STREAM_STALL_SECONDS: '0.05' });
+    // The fair queue on (it is off by default), so its families are exported too.
+    stack = await startStack({ OLLAMA_POLL_INTERVAL_SECONDS: '3600', STREAM_STALL_SECONDS: '0.05', BACKEND_PARALLEL: '4' });
     await traffic(stack);
     text = await metricsText(stack.url);
   });

@@ -100,7 +100,8 @@ describe('traces exported over OTLP', () => {
   let gw: { p: GatewayProcess; url: string };
 
   before(async () => {
-    stack = await tracedStack();
+    // The fair queue on (it is off by default), so a call's span carries its turn in it.
+    stack = await tracedStack({ BACKEND_PARALLEL: '4' });
     ({ fake, receiver, gw } = stack);
   });
   after(() => stack.close());
