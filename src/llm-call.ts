@@ -29,6 +29,8 @@ import { policyOf, type TenantPolicy } from './scheduler/tenant';
 import { ANONYMOUS_TENANT } from './tenants/file';
 import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
+import type { Budgets, Verdict } from './budgets/book';
+import { modelRefused, rateLimited, type Refusal } from './budgets/answer';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
@@ -49,6 +51,8 @@ export interface LlmCallDeps {
   scheduler?: FairQueue;
   /** A tenant's weight and priority in the fair queue. */
   tenantPolicy?: (tenant: string) => TenantPolicy;
+  /** The tenants' model allow-lists, budgets and rate limits. */
+  budgets?: Budgets;
   telemetry: Telemetry;
   log: Logger;
   body: BodyLimits;
@@ -142,6 +146,8 @@ class LlmCall {
   private held: HeldBody | undefined;
   private info: LlmRequestInfo | undefined;
   private releaseSlot: (() => void) | undefined;
+  /** Its place in its tenant's (and end user's) running calls, for request limits. */
+  private releaseBudget: (() => void) | undefined;
   private withdraw: (() => void) | undefined;
   private resolve!: () => void;
   private unwatch: (() => void) | undefined;
@@ -228,6 +234,50 @@ class LlmCall {
       numKeep: this.info.numKeep,
       body: this.info.body,
     });
+    const budgets = this.deps.budgets;
+    if (budgets && this.identity) {
+      const allowed = budgets.modelAllowed(this.identity.tenant, this.info.model);
+      if (!allowed.ok) {
+        this.refuse(modelRefused(this.identity.tenant, this.info.model!, allowed.allowed), 'model_not_allowed');
+        return;
+      }
+      const verdict = budgets.admit(this.identity);
+      if (verdict instanceof Promise) {
+        verdict.then(
+          (v) => this.afterBudget(v),
+          (err: unknown) => this.afterBudget(undefined, err as Error),
+        );
+        return;
+      }
+      this.afterBudget(verdict);
+      return;
+    }
+    this.proceed();
+  }
+
+  /** A refusal the gateway answers itself: nothing is forwarded. */
+  private refuse(r: Refusal, reason: 'rate_limited' | 'model_not_allowed'): void {
+    sendJsonError(this.res, this.route.api, r.status, r.message, { ...r.headers, ...this.timingHeader() }, r.openai);
+    this.finish({ status: r.status, reason, streamed: false, detail: r.message });
+  }
+
+  /** The budgets' decision; a failure to decide lets the call go (the log says why). */
+  private afterBudget(v: Verdict | undefined, err?: Error): void {
+    if (v === undefined) this.deps.log.error({ error: err?.message }, 'budgets could not decide; the call goes ahead');
+    if (this.state === 'finished') {
+      if (v?.ok) v.release();
+      return;
+    }
+    if (v && !v.ok) {
+      this.refuse(rateLimited(this.route.api, v.exceeded, v.states, Date.now()), 'rate_limited');
+      return;
+    }
+    this.releaseBudget = v?.release;
+    this.proceed();
+  }
+
+  /** Into the fair queue, or the concurrency cap, or straight to Ollama. */
+  private proceed(): void {
     if (this.deps.scheduler) {
       this.queue(this.deps.scheduler);
       return;
@@ -454,6 +504,9 @@ class LlmCall {
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);
+    // After the recorder: its ledger row, now counted by the budgets, replaces the running call.
+    this.releaseBudget?.();
+    this.releaseBudget = undefined;
     logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }
