@@ -178,6 +178,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
     clientWriteTimeoutMs: config.clientWriteTimeoutMs,
     body: llmDeps.body,
+    modelsOf: deps.budgets && ((tenant) => deps.budgets!.modelsOf(tenant)),
   };
   const tenants = deps.tenants ?? tenantsFromConfig(config);
   // The tenants file's entries by name, for the fair queue's weights; made again after a reload.
@@ -286,7 +287,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const route = req.method === 'POST' ? LLM_ROUTE_BY_PATH.get(path) : undefined;
     if (route) handleLlmCall(llmDeps, route, req, res, pinned, identity).catch((err: unknown) => internalError(log, req, res, err));
-    else passThrough(passDeps, req, res, pinned);
+    else passThrough(passDeps, req, res, pinned, identity);
   };
 
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {

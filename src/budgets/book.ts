@@ -16,7 +16,8 @@
 import type { UsageRecord } from '../../otel/usage';
 import type { Logger } from '../logger';
 import { HOUR_MS, REFUSED_REASONS, type BudgetQuery, type BudgetReading, type CallSums, type RollingSums } from '../ledger/schema';
-import { checkedModelName, type Limit, type LimitSet, type TenantRules, type TokenRule } from '../tenants/rules';
+import type { Limit, LimitSet, ModelPattern, TenantRules, TokenRule } from '../tenants/rules';
+import { allowedBy } from '../tenants/model-access';
 import type { CallIdentity } from '../tenants/registry';
 import { windowEnd, windowStart } from './calendar';
 
@@ -120,8 +121,12 @@ export class Budgets {
   modelAllowed(tenant: string, model: string | undefined): { ok: true } | { ok: false; allowed: readonly string[] } {
     const models = this.rulesOf(tenant)?.models;
     if (models === undefined || model === undefined || model.trim() === '') return { ok: true };
-    const m = checkedModelName(model);
-    return models.some((p) => p.test(m)) ? { ok: true } : { ok: false, allowed: models.map((p) => p.text) };
+    return allowedBy(models, model) ? { ok: true } : { ok: false, allowed: models.map((p) => p.text) };
+  }
+
+  /** The tenant's model list; undefined when it may use every model. */
+  modelsOf(tenant: string): readonly ModelPattern[] | undefined {
+    return this.rulesOf(tenant)?.models;
   }
 
   /** The accounts a call of `who` counts against, made when missing. */
