@@ -83,6 +83,12 @@ export const DDL: readonly string[] = [
   `CREATE INDEX IF NOT EXISTS ledger_calls_tenant_time ON ledger_calls (tenant, time)`,
   rollupTable('ledger_usage_hour'),
   rollupTable('ledger_usage_day'),
+  // A budget reading is one account's rows since a time (budgetSql): without these, each call of a
+  // limited tenant scanned every tenant's hourly sums since the month began, and an end user's
+  // rolling window every call of its tenant in the window.
+  `CREATE INDEX IF NOT EXISTS ledger_calls_user_time ON ledger_calls (tenant, end_user, time)`,
+  `CREATE INDEX IF NOT EXISTS ledger_usage_hour_tenant ON ledger_usage_hour (tenant, bucket)`,
+  `CREATE INDEX IF NOT EXISTS ledger_usage_hour_user ON ledger_usage_hour (tenant, end_user, bucket)`,
 ];
 
 export const INSERT_CALL = `INSERT INTO ledger_calls (time, tenant, end_user, key_fingerprint, model, location, backend, endpoint, operation, status, error,

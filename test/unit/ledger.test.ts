@@ -16,7 +16,7 @@ import { row, storeAnswersSums } from '../helpers/ledger-cases';
 import { SqliteStore, type LedgerStore } from '../../src/ledger/store';
 import { LedgerWriter } from '../../src/ledger/writer';
 import { createLogger } from '../../src/logger';
-import type { BudgetReading } from '../../src/ledger/schema';
+import { budgetSql, type BudgetReading } from '../../src/ledger/schema';
 
 const measures = (over: Partial<CallMeasures> = {}): CallMeasures => ({
   model: 'llama3.2',
@@ -108,6 +108,41 @@ describe('the SQLite ledger', () => {
     try {
       await storeAnswersSums(store);
     } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a budget reading on SQLite', () => {
+  it("reads one account's rows through an index on it, never every tenant's or every user's", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ledger-'));
+    const file = path.join(dir, 'ledger.sqlite');
+    const store = new SqliteStore(file);
+    await store.insert([]);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { DatabaseSync } = require('node:sqlite') as {
+      DatabaseSync: new (f: string) => { prepare(sql: string): { all(...p: (string | number)[]): { detail: string }[] }; close(): void };
+    };
+    const db = new DatabaseSync(file);
+    try {
+      const now = Date.now();
+      for (const user of [undefined, 'alice']) {
+        const q = budgetSql({ tenant: 'webui', user, hoursFrom: now - 30 * 86_400_000, rolling: [60_000, 86_400_000], now });
+        for (const st of [q.hours!, ...q.rolling]) {
+          const plan = db
+            .prepare(`EXPLAIN QUERY PLAN ${st.sql}`)
+            .all(...st.params)
+            .map((r) => r.detail);
+          const search = plan.find((d) => /^(SEARCH|SCAN) ledger_/.test(d));
+          assert.ok(search, plan.join('; '));
+          assert.match(search, /^SEARCH .*\(tenant=\?/, `${user ?? 'tenant'}: ${plan.join('; ')}`);
+          if (user !== undefined) assert.match(search, /end_user=\?/, plan.join('; '));
+          assert.match(search, /(bucket|time)>\?/, plan.join('; '));
+        }
+      }
+    } finally {
+      db.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
