@@ -9,10 +9,12 @@
  * at any other replica writing the same ledger) and the tokens of those calls.
  *
  * Concurrent arrivals share one reading; the check after it and the call's registration happen in
- * one turn of the event loop, so this process never admits past a request limit. A ledger that
+ * one turn of the event loop, so this process never admits past a request limit. Readings are
+ * paced by their cost (PACE_FACTOR): a costly one serves the arrivals that follow it for a while. A ledger that
  * does not answer within `readTimeoutMs` leaves the last reading in use (and this process's own
  * calls counted), and is said in the log once per outage.
  */
+import { performance } from 'node:perf_hooks';
 import type { UsageRecord } from '../../otel/usage';
 import type { Logger } from '../logger';
 import { HOUR_MS, REFUSED_REASONS, type BudgetQuery, type BudgetReading, type CallSums, type RollingSums } from '../ledger/schema';
@@ -48,6 +50,10 @@ interface Local extends CallSums {
   start: number;
   /** The ledger's commit number once written. */
   seq?: number;
+  /** Calls it stands for (several once compacted); 1 when absent. */
+  requests?: number;
+  /** The ledger will never hold it (there is none, or it dropped the row): only this process counts it. */
+  final?: boolean;
 }
 
 interface Reading {
@@ -60,8 +66,12 @@ interface Reading {
 
 class Account {
   read: Reading | undefined;
+  /** What its last reading took (ms): the readings are paced by it. */
+  readMs = 0;
   reading: { startedAt: number; promise: Promise<void> } | undefined;
   local: Local[] = [];
+  /** The length of `local` that makes it compact. */
+  compactAt = COMPACT_AT;
   readonly running = new Map<number, number>();
 
   constructor(
@@ -80,15 +90,31 @@ export interface BudgetOptions {
   log: Logger;
   /** How long an arrival waits for the ledger before using the last reading. */
   readTimeoutMs: number;
-  /** A reading this recent serves an arrival (0: each arrival waits for a reading begun after it). */
+  /** A reading this recent serves an arrival (0: each waits for a reading begun after it, or within the pace of readings). */
   freshMs: number;
   /** Told when a call of a limited account finished here: write it to the ledger soon. */
   onLimitedFinish?: () => void;
 }
 
+/**
+ * A reading serves the arrivals until PACE_FACTOR times its own duration has passed (at most
+ * MAX_PACE_MS). A reading costs in proportion to the account's rows in its windows (on SQLite, on
+ * the event loop): with one reading per arrival, a limited tenant's own volume made each of its
+ * calls dearer, until its readings took the whole process. Paced, they take at most a fifth of it;
+ * this process's own calls are counted between readings as ever, so its limits stay exact, and a
+ * replica's calls that finished meanwhile are missed for at most that long.
+ */
+const PACE_FACTOR = 4;
+const MAX_PACE_MS = 1000;
 /** Accounts kept at most (end users of busy apps); the idle ones are forgotten first. */
 export const MAX_ACCOUNTS = 10_000;
-/** Local calls kept per account at most (while the ledger cannot take writes). */
+/**
+ * Local calls per account past which they are compacted: those no window counts leave, and the
+ * older half's final ones are merged in pairs, so a process without a ledger neither forgets
+ * calls nor goes through an ever longer list on every arrival.
+ */
+const COMPACT_AT = 4096;
+/** Local calls kept per account at most (the ledger's unwritten rows, bounded by its writer too). */
 const MAX_LOCAL = 50_000;
 const REFUSED: ReadonlySet<string> = new Set(REFUSED_REASONS);
 
@@ -204,7 +230,7 @@ export class Budgets {
   /** A reading of `a` recent enough for an arrival at `arrival`, or the wait for one. */
   private fresh(a: Account, arrival: number): Promise<void> | undefined {
     if (!this.source) return undefined;
-    const since = arrival - this.options.freshMs;
+    const since = arrival - Math.max(this.options.freshMs, Math.min(MAX_PACE_MS, a.readMs * PACE_FACTOR));
     if (a.read && a.read.at >= since) return undefined;
     if (a.reading) {
       if (a.reading.startedAt >= since) return a.reading.promise;
@@ -217,6 +243,7 @@ export class Budgets {
   private readAccount(a: Account): Promise<void> {
     const source = this.source!;
     const startedAt = Date.now();
+    const began = performance.now();
     const seq = this.commitSeq;
     const calendar = a.set.limits.filter((l) => l.window.kind !== 'rolling');
     const hoursFrom =
@@ -252,6 +279,7 @@ export class Budgets {
         },
       )
       .finally(() => {
+        a.readMs = performance.now() - began;
         clearTimeout(timer);
         if (a.reading?.promise === promise) a.reading = undefined;
       });
@@ -280,7 +308,7 @@ export class Budgets {
         older(r?.firstStart);
         for (const l of a.local)
           if (unread(l) && l.start >= since) {
-            used++;
+            used += l.requests ?? 1;
             older(l.start);
           }
         for (const start of a.running.values())
@@ -328,9 +356,9 @@ export class Budgets {
     const holders: Local[] = [];
     for (const a of accounts) {
       // One object per account: each prunes its own list.
-      const l = { ...local };
+      const l: Local = this.source ? { ...local } : { ...local, final: true };
       a.local.push(l);
-      if (a.local.length > MAX_LOCAL) a.local.splice(0, a.local.length - MAX_LOCAL);
+      if (a.local.length > a.compactAt) compact(a, r.time);
       holders.push(l);
     }
     if (this.source) this.pending.set(r, holders);
@@ -350,7 +378,10 @@ export class Budgets {
 
   /** Rows the ledger dropped (its buffer was full): kept counted here until they age out. */
   dropped(rows: readonly UsageRecord[]): void {
-    for (const r of rows) this.pending.delete(r);
+    for (const r of rows) {
+      for (const l of this.pending.get(r) ?? []) l.final = true;
+      this.pending.delete(r);
+    }
   }
 
   /**
@@ -403,3 +434,42 @@ export class Budgets {
 }
 
 const NO_LIMITS: Verdict = { ok: true, release: () => {}, states: [] };
+
+/**
+ * Bounds an account's local calls without undercounting: the calls no window of it counts any more
+ * leave; then, past COMPACT_AT, pairs of final calls in the older half become one, counted whole
+ * while its later call is in a window (so a little early at a window's edge, never late).
+ */
+function compact(a: Account, now: number): void {
+  const horizon = Math.min(...a.set.limits.map((l) => (l.window.kind === 'rolling' ? now - l.window.ms : windowStart(l.window.kind, now, a.timeZone))));
+  let list = a.local.filter((l) => l.time >= horizon);
+  if (list.length > COMPACT_AT) {
+    const half = list.length >> 1;
+    const out: Local[] = [];
+    let i = 0;
+    while (i < half) {
+      const x = list[i]!;
+      const y = list[i + 1]!;
+      if (i + 1 < half && x.final && y.final) {
+        out.push({
+          time: Math.max(x.time, y.time),
+          start: Math.max(x.start, y.start),
+          input: x.input + y.input,
+          cached: x.cached + y.cached,
+          output: x.output + y.output,
+          gpu: x.gpu + y.gpu,
+          requests: (x.requests ?? 1) + (y.requests ?? 1),
+          final: true,
+        });
+        i += 2;
+      } else out.push(list[i++]!);
+    }
+    for (; i < list.length; i++) out.push(list[i]!);
+    list = out;
+  }
+  // Unwritten rows only get here when the ledger has long failed; its writer drops them past its own bound too.
+  if (list.length > MAX_LOCAL) list.splice(0, list.length - MAX_LOCAL);
+  a.local = list;
+  // Rows waiting for the ledger cannot merge: the next pass waits until the list has grown by half.
+  a.compactAt = Math.max(COMPACT_AT, Math.ceil(list.length * 1.5));
+}
