@@ -97,15 +97,16 @@ export interface BudgetOptions {
 }
 
 /**
- * A reading serves the arrivals until PACE_FACTOR times its own duration has passed (at most
- * MAX_PACE_MS). A reading costs in proportion to the account's rows in its windows (on SQLite, on
- * the event loop): with one reading per arrival, a limited tenant's own volume made each of its
- * calls dearer, until its readings took the whole process. Paced, they take at most a fifth of it;
- * this process's own calls are counted between readings as ever, so its limits stay exact, and a
- * replica's calls that finished meanwhile are missed for at most that long.
+ * A reading serves the arrivals until PACE_FACTOR times its own duration, times the accounts read
+ * lately, has passed (at most MAX_PACE_MS). A reading costs in proportion to the account's rows in
+ * its windows (on SQLite, on the event loop): with one reading per arrival, a limited tenant's own
+ * volume made each of its calls dearer, until its readings took the whole process. Paced, all the
+ * accounts' readings together take about a fifth of it (until the cap); this process's own calls
+ * are counted between readings as ever, so its limits stay exact, and a replica's calls that
+ * finished meanwhile are missed for at most that long.
  */
 const PACE_FACTOR = 4;
-const MAX_PACE_MS = 1000;
+const MAX_PACE_MS = 2000;
 /** Accounts kept at most (end users of busy apps); the idle ones are forgotten first. */
 export const MAX_ACCOUNTS = 10_000;
 /**
@@ -135,6 +136,10 @@ export class Budgets {
   private readonly pending = new Map<UsageRecord, Local[]>();
   private nextTicket = 1;
   private failing = false;
+  /** The accounts read in this second (`readSecond`), and how many were in the one before. */
+  private readNow = new Set<Account>();
+  private readBefore = 0;
+  private readSecond = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -227,10 +232,21 @@ export class Budgets {
     };
   }
 
+  /** How many accounts were read lately (at least 1): the readings share the pace. */
+  private readers(now: number): number {
+    const second = Math.floor(now / 1000);
+    if (second !== this.readSecond) {
+      this.readBefore = second === this.readSecond + 1 ? this.readNow.size : 0;
+      this.readNow = new Set();
+      this.readSecond = second;
+    }
+    return Math.max(1, this.readNow.size, this.readBefore);
+  }
+
   /** A reading of `a` recent enough for an arrival at `arrival`, or the wait for one. */
   private fresh(a: Account, arrival: number): Promise<void> | undefined {
     if (!this.source) return undefined;
-    const since = arrival - Math.max(this.options.freshMs, Math.min(MAX_PACE_MS, a.readMs * PACE_FACTOR));
+    const since = arrival - Math.max(this.options.freshMs, Math.min(MAX_PACE_MS, a.readMs * PACE_FACTOR * this.readers(arrival)));
     if (a.read && a.read.at >= since) return undefined;
     if (a.reading) {
       if (a.reading.startedAt >= since) return a.reading.promise;
@@ -244,6 +260,8 @@ export class Budgets {
     const source = this.source!;
     const startedAt = Date.now();
     const began = performance.now();
+    this.readers(startedAt);
+    this.readNow.add(a);
     const seq = this.commitSeq;
     const calendar = a.set.limits.filter((l) => l.window.kind !== 'rolling');
     const hoursFrom =
