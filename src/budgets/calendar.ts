@@ -40,18 +40,32 @@ function instantOf(wall: number, tz: string): number {
 
 export type CalendarKind = 'day' | 'month';
 
-/** When the local day or month holding `now` began, in `tz`. */
-export function windowStart(kind: CalendarKind, now: number, tz: string): number {
+/** The window last asked for per kind and zone: every arrival of a limited account asks, and ICU is slow. */
+const latest = new Map<string, { start: number; end: number }>();
+
+function windowOf(kind: CalendarKind, now: number, tz: string): { start: number; end: number } {
+  const key = `${kind}\u0000${tz}`;
+  const hit = latest.get(key);
+  if (hit && hit.start <= now && now < hit.end) return hit;
   const wall = new Date(wallClock(now, tz));
   const y = wall.getUTCFullYear();
   const m = wall.getUTCMonth();
-  return instantOf(kind === 'day' ? Date.UTC(y, m, wall.getUTCDate()) : Date.UTC(y, m, 1), tz);
+  const d = wall.getUTCDate();
+  const w =
+    kind === 'day'
+      ? { start: instantOf(Date.UTC(y, m, d), tz), end: instantOf(Date.UTC(y, m, d + 1), tz) }
+      : { start: instantOf(Date.UTC(y, m, 1), tz), end: instantOf(Date.UTC(y, m + 1, 1), tz) };
+  // Zones are the tenants file's (bounded); an instant outside the window (a clock set back) is not kept.
+  if (w.start <= now && now < w.end) latest.set(key, w);
+  return w;
+}
+
+/** When the local day or month holding `now` began, in `tz`. */
+export function windowStart(kind: CalendarKind, now: number, tz: string): number {
+  return windowOf(kind, now, tz).start;
 }
 
 /** When the next local day or month after the one holding `now` begins, in `tz`. */
 export function windowEnd(kind: CalendarKind, now: number, tz: string): number {
-  const wall = new Date(wallClock(now, tz));
-  const y = wall.getUTCFullYear();
-  const m = wall.getUTCMonth();
-  return instantOf(kind === 'day' ? Date.UTC(y, m, wall.getUTCDate() + 1) : Date.UTC(y, m + 1, 1), tz);
+  return windowOf(kind, now, tz).end;
 }
