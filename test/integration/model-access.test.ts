@@ -40,7 +40,10 @@ describe('model access beyond the LLM calls', () => {
 
   const port = () => Number(new URL(stack.url).port);
   const send = async (method: string, target: string, body: string | Buffer | undefined, key = 'sk-picky', headers: Record<string, string> = {}) => {
-    const x = await exchange(port(), rawRequest(method, target, { body, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers } }));
+    const x = await exchange(
+      port(),
+      rawRequest(method, target, { body, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers } }),
+    );
     assert.equal(x.responses.length, 1, x.describe());
     return x.responses[0]!;
   };
