@@ -61,6 +61,8 @@ export interface CallFacts {
   lastContentAt?: number;
   /** When the first chunk of the answer (not of thinking) passed the gateway. */
   firstAnswerAt?: number;
+  /** Content chunks that passed (thinking included). */
+  contentEvents?: number;
   /** Content chunks that carried thinking (reasoning) rather than the answer. */
   thinkingEvents?: number;
   errorMessage?: string;

@@ -110,7 +110,9 @@ export function usageRecordOf(outcome: CallOutcome, m: CallMeasures, c: UsageCon
     error: outcome.reason ?? '',
     inputTokens: count(s?.inputTokens),
     cachedTokens: count(s ? cachedTokensOf(s) : undefined),
-    outputTokens: count(s?.outputTokens),
+    // A stream cut before its final event (the client left, Ollama broke off) has no counts; the
+    // chunks it passed are a floor of what it generated, so leaving just before `done` is not free.
+    outputTokens: count(s?.outputTokens ?? (outcome.reason !== undefined ? s?.contentEvents : undefined)),
     loadSeconds: load,
     promptSeconds: prompt,
     generationSeconds: generation,
