@@ -115,8 +115,8 @@ export const MAX_ACCOUNTS = 10_000;
  * calls nor goes through an ever longer list on every arrival.
  */
 const COMPACT_AT = 4096;
-/** Local calls kept per account at most (the ledger's unwritten rows, bounded by its writer too). */
-const MAX_LOCAL = 50_000;
+/** Local calls kept per account at most: past the writer's buffer (100,000 unwritten rows) and the compacted ones. */
+const MAX_LOCAL = 200_000;
 const REFUSED: ReadonlySet<string> = new Set(REFUSED_REASONS);
 
 /** A call's tokens as a limit counts them. */
