@@ -151,13 +151,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     scrape: deps.scrape,
     log,
   });
+  // Read only once a call or the console asks, after `tenantEntry` below is made.
+  const tenantPolicy = (name: string) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name));
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
     // With the fair queue, MAX_CONCURRENT_REQUESTS is its cap over all backends' slots instead.
     limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     scheduler: deps.scheduler,
-    tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
+    tenantPolicy,
     budgets: deps.budgets,
     telemetry,
     log,
@@ -200,6 +202,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
           return metricsToken!.check(authorization);
         },
         usage: deps.usage,
+        budgets: {
+          tenants: () => tenants.names,
+          snapshot: (names, usersPerTenant) => deps.budgets?.snapshot(names, usersPerTenant) ?? Promise.resolve({ states: [], usersSeen: new Map() }),
+          userLimits: (name) => tenants.spec(name)?.rules?.user?.limits,
+          policy: tenantPolicy,
+          waits: deps.scheduler && (() => deps.scheduler!.waits()),
+        },
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),
         log,
       })
