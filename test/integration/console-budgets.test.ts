@@ -106,7 +106,15 @@ describe('the console budgets API', () => {
     assert.equal(capped.limits.length, 1);
     const rpm = capped.limits[0]!;
     assert.deepEqual(
-      { name: rpm.name, measure: rpm.measure, window: rpm.window, windowSeconds: rpm.windowSeconds, limit: rpm.limit, used: rpm.used, remaining: rpm.remaining },
+      {
+        name: rpm.name,
+        measure: rpm.measure,
+        window: rpm.window,
+        windowSeconds: rpm.windowSeconds,
+        limit: rpm.limit,
+        used: rpm.used,
+        remaining: rpm.remaining,
+      },
       { name: 'requests_per_minute', measure: 'requests', window: 'rolling', windowSeconds: 60, limit: 2, used: 2, remaining: 0 },
     );
     assert.equal(rpm.reached, true);

@@ -17,7 +17,20 @@
   ];
 
   const $ = (id) => document.getElementById(id);
-  const state = { model: '', minutes: 15, expanded: new Set(), timer: undefined, busy: false, lastModels: [], polls: 0, usageDays: 7, tenant: '', tenantPolls: 0, tenantsShown: false, usersOpen: new Set() };
+  const state = {
+    model: '',
+    minutes: 15,
+    expanded: new Set(),
+    timer: undefined,
+    busy: false,
+    lastModels: [],
+    polls: 0,
+    usageDays: 7,
+    tenant: '',
+    tenantPolls: 0,
+    tenantsShown: false,
+    usersOpen: new Set(),
+  };
 
   // ---- elements ----------------------------------------------------------------------------
 
@@ -532,14 +545,23 @@
   function limitWindow(l) {
     if (l.window === 'day') return 'per day';
     if (l.window === 'month') return 'per month';
-    return 'per ' + seconds(l.windowSeconds);
+    const w = l.windowSeconds;
+    if (w % 3600 === 0) return 'per ' + (w === 3600 ? '' : w / 3600 + ' ') + 'hour' + (w === 3600 ? '' : 's');
+    if (w % 60 === 0) return 'per ' + (w === 60 ? '' : w / 60 + ' ') + 'minute' + (w === 60 ? '' : 's');
+    return 'per ' + w + ' s';
   }
 
   const limitState = (l) => (l.reached ? 'over' : l.usedRatio >= WARN_RATIO ? 'warn' : 'ok');
 
   /** A bar of `used` of `limit`, with a tick at 80%. */
   function limitMeter(l, cls) {
-    const m = svg('svg', { class: cls, viewBox: '0 0 100 8', preserveAspectRatio: 'none', role: 'img', 'aria-label': Math.round(l.usedRatio * 100) + '% used' });
+    const m = svg('svg', {
+      class: cls,
+      viewBox: '0 0 100 8',
+      preserveAspectRatio: 'none',
+      role: 'img',
+      'aria-label': Math.round(l.usedRatio * 100) + '% used',
+    });
     m.append(svg('rect', { class: 'fill', x: 0, y: 0, height: 8, width: Math.min(100, Math.max(0, l.usedRatio * 100)) }));
     m.append(svg('line', { class: 'mark', x1: WARN_RATIO * 100, x2: WARN_RATIO * 100, y1: 0, y2: 8, 'vector-effect': 'non-scaling-stroke' }));
     return m;
@@ -560,7 +582,10 @@
     const name = el('span', 'budget-name', l.name);
     const pill = statePill(st);
     if (pill) name.append(' ', pill);
-    head.append(name, el('span', 'budget-figures', amount(l.measure, l.used) + ' of ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'));
+    head.append(
+      name,
+      el('span', 'budget-figures', amount(l.measure, l.used) + ' of ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'),
+    );
     const foot = el('div', 'budget-foot', limitWindow(l) + (l.used > 0 || l.window !== 'rolling' ? ' · resets in ' + seconds(l.resetInSeconds) : ''));
     foot.title = 'resets at ' + new Date(l.resetAt).toLocaleString();
     row.append(head, limitMeter(l, 'budget-bar'), foot);
@@ -569,14 +594,17 @@
 
   function queueLine(q) {
     const box = el('div', 'queue-line');
-    const stat = (cls, label, value) => {
+    const stat = (cls, before, value, after) => {
       const s = el('span', 'queue-stat ' + cls);
-      s.append(el('span', 'queue-value', value), el('span', 'muted', ' ' + label));
+      if (before) s.append(el('span', 'muted', before + ' '));
+      s.append(el('span', 'queue-value', value));
+      if (after) s.append(el('span', 'muted', ' ' + after));
       return s;
     };
-    box.append(stat('queue-waiting', 'waiting', int(q.waiting)), stat('queue-running', 'running', int(q.running)));
-    if (q.waiting > 0) box.append(stat('queue-longest', 'longest wait now', seconds(q.longestWaitSeconds)));
-    box.append(stat('queue-last', q.lastWait ? 'last wait, ' + seconds(q.lastWait.secondsAgo) + ' ago' : 'last wait', q.lastWait ? seconds(q.lastWait.seconds) : '–'));
+    box.append(stat('queue-waiting', '', int(q.waiting), 'waiting'), stat('queue-running', '', int(q.running), 'running'));
+    if (q.waiting > 0) box.append(stat('queue-longest', 'waiting for', seconds(q.longestWaitSeconds), ''));
+    const last = q.lastWait;
+    box.append(stat('queue-last', 'last wait', last ? seconds(last.seconds) : '–', last ? '(' + seconds(last.secondsAgo) + ' ago)' : ''));
     return box;
   }
 
@@ -589,7 +617,9 @@
       else state.usersOpen.delete(t.tenant);
     });
     const each = u.limits.map((l) => l.name + ' ' + amount(l.measure, l.limit)).join(', ');
-    box.append(el('summary', null, 'End users: ' + int(u.seen) + ' seen' + (u.shown.length < u.seen ? ', ' + u.shown.length + ' latest shown' : '') + ' · each ' + each));
+    box.append(
+      el('summary', null, 'End users: ' + int(u.seen) + ' seen' + (u.shown.length < u.seen ? ', ' + u.shown.length + ' latest shown' : '') + ' · each ' + each),
+    );
     if (u.shown.length === 0) return box;
     const table = el('table', 'grid users');
     const head = el('tr');
@@ -599,14 +629,19 @@
     for (const user of u.shown) {
       const tr = el('tr');
       tr.dataset.user = user.user;
-      tr.append(cell(user.user, 'model'));
+      const name = cell(user.user, 'model');
+      name.title = user.user;
+      tr.append(name);
       for (const rule of u.limits) {
         const l = user.limits.find((x) => x.name === rule.name);
         const td = el('td', 'user-limit');
         if (l) {
           td.dataset.state = limitState(l);
           td.title = limitWindow(l) + ' · resets in ' + seconds(l.resetInSeconds);
-          td.append(limitMeter(l, 'meter'), document.createTextNode(amount(l.measure, l.used) + ' / ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'));
+          td.append(
+            limitMeter(l, 'meter'),
+            document.createTextNode(amount(l.measure, l.used) + ' / ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'),
+          );
         } else td.textContent = '–';
         tr.append(td);
       }
@@ -630,7 +665,7 @@
       if (t.queue) card.append(queueLine(t.queue));
       for (const l of t.limits) card.append(budgetRow(l));
       if (t.users) card.append(usersBlock(t));
-      if (!t.queue && t.limits.length === 0 && !t.users) card.append(el('div', 'muted', 'no limits'));
+      if (t.limits.length === 0 && !t.users) card.append(el('div', 'budget-foot', 'no limits'));
       return card;
     });
     $('tenant-cards').replaceChildren(...cards);
