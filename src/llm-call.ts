@@ -276,6 +276,18 @@ class LlmCall {
     this.proceed();
   }
 
+  /**
+   * After a wait in a queue: refuses the call when its tenant's token or GPU budget was spent
+   * meanwhile (the slot it got is freed by `finish`).
+   */
+  private overBudget(): boolean {
+    if (this.queuedAt === undefined || !this.identity) return false;
+    const over = this.deps.budgets?.recheck(this.identity);
+    if (!over) return false;
+    this.refuse(rateLimited(this.route.api, over.exceeded, over.states, Date.now()), 'rate_limited');
+    return true;
+  }
+
   /** Into the fair queue, or the concurrency cap, or straight to Ollama. */
   private proceed(): void {
     if (this.deps.scheduler) {
@@ -299,6 +311,7 @@ class LlmCall {
             return;
           }
           this.releaseSlot = release;
+          if (this.overBudget()) return;
           this.forward();
         },
         (err: Error) => {
@@ -331,6 +344,7 @@ class LlmCall {
         }
         this.slot = grant.slot;
         this.recorder.queued(tenant.name, grant.position, grant.waitedMs / 1000);
+        if (this.overBudget()) return;
         const first = this.deps.fleet.get(grant.backend)!;
         // The backend that freed goes first; the rest of the ranking stays the failover order.
         const order = [first.name, ...routed.choice.order.filter((n) => n !== first.name)];
@@ -497,16 +511,17 @@ class LlmCall {
     this.state = 'finished';
     this.leaveBackend();
     this.unwatch?.();
-    this.releaseSlot?.();
-    // Its tokens count towards its tenant's share of the slots.
-    const s = outcome.summary;
-    this.slot?.release(s && (s.inputTokens ?? 0) + (s.outputTokens ?? 0));
     this.held?.release();
     this.held = undefined;
     this.recorder.finish(outcome, endedAt);
     // After the recorder: its ledger row, now counted by the budgets, replaces the running call.
     this.releaseBudget?.();
     this.releaseBudget = undefined;
+    // Last, so the call a freed slot starts finds this one's tokens in its tenant's budget.
+    this.releaseSlot?.();
+    // Its tokens count towards its tenant's share of the slots.
+    const s = outcome.summary;
+    this.slot?.release(s && (s.inputTokens ?? 0) + (s.outputTokens ?? 0));
     logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }

@@ -241,4 +241,23 @@ describe('budgets, rate limits and model access', () => {
     // The tenant itself has no limit: a call without a user goes through.
     assert.equal((await nativeChatCall(stack, 'sk-webui')).status, 200);
   });
+
+  it("a queue full of one tenant's calls stops at its token budget, not after the queue drains", async () => {
+    const qdir = mkdtempSync(path.join(os.tmpdir(), 'budgets-queue-'));
+    const file = path.join(qdir, 'tenants.yaml');
+    writeFileSync(file, `tenants:\n  - name: spender\n    keys: [sk-spender]\n    limits: { tokens_per_day: ${NATIVE_TOKENS * 2} }\n`);
+    const q = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(qdir, 'data'), LEDGER_URL: '', BACKEND_PARALLEL: '1' });
+    try {
+      // All six arrive with the budget untouched and wait for the one slot; the third to start finds it spent.
+      const statuses = await Promise.all(Array.from({ length: 6 }, () => nativeChatCall(q, 'sk-spender').then(async (r) => (await r.text(), r.status))));
+      assert.deepEqual(
+        statuses.slice().sort((a, b) => a - b),
+        [200, 200, 429, 429, 429, 429],
+      );
+      assert.equal(q.fake.requests.filter((r) => r.url === '/api/chat').length, 2, 'only the calls within the budget reached Ollama');
+    } finally {
+      await q.close();
+      rmSync(qdir, { recursive: true, force: true });
+    }
+  });
 });
