@@ -29,8 +29,8 @@ import { policyOf, type TenantPolicy } from './scheduler/tenant';
 import { ANONYMOUS_TENANT } from './tenants/file';
 import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
-import type { Budgets, Verdict } from './budgets/book';
-import { modelRefused, rateLimited, type Refusal } from './budgets/answer';
+import type { Budgets, LimitState, Verdict } from './budgets/book';
+import { admittedHeaders, modelRefused, rateLimited, type Refusal } from './budgets/answer';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
@@ -148,6 +148,8 @@ class LlmCall {
   private releaseSlot: (() => void) | undefined;
   /** Its place in its tenant's (and end user's) running calls, for request limits. */
   private releaseBudget: (() => void) | undefined;
+  /** Its limits as they stood when it was admitted (for the answer's rate-limit headers). */
+  private limits: readonly LimitState[] = [];
   private withdraw: (() => void) | undefined;
   private resolve!: () => void;
   private unwatch: (() => void) | undefined;
@@ -273,6 +275,7 @@ class LlmCall {
       return;
     }
     this.releaseBudget = v?.release;
+    if (v) this.limits = v.states;
     this.proceed();
   }
 
@@ -400,6 +403,13 @@ class LlmCall {
     return serverTiming(queued, upstreamMs, backend);
   }
 
+  /** Headers the gateway adds to Ollama's answer: Server-Timing, and the tenant's rate-limit headers. */
+  private extraHeaders(backend: string): string[] | undefined {
+    const timing = this.deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend)] : [];
+    const limits = this.limits.length > 0 ? admittedHeaders(this.route.api, this.limits, Date.now()) : [];
+    return timing.length + limits.length === 0 ? undefined : [...timing, ...limits];
+  }
+
   /** The Server-Timing header of an answer the gateway makes itself (none when turned off). */
   private timingHeader(): Record<string, string> {
     return this.deps.serverTiming ? { 'server-timing': this.timing() } : {};
@@ -469,7 +479,7 @@ class LlmCall {
             parser: parserFor(framing, route.events, parserOptions),
             stripper: a.injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
-            extraHeaders: deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend.name)] : undefined,
+            extraHeaders: this.extraHeaders(backend.name),
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {

@@ -119,8 +119,11 @@ describe('budgets, rate limits and model access', () => {
 
   it('the OpenAI SDK retries the 429 of a short rolling window and succeeds after it', async () => {
     const openai = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-burst', maxRetries: 2 });
-    const first = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
+    const { data: first, response } = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     assert.ok(first.choices.length > 0);
+    // An admitted call's answer says what is left, as OpenAI's API does on every answer.
+    assert.equal(response.headers.get('x-ratelimit-limit-requests'), '1');
+    assert.equal(response.headers.get('x-ratelimit-remaining-requests'), '0');
     const was = forwarded('/v1/chat/completions');
     // Straight after: refused (raw, to see the answer), then the SDK waits it out.
     const raw = await fetch(`${stack.url}/v1/chat/completions`, {
