@@ -81,8 +81,6 @@ export interface BudgetOptions {
   readTimeoutMs: number;
   /** A reading this recent serves an arrival (0: each arrival waits for a reading begun after it). */
   freshMs: number;
-  /** Told when a call of a limited account finished here: write it to the ledger soon. */
-  onLimitedFinish?: () => void;
 }
 
 /** Accounts kept at most (end users of busy apps); the idle ones are forgotten first. */
@@ -318,13 +316,16 @@ export class Budgets {
     return { limit, scope: a.scope, tenant: a.tenant, user: a.user, used, remaining: Math.max(0, limit.max - used), resetAt };
   }
 
-  /** A finished call's ledger row (every call, before the ledger has it). */
-  finished(r: UsageRecord): void {
-    if (REFUSED.has(r.error)) return;
+  /**
+   * A finished call's ledger row (every call), before the ledger's writer has it. True when it
+   * counts against a limit: the caller should then have it written at once, so other replicas see it.
+   */
+  finished(r: UsageRecord): boolean {
+    if (REFUSED.has(r.error)) return false;
     const rules = this.rulesOf(r.tenant);
-    if (!rules || (!rules.tenant && !rules.user)) return;
+    if (!rules || (!rules.tenant && !rules.user)) return false;
     const accounts = this.accountsOf({ tenant: r.tenant, user: r.user === '' ? undefined : r.user });
-    if (accounts.length === 0) return;
+    if (accounts.length === 0) return false;
     const local: Local = {
       time: r.time,
       start: r.time - r.wallSeconds * 1000,
@@ -342,7 +343,7 @@ export class Budgets {
       holders.push(l);
     }
     if (this.source) this.pending.set(r, holders);
-    this.options.onLimitedFinish?.();
+    return true;
   }
 
   /** Rows the ledger committed. */
