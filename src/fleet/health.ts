@@ -112,7 +112,12 @@ export class BackendHealth {
     if (trial || (this.current === 'up' && this.strikes >= FIVE_XX_STRIKES)) {
       this.strikes = 0;
       this.polledSince = false;
-      this.holdOut('cooling', COOL_DOWN_FIRST_MS, COOL_DOWN_MAX_MS, trial ? `the trial call ${what}` : `${FIVE_XX_STRIKES} calls in a row failed; the last ${what}`);
+      this.holdOut(
+        'cooling',
+        COOL_DOWN_FIRST_MS,
+        COOL_DOWN_MAX_MS,
+        trial ? `the trial call ${what}` : `${FIVE_XX_STRIKES} calls in a row failed; the last ${what}`,
+      );
     }
   }
 

@@ -43,7 +43,7 @@ export function parseStep(raw: string | null | undefined): Step | undefined {
 /** One tenant's name, or undefined for every tenant. */
 export function parseTenant(raw: string | null | undefined): string | undefined {
   if (raw === null || raw === undefined || raw === '') return undefined;
-  if (!isTenantName(raw)) throw new UsageQueryError("tenant must be a tenant's name: 1 to 64 letters, digits, \".\", \"_\" or \"-\"");
+  if (!isTenantName(raw)) throw new UsageQueryError('tenant must be a tenant\'s name: 1 to 64 letters, digits, ".", "_" or "-"');
   return raw;
 }
 
