@@ -145,6 +145,16 @@ describe('tenants, end users and the usage ledger', () => {
       });
       assert.equal(cli.stderr, '');
       assert.deepEqual((JSON.parse(cli.stdout) as typeof body).rows, body.rows);
+      const one = await run(process.execPath, [MAIN, 'usage', '--since', '1d', '--by', 'tenant,user', '--tenant', 'webui', '--format', 'json'], {
+        env: { PATH: process.env.PATH, ...env },
+      });
+      assert.deepEqual(
+        (JSON.parse(one.stdout) as typeof body).rows.map((r) => [r.tenant, r.user, r.requests]),
+        [
+          ['webui', 'alice', 2],
+          ['webui', 'bob', 2],
+        ],
+      );
       const table = await run(process.execPath, [MAIN, 'usage', '--since', '1d', '--by', 'tenant'], { env: { PATH: process.env.PATH, ...env } });
       assert.match(table.stdout.split('\n')[0]!, /^tenant\s+requests/);
     } finally {
