@@ -32,6 +32,7 @@ import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
 import type { FairQueue } from './scheduler/fair-queue';
+import type { Budgets } from './budgets/book';
 import { policyOf } from './scheduler/tenant';
 
 export interface GatewayDeps {
@@ -54,6 +55,8 @@ export interface GatewayDeps {
   tenants?: Tenants;
   /** Reads the usage ledger, when it is on. */
   usage?: (q: UsageQuery) => Promise<UsageRow[]>;
+  /** The tenants' model allow-lists, budgets and rate limits. */
+  budgets?: Budgets;
 }
 
 export interface Gateway {
@@ -155,6 +158,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     scheduler: deps.scheduler,
     tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
+    budgets: deps.budgets,
     telemetry,
     log,
     body: {

@@ -596,6 +596,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
     );
   }
+  const ledger = ledgerSettings(env);
+  const limited = tenantsFile?.tenants.find((t) => t.rules?.tenant || t.rules?.user);
+  if (limited && ledger.ledgerUrl === 'off') {
+    throw new ConfigError(
+      `tenant "${limited.name}" has limits, which are reckoned from the usage ledger: turn the ledger on (unset LEDGER_URL=off) or remove the limits`,
+    );
+  }
   return {
     ...listen,
     backendParallel: backendParallel(env, listen.upstreams),
@@ -606,7 +613,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...telemetrySettings(env),
     apiKeys,
     tenantsFile,
-    ...ledgerSettings(env),
+    ...ledger,
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     traceUiUrl: traceUiUrl(env),
