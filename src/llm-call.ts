@@ -440,6 +440,11 @@ class LlmCall {
           if (this.state === 'finished') return;
           const failure = classifyUpstreamError(err, backend.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
           if (failure.reason === 'upstream_unreachable' && DOWN_CODES.has(err.code ?? '')) backend.health.unreachable(failure.message);
+          // It took the connection and then reset or closed it, or sent no HTTP: a strike, as a
+          // 5xx is, so a backend that drops every call leaves rotation while its polls still
+          // succeed. Only a strike: the call is not sent again for it (below).
+          else if (failure.reason === 'upstream_unreachable' || failure.reason === 'upstream_invalid_response')
+            backend.health.failedCall(`got no answer (${failure.message})`, trial);
           // Nothing of an answer came, the backend never had the whole request, and the body is in
           // hand: once, the next backend. A request it had whole may be running there: never twice.
           if (failure.reason === 'upstream_unreachable' && !sent && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
