@@ -13,7 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import { FakeOllama } from '../helpers/fake-ollama';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+import { runWorkers } from '../helpers/process';
 import { fixture } from '../helpers/fixtures';
 
 const nativeChat = JSON.parse(fixture('chat-nostream.json').toString()) as {
@@ -290,6 +292,29 @@ describe('budgets, rate limits and model access', () => {
     } finally {
       await q.close();
       rmSync(qdir, { recursive: true, force: true });
+    }
+  });
+
+  it('holds a request limit across worker processes sharing the SQLite ledger', async () => {
+    const wdir = mkdtempSync(path.join(os.tmpdir(), 'budgets-workers-'));
+    const file = path.join(wdir, 'tenants.yaml');
+    writeFileSync(file, 'tenants:\n  - name: counted\n    keys: [sk-counted]\n    limits: { requests_per_minute: 3 }\n');
+    const fake = await new FakeOllama().start();
+    const w = await runWorkers(fake.origin, 2, { GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(wdir, 'data'), LEDGER_URL: '' });
+    try {
+      const statuses: number[] = [];
+      // One after another, each on a new connection: the workers take turns.
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${w.url}/api/chat`, { method: 'POST', headers: { authorization: 'Bearer sk-counted', connection: 'close' }, body: CHAT });
+        await r.text();
+        statuses.push(r.status);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
+      assert.equal(fake.requests.filter((r) => r.url === '/api/chat').length, 3);
+    } finally {
+      await w.stop();
+      await fake.close();
+      rmSync(wdir, { recursive: true, force: true });
     }
   });
 });
