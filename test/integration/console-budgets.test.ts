@@ -75,7 +75,10 @@ export function chat(url: string, key: string, user?: string): Promise<Response>
   });
 }
 
-async function budgets(url: string, key = 'sk-plain'): Promise<{ res: Response; body: BudgetsAnswer }> {
+/** The operator's token: it sees every tenant. */
+const OPERATOR = 'operator-token';
+
+async function budgets(url: string, key = OPERATOR): Promise<{ res: Response; body: BudgetsAnswer }> {
   const res = await fetch(`${url}/console/api/v1/budgets`, { headers: { authorization: `Bearer ${key}` } });
   return { res, body: (await res.json()) as BudgetsAnswer };
 }
@@ -89,7 +92,7 @@ describe('the console budgets API', () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'console-budgets-'));
     const file = path.join(dir, 'tenants.yaml');
     writeFileSync(file, TENANTS);
-    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '', BACKEND_PARALLEL: '1' });
+    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '', BACKEND_PARALLEL: '1', METRICS_BEARER_TOKEN: OPERATOR });
     for (let i = 0; i < 3; i++) await (await chat(s.url, 'sk-capped')).text();
     for (const user of ['alice', 'alice', 'bob', ENTITY_USER, MARKUP_USER]) await (await chat(s.url, 'sk-webui', user)).text();
   });
@@ -167,6 +170,24 @@ describe('the console budgets API', () => {
     const shown = tenantOf(body, 'webui')!.users!.shown.map((u) => u.user);
     assert.ok(shown.includes(ENTITY_USER));
     assert.ok(!shown.some((u) => u.includes('<')), 'markup never became an end user');
+  });
+
+  it("shows a tenant's key its own tenant only, the operator's token every tenant", async () => {
+    const all = (await budgets(s.url)).body.tenants.map((t) => t.tenant);
+    assert.deepEqual(all, ['capped', 'webui']);
+    const capped = (await budgets(s.url, 'sk-capped')).body;
+    assert.deepEqual(
+      capped.tenants.map((t) => t.tenant),
+      ['capped'],
+    );
+    const webui = (await budgets(s.url, 'sk-webui')).body.tenants;
+    assert.deepEqual(
+      webui.map((t) => [t.tenant, t.users?.shown.length]),
+      [['webui', 3]],
+    );
+    // A tenant with neither limits nor calls sees nothing, not the others.
+    assert.deepEqual((await budgets(s.url, 'sk-plain')).body.tenants, []);
+    assert.equal((await budgets(s.url, 'sk-wrong')).res.status, 401);
   });
 
   it("shows each tenant's queue: calls waiting and running while a slot is held, then the wait they had", async () => {

@@ -780,7 +780,9 @@
       if (!token) return;
       sessionStorage.setItem(TOKEN_KEY, token);
       $('token').value = '';
-      // Another token may see other tenants: ask for the budgets on the next poll.
+      // Another token may see other tenants: the Usage view and the budgets are asked again at once.
+      state.polls = 0;
+      state.tenant = '';
       state.tenantPolls = 0;
       poll();
     });
