@@ -7,9 +7,9 @@
  * a request names one of them exactly, or gets a 404, so no request path reaches the file system.
  * The page holds no data and loads without a token; the API needs one when METRICS_BEARER_TOKEN or
  * API keys are set. METRICS_BEARER_TOKEN (the operator's) sees every tenant; a tenant's key sees
- * its own tenant's usage, calls, budgets and queue, and the fleet's shared state (backends, models), never
- * another tenant's. Everything is sent with a `default-src 'self'` Content-Security-Policy: the
- * page loads nothing from anywhere but the gateway.
+ * its own tenant's usage, calls, budgets and queue, and the fleet's shared state (backends,
+ * models), never another tenant's. Everything is sent with a `default-src 'self'`
+ * Content-Security-Policy: the page loads nothing from anywhere but the gateway.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
