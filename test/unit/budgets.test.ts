@@ -13,7 +13,17 @@ import { windowEnd, windowStart } from '../../src/budgets/calendar';
 import { HOUR_MS, REFUSED_REASONS, type BudgetQuery, type BudgetReading, type RollingSums } from '../../src/ledger/schema';
 import { createLogger } from '../../src/logger';
 import { parseTenantsFile, TenantsFileError } from '../../src/tenants/file';
-import { checkedModelName, LIMIT_NAMES, MAX_LIMITS, modelPattern, parseLimits, parseRules, RulesError, type Limit, type TenantRules } from '../../src/tenants/rules';
+import {
+  checkedModelName,
+  LIMIT_NAMES,
+  MAX_LIMITS,
+  modelPattern,
+  parseLimits,
+  parseRules,
+  RulesError,
+  type Limit,
+  type TenantRules,
+} from '../../src/tenants/rules';
 
 const at = (iso: string): number => Date.parse(iso);
 const iso = (t: number): string => new Date(t).toISOString();
@@ -65,7 +75,14 @@ describe('the tenants file: models and limits', () => {
       ['llama3.2', 'qwen3:*'],
     );
     // Every named limit of the contract is one the file takes.
-    assert.deepEqual(LIMIT_NAMES, ['requests_per_minute', 'tokens_per_minute', 'tokens_per_day', 'tokens_per_month', 'gpu_seconds_per_day', 'gpu_seconds_per_month']);
+    assert.deepEqual(LIMIT_NAMES, [
+      'requests_per_minute',
+      'tokens_per_minute',
+      'tokens_per_day',
+      'tokens_per_month',
+      'gpu_seconds_per_day',
+      'gpu_seconds_per_month',
+    ]);
   });
 
   it('counts all tokens, every cached one in full, when the block says nothing; an empty block limits nothing', () => {
@@ -79,7 +96,11 @@ describe('the tenants file: models and limits', () => {
 
   const refused: [string, Record<string, unknown>, RegExp][] = [
     ['limits that are not a mapping', { limits: [1] }, /limits must be a mapping/],
-    ['an unknown limit, naming the known ones', { limits: { tokens_per_week: 1 } }, /unknown limit "tokens_per_week"; known: requests_per_minute, .*gpu_seconds_per_month, rolling/],
+    [
+      'an unknown limit, naming the known ones',
+      { limits: { tokens_per_week: 1 } },
+      /unknown limit "tokens_per_week"; known: requests_per_minute, .*gpu_seconds_per_month, rolling/,
+    ],
     ['a negative limit', { limits: { tokens_per_day: -1 } }, /limits\.tokens_per_day must be a number of at least 0/],
     ['a limit written as text', { limits: { tokens_per_day: '1M' } }, /limits\.tokens_per_day must be a number/],
     ['an infinite limit', { limits: { tokens_per_day: Infinity } }, /must be a number/],
@@ -88,12 +109,31 @@ describe('the tenants file: models and limits', () => {
     ['a negative cached-token weight', { limits: { cached_tokens: -0.5 } }, /cached_tokens must be a number of at least 0/],
     ['rolling that is not a list', { limits: { rolling: { seconds: 10 } } }, /rolling must be a list/],
     ['a rolling entry that is not a mapping', { limits: { rolling: [10] } }, /rolling\[0\] must be a mapping/],
-    ['a rolling window of 0 s', { limits: { rolling: [{ seconds: 0, requests: 1 }] } }, /rolling\[0\]\.seconds must be a whole number of seconds from 1 to 86400/],
+    [
+      'a rolling window of 0 s',
+      { limits: { rolling: [{ seconds: 0, requests: 1 }] } },
+      /rolling\[0\]\.seconds must be a whole number of seconds from 1 to 86400/,
+    ],
     ['a rolling window of a fraction of a second', { limits: { rolling: [{ seconds: 1.5, requests: 1 }] } }, /seconds must be a whole number/],
     ['a rolling window over a day', { limits: { rolling: [{ seconds: 86_401, requests: 1 }] } }, /from 1 to 86400/],
-    ['a rolling entry with an unknown measure', { limits: { rolling: [{ seconds: 10, calls: 1 }] } }, /rolling\[0\]: unknown field "calls"; use requests, tokens or gpu_seconds/],
+    [
+      'a rolling entry with an unknown measure',
+      { limits: { rolling: [{ seconds: 10, calls: 1 }] } },
+      /rolling\[0\]: unknown field "calls"; use requests, tokens or gpu_seconds/,
+    ],
     ['a rolling entry that limits nothing', { limits: { rolling: [{ seconds: 10 }] } }, /rolling\[0\] limits nothing/],
-    ['the same rolling limit twice', { limits: { rolling: [{ seconds: 10, requests: 1 }, { seconds: 10, requests: 2 }] } }, /a limit is given twice/],
+    [
+      'the same rolling limit twice',
+      {
+        limits: {
+          rolling: [
+            { seconds: 10, requests: 1 },
+            { seconds: 10, requests: 2 },
+          ],
+        },
+      },
+      /a limit is given twice/,
+    ],
     [
       `more than ${MAX_LIMITS} limits`,
       { limits: { rolling: Array.from({ length: MAX_LIMITS + 1 }, (_, i) => ({ seconds: i + 1, requests: 1 })) } },
@@ -119,8 +159,14 @@ describe('the tenants file: models and limits', () => {
   it('refuses the whole file for one bad limit, with the tenant named', () => {
     const file = (limits: string, top = '') => `${top}tenants:\n  - name: ok\n    keys: [sk-a]\n  - name: bad\n    keys: [sk-b]\n    limits: ${limits}\n`;
     assert.equal(parseTenantsFile(file('{ tokens_per_day: 5 }'))[1]?.rules?.tenant?.limits[0]?.max, 5);
-    assert.throws(() => parseTenantsFile(file('{ tokens_per_hour: 5 }')), (err: unknown) => err instanceof TenantsFileError && /tenant "bad": unknown limit/.test(err.message));
-    assert.throws(() => parseTenantsFile(file('{}', 'time_zone: Berlin\n')), (err: unknown) => err instanceof TenantsFileError && /time_zone must be an IANA time zone/.test(err.message));
+    assert.throws(
+      () => parseTenantsFile(file('{ tokens_per_hour: 5 }')),
+      (err: unknown) => err instanceof TenantsFileError && /tenant "bad": unknown limit/.test(err.message),
+    );
+    assert.throws(
+      () => parseTenantsFile(file('{}', 'time_zone: Berlin\n')),
+      (err: unknown) => err instanceof TenantsFileError && /time_zone must be an IANA time zone/.test(err.message),
+    );
     assert.equal(parseTenantsFile(file('{}', 'time_zone: Asia/Kolkata\n'))[1]?.rules?.timeZone, 'Asia/Kolkata');
   });
 
@@ -257,8 +303,22 @@ describe('the refusal', () => {
 
   const limit = (name: string, measure: Limit['measure'], max: number): Limit => ({ name, measure, window: { kind: 'rolling', ms: 60_000 }, max });
   const now = at('2026-12-07T05:20:00.000Z');
-  const rpm: LimitState = { limit: limit('requests_per_minute', 'requests', 60), scope: 'tenant', tenant: 'research', used: 60, remaining: 0, resetAt: now + 1500 };
-  const tpmTenant: LimitState = { limit: limit('tokens_per_minute', 'tokens', 1000), scope: 'tenant', tenant: 'research', used: 400.6, remaining: 599.4, resetAt: now + 20 };
+  const rpm: LimitState = {
+    limit: limit('requests_per_minute', 'requests', 60),
+    scope: 'tenant',
+    tenant: 'research',
+    used: 60,
+    remaining: 0,
+    resetAt: now + 1500,
+  };
+  const tpmTenant: LimitState = {
+    limit: limit('tokens_per_minute', 'tokens', 1000),
+    scope: 'tenant',
+    tenant: 'research',
+    used: 400.6,
+    remaining: 599.4,
+    resetAt: now + 20,
+  };
   const tpdUser: LimitState = {
     limit: { name: 'tokens_per_day', measure: 'tokens', window: { kind: 'day' }, max: 5000 },
     scope: 'user',
@@ -268,7 +328,14 @@ describe('the refusal', () => {
     remaining: 100,
     resetAt: now + 3_723_000,
   };
-  const gpu: LimitState = { limit: limit('gpu_seconds_per_day', 'gpu_seconds', 10), scope: 'tenant', tenant: 'research', used: 12.25, remaining: 0, resetAt: now + 5000 };
+  const gpu: LimitState = {
+    limit: limit('gpu_seconds_per_day', 'gpu_seconds', 10),
+    scope: 'tenant',
+    tenant: 'research',
+    used: 12.25,
+    remaining: 0,
+    resetAt: now + 5000,
+  };
   const states = [rpm, tpmTenant, tpdUser, gpu];
 
   it("gives OpenAI's x-ratelimit-* headers for the tightest limit of each measure", () => {
