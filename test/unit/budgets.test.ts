@@ -5,11 +5,16 @@
  * arithmetic against a source the test controls (no database, the clock mocked).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { UsageRecord } from '../../otel/usage';
 import { modelRefused, rateLimited, rateLimitHeaders, resetDuration } from '../../src/budgets/answer';
 import { Budgets, tokensOf, type BudgetSource, type LimitState } from '../../src/budgets/book';
 import { windowEnd, windowStart } from '../../src/budgets/calendar';
+import { tenantsFromConfig } from '../../src/app';
+import { ConfigError, loadConfig } from '../../src/config';
 import { HOUR_MS, REFUSED_REASONS, type BudgetQuery, type BudgetReading, type RollingSums } from '../../src/ledger/schema';
 import { createLogger } from '../../src/logger';
 import { parseTenantsFile, TenantsFileError } from '../../src/tenants/file';
@@ -168,6 +173,36 @@ describe('the tenants file: models and limits', () => {
       (err: unknown) => err instanceof TenantsFileError && /time_zone must be an IANA time zone/.test(err.message),
     );
     assert.equal(parseTenantsFile(file('{}', 'time_zone: Asia/Kolkata\n'))[1]?.rules?.timeZone, 'Asia/Kolkata');
+  });
+
+  it('needs the ledger for limits: with LEDGER_URL=off, refuses them at start and on a reload, keeping the tenants in use', () => {
+    const plain = 'tenants: [{ name: a, keys: [k1] }]\n';
+    const limited = 'tenants: [{ name: a, keys: [k1], limits: { tokens_per_day: 10 } }]\n';
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'budgets-'));
+    const file = path.join(dir, 'tenants.yaml');
+    try {
+      writeFileSync(file, limited);
+      assert.throws(
+        () => loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, LEDGER_URL: 'off' }),
+        (err: unknown) => err instanceof ConfigError && /tenant "a" has limits, which are reckoned from the usage ledger/.test(err.message),
+      );
+      writeFileSync(file, plain);
+      const tenants = tenantsFromConfig(loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, LEDGER_URL: 'off' }));
+      const lines: string[] = [];
+      const log = createLogger('info', { write: (l: string) => void lines.push(l) });
+      writeFileSync(file, limited);
+      assert.equal(tenants.reload(log, 'test'), false, 'not taken');
+      assert.equal(tenants.spec('a')?.rules?.tenant, undefined, 'the tenants in use stay, without limits');
+      assert.ok(lines.some((l) => l.includes('tenants file not reloaded: it is not valid') && l.includes('reckoned from the usage ledger')));
+      // With the ledger on, the same file is taken.
+      writeFileSync(file, plain);
+      const withLedger = tenantsFromConfig(loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir }));
+      writeFileSync(file, limited);
+      assert.equal(withLedger.reload(log, 'test'), true);
+      assert.equal(withLedger.spec('a')?.rules?.tenant?.limits[0]?.name, 'tokens_per_day');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('model names and patterns', () => {
