@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { UsageRecord } from '../../otel/usage';
-import { modelRefused, rateLimited, rateLimitHeaders, resetDuration } from '../../src/budgets/answer';
+import { admittedHeaders, modelRefused, rateLimited, rateLimitHeaders, resetDuration } from '../../src/budgets/answer';
 import { Budgets, tokensOf, type BudgetSource, type LimitState } from '../../src/budgets/book';
 import { windowEnd, windowStart } from '../../src/budgets/calendar';
 import { tenantsFromConfig } from '../../src/app';
@@ -397,6 +397,26 @@ describe('the refusal', () => {
     assert.deepEqual(rateLimitHeaders('ollama', states, now), {});
   });
 
+  it("gives an admitted call's answer the same headers, with the call itself counted among the requests", () => {
+    const open: LimitState = { ...rpm, used: 10, remaining: 50 };
+    assert.deepEqual(admittedHeaders('openai', [open, tpmTenant], now), [
+      'x-ratelimit-limit-requests',
+      '60',
+      'x-ratelimit-remaining-requests',
+      '49',
+      'x-ratelimit-reset-requests',
+      '2s',
+      'x-ratelimit-limit-tokens',
+      '1000',
+      'x-ratelimit-remaining-tokens',
+      '599',
+      'x-ratelimit-reset-tokens',
+      '20ms',
+    ]);
+    assert.deepEqual(admittedHeaders('ollama', [open], now), []);
+    assert.deepEqual(admittedHeaders('anthropic', [], now), []);
+  });
+
   it('answers 429 with Retry-After, retry-after-ms and the limit it hit', () => {
     const r = rateLimited('openai', gpu, states, now);
     assert.equal(r.status, 429);
@@ -641,6 +661,21 @@ describe('the book', () => {
     const fourth = await admit();
     assert.ok(fourth.ok, 'admitted once the oldest start left the window');
     assert.equal(fourth.states[0]?.used, 1, 'the second call, still running (its own place is taken after the check)');
+  });
+
+  it('checks a call that waited again against its token limits only, from what it has in hand', async () => {
+    const { budgets, admit, ledger } = book({ team: { limits: { requests_per_minute: 1, tokens_per_day: 100 } } });
+    const waiting = await admit();
+    assert.ok(waiting.ok);
+    assert.equal(budgets.recheck({ tenant: 'team' }), undefined, 'its own request is not counted against it again');
+    // Meanwhile another call of the tenant finished here and spent the day's tokens.
+    budgets.finished(record({ time: tick(), inputTokens: 100 }));
+    const readings = ledger.readings;
+    const over = budgets.recheck({ tenant: 'team' });
+    assert.equal(over?.exceeded.limit.name, 'tokens_per_day');
+    assert.ok(over.states.every((s) => s.limit.measure !== 'requests'));
+    assert.equal(ledger.readings, readings, 'no reading: the start is not held up');
+    assert.equal(budgets.recheck({ tenant: 'other' }), undefined);
   });
 
   it('admits concurrent arrivals on one reading, never past a request limit', async () => {
