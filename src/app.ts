@@ -14,7 +14,7 @@ import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
-import { tenantsOfKeys, type TenantSpec } from './tenants/file';
+import { requireLedgerForLimits, tenantsOfKeys, type TenantSpec } from './tenants/file';
 import { Tenants, type CallIdentity } from './tenants/registry';
 import type { UsageQuery, UsageRow } from './ledger/schema';
 import { ollamaOrigins, type Config } from './config';
@@ -335,5 +335,5 @@ export function createGateway(deps: GatewayDeps): Gateway {
 /** The tenants of the tenants file, or one per GATEWAY_API_KEYS key, or none (every call `anonymous`). */
 export function tenantsFromConfig(config: Config): Tenants {
   const file = config.tenantsFile;
-  return file ? new Tenants(file.tenants, file) : new Tenants(tenantsOfKeys(config.apiKeys));
+  return file ? new Tenants(file.tenants, file, (specs) => requireLedgerForLimits(specs, config.ledgerUrl)) : new Tenants(tenantsOfKeys(config.apiKeys));
 }
