@@ -81,8 +81,6 @@ export interface BudgetOptions {
   readTimeoutMs: number;
   /** A reading this recent serves an arrival (0: each arrival waits for a reading begun after it). */
   freshMs: number;
-  /** Told when a call of a limited account finished here: write it to the ledger soon. */
-  onLimitedFinish?: () => void;
 }
 
 /** Accounts kept at most (end users of busy apps); the idle ones are forgotten first. */
@@ -174,7 +172,20 @@ export class Budgets {
     const arrival = Date.now();
     const waits = accounts.map((a) => this.fresh(a, arrival)).filter((p): p is Promise<void> => p !== undefined);
     if (waits.length === 0) return this.decide(accounts);
-    return Promise.all(waits).then(() => this.decide(accounts));
+    // A reading begun before this arrival is waited for, then a newer one: each may take the read
+    // timeout, but the arrival waits that long at most in all.
+    return new Promise<Verdict>((resolve) => {
+      // Decided once: a decision registers the call as running.
+      let decided = false;
+      const settle = () => {
+        clearTimeout(timer);
+        if (!decided) resolve(this.decide(accounts));
+        decided = true;
+      };
+      const timer = setTimeout(settle, this.options.readTimeoutMs);
+      timer.unref();
+      void Promise.all(waits).then(settle);
+    });
   }
 
   /** The check and the registration, in one turn: nothing else is admitted in between. */
@@ -305,13 +316,16 @@ export class Budgets {
     return { limit, scope: a.scope, tenant: a.tenant, user: a.user, used, remaining: Math.max(0, limit.max - used), resetAt };
   }
 
-  /** A finished call's ledger row (every call, before the ledger has it). */
-  finished(r: UsageRecord): void {
-    if (REFUSED.has(r.error)) return;
+  /**
+   * A finished call's ledger row (every call, before the ledger has it). True when it counts
+   * against a limit: the ledger should have it at once, for the other replicas' readings.
+   */
+  finished(r: UsageRecord): boolean {
+    if (REFUSED.has(r.error)) return false;
     const rules = this.rulesOf(r.tenant);
-    if (!rules || (!rules.tenant && !rules.user)) return;
+    if (!rules || (!rules.tenant && !rules.user)) return false;
     const accounts = this.accountsOf({ tenant: r.tenant, user: r.user === '' ? undefined : r.user });
-    if (accounts.length === 0) return;
+    if (accounts.length === 0) return false;
     const local: Local = {
       time: r.time,
       start: r.time - r.wallSeconds * 1000,
@@ -329,7 +343,7 @@ export class Budgets {
       holders.push(l);
     }
     if (this.source) this.pending.set(r, holders);
-    this.options.onLimitedFinish?.();
+    return true;
   }
 
   /** Rows the ledger committed. */
