@@ -156,7 +156,9 @@ describe('two gateway replicas on one PostgreSQL ledger', { skip: requirePostgre
     const { served, refused } = await hammer(urls(), 'sk-requests', C);
     const total = served[0]! + served[1]!;
     await eventually(async () => (await ledger('requests')).calls === total, 'every served call in the ledger', 5000);
-    t.diagnostic(`requests_per_minute ${REQUESTS_LIMIT}, ${C} callers at each of 2 replicas: served ${served.join(' + ')} = ${total}; overshoot ${total - REQUESTS_LIMIT} calls`);
+    t.diagnostic(
+      `requests_per_minute ${REQUESTS_LIMIT}, ${C} callers at each of 2 replicas: served ${served.join(' + ')} = ${total}; overshoot ${total - REQUESTS_LIMIT} calls`,
+    );
     assert.ok(total >= REQUESTS_LIMIT, 'nothing refused below the limit');
     assert.ok(total <= REQUESTS_LIMIT + 2 * C, `${total} calls > ${REQUESTS_LIMIT} + ${2 * C} in flight`);
     for (const r of refused) {

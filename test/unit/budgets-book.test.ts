@@ -17,7 +17,9 @@ const READ_TIMEOUT_MS = 2000;
 class HeldSource implements BudgetSource {
   private readonly held: (() => void)[] = [];
   budget(q: BudgetQuery): Promise<BudgetReading> {
-    return new Promise((resolve) => this.held.push(() => resolve({ hours: [], rolling: new Map(q.rolling.map((ms) => [ms, { requests: 0, input: 0, cached: 0, output: 0, gpu: 0 }])) })));
+    return new Promise((resolve) =>
+      this.held.push(() => resolve({ hours: [], rolling: new Map(q.rolling.map((ms) => [ms, { requests: 0, input: 0, cached: 0, output: 0, gpu: 0 }])) })),
+    );
   }
   /** Answers every reading asked so far, with nothing used. */
   answer(): void {
@@ -73,7 +75,10 @@ describe('the budget book with a ledger that does not answer', () => {
       [READ_TIMEOUT_MS, READ_TIMEOUT_MS],
     );
     for (const d of decided) assert.ok(d.verdict.ok, 'nothing used as far as this process knows');
-    assert.equal(lines.filter((l) => l.msg === 'budgets cannot read the usage ledger; limits use the last reading and the calls this process has seen').length, 1);
+    assert.equal(
+      lines.filter((l) => l.msg === 'budgets cannot read the usage ledger; limits use the last reading and the calls this process has seen').length,
+      1,
+    );
     budgets.close();
   });
 
