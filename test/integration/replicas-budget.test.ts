@@ -27,7 +27,9 @@ const TOKENS_BUDGET = 30 * T;
 const REQUESTS_LIMIT = 30;
 const OUTAGE_BUDGET = 6 * T;
 /** From a call's end at one replica to the next call at the other: the row's commit takes milliseconds. */
-const RELAY_GAP_MS = 100;
+const RELAY_GAP_MS = 200;
+/** Tenants of one call's budget, each spent at one replica and tried at the other. */
+const RELAYS = [0, 1, 2, 3];
 /** The gateway's wait for a budget reading before it uses the last one (server.ts). */
 const READ_TIMEOUT_MS = 2000;
 const CANNOT_READ = 'budgets cannot read the usage ledger; limits use the last reading and the calls this process has seen';
@@ -38,7 +40,7 @@ const TENANTS = `tenants:
   - { name: tokens, keys: [sk-tokens], limits: { tokens_per_day: ${TOKENS_BUDGET} } }
   - { name: requests, keys: [sk-requests], limits: { requests_per_minute: ${REQUESTS_LIMIT} } }
   - { name: outage, keys: [sk-outage], limits: { tokens_per_day: ${OUTAGE_BUDGET} } }
-${[0, 1, 2].map((i) => `  - { name: relay${i}, keys: [sk-relay${i}], limits: { tokens_per_day: ${T} } }`).join('\n')}
+${RELAYS.map((i) => `  - { name: relay${i}, keys: [sk-relay${i}], limits: { tokens_per_day: ${T} } }`).join('\n')}
 `;
 
 /** The `pg` package may come from NODE_PATH (a local install outside the repository). */
@@ -170,7 +172,7 @@ describe('two gateway replicas on one PostgreSQL ledger', { skip: requirePostgre
   it('a call finished at one replica is refused at the other moments later, with no call in flight', async () => {
     // One call spends each budget. The row of a limited tenant's call is written as it ends, not at
     // the writer's next tick (a second): the other replica's next reading holds it.
-    for (const i of [0, 1, 2]) {
+    for (const i of RELAYS) {
       const [here, there] = i % 2 === 0 ? urls() : urls().reverse();
       const first = await chat(here!, `sk-relay${i}`);
       assert.equal(first.status, 200);
