@@ -192,12 +192,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ? consoleEndpoints({
         ...deps.console,
         tokens: config.metricsBearerToken ? [config.metricsBearerToken] : [],
-        // METRICS_BEARER_TOKEN, or any tenant's key, as API keys always have.
+        // METRICS_BEARER_TOKEN is the operator's and sees every tenant; a tenant's key (one of
+        // GATEWAY_API_KEYS is a tenant too) sees its own tenant's usage and calls.
         authorize: (authorization) => {
-          if (!metricsToken && !tenants.enabled) return undefined;
-          if (metricsToken && metricsToken.check(authorization) === undefined) return undefined;
-          if (tenants.enabled) return tenants.admit(authorization).failure;
-          return metricsToken!.check(authorization);
+          if (!metricsToken && !tenants.enabled) return {};
+          if (metricsToken && metricsToken.check(authorization) === undefined) return {};
+          if (tenants.enabled) {
+            const admission = tenants.admit(authorization);
+            return admission.failure ? { failure: admission.failure } : { tenant: admission.identity.tenant };
+          }
+          return { failure: metricsToken!.check(authorization)! };
         },
         usage: deps.usage,
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),

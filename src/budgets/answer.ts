@@ -66,6 +66,16 @@ export function rateLimitHeaders(api: ApiFamily, states: readonly LimitState[], 
   return h;
 }
 
+/**
+ * The rate-limit headers of an admitted call's answer, as OpenAI's and Anthropic's APIs send them on
+ * every answer (the call itself is one of the requests used). Name, value pairs; none for Ollama's API.
+ */
+export function admittedHeaders(api: ApiFamily, states: readonly LimitState[], now: number): string[] {
+  if (api === 'ollama' || states.length === 0) return [];
+  const counted = states.map((s) => (s.limit.measure === 'requests' ? { ...s, used: s.used + 1, remaining: Math.max(0, s.remaining - 1) } : s));
+  return Object.entries(rateLimitHeaders(api, counted, now)).flat();
+}
+
 /** The answer to a call that would start past `exceeded`. */
 export function rateLimited(api: ApiFamily, exceeded: LimitState, states: readonly LimitState[], now: number): Refusal {
   const waitMs = Math.max(1, exceeded.resetAt - now);

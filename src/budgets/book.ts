@@ -192,9 +192,7 @@ export class Budgets {
   private decide(accounts: readonly Account[]): Verdict {
     const now = Date.now();
     const states = accounts.flatMap((a) => a.set.limits.map((l) => this.state(a, l, now)));
-    let exceeded: LimitState | undefined;
-    // Of several limits reached, the one that frees last: the call cannot start before it.
-    for (const s of states) if (s.used >= s.limit.max && (!exceeded || s.resetAt > exceeded.resetAt)) exceeded = s;
+    const exceeded = latestReached(states);
     if (exceeded) return { ok: false, exceeded, states };
     const ticket = this.nextTicket++;
     for (const a of accounts) a.running.set(ticket, now);
@@ -205,6 +203,21 @@ export class Budgets {
         for (const a of accounts) a.running.delete(ticket);
       },
     };
+  }
+
+  /**
+   * For a call admitted earlier that waited in a queue, as it is about to start: whether a token or
+   * GPU-time limit was reached meanwhile, by the readings in hand and this process's calls (its
+   * request was counted when it arrived). So a queue full of one tenant's calls does not run past
+   * its budget: the overshoot stays bounded by the calls running at Ollama.
+   */
+  recheck(who: CallIdentity): { exceeded: LimitState; states: readonly LimitState[] } | undefined {
+    const accounts = this.accountsOf(who);
+    if (accounts.length === 0) return undefined;
+    const now = Date.now();
+    const states = accounts.flatMap((a) => a.set.limits.filter((l) => l.measure !== 'requests').map((l) => this.state(a, l, now)));
+    const exceeded = latestReached(states);
+    return exceeded && { exceeded, states };
   }
 
   /** A reading of `a` recent enough for an arrival at `arrival`, or the wait for one. */
@@ -317,8 +330,8 @@ export class Budgets {
   }
 
   /**
-   * A finished call's ledger row (every call, before the ledger has it). True when it counts
-   * against a limit: the ledger should have it at once, for the other replicas' readings.
+   * A finished call's ledger row (every call), before the ledger's writer has it. True when it
+   * counts against a limit: the caller should then have it written at once, so other replicas see it.
    */
   finished(r: UsageRecord): boolean {
     if (REFUSED.has(r.error)) return false;
@@ -409,6 +422,13 @@ export class Budgets {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+/** Of the limits reached, the one that frees last: a call cannot start before it. */
+function latestReached(states: readonly LimitState[]): LimitState | undefined {
+  let exceeded: LimitState | undefined;
+  for (const s of states) if (s.used >= s.limit.max && (!exceeded || s.resetAt > exceeded.resetAt)) exceeded = s;
+  return exceeded;
 }
 
 const NO_LIMITS: Verdict = { ok: true, release: () => {}, states: [] };

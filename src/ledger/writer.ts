@@ -53,17 +53,11 @@ export class LedgerWriter implements UsageSink {
     return this.buffer.length;
   }
 
-  /**
-   * Takes a finished call's row. `now`: written at once rather than at the next tick (a call that
-   * counts against a budget, which other replicas read from the ledger).
-   */
-  record(r: UsageRecord, now = false): void {
+  record(r: UsageRecord): void {
     if (this.closed) return;
     this.buffer.push(r);
     this.trim();
-    // After the push: a flush begun before it would find the buffer without this row.
-    if (now) void this.flush();
-    else if (this.buffer.length === this.options.batchRows) setImmediate(() => void this.flush());
+    if (this.buffer.length === this.options.batchRows) setImmediate(() => void this.flush());
   }
 
   /** Drops the oldest rows past the bound. */

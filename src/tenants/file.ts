@@ -31,6 +31,9 @@ export const MAX_TENANTS_FILE_BYTES = 1024 * 1024;
 
 /** A tenant name: a label value and a file-name-safe word. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Whether `s` can be a tenant's name (one in a tenants file, `key-<fingerprint>` or `anonymous`). */
+export const isTenantName = (s: string): boolean => NAME.test(s);
 /** An HTTP header name (RFC 9110 token). */
 const HEADER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 const DIGEST = /^sha256:([0-9a-fA-F]{64})$/;

@@ -112,7 +112,9 @@ describe('two gateway replicas on one PostgreSQL ledger', { skip: requirePostgre
     dir = mkdtempSync(path.join(os.tmpdir(), 'replicas-'));
     const file = path.join(dir, 'tenants.yaml');
     writeFileSync(file, TENANTS);
-    env = { GATEWAY_TENANTS_FILE: file, LEDGER_URL: pg.url, ...nodePath };
+    // As many slots at Ollama as callers: every caller's call runs at once, none waits in the fair
+    // queue (with a tenants file, one per backend by default), so the most calls are in flight.
+    env = { GATEWAY_TENANTS_FILE: file, LEDGER_URL: pg.url, BACKEND_PARALLEL: String(C), ...nodePath };
     replicas.push(...(await Promise.all([runWorkers(fake.origin, 1, env), runWorkers(fake.origin, 1, env)])));
     store = new PostgresStore(pg.url);
   });

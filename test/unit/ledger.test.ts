@@ -166,20 +166,6 @@ describe('the ledger writer', () => {
     await w.close();
   });
 
-  it('writes a row recorded as urgent at once, not at the next tick', async () => {
-    const store = new FlakyStore();
-    const w = new LedgerWriter(store, quiet(), { written: () => {}, dropped: () => {} }, opts);
-    // Alone in the buffer: a flush begun before the row is taken would find nothing to write.
-    w.record(row(1, 't', '', 'm', 7), true);
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(
-      store.written.map((r) => r.inputTokens),
-      [7],
-      'written long before the hour-long tick',
-    );
-    await w.close();
-  });
-
   it('writes everything waiting on close', async () => {
     const store = new FlakyStore();
     const w = new LedgerWriter(store, quiet(), { written: () => {}, dropped: () => {} }, opts);
