@@ -232,6 +232,12 @@ export class Budgets {
     if (!this.source) return undefined;
     const since = arrival - this.options.freshMs;
     if (a.read && a.read.at >= since) return undefined;
+    // While the ledger does not answer, arrivals go on with the last reading rather than each
+    // waiting out the timeout; one reading at a time per account finds when it answers again.
+    if (this.failing) {
+      if (!a.reading) void this.readAccount(a);
+      return undefined;
+    }
     if (a.reading) {
       if (a.reading.startedAt >= since) return a.reading.promise;
       // An older reading is under way: wait for it, then for one begun after this arrival.
@@ -296,7 +302,8 @@ export class Budgets {
     const w = limit.window;
     if (w.kind === 'rolling') {
       const since = now - w.ms;
-      const r: RollingSums | undefined = a.read?.data.rolling.get(w.ms);
+      // A reading from before the window began holds none of its calls.
+      const r: RollingSums | undefined = a.read && a.read.at >= since ? a.read.data.rolling.get(w.ms) : undefined;
       let oldest: number | undefined;
       const older = (t: number | undefined) => {
         if (t !== undefined && t >= since && (oldest === undefined || t < oldest)) oldest = t;

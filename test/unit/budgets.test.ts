@@ -5,6 +5,7 @@
  * arithmetic against a source the test controls (no database, the clock mocked).
  */
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -747,8 +748,27 @@ describe('the book', () => {
     assert.equal(lines.filter((l) => l.includes('budgets cannot read the usage ledger')).length, 1);
     ledger.fail = undefined;
     tick();
-    await admit();
+    // While failing, an arrival does not wait: the reading that finds the ledger back runs beside it.
+    for (let i = 0; i < 50 && !lines.some((l) => l.includes('budgets read the usage ledger again')); i++) {
+      await admit();
+      await new Promise((r) => setTimeout(r, 2));
+    }
     assert.equal(lines.filter((l) => l.includes('budgets read the usage ledger again')).length, 1);
+  });
+
+  it('while the ledger does not answer, arrivals go on at once with the last reading, one reading at a time', async () => {
+    const ledger = new FakeLedger();
+    const rules = parseRules({ limits: { requests_per_minute: 100 } }, 'team');
+    const budgets = new Budgets(ledger, () => rules, { log: quiet(), readTimeoutMs: 50, freshMs: 0 });
+    ledger.gate = new Promise<void>(() => {});
+    const started = performance.now();
+    await budgets.admit({ tenant: 'team' });
+    assert.ok(performance.now() - started >= 40, 'the first arrival waits out the timeout');
+    const reads = ledger.readings;
+    const again = performance.now();
+    for (let i = 0; i < 5; i++) assert.ok(((await budgets.admit({ tenant: 'team' })) as { ok: boolean }).ok);
+    assert.ok(performance.now() - again < 40, 'later arrivals do not wait');
+    assert.ok(ledger.readings - reads <= 1, 'at most one reading at a time while it fails');
   });
 
   it('does not wait longer than its timeout for a ledger that does not answer', async () => {
