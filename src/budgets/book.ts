@@ -179,8 +179,8 @@ export class Budgets {
     const arrival = Date.now();
     const waits = accounts.map((a) => this.fresh(a, arrival)).filter((p): p is Promise<void> => p !== undefined);
     if (waits.length === 0) return this.decide(accounts);
-    // A reading begun before this arrival is waited for, then a newer one: each may take the read
-    // timeout, but the arrival waits that long at most in all.
+    // A reading begun before this arrival is waited for, then a newer one: a slow ledger may take
+    // almost the read timeout for each, but the arrival waits that long at most in all.
     return new Promise<Verdict>((resolve) => {
       // Decided once: a decision registers the call as running.
       let decided = false;

@@ -211,7 +211,8 @@ describe('two gateway replicas on one PostgreSQL ledger', { skip: requirePostgre
       took.push(Date.now() - started);
       return res.status;
     };
-    // A call waits at most the read timeout for the ledger, then up to 300 ms of generation.
+    // A call waits at most the read timeout for the ledger (the first of an outage; those after it
+    // not at all), then up to 300 ms of generation.
     const prompt = () => assert.ok(Math.max(...took) < READ_TIMEOUT_MS + 1000, `calls took ${took.join(', ')} ms`);
 
     // The budget is six calls; two are read and written while the ledger is up.
@@ -225,14 +226,15 @@ describe('two gateway replicas on one PostgreSQL ledger', { skip: requirePostgre
     // The log lines come through a pipe: each is awaited, then counted once more at the end.
     await eventually(() => logged(CANNOT_READ) === 1 && logged(WRITE_FAILED) === 1, 'the outage logged');
 
-    // Back: the writer's retry (every second) writes the two rows that waited, and the next call
-    // reads them: counted once (four of six), not also as this process's own unwritten calls.
+    // Back: the writer's retry (every second) writes the two rows that waited. The fifth call is
+    // decided by what is in hand while a reading finds the ledger back; that reading counts those
+    // rows once, not also as this process's own calls (else the sixth below would be refused).
     pg.up();
     await eventually(async () => (await ledger('outage')).calls === 4, 'the rows that waited written', 10_000);
     assert.equal(await call(), 200);
     await eventually(() => logged(READ_AGAIN) === 1, 'the ledger read again');
 
-    // Frozen: connections open, nothing answered; a read gives up after the read timeout.
+    // Frozen: connections open, nothing answered; a reading gives up after the read timeout.
     took.length = 0;
     pg.freeze();
     try {

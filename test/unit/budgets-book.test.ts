@@ -1,7 +1,7 @@
 /**
- * The budget book while its ledger does not answer: an arrival waits at most the read timeout,
- * counted from when it arrived, however many readings are under way; then it is decided by the
- * last reading and the calls this process saw. Time is the test's (mocked timers), not the clock's.
+ * The budget book while its ledger is slow: an arrival waits at most the read timeout, counted from
+ * when it arrived, however many readings it waits for; then it is decided by the last reading and
+ * the calls this process saw, and once only. Time is the test's (mocked timers), not the clock's.
  */
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
@@ -43,11 +43,11 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
-describe('the budget book with a ledger that does not answer', () => {
+describe('the budget book with a slow ledger', () => {
   beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: Date.UTC(2026, 11, 7, 12) }));
   afterEach(() => mock.timers.reset());
 
-  it('decides an arrival within the read timeout of its arrival, though an older reading was under way', async () => {
+  it('decides an arrival within the read timeout of its arrival when a slow ledger answers each reading just inside it', async () => {
     const source = new HeldSource();
     const rules = parseRules({ limits: { tokens_per_day: 100 } }, 'team');
     const budgets = new Budgets(source, (t) => (t === 'team' ? rules : undefined), { log, readTimeoutMs: READ_TIMEOUT_MS, freshMs: 0 });
@@ -61,23 +61,31 @@ describe('the budget book with a ledger that does not answer', () => {
 
     arrive();
     mock.timers.tick(1000);
-    // Its reading, begun before it arrived, may lack calls that ended since: it waits for a newer one.
+    // The reading under way began before this arrival, so it may lack calls that ended since:
+    // this arrival waits for it, then for one of its own.
     arrive();
     await settle();
-    mock.timers.tick(1000);
+    mock.timers.tick(800);
+    source.answer();
     await settle();
-    assert.equal(decided.length, 1, 'the first, at its read timeout');
-    mock.timers.tick(1000);
-    await settle();
-    assert.equal(decided.length, 2, 'the second, at the read timeout from its arrival (not a whole timeout after the first reading gave up)');
     assert.deepEqual(
       decided.map((d) => d.at),
-      [READ_TIMEOUT_MS, READ_TIMEOUT_MS],
+      [1800],
+      'the first, by its reading',
     );
-    for (const d of decided) assert.ok(d.verdict.ok, 'nothing used as far as this process knows');
+    // Its own reading began at 1.8 s and would answer at 3.6 s: 2.6 s after it arrived.
+    mock.timers.tick(1200);
+    await settle();
+    assert.deepEqual(
+      decided.map((d) => d.at),
+      [1800, READ_TIMEOUT_MS],
+      'the second, at the read timeout from its arrival',
+    );
+    for (const d of decided) assert.ok(d.verdict.ok, 'nothing used');
     assert.equal(
       lines.filter((l) => l.msg === 'budgets cannot read the usage ledger; limits use the last reading and the calls this process has seen').length,
-      1,
+      0,
+      'the ledger answers: nothing to say',
     );
     budgets.close();
   });
