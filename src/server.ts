@@ -176,8 +176,6 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     log,
     readTimeoutMs: BUDGET_READ_TIMEOUT_MS,
     freshMs: 0,
-    // A limited account's finished call is written at once, so other replicas see it soon.
-    onLimitedFinish: () => void writer?.flush(),
   });
   if (writer) {
     writer.onWritten = (rows) => budgets.written(rows);
@@ -185,8 +183,11 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
   }
   runtime.telemetry.usage = {
     record: (r) => {
-      budgets.finished(r);
+      // The budgets hold the row before the writer can commit it (they stop counting it then).
+      const limited = budgets.finished(r);
       writer?.record(r);
+      // A limited account's call is written at once, so other workers and replicas see it.
+      if (limited) void writer?.flush();
     },
   };
   budgets.start(() => tenants.names);

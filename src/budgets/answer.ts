@@ -20,8 +20,10 @@ const UNITS: Readonly<Record<string, string>> = { requests: 'requests', tokens: 
 
 /** A duration as OpenAI's reset headers write it: `20ms`, `1s`, `6m0s`, `1h2m3s`. */
 export function resetDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const s = Math.ceil(ms / 1000);
+  // Rounded up first, so 999.5 ms is `1s`, never `1000ms`.
+  const whole = Math.ceil(ms);
+  if (whole < 1000) return `${Math.max(0, whole)}ms`;
+  const s = Math.ceil(whole / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;
@@ -64,6 +66,16 @@ export function rateLimitHeaders(api: ApiFamily, states: readonly LimitState[], 
     }
   }
   return h;
+}
+
+/**
+ * The rate-limit headers of an admitted call's answer, as OpenAI's and Anthropic's APIs send them on
+ * every answer (the call itself is one of the requests used). Name, value pairs; none for Ollama's API.
+ */
+export function admittedHeaders(api: ApiFamily, states: readonly LimitState[], now: number): string[] {
+  if (api === 'ollama' || states.length === 0) return [];
+  const counted = states.map((s) => (s.limit.measure === 'requests' ? { ...s, used: s.used + 1, remaining: Math.max(0, s.remaining - 1) } : s));
+  return Object.entries(rateLimitHeaders(api, counted, now)).flat();
 }
 
 /** The answer to a call that would start past `exceeded`. */

@@ -42,6 +42,13 @@ export interface LimitState {
   resetAt: number;
 }
 
+/** Limits as of one moment: the tenants' and some of their end users', and how many users each has. */
+export interface BudgetSnapshot {
+  states: LimitState[];
+  /** Per tenant, its end users with limits that the book holds (seen lately). */
+  usersSeen: ReadonlyMap<string, number>;
+}
+
 export type Verdict = { ok: true; release: () => void; states: readonly LimitState[] } | { ok: false; exceeded: LimitState; states: readonly LimitState[] };
 
 /** A call that finished here, as the budgets count it. */
@@ -66,7 +73,7 @@ interface Reading {
 
 class Account {
   read: Reading | undefined;
-  /** What its last reading took (ms): the readings are paced by it. */
+  /** What its last reading cost the event loop (ms): the readings are paced by it. */
   readMs = 0;
   reading: { startedAt: number; promise: Promise<void> } | undefined;
   local: Local[] = [];
@@ -92,13 +99,11 @@ export interface BudgetOptions {
   readTimeoutMs: number;
   /** A reading this recent serves an arrival (0: each waits for a reading begun after it, or within the pace of readings). */
   freshMs: number;
-  /** Told when a call of a limited account finished here: write it to the ledger soon. */
-  onLimitedFinish?: () => void;
 }
 
 /**
- * A reading serves the arrivals until PACE_FACTOR times its own duration, times the accounts read
- * lately, has passed (at most MAX_PACE_MS). A reading costs in proportion to the account's rows in
+ * A reading serves the arrivals until PACE_FACTOR times what it cost the event loop, times the
+ * accounts read lately, has passed (at most MAX_PACE_MS). A reading costs in proportion to the account's rows in
  * its windows (on SQLite, on the event loop): with one reading per arrival, a limited tenant's own
  * volume made each of its calls dearer, until its readings took the whole process. Paced, all the
  * accounts' readings together take about a fifth of it (until the cap); this process's own calls
@@ -111,8 +116,8 @@ const MAX_PACE_MS = 2000;
 export const MAX_ACCOUNTS = 10_000;
 /**
  * Local calls per account past which they are compacted: those no window counts leave, and the
- * older half's final ones are merged in pairs, so a process without a ledger neither forgets
- * calls nor goes through an ever longer list on every arrival.
+ * older half's final ones are merged in pairs, so the rows a ledger dropped are neither forgotten
+ * nor gone through one by one on every arrival.
  */
 const COMPACT_AT = 4096;
 /** Local calls kept per account at most: past the writer's buffer (100,000 unwritten rows) and the compacted ones. */
@@ -210,16 +215,27 @@ export class Budgets {
     const arrival = Date.now();
     const waits = accounts.map((a) => this.fresh(a, arrival)).filter((p): p is Promise<void> => p !== undefined);
     if (waits.length === 0) return this.decide(accounts);
-    return Promise.all(waits).then(() => this.decide(accounts));
+    // A reading begun before this arrival is waited for, then a newer one: a slow ledger may take
+    // almost the read timeout for each, but the arrival waits that long at most in all.
+    return new Promise<Verdict>((resolve) => {
+      // Decided once: a decision registers the call as running.
+      let decided = false;
+      const settle = () => {
+        clearTimeout(timer);
+        if (!decided) resolve(this.decide(accounts));
+        decided = true;
+      };
+      const timer = setTimeout(settle, this.options.readTimeoutMs);
+      timer.unref();
+      void Promise.all(waits).then(settle);
+    });
   }
 
   /** The check and the registration, in one turn: nothing else is admitted in between. */
   private decide(accounts: readonly Account[]): Verdict {
     const now = Date.now();
     const states = accounts.flatMap((a) => a.set.limits.map((l) => this.state(a, l, now)));
-    let exceeded: LimitState | undefined;
-    // Of several limits reached, the one that frees last: the call cannot start before it.
-    for (const s of states) if (s.used >= s.limit.max && (!exceeded || s.resetAt > exceeded.resetAt)) exceeded = s;
+    const exceeded = latestReached(states);
     if (exceeded) return { ok: false, exceeded, states };
     const ticket = this.nextTicket++;
     for (const a of accounts) a.running.set(ticket, now);
@@ -243,11 +259,32 @@ export class Budgets {
     return Math.max(1, this.readNow.size, this.readBefore);
   }
 
+  /**
+   * For a call admitted earlier that waited in a queue, as it is about to start: whether a token or
+   * GPU-time limit was reached meanwhile, by the readings in hand and this process's calls (its
+   * request was counted when it arrived). So a queue full of one tenant's calls does not run past
+   * its budget: the overshoot stays bounded by the calls running at Ollama.
+   */
+  recheck(who: CallIdentity): { exceeded: LimitState; states: readonly LimitState[] } | undefined {
+    const accounts = this.accountsOf(who);
+    if (accounts.length === 0) return undefined;
+    const now = Date.now();
+    const states = accounts.flatMap((a) => a.set.limits.filter((l) => l.measure !== 'requests').map((l) => this.state(a, l, now)));
+    const exceeded = latestReached(states);
+    return exceeded && { exceeded, states };
+  }
+
   /** A reading of `a` recent enough for an arrival at `arrival`, or the wait for one. */
   private fresh(a: Account, arrival: number): Promise<void> | undefined {
     if (!this.source) return undefined;
     const since = arrival - Math.max(this.options.freshMs, Math.min(MAX_PACE_MS, a.readMs * PACE_FACTOR * this.readers(arrival)));
     if (a.read && a.read.at >= since) return undefined;
+    // While the ledger does not answer, arrivals go on with the last reading rather than each
+    // waiting out the timeout; one reading at a time per account finds when it answers again.
+    if (this.failing) {
+      if (!a.reading) void this.readAccount(a);
+      return undefined;
+    }
     if (a.reading) {
       if (a.reading.startedAt >= since) return a.reading.promise;
       // An older reading is under way: wait for it, then for one begun after this arrival.
@@ -275,7 +312,11 @@ export class Budgets {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.options.readTimeoutMs} ms`)), this.options.readTimeoutMs);
       timer.unref();
     });
-    const promise = Promise.race([source.budget(query), timeout])
+    const answer = source.budget(query);
+    // What the reading cost this event loop: all of it on SQLite, little on PostgreSQL (whose server
+    // does the work while the process serves other calls).
+    a.readMs = performance.now() - began;
+    const promise = Promise.race([answer, timeout])
       .then(
         (data) => {
           if (!a.read || a.read.at <= startedAt) a.read = { at: startedAt, seq, data };
@@ -297,7 +338,6 @@ export class Budgets {
         },
       )
       .finally(() => {
-        a.readMs = performance.now() - began;
         clearTimeout(timer);
         if (a.reading?.promise === promise) a.reading = undefined;
       });
@@ -316,7 +356,8 @@ export class Budgets {
     const w = limit.window;
     if (w.kind === 'rolling') {
       const since = now - w.ms;
-      const r: RollingSums | undefined = a.read?.data.rolling.get(w.ms);
+      // A reading from before the window began holds none of its calls.
+      const r: RollingSums | undefined = a.read && a.read.at >= since ? a.read.data.rolling.get(w.ms) : undefined;
       let oldest: number | undefined;
       const older = (t: number | undefined) => {
         if (t !== undefined && t >= since && (oldest === undefined || t < oldest)) oldest = t;
@@ -356,13 +397,16 @@ export class Budgets {
     return { limit, scope: a.scope, tenant: a.tenant, user: a.user, used, remaining: Math.max(0, limit.max - used), resetAt };
   }
 
-  /** A finished call's ledger row (every call, before the ledger has it). */
-  finished(r: UsageRecord): void {
-    if (REFUSED.has(r.error)) return;
+  /**
+   * A finished call's ledger row (every call), before the ledger's writer has it. True when it
+   * counts against a limit: the caller should then have it written at once, so other replicas see it.
+   */
+  finished(r: UsageRecord): boolean {
+    if (REFUSED.has(r.error)) return false;
     const rules = this.rulesOf(r.tenant);
-    if (!rules || (!rules.tenant && !rules.user)) return;
+    if (!rules || (!rules.tenant && !rules.user)) return false;
     const accounts = this.accountsOf({ tenant: r.tenant, user: r.user === '' ? undefined : r.user });
-    if (accounts.length === 0) return;
+    if (accounts.length === 0) return false;
     const local: Local = {
       time: r.time,
       start: r.time - r.wallSeconds * 1000,
@@ -380,7 +424,7 @@ export class Budgets {
       holders.push(l);
     }
     if (this.source) this.pending.set(r, holders);
-    this.options.onLimitedFinish?.();
+    return true;
   }
 
   /** Rows the ledger committed. */
@@ -403,26 +447,35 @@ export class Budgets {
   }
 
   /**
-   * Every limited tenant's limits (read now when never read), and the end users seen lately:
-   * for `/metrics`, the console and the usage API. Never waits longer than one reading.
+   * The limits of `tenants` (read now when the last reading is older than 5 s), and of their end
+   * users seen lately: for the console and the usage API. Of each tenant's users the book still
+   * holds (the `MAX_ACCOUNTS` used most recently, over all tenants), the `usersPerTenant` seen most
+   * recently, each read as its tenant is; `usersSeen` counts them all. Never waits longer than one
+   * reading.
    */
-  async snapshot(tenants: readonly string[]): Promise<LimitState[]> {
+  async snapshot(tenants: readonly string[], usersPerTenant = 0): Promise<BudgetSnapshot> {
     const now = Date.now();
-    const out: LimitState[] = [];
+    const wanted = new Set(tenants);
     const accounts: Account[] = [];
     for (const t of tenants) {
       const rules = this.rulesOf(t);
       if (rules?.tenant) accounts.push(this.account(t, undefined, rules.tenant, rules.timeZone));
     }
-    await Promise.all(accounts.map((a) => this.fresh(a, now - 5000)));
-    for (const a of this.accounts.values()) if (a.user === undefined || this.rulesOf(a.tenant)?.user === a.set) accounts.push(a);
-    const seen = new Set<Account>();
-    for (const a of accounts) {
-      if (seen.has(a)) continue;
-      seen.add(a);
-      for (const l of a.set.limits) out.push(this.state(a, l, Date.now()));
+    const usersSeen = new Map<string, number>();
+    const users: Account[] = [];
+    // Newest last in the map: walked from the end, the most recently seen come first.
+    const all = [...this.accounts.values()];
+    for (let i = all.length - 1; i >= 0; i--) {
+      const a = all[i]!;
+      if (a.user === undefined || !wanted.has(a.tenant) || this.rulesOf(a.tenant)?.user !== a.set) continue;
+      const n = (usersSeen.get(a.tenant) ?? 0) + 1;
+      usersSeen.set(a.tenant, n);
+      if (n <= usersPerTenant) users.push(a);
     }
-    return out;
+    accounts.push(...users);
+    await Promise.all(accounts.map((a) => this.fresh(a, now - 5000)));
+    const at = Date.now();
+    return { states: accounts.flatMap((a) => a.set.limits.map((l) => this.state(a, l, at))), usersSeen };
   }
 
   /** The same, from the readings in hand (the metric callbacks cannot wait). */
@@ -449,6 +502,13 @@ export class Budgets {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }
+}
+
+/** Of the limits reached, the one that frees last: a call cannot start before it. */
+function latestReached(states: readonly LimitState[]): LimitState | undefined {
+  let exceeded: LimitState | undefined;
+  for (const s of states) if (s.used >= s.limit.max && (!exceeded || s.resetAt > exceeded.resetAt)) exceeded = s;
+  return exceeded;
 }
 
 const NO_LIMITS: Verdict = { ok: true, release: () => {}, states: [] };

@@ -31,6 +31,9 @@ export const MAX_TENANTS_FILE_BYTES = 1024 * 1024;
 
 /** A tenant name: a label value and a file-name-safe word. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Whether `s` can be a tenant's name (one in a tenants file, `key-<fingerprint>` or `anonymous`). */
+export const isTenantName = (s: string): boolean => NAME.test(s);
 /** An HTTP header name (RFC 9110 token). */
 const HEADER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 const DIGEST = /^sha256:([0-9a-fA-F]{64})$/;
@@ -117,6 +120,20 @@ export function parseTenantsFile(text: string): TenantSpec[] {
     }
     return { name, keyDigests, userHeader, raw: e, rules };
   });
+}
+
+/**
+ * Limits are reckoned from the usage ledger: with it off (`LEDGER_URL=off`), a file that sets any
+ * is refused, at start and on a reload alike, rather than counted in memory and lost on a restart.
+ */
+export function requireLedgerForLimits(specs: readonly TenantSpec[], ledgerUrl: string): void {
+  if (ledgerUrl !== 'off') return;
+  const limited = specs.find((t) => t.rules?.tenant || t.rules?.user);
+  if (limited) {
+    throw new TenantsFileError(
+      `tenant "${limited.name}" has limits, which are reckoned from the usage ledger: turn the ledger on (unset LEDGER_URL=off) or remove the limits`,
+    );
+  }
 }
 
 /** The tenant of calls when no key is configured at all. */

@@ -13,7 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { Ollama } from 'ollama';
 import OpenAI from 'openai';
+import { FakeOllama } from '../helpers/fake-ollama';
 import { metricsText, sample, startStack, type TestStack } from '../helpers/gateway';
+import { runWorkers } from '../helpers/process';
 import { fixture } from '../helpers/fixtures';
 
 const nativeChat = JSON.parse(fixture('chat-nostream.json').toString()) as {
@@ -119,8 +121,11 @@ describe('budgets, rate limits and model access', () => {
 
   it('the OpenAI SDK retries the 429 of a short rolling window and succeeds after it', async () => {
     const openai = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-burst', maxRetries: 2 });
-    const first = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
+    const { data: first, response } = await openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }).withResponse();
     assert.ok(first.choices.length > 0);
+    // An admitted call's answer says what is left, as OpenAI's API does on every answer.
+    assert.equal(response.headers.get('x-ratelimit-limit-requests'), '1');
+    assert.equal(response.headers.get('x-ratelimit-remaining-requests'), '0');
     const was = forwarded('/v1/chat/completions');
     // Straight after: refused (raw, to see the answer), then the SDK waits it out.
     const raw = await fetch(`${stack.url}/v1/chat/completions`, {
@@ -172,7 +177,7 @@ describe('budgets, rate limits and model access', () => {
     assert.equal(forwarded('/v1/messages'), was + 1);
   });
 
-  it('ollama-js shows the 429 of requests_per_minute and tokens_per_minute', async () => {
+  it('ollama-js shows the 429 of requests_per_minute and tokens_per_minute; the OpenAI SDK its headers', async () => {
     const ollama = (key: string) => new Ollama({ host: stack.url, headers: { authorization: `Bearer ${key}` } });
     for (let i = 0; i < 2; i++) await ollama('sk-rpm').chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
     await assert.rejects(ollama('sk-rpm').chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }), (err: Error & { status_code?: number }) => {
@@ -181,11 +186,20 @@ describe('budgets, rate limits and model access', () => {
       return true;
     });
     await ollama('sk-tpm').chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
-    const refused = await nativeChatCall(stack, 'sk-tpm');
-    assert.equal(refused.status, 429);
-    const retry = Number(refused.headers.get('retry-after'));
-    assert.ok(retry >= 55 && retry <= 60, `retry-after ${retry}`);
-    assert.match(((await refused.json()) as { error: string }).error, /tokens_per_minute: limit \d+ tokens, used \d+/);
+    await assert.rejects(
+      ollama('sk-tpm').chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }),
+      /tokens_per_minute: limit \d+ tokens, used \d+/,
+    );
+    // The OpenAI SDK, told not to retry, sees the minute's reset in its own headers.
+    const openai = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: 'sk-tpm', maxRetries: 0 });
+    await assert.rejects(openai.chat.completions.create({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] }), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.RateLimitError);
+      const retry = Number(err.headers?.get('retry-after'));
+      assert.ok(retry >= 55 && retry <= 60, `retry-after ${retry}`);
+      assert.match(err.headers?.get('x-ratelimit-reset-tokens') ?? '', /^(5\d|60)s$|^1m0s$/);
+      assert.equal(err.headers?.get('x-ratelimit-remaining-tokens'), '0');
+      return true;
+    });
   });
 
   it('calendar budgets refuse past them until the day or month ends in their time zone, through a restart', async () => {
@@ -195,26 +209,46 @@ describe('budgets, rate limits and model access', () => {
     for (const key of ['sk-daily', 'sk-monthly', 'sk-gpu-day', 'sk-gpu-month']) await chat(key);
     // tokens_per_day is one token more than a call: the first call leaves one token, which admits a second.
     await chat('sk-daily');
-    const expect429 = async (key: string, limit: RegExp) => {
-      const r = await nativeChatCall(stack, key);
-      assert.equal(r.status, 429, key);
-      const msg = ((await r.json()) as { error: string }).error;
-      assert.match(msg, limit);
-      return { reset: r.headers.get('x-ollama-gateway-limit') ?? '', retry: Number(r.headers.get('retry-after')) };
+    // Each refusal through a different client: the SDKs' own errors carry the message and headers.
+    const expect429 = async (key: string, client: 'openai' | 'anthropic' | 'ollama', limit: RegExp) => {
+      let caught: unknown;
+      try {
+        if (client === 'openai') {
+          await new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({
+            model: 'llama3.2',
+            messages: [{ role: 'user', content: 'hi' }],
+          });
+        } else if (client === 'anthropic') {
+          await new Anthropic({ baseURL: stack.url, apiKey: key, maxRetries: 0 }).messages.create({
+            model: 'llama3.2',
+            max_tokens: 10,
+            messages: [{ role: 'user', content: 'hi' }],
+          });
+        } else await chat(key);
+      } catch (err) {
+        caught = err;
+      }
+      assert.ok(caught, `${key}: refused`);
+      const err = caught as Error & { status?: number; status_code?: number; headers?: Headers };
+      assert.equal(err.status ?? err.status_code, 429, key);
+      assert.match(err.message, limit);
+      if (client === 'openai') assert.ok(err instanceof OpenAI.RateLimitError);
+      if (client === 'anthropic') assert.ok(err instanceof Anthropic.RateLimitError);
+      return { reset: err.headers?.get('x-ollama-gateway-limit') ?? '', retry: Number(err.headers?.get('retry-after')) };
     };
     const check = async () => {
-      const daily = await expect429('sk-daily', /tokens_per_day/);
+      const daily = await expect429('sk-daily', 'openai', /tokens_per_day/);
       // Midnight in Auckland, not UTC: a whole number of hours (or quarter hours) from now, within a day.
       const resetAt = Date.parse(/reset=(\S+)/.exec(daily.reset)![1]!);
       const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Pacific/Auckland', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(resetAt);
       assert.equal(local, '00:00');
       assert.ok(daily.retry > 0 && daily.retry <= 86_400);
-      const monthly = await expect429('sk-monthly', /tokens_per_month: limit 10 tokens/);
+      const monthly = await expect429('sk-monthly', 'anthropic', /tokens_per_month: limit 10 tokens/);
       const monthEnd = new Date(Date.parse(/reset=(\S+)/.exec(monthly.reset)![1]!));
       assert.equal(monthEnd.getUTCDate(), 1);
       assert.equal(monthEnd.getUTCHours(), 0);
-      await expect429('sk-gpu-day', /gpu_seconds_per_day: limit [\d.]+ GPU seconds/);
-      await expect429('sk-gpu-month', /gpu_seconds_per_month/);
+      await expect429('sk-gpu-day', 'ollama', /gpu_seconds_per_day: limit [\d.]+ GPU seconds/);
+      await expect429('sk-gpu-month', 'openai', /gpu_seconds_per_month/);
     };
     await check();
     // The ledger holds what was used: a new process refuses the same calls.
@@ -240,5 +274,47 @@ describe('budgets, rate limits and model access', () => {
     assert.ok(bob.choices.length > 0);
     // The tenant itself has no limit: a call without a user goes through.
     assert.equal((await nativeChatCall(stack, 'sk-webui')).status, 200);
+  });
+
+  it("a queue full of one tenant's calls stops at its token budget, not after the queue drains", async () => {
+    const qdir = mkdtempSync(path.join(os.tmpdir(), 'budgets-queue-'));
+    const file = path.join(qdir, 'tenants.yaml');
+    writeFileSync(file, `tenants:\n  - name: spender\n    keys: [sk-spender]\n    limits: { tokens_per_day: ${NATIVE_TOKENS * 2} }\n`);
+    const q = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(qdir, 'data'), LEDGER_URL: '', BACKEND_PARALLEL: '1' });
+    try {
+      // All six arrive with the budget untouched and wait for the one slot; the third to start finds it spent.
+      const statuses = await Promise.all(Array.from({ length: 6 }, () => nativeChatCall(q, 'sk-spender').then(async (r) => (await r.text(), r.status))));
+      assert.deepEqual(
+        statuses.slice().sort((a, b) => a - b),
+        [200, 200, 429, 429, 429, 429],
+      );
+      assert.equal(q.fake.requests.filter((r) => r.url === '/api/chat').length, 2, 'only the calls within the budget reached Ollama');
+    } finally {
+      await q.close();
+      rmSync(qdir, { recursive: true, force: true });
+    }
+  });
+
+  it('holds a request limit across worker processes sharing the SQLite ledger', async () => {
+    const wdir = mkdtempSync(path.join(os.tmpdir(), 'budgets-workers-'));
+    const file = path.join(wdir, 'tenants.yaml');
+    writeFileSync(file, 'tenants:\n  - name: counted\n    keys: [sk-counted]\n    limits: { requests_per_minute: 3 }\n');
+    const fake = await new FakeOllama().start();
+    const w = await runWorkers(fake.origin, 2, { GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(wdir, 'data'), LEDGER_URL: '' });
+    try {
+      const statuses: number[] = [];
+      // One after another, each on a new connection: the workers take turns.
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${w.url}/api/chat`, { method: 'POST', headers: { authorization: 'Bearer sk-counted', connection: 'close' }, body: CHAT });
+        await r.text();
+        statuses.push(r.status);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429]);
+      assert.equal(fake.requests.filter((r) => r.url === '/api/chat').length, 3);
+    } finally {
+      await w.stop();
+      await fake.close();
+      rmSync(wdir, { recursive: true, force: true });
+    }
   });
 });
