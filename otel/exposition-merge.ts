@@ -30,6 +30,11 @@ interface Family {
 
 /** Families whose one sample describes a process and is not summed. */
 const FIRST_ONLY = new Set(['target_info']);
+/**
+ * Families each worker reports whole for the same thing (a tenant's budget, read from the shared
+ * ledger): the least is kept, the one that has seen the most use.
+ */
+const LEAST = new Set(['ollama_gateway_budget_remaining', 'ollama_gateway_budget_limit']);
 
 /** The series' identity: its name, and its labels sorted by name. */
 function seriesKey(head: string): string {
@@ -107,7 +112,7 @@ export function mergeExpositions(pieces: readonly ExpositionPiece[], floors?: Ma
       const f = family(name);
       const key = seriesKey(head);
       const seen = f.series.get(key);
-      if (seen) seen[1] += value;
+      if (seen) seen[1] = LEAST.has(name) ? Math.min(seen[1], value) : seen[1] + value;
       else f.series.set(key, [head, value]);
     }
   });

@@ -127,6 +127,10 @@ export const ERROR_REASONS = [
   'queue_timeout',
   /** The gateway's fair queue held QUEUE_MAX_WAITING calls already (503). */
   'queue_full',
+  /** A limit of the tenant or its end user was reached (429; never forwarded). */
+  'rate_limited',
+  /** The tenant may not use the model (403; never forwarded). */
+  'model_not_allowed',
 ] as const;
 
 export type ErrorReason = (typeof ERROR_REASONS)[number];
@@ -228,6 +232,9 @@ export interface TenantInstruments {
   optionReloads: Counter;
   ledgerRows: Counter;
   ledgerDropped: Counter;
+  /** Each limited tenant's limits, and what is left of them now, by limit (`kind`). */
+  budgetLimit: ObservableGauge;
+  budgetRemaining: ObservableGauge;
 }
 
 export interface Instruments {
@@ -486,6 +493,12 @@ function createTenantInstruments(meter: Meter): TenantInstruments {
     ledgerRows: meter.createCounter('ollama_ledger_rows_written_total', { description: 'Calls written to the usage ledger.' }),
     ledgerDropped: meter.createCounter('ollama_ledger_rows_dropped_total', {
       description: 'Calls the usage ledger could not keep: its database was down or slow and the waiting buffer was full.',
+    }),
+    budgetLimit: meter.createObservableGauge('ollama_gateway_budget_limit', {
+      description: "A tenant's limit from the tenants file, by limit (kind: tokens_per_day, requests_per_minute, …), in requests, tokens or GPU seconds.",
+    }),
+    budgetRemaining: meter.createObservableGauge('ollama_gateway_budget_remaining', {
+      description: "What is left of a tenant's limit in its current window (calendar day or month, or rolling), from the usage ledger.",
     }),
   };
 }

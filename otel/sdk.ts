@@ -31,7 +31,7 @@ import { exemplarMeter, ExemplarStore, splitExemplars, UNIT_SUFFIXES, type Exemp
 import { OPENMETRICS_CONTENT_TYPE, toOpenMetrics } from './openmetrics';
 import type { BackendRef } from './attributes';
 import { History, type HistoryOptions } from './history/history';
-import { ATTR_BACKEND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
+import { ATTR_BACKEND, ATTR_KIND, ATTR_TENANT, createInstruments, type MetricFamily } from './instruments';
 import { ModelLabels } from './labels';
 import { PacedRendering } from './pacing';
 import { Telemetry, type MeasurementOptions, type TracingOptions } from './recorder';
@@ -68,6 +68,8 @@ export interface TelemetryOptions {
   backendLoad?: () => readonly BackendLoad[];
   /** Calls waiting in the fair queue now, per tenant (BACKEND_PARALLEL). */
   queueWaiting?: () => readonly { tenant: string; waiting: number }[];
+  /** Each limited tenant's limits and what is left of them (kind: the limit's name). */
+  budgets?: () => readonly { tenant: string; kind: string; limit: number; remaining: number }[];
   /** The tenants the configuration knows: each has a queue series from the start. */
   queueTenants?: readonly string[];
   /** Bytes of request bodies held now. */
@@ -297,6 +299,20 @@ export function startTelemetry(opts: TelemetryOptions, resource: Resource, traci
       for (const t of now.keys()) seen.add(t);
       for (const t of seen) r.observe(now.get(t) ?? 0, { [ATTR_TENANT]: t });
     });
+  }
+  const budgets = opts.budgets;
+  const tenantIns = instruments.tenant;
+  if (budgets && tenantIns) {
+    meter.addBatchObservableCallback(
+      (r) => {
+        for (const b of budgets()) {
+          const attrs = { [ATTR_TENANT]: b.tenant, [ATTR_KIND]: b.kind };
+          r.observe(tenantIns.budgetLimit, b.limit, attrs);
+          r.observe(tenantIns.budgetRemaining, b.remaining, attrs);
+        }
+      },
+      [tenantIns.budgetLimit, tenantIns.budgetRemaining],
+    );
   }
   const bodyBytes = opts.bufferedBodyBytes;
   if (bodyBytes) instruments.ollama?.bufferedBodyBytes.addCallback((r) => r.observe(bodyBytes()));

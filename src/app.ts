@@ -32,6 +32,7 @@ import type { BodyBudget } from './request/body';
 import { normalizeTarget } from './request/target';
 import { GATEWAY_ENDPOINTS, isConsolePath, LLM_ROUTE_BY_PATH } from './routes';
 import type { FairQueue } from './scheduler/fair-queue';
+import type { Budgets } from './budgets/book';
 import { policyOf } from './scheduler/tenant';
 
 export interface GatewayDeps {
@@ -54,6 +55,8 @@ export interface GatewayDeps {
   tenants?: Tenants;
   /** Reads the usage ledger, when it is on. */
   usage?: (q: UsageQuery) => Promise<UsageRow[]>;
+  /** The tenants' model allow-lists, budgets and rate limits. */
+  budgets?: Budgets;
 }
 
 export interface Gateway {
@@ -155,6 +158,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     scheduler: deps.scheduler,
     tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
+    budgets: deps.budgets,
     telemetry,
     log,
     body: {
@@ -188,12 +192,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ? consoleEndpoints({
         ...deps.console,
         tokens: config.metricsBearerToken ? [config.metricsBearerToken] : [],
-        // METRICS_BEARER_TOKEN, or any tenant's key, as API keys always have.
+        // METRICS_BEARER_TOKEN is the operator's and sees every tenant; a tenant's key (one of
+        // GATEWAY_API_KEYS is a tenant too) sees its own tenant's usage and calls.
         authorize: (authorization) => {
-          if (!metricsToken && !tenants.enabled) return undefined;
-          if (metricsToken && metricsToken.check(authorization) === undefined) return undefined;
-          if (tenants.enabled) return tenants.admit(authorization).failure;
-          return metricsToken!.check(authorization);
+          if (!metricsToken && !tenants.enabled) return {};
+          if (metricsToken && metricsToken.check(authorization) === undefined) return {};
+          if (tenants.enabled) {
+            const admission = tenants.admit(authorization);
+            return admission.failure ? { failure: admission.failure } : { tenant: admission.identity.tenant };
+          }
+          return { failure: metricsToken!.check(authorization)! };
         },
         usage: deps.usage,
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),

@@ -530,7 +530,12 @@ function ledgerSettings(env: Env): Pick<Config, 'dataDir' | 'ledgerUrl' | 'ledge
 export const OLLAMA_DEFAULT_PARALLEL = 1;
 
 /** BACKEND_PARALLEL: one number for every backend, or `name=N` pairs (others get Ollama's default). */
-function backendParallel(env: Env, upstreams: readonly UpstreamTarget[]): ReadonlyMap<string, number> | undefined {
+/**
+ * BACKEND_PARALLEL. Unset: with a tenants file (a GPU shared by tenants) each backend gets Ollama's
+ * own default, 1 (`OLLAMA_NUM_PARALLEL`), so the tenants share it fairly; without one the queue is
+ * off, as a gateway put in front of one user's Ollama must not start holding its calls.
+ */
+function backendParallel(env: Env, upstreams: readonly UpstreamTarget[], shared: boolean): ReadonlyMap<string, number> | undefined {
   const raw = env.BACKEND_PARALLEL?.trim() ?? '';
   const names = upstreams.map(backendName);
   const bad = (why: string) => new ConfigError(`BACKEND_PARALLEL=${JSON.stringify(raw)} is not valid: ${why}`);
@@ -540,8 +545,7 @@ function backendParallel(env: Env, upstreams: readonly UpstreamTarget[]): Readon
     return n;
   };
   if (!raw.includes('=')) {
-    // Off unless asked for: a gateway put in front of an Ollama must not start holding its calls.
-    const n = raw === '' ? 0 : count(raw, 0);
+    const n = raw === '' ? (shared ? OLLAMA_DEFAULT_PARALLEL : 0) : count(raw, 0);
     return n === 0 ? undefined : new Map(names.map((name) => [name, n]));
   }
   const slots = new Map(names.map((name) => [name, OLLAMA_DEFAULT_PARALLEL]));
@@ -596,9 +600,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       'GATEWAY_TENANTS_FILE and GATEWAY_API_KEYS (or GATEWAY_API_KEYS_FILE) are both set: move the keys into the tenants file and unset the others',
     );
   }
+  const ledger = ledgerSettings(env);
+  const limited = tenantsFile?.tenants.find((t) => t.rules?.tenant || t.rules?.user);
+  if (limited && ledger.ledgerUrl === 'off') {
+    throw new ConfigError(
+      `tenant "${limited.name}" has limits, which are reckoned from the usage ledger: turn the ledger on (unset LEDGER_URL=off) or remove the limits`,
+    );
+  }
   return {
     ...listen,
-    backendParallel: backendParallel(env, listen.upstreams),
+    backendParallel: backendParallel(env, listen.upstreams, tenantsFile !== undefined),
     queueMaxWaiting: intVar(env, 'QUEUE_MAX_WAITING', 1000, 1, 1_000_000),
     queueOrder: queueOrder(env),
     ...limits,
@@ -606,7 +617,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ...telemetrySettings(env),
     apiKeys,
     tenantsFile,
-    ...ledgerSettings(env),
+    ...ledger,
     metricsBearerToken: readMetricsToken(env),
     console: booleanVar(env, 'CONSOLE', true),
     traceUiUrl: traceUiUrl(env),

@@ -29,6 +29,8 @@ import { policyOf, type TenantPolicy } from './scheduler/tenant';
 import { ANONYMOUS_TENANT } from './tenants/file';
 import type { RoutingReason } from '../otel/instruments';
 import type { ConcurrencyLimit } from './limit';
+import type { Budgets, LimitState, Verdict } from './budgets/book';
+import { admittedHeaders, modelRefused, rateLimited, type Refusal } from './budgets/answer';
 import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/body';
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
@@ -49,6 +51,8 @@ export interface LlmCallDeps {
   scheduler?: FairQueue;
   /** A tenant's weight and priority in the fair queue. */
   tenantPolicy?: (tenant: string) => TenantPolicy;
+  /** The tenants' model allow-lists, budgets and rate limits. */
+  budgets?: Budgets;
   telemetry: Telemetry;
   log: Logger;
   body: BodyLimits;
@@ -142,6 +146,10 @@ class LlmCall {
   private held: HeldBody | undefined;
   private info: LlmRequestInfo | undefined;
   private releaseSlot: (() => void) | undefined;
+  /** Its place in its tenant's (and end user's) running calls, for request limits. */
+  private releaseBudget: (() => void) | undefined;
+  /** Its limits as they stood when it was admitted (for the answer's rate-limit headers). */
+  private limits: readonly LimitState[] = [];
   private withdraw: (() => void) | undefined;
   private resolve!: () => void;
   private unwatch: (() => void) | undefined;
@@ -228,6 +236,63 @@ class LlmCall {
       numKeep: this.info.numKeep,
       body: this.info.body,
     });
+    const budgets = this.deps.budgets;
+    if (budgets && this.identity) {
+      const allowed = budgets.modelAllowed(this.identity.tenant, this.info.model);
+      if (!allowed.ok) {
+        this.refuse(modelRefused(this.identity.tenant, this.info.model!, allowed.allowed), 'model_not_allowed');
+        return;
+      }
+      const verdict = budgets.admit(this.identity);
+      if (verdict instanceof Promise) {
+        verdict.then(
+          (v) => this.afterBudget(v),
+          (err: unknown) => this.afterBudget(undefined, err as Error),
+        );
+        return;
+      }
+      this.afterBudget(verdict);
+      return;
+    }
+    this.proceed();
+  }
+
+  /** A refusal the gateway answers itself: nothing is forwarded. */
+  private refuse(r: Refusal, reason: 'rate_limited' | 'model_not_allowed'): void {
+    sendJsonError(this.res, this.route.api, r.status, r.message, { ...r.headers, ...this.timingHeader() }, r.openai);
+    this.finish({ status: r.status, reason, streamed: false, detail: r.message });
+  }
+
+  /** The budgets' decision; a failure to decide lets the call go (the log says why). */
+  private afterBudget(v: Verdict | undefined, err?: Error): void {
+    if (v === undefined) this.deps.log.error({ error: err?.message }, 'budgets could not decide; the call goes ahead');
+    if (this.state === 'finished') {
+      if (v?.ok) v.release();
+      return;
+    }
+    if (v && !v.ok) {
+      this.refuse(rateLimited(this.route.api, v.exceeded, v.states, Date.now()), 'rate_limited');
+      return;
+    }
+    this.releaseBudget = v?.release;
+    if (v) this.limits = v.states;
+    this.proceed();
+  }
+
+  /**
+   * After a wait in a queue: refuses the call when its tenant's token or GPU budget was spent
+   * meanwhile (the slot it got is freed by `finish`).
+   */
+  private overBudget(): boolean {
+    if (this.queuedAt === undefined || !this.identity) return false;
+    const over = this.deps.budgets?.recheck(this.identity);
+    if (!over) return false;
+    this.refuse(rateLimited(this.route.api, over.exceeded, over.states, Date.now()), 'rate_limited');
+    return true;
+  }
+
+  /** Into the fair queue, or the concurrency cap, or straight to Ollama. */
+  private proceed(): void {
     if (this.deps.scheduler) {
       this.queue(this.deps.scheduler);
       return;
@@ -249,6 +314,7 @@ class LlmCall {
             return;
           }
           this.releaseSlot = release;
+          if (this.overBudget()) return;
           this.forward();
         },
         (err: Error) => {
@@ -281,6 +347,7 @@ class LlmCall {
         }
         this.slot = grant.slot;
         this.recorder.queued(tenant.name, grant.position, grant.waitedMs / 1000);
+        if (this.overBudget()) return;
         const first = this.deps.fleet.get(grant.backend)!;
         // The backend that freed goes first; the rest of the ranking stays the failover order.
         const order = [first.name, ...routed.choice.order.filter((n) => n !== first.name)];
@@ -336,6 +403,13 @@ class LlmCall {
     return serverTiming(queued, upstreamMs, backend);
   }
 
+  /** Headers the gateway adds to Ollama's answer: Server-Timing, and the tenant's rate-limit headers. */
+  private extraHeaders(backend: string): string[] | undefined {
+    const timing = this.deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend)] : [];
+    const limits = this.limits.length > 0 ? admittedHeaders(this.route.api, this.limits, Date.now()) : [];
+    return timing.length + limits.length === 0 ? undefined : [...timing, ...limits];
+  }
+
   /** The Server-Timing header of an answer the gateway makes itself (none when turned off). */
   private timingHeader(): Record<string, string> {
     return this.deps.serverTiming ? { 'server-timing': this.timing() } : {};
@@ -366,6 +440,11 @@ class LlmCall {
           if (this.state === 'finished') return;
           const failure = classifyUpstreamError(err, backend.upstream.target.origin, idleTimedOut, deps.idleTimeoutMs);
           if (failure.reason === 'upstream_unreachable' && DOWN_CODES.has(err.code ?? '')) backend.health.unreachable(failure.message);
+          // It took the connection and then reset or closed it, or sent no HTTP: a strike, as a
+          // 5xx is, so a backend that drops every call leaves rotation while its polls still
+          // succeed. Only a strike: the call is not sent again for it (below).
+          else if (failure.reason === 'upstream_unreachable' || failure.reason === 'upstream_invalid_response')
+            backend.health.failedCall(`got no answer (${failure.message})`, trial);
           // Nothing of an answer came, the backend never had the whole request, and the body is in
           // hand: once, the next backend. A request it had whole may be running there: never twice.
           if (failure.reason === 'upstream_unreachable' && !sent && a.attempt === 1 && fleet.routed && !this.pinned && !res.headersSent) {
@@ -405,7 +484,7 @@ class LlmCall {
             parser: parserFor(framing, route.events, parserOptions),
             stripper: a.injectUsage && framing === 'sse' ? new SseUsageStripper() : undefined,
             flushHeaders: streamed,
-            extraHeaders: deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend.name)] : undefined,
+            extraHeaders: this.extraHeaders(backend.name),
             clientWriteTimeoutMs: deps.clientWriteTimeoutMs,
             onContentGap: streamed ? (ms) => recorder.contentGap(ms) : undefined,
             onDone: (end, summary, endedAt, error) => {
@@ -447,13 +526,17 @@ class LlmCall {
     this.state = 'finished';
     this.leaveBackend();
     this.unwatch?.();
+    this.held?.release();
+    this.held = undefined;
+    this.recorder.finish(outcome, endedAt);
+    // After the recorder: its ledger row, now counted by the budgets, replaces the running call.
+    this.releaseBudget?.();
+    this.releaseBudget = undefined;
+    // Last, so the call a freed slot starts finds this one's tokens in its tenant's budget.
     this.releaseSlot?.();
     // Its tokens count towards its tenant's share of the slots.
     const s = outcome.summary;
     this.slot?.release(s && (s.inputTokens ?? 0) + (s.outputTokens ?? 0));
-    this.held?.release();
-    this.held = undefined;
-    this.recorder.finish(outcome, endedAt);
     logCall(this.deps.log, this.req, this.recorder, outcome, endedAt - this.startedAt, this.identity);
     this.resolve();
   }

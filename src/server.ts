@@ -25,6 +25,10 @@ import { packageVersion } from './version';
 import { tenantsFromConfig } from './app';
 import { openStore } from './ledger/store';
 import { DEFAULT_WRITER, LedgerWriter } from './ledger/writer';
+import { Budgets } from './budgets/book';
+
+/** How long a call waits for the ledger's reading of its budgets before the last reading is used. */
+const BUDGET_READ_TIMEOUT_MS = 2000;
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -125,6 +129,9 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         order: config.queueOrder,
       })
     : undefined;
+  // Made once the ledger is open (below); the metric callbacks read it only after that.
+  // eslint-disable-next-line prefer-const
+  let budgets: Budgets;
   const runtime = startTelemetry(
     {
       serviceVersion: packageVersion(),
@@ -147,6 +154,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       backendLoad: () => fleet.load(),
       queueWaiting: scheduler && (() => scheduler.snapshot()),
       queueTenants: tenants.names,
+      budgets: () => budgets.latest(tenants.names).map((s) => ({ tenant: s.tenant, kind: s.limit.name, limit: s.limit.max, remaining: s.remaining })),
       history: config.console ? history : undefined,
       exemplars: otel?.tracing !== undefined,
       genAiLatest: config.genAiLatest,
@@ -164,7 +172,25 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
         { ...DEFAULT_WRITER, rawRetentionDays: config.ledgerRawRetentionDays, rollupRetentionDays: config.ledgerRollupRetentionDays },
       )
     : undefined;
-  runtime.telemetry.usage = writer;
+  budgets = new Budgets(store, (name) => tenants.spec(name)?.rules, {
+    log,
+    readTimeoutMs: BUDGET_READ_TIMEOUT_MS,
+    freshMs: 0,
+  });
+  if (writer) {
+    writer.onWritten = (rows) => budgets.written(rows);
+    writer.onDropped = (rows) => budgets.dropped(rows);
+  }
+  runtime.telemetry.usage = {
+    record: (r) => {
+      // The budgets hold the row before the writer can commit it (they stop counting it then).
+      const limited = budgets.finished(r);
+      writer?.record(r);
+      // A limited account's call is written at once, so other workers and replicas see it.
+      if (limited) void writer?.flush();
+    },
+  };
+  budgets.start(() => tenants.names);
   const readState = () => (polls ? poller?.latest : relayed);
   const consoleHistory = runtime.history;
   const gateway = createGateway({
@@ -177,6 +203,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
     pseudonym,
     scheduler,
     tenants,
+    budgets,
     usage: store && ((q) => store.usage(q)),
     console: consoleHistory && {
       queues: () => scheduler?.snapshot() ?? [],
@@ -275,6 +302,7 @@ export async function startGateway(config: Config, log: Logger, otel?: OtelSetup
       process.off('SIGHUP', onHangUp);
       gateway.close();
       // Every call has finished (or been cut): all of them are in the buffer, written now.
+      budgets.close();
       await writer?.close();
       await runtime.shutdown().catch(() => {});
     })();

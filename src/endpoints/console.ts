@@ -6,8 +6,10 @@
  * The page and its assets are files read once at start from the package's `src/console/assets/`;
  * a request names one of them exactly, or gets a 404, so no request path reaches the file system.
  * The page holds no data and loads without a token; the API needs one when METRICS_BEARER_TOKEN or
- * API keys are set. Everything is sent with a `default-src 'self'` Content-Security-Policy: the page
- * loads nothing from anywhere but the gateway.
+ * API keys are set. METRICS_BEARER_TOKEN (the operator's) sees every tenant; a tenant's key sees
+ * its own tenant's usage, calls and queue, and the fleet's shared state (backends, models), never
+ * another tenant's. Everything is sent with a `default-src 'self'` Content-Security-Policy: the
+ * page loads nothing from anywhere but the gateway.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -47,8 +49,8 @@ export interface ConsoleDeps {
   /** Tokens the API accepts (METRICS_BEARER_TOKEN and the API keys); none: the API is open. */
   tokens: readonly string[];
   onAuthFailure: (failure: AuthFailure) => void;
-  /** Checks a request's `Authorization` instead of `tokens`, when given. */
-  authorize?: (authorization: string | undefined) => AuthFailure | undefined;
+  /** Checks a request's `Authorization` instead of `tokens`, when given: who may see what, or why not. */
+  authorize?: (authorization: string | undefined) => ConsoleAccess;
   /** Reads the usage ledger; without it `/usage` answers 404. */
   usage?: (q: UsageQuery) => Promise<UsageRow[]>;
   /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
@@ -57,6 +59,12 @@ export interface ConsoleDeps {
   /** Where the page's files are (tests); the package's own by default. */
   assetsDir?: string;
 }
+
+/**
+ * Who is asking: refused (`failure`), one tenant (its key: `tenant`), or the operator
+ * (METRICS_BEARER_TOKEN, or a gateway with no token and no keys: neither set), who sees all.
+ */
+export type ConsoleAccess = { failure: AuthFailure; tenant?: undefined } | { failure?: undefined; tenant?: string };
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string) => void;
 
@@ -176,7 +184,7 @@ const secondsUntil = (ms: number | undefined, now: number): number | null => (ms
  * `/console/api/v1/now`: Ollama's state and what is in flight, as of the snapshot (computed and
  * serialised once per snapshot however many ask; what a poll contributes is bounded in src/poller.ts).
  */
-function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
+function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot, viewer: string | undefined): unknown {
   const now = snap.takenAt;
   const inFlight = new Map(snap.models.map((m) => [m.model, m.inFlight]));
   return {
@@ -192,7 +200,7 @@ function nowView(deps: ConsoleDeps, snap: ConsoleSnapshot): unknown {
     },
     inFlight: snap.models.reduce((n, m) => n + m.inFlight, 0),
     // This process's fair queue: per tenant with calls waiting or running.
-    queues: deps.queues(),
+    queues: viewer === undefined ? deps.queues() : deps.queues().filter((q) => q.tenant === viewer),
     backends: deps.backends().map((b) => ({
       name: b.name,
       origin: b.origin,
@@ -243,8 +251,11 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
   const index = assets.get('index.html')!;
 
   const api = async (req: http.IncomingMessage, res: http.ServerResponse, name: string, query: string): Promise<void> => {
+    let viewer: string | undefined;
     if (deps.authorize || keys.enabled) {
-      const failure = deps.authorize ? deps.authorize(req.headers.authorization) : keys.check(req.headers.authorization);
+      const access: ConsoleAccess = deps.authorize ? deps.authorize(req.headers.authorization) : { failure: keys.check(req.headers.authorization) };
+      const failure = access.failure;
+      viewer = access.tenant;
       if (failure) {
         deps.onAuthFailure(failure);
         const message = failure === 'missing' ? 'missing token: send Authorization: Bearer <METRICS_BEARER_TOKEN or an API key>' : 'invalid token';
@@ -258,7 +269,7 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
       switch (name) {
         case 'now': {
           const snap = await snapshot();
-          json(answers.get(snap, 'now', () => nowView(deps, snap)));
+          json(answers.get(snap, `now\u0000${viewer ?? ''}`, () => nowView(deps, snap, viewer)));
           return;
         }
         case 'models': {
@@ -286,8 +297,12 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           const limit = intParam(q, 'limit', snap.recentLimit, 1, snap.recentLimit);
           const model = modelParam(q);
           json(
-            answers.get(snap, `calls\u0000${limit}\u0000${model ?? ''}`, () => {
-              const calls = model === undefined ? snap.recent : snap.recent.filter((c) => c.model === model);
+            answers.get(snap, `calls\u0000${limit}\u0000${model ?? ''}\u0000${viewer ?? ''}`, () => {
+              // A tenant's key sees its own tenant's calls only (they name end users).
+              const calls =
+                model === undefined && viewer === undefined
+                  ? snap.recent
+                  : snap.recent.filter((c) => (model === undefined || c.model === model) && (viewer === undefined || c.tenant === viewer));
               const template = deps.about.traceUiUrl;
               const shown = calls.slice(0, limit);
               // With TRACE_UI_URL, each traced call links to its trace (the id is hex the gateway generated).
@@ -303,7 +318,7 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
             sendJson(res, 404, { error: 'the usage ledger is off (LEDGER_URL=off)' });
             return;
           }
-          const answer = await usageAnswer(deps.usage, q, req.headers.accept, Date.now());
+          const answer = await usageAnswer(deps.usage, q, req.headers.accept, Date.now(), viewer);
           send(res, answer.status, { 'content-type': answer.type, 'cache-control': 'no-store' }, answer.body);
           return;
         }

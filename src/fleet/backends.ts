@@ -60,7 +60,7 @@ export class Fleet {
           retry_at: t.retryAt === undefined ? undefined : new Date(t.retryAt).toISOString(),
         };
         if (t.to === 'up') log.info(entry, 'backend is back in rotation');
-        else log.warn(entry, t.to === 'down' ? 'backend is down; calls go elsewhere' : 'backend answers 5xx; cooling down, calls go elsewhere');
+        else log.warn(entry, t.to === 'down' ? 'backend is down; calls go elsewhere' : 'backend fails calls; cooling down, calls go elsewhere');
       }, polled);
       return {
         name,

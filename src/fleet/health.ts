@@ -1,9 +1,14 @@
 /**
  * One backend's health as the router sees it, a small state machine:
  *
- *   up ──(refused / reset / poll failed)──▶ down ──(poll succeeds, or a trial call answers)──▶ up
- *   up ──(5xx answers, FIVE_XX_STRIKES in a row)──▶ cooling ──(cool-down over, a poll succeeded
+ *   up ──(refused / unreachable / poll failed)──▶ down ──(poll succeeds, or a trial call answers)──▶ up
+ *   up ──(failed calls, FIVE_XX_STRIKES in a row)──▶ cooling ──(cool-down over, a poll succeeded
  *        since, and a trial call answers below 500)──▶ up
+ *
+ * A failed call is one answered with 5xx, or one the backend took and then reset or closed
+ * without an answer: a backend that accepts every connection and drops every call is as broken as
+ * one that answers 500, and no poll would show it (it answers `/api/version`). One such failure
+ * is no proof (a runner may crash once), so it counts as a strike, not as down.
  *
  * A backend that is down or cooling gets no calls until its hold-out is over; then exactly one
  * call at a time is let through as a trial. Each hold-out is longer than the one before (doubling,
@@ -21,7 +26,7 @@ export interface HealthTransition {
   retryAt?: number;
 }
 
-/** 5xx answers in a row that take a backend out. */
+/** Failed calls (5xx answers, or calls reset with no answer) in a row that take a backend out. */
 export const FIVE_XX_STRIKES = 3;
 /** First and longest cool-down after repeated 5xx answers. */
 export const COOL_DOWN_FIRST_MS = 5_000;
@@ -86,21 +91,34 @@ export class BackendHealth {
   /** It answered a call with `status`. */
   answered(status: number, trial: boolean): void {
     if (status >= 500) {
-      this.strikes++;
-      if (trial || (this.current === 'up' && this.strikes >= FIVE_XX_STRIKES)) {
-        this.strikes = 0;
-        this.polledSince = false;
-        this.holdOut(
-          'cooling',
-          COOL_DOWN_FIRST_MS,
-          COOL_DOWN_MAX_MS,
-          trial ? `the trial call was answered with HTTP ${status}` : `${FIVE_XX_STRIKES} answers in a row with HTTP 5xx`,
-        );
-      }
+      this.strike(trial, `was answered with HTTP ${status}`);
       return;
     }
     this.strikes = 0;
     if (this.current !== 'up') this.set('up', trial ? `a trial call was answered with HTTP ${status}` : `a call was answered with HTTP ${status}`);
+  }
+
+  /**
+   * A call it had taken failed with no answer: the connection was reset or closed, or what came
+   * was not HTTP. `what`: how, in a few words.
+   */
+  failedCall(what: string, trial: boolean): void {
+    this.strike(trial, what);
+  }
+
+  /** One failed call: the trial's takes it out at once, otherwise FIVE_XX_STRIKES in a row do. */
+  private strike(trial: boolean, what: string): void {
+    this.strikes++;
+    if (trial || (this.current === 'up' && this.strikes >= FIVE_XX_STRIKES)) {
+      this.strikes = 0;
+      this.polledSince = false;
+      this.holdOut(
+        'cooling',
+        COOL_DOWN_FIRST_MS,
+        COOL_DOWN_MAX_MS,
+        trial ? `the trial call ${what}` : `${FIVE_XX_STRIKES} calls in a row failed; the last ${what}`,
+      );
+    }
   }
 
   private holdOut(to: 'down' | 'cooling', firstMs: number, maxMs: number, reason: string): void {

@@ -2,6 +2,7 @@
  * The usage API (`GET /console/api/v1/usage`) and the CLI's answer: the question parsed and
  * bounded, the rows as JSON (`{"from","to","rows"}`), CSV or a text table.
  */
+import { isTenantName } from '../tenants/file';
 import { GROUP_KEYS, plan, SUM_COLUMNS, type GroupKey, type Step, type UsageQuery, type UsageRow } from './schema';
 
 export class UsageQueryError extends Error {}
@@ -39,13 +40,24 @@ export function parseStep(raw: string | null | undefined): Step | undefined {
   return raw;
 }
 
-/** Builds the query from its parts (all optional: the last 30 days by tenant). */
-export function usageQuery(parts: { from?: string | null; to?: string | null; by?: string | null; step?: string | null }, now: number): UsageQuery {
+/** One tenant's name, or undefined for every tenant. */
+export function parseTenant(raw: string | null | undefined): string | undefined {
+  if (raw === null || raw === undefined || raw === '') return undefined;
+  if (!isTenantName(raw)) throw new UsageQueryError('tenant must be a tenant\'s name: 1 to 64 letters, digits, ".", "_" or "-"');
+  return raw;
+}
+
+/** Builds the query from its parts (all optional: the last 30 days by tenant, every tenant). */
+export function usageQuery(
+  parts: { from?: string | null; to?: string | null; by?: string | null; step?: string | null; tenant?: string | null },
+  now: number,
+): UsageQuery {
   const to = parts.to ? parseTime(parts.to, now, 'to') : now;
   const from = parts.from ? parseTime(parts.from, now, 'from') : to - 30 * DAY_MS;
   if (!(from < to)) throw new UsageQueryError('from must be before to');
   if (to - from > MAX_WINDOW_DAYS * DAY_MS) throw new UsageQueryError(`the window may cover at most ${MAX_WINDOW_DAYS} days`);
-  return { from, to, by: parseBy(parts.by), step: parseStep(parts.step) };
+  const tenant = parseTenant(parts.tenant);
+  return { from, to, by: parseBy(parts.by), step: parseStep(parts.step), ...(tenant === undefined ? {} : { tenant }) };
 }
 
 /** The columns of a CSV or table answer, in order. */
@@ -80,23 +92,34 @@ export function toJson(q: UsageQuery, rows: readonly UsageRow[]): { from: string
   return { from: new Date(p.from).toISOString(), to: new Date(p.to).toISOString(), rows };
 }
 
-/** The HTTP answer to `GET /console/api/v1/usage?…`. */
+const jsonError = (status: number, error: string) => ({ status, type: 'application/json; charset=utf-8', body: JSON.stringify({ error }) });
+
+/**
+ * The HTTP answer to `GET /console/api/v1/usage?…`. `viewer`: the tenant whose key asked, which
+ * reads its own rows only (its users and models included); undefined for the operator's token (or
+ * a gateway without keys), which reads every tenant's, or the one `tenant=` names.
+ */
 export async function usageAnswer(
   read: (q: UsageQuery) => Promise<UsageRow[]>,
   params: URLSearchParams,
   accept: string | undefined,
   now: number,
+  viewer?: string,
 ): Promise<{ status: number; type: string; body: string }> {
   let q: UsageQuery;
   try {
-    q = usageQuery({ from: params.get('from'), to: params.get('to'), by: params.get('by'), step: params.get('step') }, now);
+    q = usageQuery({ from: params.get('from'), to: params.get('to'), by: params.get('by'), step: params.get('step'), tenant: params.get('tenant') }, now);
   } catch (err) {
-    if (err instanceof UsageQueryError) return { status: 400, type: 'application/json; charset=utf-8', body: JSON.stringify({ error: err.message }) };
+    if (err instanceof UsageQueryError) return jsonError(400, err.message);
     throw err;
   }
+  if (viewer !== undefined) {
+    if (q.tenant !== undefined && q.tenant !== viewer)
+      return jsonError(403, `a tenant's key reads only its own tenant's usage (${viewer}); every tenant's takes METRICS_BEARER_TOKEN`);
+    q = { ...q, tenant: viewer };
+  }
   const format = params.get('format');
-  if (format !== null && format !== 'csv' && format !== 'json')
-    return { status: 400, type: 'application/json; charset=utf-8', body: JSON.stringify({ error: 'format must be csv or json' }) };
+  if (format !== null && format !== 'csv' && format !== 'json') return jsonError(400, 'format must be csv or json');
   const csv = format === 'csv' || (format === null && accept !== undefined && /\btext\/csv\b/i.test(accept));
   const rows = await read(q);
   if (csv) return { status: 200, type: 'text/csv; charset=utf-8', body: toCsv(q, rows) };

@@ -7,10 +7,11 @@ import { ConfigError, loadConfig } from '../config';
 import { toCsv, toJson, toTable, usageQuery, UsageQueryError } from './api';
 import { openStore } from './store';
 
-export const USAGE_HELP = `Usage: ollama-otel-gateway usage [--since 30d] [--until now] [--by tenant,user,model] [--step hour|day] [--format table|csv|json]
+export const USAGE_HELP = `Usage: ollama-otel-gateway usage [--since 30d] [--until now] [--by tenant,user,model] [--step hour|day] [--tenant NAME] [--format table|csv|json]
 
 Reads the usage ledger (GATEWAY_DATA_DIR, or LEDGER_URL) and prints requests, tokens and GPU time.
---since/--until take an ISO 8601 time, epoch milliseconds, or a duration back (30d, 12h, 90m).
+--since/--until take an ISO 8601 time, epoch milliseconds, or a duration back (30d, 12h, 90m);
+--tenant keeps one tenant's rows.
 `;
 
 function options(args: readonly string[]): Map<string, string> {
@@ -22,7 +23,7 @@ function options(args: readonly string[]): Map<string, string> {
     else if (/^--[a-z]+$/.test(a) && i + 1 < args.length) out.set(a.slice(2), args[++i]!);
     else throw new UsageQueryError(`unexpected argument ${JSON.stringify(a)}`);
   }
-  for (const k of out.keys()) if (!['since', 'until', 'by', 'step', 'format'].includes(k)) throw new UsageQueryError(`unknown option --${k}`);
+  for (const k of out.keys()) if (!['since', 'until', 'by', 'step', 'tenant', 'format'].includes(k)) throw new UsageQueryError(`unknown option --${k}`);
   return out;
 }
 
@@ -40,7 +41,7 @@ export async function runUsageCommand(
     const o = options(args);
     const format = o.get('format') ?? 'table';
     if (!['table', 'csv', 'json'].includes(format)) throw new UsageQueryError('--format must be table, csv or json');
-    const q = usageQuery({ from: o.get('since') ?? '30d', to: o.get('until'), by: o.get('by'), step: o.get('step') }, Date.now());
+    const q = usageQuery({ from: o.get('since') ?? '30d', to: o.get('until'), by: o.get('by'), step: o.get('step'), tenant: o.get('tenant') }, Date.now());
     const config = loadConfig();
     const store = openStore(config);
     if (!store) throw new UsageQueryError('the usage ledger is off (LEDGER_URL=off)');

@@ -263,3 +263,104 @@ export function numbered(sql: string): string {
   let i = 0;
   return sql.replace(/\?/g, () => `$${++i}`);
 }
+
+/** Error reasons of calls the gateway refused before Ollama saw them: they ran nothing. */
+export const REFUSED_REASONS = [
+  'rate_limited',
+  'model_not_allowed',
+  'queue_full',
+  'queue_timeout',
+  'body_too_large',
+  'body_timeout',
+  'body_buffer_full',
+  'body_unreadable',
+] as const;
+
+/** What a budget needs of one account's (a tenant's, or one of its end users') recorded calls. */
+export interface BudgetQuery {
+  tenant: string;
+  /** One end user's calls; undefined: all the tenant's. */
+  user?: string;
+  /** The hourly sums from this hour on (the earliest calendar window's start); undefined: none. */
+  hoursFrom?: number;
+  /** The rolling windows, in ms, ending at `now`. */
+  rolling: readonly number[];
+  now: number;
+}
+
+/** Token and GPU sums of some calls. */
+export interface CallSums {
+  input: number;
+  cached: number;
+  output: number;
+  gpu: number;
+}
+
+export interface RollingSums extends CallSums {
+  /** Calls that started in the window and were forwarded (not refused by the gateway). */
+  requests: number;
+  /** The earliest start among those (epoch ms); undefined when none. */
+  firstStart?: number;
+  /** The earliest end of a call in the window (its tokens leave the window first). */
+  firstEnd?: number;
+}
+
+export interface BudgetReading {
+  hours: (CallSums & { bucket: number })[];
+  rolling: Map<number, RollingSums>;
+}
+
+const refusedList = REFUSED_REASONS.map((r) => `'${r}'`).join(', ');
+
+/** The statements and parameters of a budget reading: the hourly sums, and one per rolling window. */
+export function budgetSql(q: BudgetQuery): {
+  hours?: { sql: string; params: (string | number)[] };
+  rolling: { ms: number; sql: string; params: (string | number)[] }[];
+} {
+  const who = q.user === undefined ? 'tenant = ?' : 'tenant = ? AND end_user = ?';
+  const whoParams = q.user === undefined ? [q.tenant] : [q.tenant, q.user];
+  const hours =
+    q.hoursFrom === undefined
+      ? undefined
+      : {
+          sql: `SELECT bucket, SUM(input_tokens) AS input, SUM(cached_tokens) AS cached, SUM(output_tokens) AS output, SUM(gpu_seconds) AS gpu
+  FROM ${ROLLUP_TABLE.hour} WHERE ${who} AND bucket >= ? GROUP BY bucket`,
+          params: [...whoParams, q.hoursFrom],
+        };
+  const rolling = q.rolling.map((ms) => {
+    const since = q.now - ms;
+    // A call's start is its end less its wall time; refused calls ran nothing and do not count.
+    const started = `(time - wall_seconds * 1000 >= ? AND error NOT IN (${refusedList}))`;
+    return {
+      ms,
+      sql: `SELECT SUM(CASE WHEN ${started} THEN 1 ELSE 0 END) AS requests, MIN(CASE WHEN ${started} THEN time - wall_seconds * 1000 END) AS first_start,
+  SUM(input_tokens) AS input, SUM(cached_tokens) AS cached, SUM(output_tokens) AS output, SUM(gpu_seconds) AS gpu, MIN(time) AS first_end
+  FROM ledger_calls WHERE ${who} AND time >= ?`,
+      params: [since, since, ...whoParams, since],
+    };
+  });
+  return { hours, rolling };
+}
+
+const num = (v: unknown): number => {
+  const n = Number(v ?? 0);
+  return Number.isFinite(n) ? n : 0;
+};
+const maybe = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : num(v));
+
+export function hourRowOf(db: Record<string, unknown>): CallSums & { bucket: number } {
+  return { bucket: num(db.bucket), input: num(db.input), cached: num(db.cached), output: num(db.output), gpu: num(db.gpu) };
+}
+
+export function rollingRowOf(db: Record<string, unknown> | undefined): RollingSums {
+  if (!db) return { requests: 0, input: 0, cached: 0, output: 0, gpu: 0 };
+  return {
+    requests: num(db.requests),
+    firstStart: maybe(db.first_start),
+    firstEnd: maybe(db.first_end),
+    input: num(db.input),
+    cached: num(db.cached),
+    output: num(db.output),
+    gpu: num(db.gpu),
+  };
+}

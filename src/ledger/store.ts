@@ -7,6 +7,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { UsageRecord } from '../../otel/usage';
 import {
+  budgetSql,
+  hourRowOf,
+  rollingRowOf,
+  type BudgetQuery,
+  type BudgetReading,
   callValues,
   DAY_MS,
   DDL,
@@ -29,6 +34,8 @@ export interface LedgerStore {
   /** Writes a batch of calls and their rollups in one transaction. */
   insert(rows: readonly UsageRecord[]): Promise<void>;
   usage(q: UsageQuery): Promise<UsageRow[]>;
+  /** What one account's budgets need: its hourly sums since a time, and its rolling windows. */
+  budget(q: BudgetQuery): Promise<BudgetReading>;
   /** Deletes raw rows older than `rawBefore`, and rollups older than `rollupsBefore` when given. */
   prune(rawBefore: number, rollupsBefore?: number): Promise<void>;
   close(): Promise<void>;
@@ -119,6 +126,33 @@ export class SqliteStore implements LedgerStore {
         .all(...params)
         .map((r) => usageRowOf(q, r)),
     );
+  }
+
+  budget(q: BudgetQuery): Promise<BudgetReading> {
+    const { hours, rolling } = budgetSql(q);
+    try {
+      return Promise.resolve({
+        hours: hours
+          ? this.statement(hours.sql)
+              .all(...hours.params)
+              .map(hourRowOf)
+          : [],
+        rolling: new Map(rolling.map((r) => [r.ms, rollingRowOf(this.statement(r.sql).all(...r.params)[0])])),
+      });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** Prepared statements by text: a budget's few shapes are prepared once. */
+  private readonly prepared = new Map<string, SqliteStatement>();
+  private statement(sql: string): SqliteStatement {
+    let s = this.prepared.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      if (this.prepared.size < 64) this.prepared.set(sql, s);
+    }
+    return s;
   }
 
   prune(rawBefore: number, rollupsBefore?: number): Promise<void> {
@@ -217,6 +251,16 @@ export class PostgresStore implements LedgerStore {
     const { sql, params } = usageSql(q);
     const res = await this.pool.query(numbered(sql), params);
     return res.rows.map((r) => usageRowOf(q, r));
+  }
+
+  async budget(q: BudgetQuery): Promise<BudgetReading> {
+    await this.schema();
+    const { hours, rolling } = budgetSql(q);
+    const [h, ...r] = await Promise.all([
+      hours ? this.pool.query(numbered(hours.sql), hours.params) : Promise.resolve({ rows: [] }),
+      ...rolling.map((w) => this.pool.query(numbered(w.sql), w.params)),
+    ]);
+    return { hours: h.rows.map(hourRowOf), rolling: new Map(rolling.map((w, i) => [w.ms, rollingRowOf(r[i]!.rows[0])])) };
   }
 
   async prune(rawBefore: number, rollupsBefore?: number): Promise<void> {

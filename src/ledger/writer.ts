@@ -33,6 +33,10 @@ export class LedgerWriter implements UsageSink {
   private droppedSinceLog = 0;
   private closed = false;
   private lastPrune = 0;
+  /** Told each batch once it is committed (the budgets stop counting those calls on their own). */
+  onWritten: ((rows: readonly UsageRecord[]) => void) | undefined;
+  /** Told rows it dropped (its buffer full, or the database gone at shutdown). */
+  onDropped: ((rows: readonly UsageRecord[]) => void) | undefined;
 
   constructor(
     private readonly store: LedgerStore,
@@ -60,7 +64,8 @@ export class LedgerWriter implements UsageSink {
   private trim(): void {
     const over = this.buffer.length - this.options.maxBuffered;
     if (over <= 0) return;
-    this.buffer.splice(0, over);
+    const gone = this.buffer.splice(0, over);
+    this.onDropped?.(gone);
     this.dropped(over);
   }
 
@@ -102,6 +107,7 @@ export class LedgerWriter implements UsageSink {
         return;
       }
       this.counts.written(batch.length);
+      this.onWritten?.(batch);
       if (this.failing) {
         this.failing = false;
         this.log.warn({ ledger: this.store.where, dropped: this.droppedSinceLog }, 'usage ledger writes again');

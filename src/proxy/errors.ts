@@ -72,13 +72,19 @@ function anthropicErrorType(status: number): string {
  * native API, `{"error":{"message":…,"type":…}}` on OpenAI's (as Ollama's own `/v1` middleware
  * sends), `{"type":"error","error":{"type":…,"message":…}}` on Anthropic's, so each SDK surfaces it.
  */
-function errorBody(api: ApiFamily, status: number, message: string): string {
+function errorBody(api: ApiFamily, status: number, message: string, openai?: OpenAiErrorFields): string {
   if (api === 'openai') {
-    const type = status === 400 || status === 401 || status === 413 ? 'invalid_request_error' : 'api_error';
-    return JSON.stringify({ error: { message, type, param: null, code: null } }) + '\n';
+    const type = openai?.type ?? (status === 400 || status === 401 || status === 413 ? 'invalid_request_error' : 'api_error');
+    return JSON.stringify({ error: { message, type, param: null, code: openai?.code ?? null } }) + '\n';
   }
   if (api === 'anthropic') return JSON.stringify({ type: 'error', error: { type: anthropicErrorType(status), message } }) + '\n';
   return JSON.stringify({ error: message });
+}
+
+/** The `type` and `code` of an OpenAI error body, when the status alone does not say them (429: `tokens`, `rate_limit_exceeded`). */
+export interface OpenAiErrorFields {
+  type?: string;
+  code?: string;
 }
 
 /** Which error shape a path's API uses: Anthropic's on `/v1/messages`, OpenAI's on the rest of `/v1/`, Ollama's elsewhere. */
@@ -91,12 +97,19 @@ export function apiOf(path: string): ApiFamily {
  * Answers with a JSON error in the API's own shape; when the response has already started (a
  * stream broke off), cuts the connection instead, so the client sees the failure.
  */
-export function sendJsonError(res: ServerResponse, api: ApiFamily, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
+export function sendJsonError(
+  res: ServerResponse,
+  api: ApiFamily,
+  status: number,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+  openai?: OpenAiErrorFields,
+): void {
   if (res.headersSent || res.destroyed) {
     cutClient(res);
     return;
   }
-  const body = errorBody(api, status, message);
+  const body = errorBody(api, status, message, openai);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...extraHeaders });
   res.end(body);
 }

@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { parse } from 'yaml';
+import { parseRules, RulesError, validTimeZone, type TenantRules } from './rules';
 
 /** The header Open WebUI forwards its user's id in (`ENABLE_FORWARD_USER_INFO_HEADERS`). */
 export const OPEN_WEBUI_USER_HEADER = 'x-openwebui-user-id';
@@ -30,6 +31,9 @@ export const MAX_TENANTS_FILE_BYTES = 1024 * 1024;
 
 /** A tenant name: a label value and a file-name-safe word. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Whether `s` can be a tenant's name (one in a tenants file, `key-<fingerprint>` or `anonymous`). */
+export const isTenantName = (s: string): boolean => NAME.test(s);
 /** An HTTP header name (RFC 9110 token). */
 const HEADER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
 const DIGEST = /^sha256:([0-9a-fA-F]{64})$/;
@@ -40,8 +44,10 @@ export interface TenantSpec {
   keyDigests: Buffer[];
   /** The header (lower case) this tenant may assert its end users with; undefined: none. */
   userHeader?: string;
-  /** The entry as written, for the fields other parts read (weight, priority, models, limits). */
+  /** The entry as written, for the fields other parts read (weight, priority). */
   raw: Readonly<Record<string, unknown>>;
+  /** The models it may use and its limits (`rules.ts`); none for tenants made from API keys. */
+  rules?: TenantRules;
 }
 
 export class TenantsFileError extends Error {
@@ -64,6 +70,8 @@ export function parseTenantsFile(text: string): TenantSpec[] {
   const list = (doc as { tenants?: unknown } | null)?.tenants;
   if (!Array.isArray(list)) throw new TenantsFileError('expected a top-level "tenants:" list');
   if (list.length > MAX_TENANTS) throw new TenantsFileError(`at most ${MAX_TENANTS} tenants, got ${list.length}`);
+  const timeZone = (doc as { time_zone?: unknown }).time_zone ?? 'UTC';
+  if (typeof timeZone !== 'string' || !validTimeZone(timeZone)) throw new TenantsFileError('time_zone must be an IANA time zone such as UTC or Europe/Berlin');
   const names = new Set<string>();
   const keys = new Map<string, string>();
   return list.map((entry: unknown, i): TenantSpec => {
@@ -103,7 +111,14 @@ export function parseTenantsFile(text: string): TenantSpec[] {
         throw new TenantsFileError(`tenant "${name}": users.header cannot be ${header}`);
       userHeader = lower;
     }
-    return { name, keyDigests, userHeader, raw: e };
+    let rules: TenantRules;
+    try {
+      rules = parseRules(e, name, timeZone);
+    } catch (err) {
+      if (err instanceof RulesError) throw new TenantsFileError(err.message);
+      throw err;
+    }
+    return { name, keyDigests, userHeader, raw: e, rules };
   });
 }
 

@@ -79,6 +79,11 @@ export class Tenants {
     return this.enabled ? this.table.tenants.map((t) => t.name) : [ANONYMOUS_TENANT];
   }
 
+  /** One configured tenant by name (its rules, weight and priority). */
+  spec(name: string): TenantSpec | undefined {
+    return this.table.byName.get(name);
+  }
+
   /** The configured tenants, as parsed. */
   get specs(): readonly TenantSpec[] {
     return this.table.tenants;

@@ -47,8 +47,9 @@ export async function startStack(env: Record<string, string> = {}, overrides: Pa
   };
 }
 
-export async function metricsText(url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`);
+/** The `/metrics` text; `token`: METRICS_BEARER_TOKEN, when the gateway has one. */
+export async function metricsText(url: string, token?: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return res.text();
 }

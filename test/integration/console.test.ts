@@ -291,7 +291,7 @@ describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, 
     dir = mkdtempSync(path.join(os.tmpdir(), 'usage-view-'));
     const file = path.join(dir, 'tenants.yaml');
     writeFileSync(file, 'tenants:\n  - { name: research, keys: [sk-research] }\n  - { name: webui, keys: [sk-webui], users: {} }\n');
-    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '' });
+    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '', METRICS_BEARER_TOKEN: 'op-usage-view' });
     const chat = async (key: string, user?: string) => {
       const res = await fetch(`${s.url}/api/chat`, {
         method: 'POST',
@@ -314,11 +314,12 @@ describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, 
     const page = await browser.context.newPage();
     const seen = watch(page);
     await page.goto(`${s.url}/console/`);
-    await page.fill('#token', 'sk-research');
+    // The operator's token sees every tenant.
+    await page.fill('#token', 'op-usage-view');
     await page.click('#login-form button');
     // The ledger takes the calls within its batch window (1 s); the view asks every fifth poll.
     await page.waitForSelector('#usage-tenants tbody tr[data-tenant="webui"]', { timeout: 20_000 });
-    const usage = (await (await fetch(`${s.url}/console/api/v1/usage?from=7d&by=tenant`, { headers: { authorization: 'Bearer sk-research' } })).json()) as {
+    const usage = (await (await fetch(`${s.url}/console/api/v1/usage?from=7d&by=tenant`, { headers: { authorization: 'Bearer op-usage-view' } })).json()) as {
       rows: { tenant: string; requests: number; output_tokens: number }[];
     };
     const cells = (sel: string) => page.$$eval(`${sel} td`, (tds) => tds.map((td) => td.textContent));
@@ -339,6 +340,21 @@ describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, 
     ]);
     // The recent calls carry the tenant and user.
     await page.waitForSelector('#calls tbody tr.row:has(td:text-is("webui · bob"))');
+    // A tenant's key sees its own tenant only: research's page lists neither webui nor its users.
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    await page.fill('#token', 'sk-research');
+    await page.click('#login-form button');
+    await page.waitForFunction(
+      () => {
+        const rows = [...document.querySelectorAll('#usage-tenants tbody tr')].map((tr) => tr.getAttribute('data-tenant'));
+        return rows.length === 1 && rows[0] === 'research';
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
+    await page.waitForSelector('#calls tbody tr.row');
+    assert.equal(await page.$('#calls tbody tr.row:has(td:text-is("webui · bob"))'), null);
     // The page's first tries, before signing in, are the browser's 401s; nothing else.
     assert.deepEqual(
       seen.errors.filter((e) => !/status of 401/.test(e)),

@@ -17,6 +17,7 @@ import { eventually } from '../helpers/wait';
 
 const BATCH = 'batch-key-0123';
 const INTER = 'inter-key-4567';
+const OPERATOR = 'op-queue-view-89';
 const HOLD_MODEL = 'qwen3:8b';
 
 /** A chat the fake answers at once, marked so the fake's request log shows who it was. */
@@ -48,8 +49,8 @@ const marks = (fake: FakeOllama): string[] =>
     .map((r) => (JSON.parse(r.body.toString()) as { messages: { content: string }[] }).messages[0]!.content)
     .filter((m) => m !== 'hold');
 
-async function waitingOf(url: string, tenant: string): Promise<number> {
-  return sample(await metricsText(url), 'ollama_gateway_queue_waiting', { tenant }) ?? 0;
+async function waitingOf(url: string, tenant: string, token?: string): Promise<number> {
+  return sample(await metricsText(url, token), 'ollama_gateway_queue_waiting', { tenant }) ?? 0;
 }
 
 const waiting = (url: string, key: string): Promise<number> => waitingOf(url, keyFingerprint(key));
@@ -92,28 +93,29 @@ describe('fair queue', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tenants-'));
     const file = path.join(dir, 'tenants.yaml');
     writeFileSync(file, `tenants:\n  - name: nightly\n    keys: [${BATCH}]\n    priority: batch\n    weight: 5\n  - name: chat\n    keys: [${INTER}]\n`);
-    const stack = await startStack({ GATEWAY_TENANTS_FILE: file, BACKEND_PARALLEL: '1' });
+    const stack = await startStack({ GATEWAY_TENANTS_FILE: file, BACKEND_PARALLEL: '1', METRICS_BEARER_TOKEN: OPERATOR });
     stack.fake.byModel.set(HOLD_MODEL, () => ({ kind: 'hang' }));
     try {
       const holder = hold(stack.url, INTER);
       await eventually(() => stack.fake.requests.some((r) => r.url === '/api/chat'), 'the holding call reaches the fake');
       const calls = [chat(stack.url, BATCH, 'batch-0')];
-      await eventually(async () => (await waitingOf(stack.url, 'nightly')) === 1, 'batch-0 queued');
+      await eventually(async () => (await waitingOf(stack.url, 'nightly', OPERATOR)) === 1, 'batch-0 queued');
       for (let i = 0; i < 2; i++) {
         calls.push(chat(stack.url, INTER, `inter-${i}`));
-        await eventually(async () => (await waitingOf(stack.url, 'chat')) === i + 1, `inter-${i} queued`);
+        await eventually(async () => (await waitingOf(stack.url, 'chat', OPERATOR)) === i + 1, `inter-${i} queued`);
       }
-      // The console shows the queue per tenant.
-      const now = (await (await fetch(`${stack.url}/console/api/v1/now`, { headers: { authorization: `Bearer ${INTER}` } })).json()) as {
-        queues: { tenant: string; priority: string; waiting: number; running: number }[];
-      };
+      // The console shows the operator the queue per tenant, and a tenant its own.
+      type Now = { queues: { tenant: string; priority: string; waiting: number; running: number }[] };
+      const nowFor = async (key: string) =>
+        ((await (await fetch(`${stack.url}/console/api/v1/now`, { headers: { authorization: `Bearer ${key}` } })).json()) as Now).queues;
       assert.deepEqual(
-        now.queues.sort((a, b) => a.tenant.localeCompare(b.tenant)),
+        (await nowFor(OPERATOR)).sort((a, b) => a.tenant.localeCompare(b.tenant)),
         [
           { tenant: 'nightly', priority: 'batch', waiting: 1, running: 0 },
           { tenant: 'chat', priority: 'interactive', waiting: 2, running: 1 },
         ].sort((a, b) => a.tenant.localeCompare(b.tenant)),
       );
+      assert.deepEqual(await nowFor(INTER), [{ tenant: 'chat', priority: 'interactive', waiting: 2, running: 1 }]);
       holder.leave();
       await Promise.all(calls);
       assert.deepEqual(marks(stack.fake), ['inter-0', 'inter-1', 'batch-0']);

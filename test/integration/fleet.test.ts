@@ -6,8 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { FIVE_XX_STRIKES } from '../../src/fleet/health';
 import { fixtureBehavior, FakeOllama } from '../helpers/fake-ollama';
+import { fixture } from '../helpers/fixtures';
 import { metricsText, sample, startGatewayFor, type GatewayOnly } from '../helpers/gateway';
+import { HostileUpstream, reply, reset } from '../helpers/hostile-upstream';
 import { eventually, sleep } from '../helpers/wait';
 
 const name = (f: FakeOllama) => `127.0.0.1:${f.port}`;
@@ -243,6 +246,56 @@ describe('failover', () => {
     }
   });
 
+  it('takes a backend that reads every call and resets it out of rotation after a few, though its polls succeed; no call runs twice', async () => {
+    // A raw server that answers Ollama's listings, so every poll finds it well, and reads each
+    // chat whole and then destroys the connection: no answer, not even a head.
+    const broken = await new HostileUpstream().start();
+    const json = (body: string | Buffer) => () => reply(200, 'application/json; charset=utf-8', body);
+    broken.on('/api/version', json('{"version":"0.12.0"}'));
+    broken.on('/api/tags', json(fixture('tags.json')));
+    broken.on('/api/ps', json(fixture('ps.json')));
+    broken.on('/api/chat', () => [reset()]);
+    const good = Object.assign(await new FakeOllama().start(), { models: { onDisk: ['llama3.2:latest'], loaded: ['llama3.2:latest'] } });
+    const gw = await startGatewayFor(`${broken.origin},${good.origin}`, { OLLAMA_POLL_INTERVAL_SECONDS: '600' });
+    const brokenName = `127.0.0.1:${broken.port}`;
+    const atBroken = () => broken.requests.filter((r) => r.path === '/api/chat').length;
+    const healthy = async () => sample(await metricsText(gw.url), 'ollama_backend_healthy', { backend: brokenName });
+    const statuses: number[] = [];
+    const call = async () => {
+      const res = await chat(gw.url, 'llama3.2');
+      await res.text();
+      statuses.push(res.status);
+    };
+    try {
+      await gw.gw.poller!.pollNow();
+      assert.equal(await healthy(), 1, 'its polls succeed');
+      // Both have the model loaded: the calls take turns until one reaches the broken backend.
+      while (atBroken() === 0 && statuses.length < 4) await call();
+      assert.equal(atBroken(), 1);
+      assert.equal(statuses.at(-1), 502, 'the call it reset');
+      assert.equal(await healthy(), 1, 'one reset is no proof: it stays in rotation');
+
+      for (let i = 0; i < 12; i++) await call();
+      assert.equal(atBroken(), FIVE_XX_STRIKES, `out after ${FIVE_XX_STRIKES} resets in a row, and no call since`);
+      assert.equal(await healthy(), 0);
+      const cooling = gw.logs.find((l) => l.msg === 'backend fails calls; cooling down, calls go elsewhere' && l.backend === brokenName);
+      assert.ok(cooling, 'the transition is logged');
+      assert.match(String(cooling.reason), /calls in a row failed; the last got no answer \(Ollama at .* closed the connection before answering\)/);
+      // The later calls all went to the good backend and were answered.
+      assert.deepEqual(statuses.slice(-6), [200, 200, 200, 200, 200, 200]);
+      // Each call ran once: a call the broken backend had whole is never sent again.
+      const atGood = good.requests.filter((r) => r.url === '/api/chat').length;
+      assert.equal(atGood + atBroken(), statuses.length);
+      assert.equal(statuses.filter((st) => st === 502).length, FIVE_XX_STRIKES);
+      const m = await metricsText(gw.url);
+      assert.equal(sample(m, 'ollama_backend_failovers_total', { from: brokenName, to: `127.0.0.1:${good.port}` }), undefined);
+    } finally {
+      await gw.close();
+      await broken.close();
+      await good.close();
+    }
+  });
+
   it('takes a backend answering 5xx repeatedly out for a cool-down, and back after a poll and a trial call', async () => {
     const s = await fleet([
       { onDisk: ['llama3.2:latest'], loaded: ['llama3.2:latest'] },
@@ -258,7 +311,7 @@ describe('failover', () => {
       };
       a.next(fail).next(fail).next(fail);
       for (let i = 0; i < 3; i++) assert.equal((await chat(s.gw.url, 'llama3.2')).status, 500);
-      assert.ok(s.gw.logs.some((l) => l.msg === 'backend answers 5xx; cooling down, calls go elsewhere' && l.backend === name(a)));
+      assert.ok(s.gw.logs.some((l) => l.msg === 'backend fails calls; cooling down, calls go elsewhere' && l.backend === name(a)));
       assert.equal((await chat(s.gw.url, 'llama3.2')).status, 200);
       assert.deepEqual([chats(a), chats(b)], [3, 1]);
       // After the cool-down (5 s) and a successful poll, a trial call goes to a, which answers.

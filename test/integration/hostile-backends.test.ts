@@ -137,7 +137,7 @@ describe('a trial call its client abandons', () => {
       const fail = { kind: 'body' as const, status: 500, contentType: 'application/json', body: Buffer.from('{"error":"boom"}') };
       a.next(fail).next(fail).next(fail);
       for (let i = 0; i < 3; i++) assert.equal((await chat(gw.url, { 'x-ollama-backend': aName })).status, 500);
-      assert.ok(gw.logs.some((l) => l.msg === 'backend answers 5xx; cooling down, calls go elsewhere' && l.backend === aName));
+      assert.ok(gw.logs.some((l) => l.msg === 'backend fails calls; cooling down, calls go elsewhere' && l.backend === aName));
       // After the cool-down and a successful poll, the next call at a is its trial; its client
       // leaves before a answers.
       await sleep(5100);

@@ -45,7 +45,7 @@ describe('tenants, end users and the usage ledger', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tenants-'));
     const file = path.join(dir, 'tenants.yaml');
     writeFileSync(file, TENANTS);
-    const env = { GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(dir, 'data'), LEDGER_URL: '' };
+    const env = { GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(dir, 'data'), LEDGER_URL: '', METRICS_BEARER_TOKEN: 'op-tenants-books' };
     const made = new Map<string, Made>();
     const add = (key: string, input: number, output: number) => {
       const m = made.get(key) ?? { requests: 0, input: 0, output: 0 };
@@ -74,7 +74,7 @@ describe('tenants, end users and the usage ledger', () => {
       await chat(stack, 'sk-batch', { 'X-OpenWebUI-User-Id': 'ceo' });
       add('batch/', nativeChat.prompt_eval_count, nativeChat.eval_count);
       assert.equal(stack.fake.last('/api/chat')!.headers['x-openwebui-user-id'], undefined, 'a header no one vouched for never reaches Ollama');
-      const first = await metricsText(stack.url);
+      const first = await metricsText(stack.url, env.METRICS_BEARER_TOKEN);
       assert.equal(sample(first, 'ollama_tenant_requests_total', { tenant: 'batch', model: 'llama3.2:latest', status: '200' }), 1);
       await stack.close();
 
@@ -95,9 +95,9 @@ describe('tenants, end users and the usage ledger', () => {
       assert.ok(line, 'the access log line carries tenant and user');
       assert.ok(!JSON.stringify(stack.logs).includes('sk-webui'), 'no key in the log');
 
-      // The usage API (behind the console's token: any tenant's key).
+      // The usage API: every tenant's with the operator's token (a tenant's key reads its own).
       assert.equal((await fetch(`${stack.url}/console/api/v1/usage`)).status, 401);
-      const auth = { authorization: 'Bearer sk-research' };
+      const auth = { authorization: 'Bearer op-tenants-books' };
       const usageUrl = `${stack.url}/console/api/v1/usage?from=1d&by=tenant,user,model`;
       let body: { from: string; to: string; rows: Record<string, unknown>[] } = { from: '', to: '', rows: [] };
       const total = [...made.values()].reduce((n, m) => n + m.requests, 0);
@@ -130,7 +130,7 @@ describe('tenants, end users and the usage ledger', () => {
       assert.equal((await fetch(`${stack.url}/console/api/v1/usage?step=week`, { headers: auth })).status, 400);
 
       // /metrics of this life: its own calls by tenant.
-      const m = await metricsText(stack.url);
+      const m = await metricsText(stack.url, env.METRICS_BEARER_TOKEN);
       assert.equal(sample(m, 'ollama_tenant_requests_total', { tenant: 'webui', model: 'llama3.2:latest', status: '200' }), 3);
       assert.equal(
         sample(m, 'ollama_tenant_tokens_total', { tenant: 'webui', model: 'llama3.2:latest', type: 'output' }),
@@ -145,6 +145,16 @@ describe('tenants, end users and the usage ledger', () => {
       });
       assert.equal(cli.stderr, '');
       assert.deepEqual((JSON.parse(cli.stdout) as typeof body).rows, body.rows);
+      const one = await run(process.execPath, [MAIN, 'usage', '--since', '1d', '--by', 'tenant,user', '--tenant', 'webui', '--format', 'json'], {
+        env: { PATH: process.env.PATH, ...env },
+      });
+      assert.deepEqual(
+        (JSON.parse(one.stdout) as typeof body).rows.map((r) => [r.tenant, r.user, r.requests]),
+        [
+          ['webui', 'alice', 2],
+          ['webui', 'bob', 2],
+        ],
+      );
       const table = await run(process.execPath, [MAIN, 'usage', '--since', '1d', '--by', 'tenant'], { env: { PATH: process.env.PATH, ...env } });
       assert.match(table.stdout.split('\n')[0]!, /^tenant\s+requests/);
     } finally {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, parseUpstream } from '../../src/config';
 
@@ -79,5 +82,26 @@ describe('configuration', () => {
     const c = loadConfig({ UPSTREAM_IDLE_TIMEOUT_SECONDS: '1.5', MAX_REQUEST_BODY_MB: '0.5' });
     assert.equal(c.upstreamIdleTimeoutMs, 1500);
     assert.equal(c.maxRequestBodyBytes, 512 * 1024);
+  });
+
+  it("queues fairly at Ollama's default of one call per backend when tenants share it, and not otherwise", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'config-'));
+    try {
+      const file = path.join(dir, 'tenants.yaml');
+      writeFileSync(file, 'tenants:\n  - name: a\n    keys: [sk-a-1234]\n  - name: b\n    keys: [sk-b-1234]\n');
+      const shared = loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file });
+      assert.deepEqual([...shared.backendParallel!.values()], [1]);
+      assert.equal(loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, BACKEND_PARALLEL: '0' }).backendParallel, undefined);
+      assert.deepEqual(
+        [...loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, BACKEND_PARALLEL: '4' }).backendParallel!.values()],
+        [4],
+      );
+      assert.equal(loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434' }).backendParallel, undefined);
+      // Limits are reckoned from the ledger: with it off, the gateway says so rather than not enforcing them.
+      writeFileSync(file, 'tenants:\n  - name: a\n    keys: [sk-a-1234]\n    limits: { tokens_per_day: 1000 }\n');
+      assert.throws(() => loadConfig({ OLLAMA_HOST: 'http://127.0.0.1:11434', GATEWAY_TENANTS_FILE: file, LEDGER_URL: 'off' }), /tenant "a" has limits/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

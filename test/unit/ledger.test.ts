@@ -16,6 +16,7 @@ import { row, storeAnswersSums } from '../helpers/ledger-cases';
 import { SqliteStore, type LedgerStore } from '../../src/ledger/store';
 import { LedgerWriter } from '../../src/ledger/writer';
 import { createLogger } from '../../src/logger';
+import type { BudgetReading } from '../../src/ledger/schema';
 
 const measures = (over: Partial<CallMeasures> = {}): CallMeasures => ({
   model: 'llama3.2',
@@ -127,6 +128,9 @@ class FlakyStore implements LedgerStore {
   }
   usage(): Promise<never[]> {
     return Promise.resolve([]);
+  }
+  budget(): Promise<BudgetReading> {
+    return Promise.resolve({ hours: [], rolling: new Map() });
   }
   prune(): Promise<void> {
     return Promise.resolve();

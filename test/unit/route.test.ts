@@ -154,4 +154,26 @@ describe('BackendHealth', () => {
     c.t += COOL_DOWN_FIRST_MS;
     assert.equal(h.routable, true);
   });
+
+  it('counts a call it took and reset as a strike, as a 5xx: one is not enough, a run of them is, and a trial one at once', () => {
+    const c = clock();
+    const seen: HealthTransition[] = [];
+    const h = new BackendHealth((t) => seen.push(t), false, c.now);
+    h.failedCall('got no answer (reset)', false);
+    assert.equal(h.status, 'up', 'one reset is no proof');
+    h.answered(200, false);
+    for (let i = 0; i < FIVE_XX_STRIKES - 1; i++) h.failedCall('got no answer (reset)', false);
+    assert.equal(h.status, 'up', 'a success in between resets the count');
+    h.answered(502, false);
+    assert.equal(h.status, 'cooling', 'resets and 5xx answers count together');
+    assert.equal(seen.at(-1)!.reason, `${FIVE_XX_STRIKES} calls in a row failed; the last was answered with HTTP 502`);
+    c.t += COOL_DOWN_FIRST_MS;
+    const trial = h.beginCall();
+    assert.equal(trial, true);
+    h.endTrial();
+    h.failedCall('got no answer (reset)', trial);
+    assert.equal(h.status, 'cooling');
+    assert.equal(h.routable, false, 'held out again');
+    assert.equal(seen.length, 1, 'still cooling: no new transition');
+  });
 });

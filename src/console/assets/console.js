@@ -616,6 +616,9 @@
       if (!token) return;
       sessionStorage.setItem(TOKEN_KEY, token);
       $('token').value = '';
+      // Another token may see other tenants: the Usage view is asked again at once.
+      state.polls = 0;
+      state.tenant = '';
       poll();
     });
     $('signout').addEventListener('click', () => {
