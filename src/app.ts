@@ -14,7 +14,7 @@ import { clipText } from '../otel/labels';
 import type { Telemetry } from '../otel/recorder';
 import type { Exposition, ExpositionFormat } from '../otel/sdk';
 import { anthropicKeyPath, BearerKeys, type AuthFailure } from './auth';
-import { tenantsOfKeys, type TenantSpec } from './tenants/file';
+import { requireLedgerForLimits, tenantsOfKeys, type TenantSpec } from './tenants/file';
 import { Tenants, type CallIdentity } from './tenants/registry';
 import type { UsageQuery, UsageRow } from './ledger/schema';
 import { ollamaOrigins, type Config } from './config';
@@ -151,13 +151,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     scrape: deps.scrape,
     log,
   });
+  // Read only once a call or the console asks, after `tenantEntry` below is made.
+  const tenantPolicy = (name: string) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name));
   const llmDeps: LlmCallDeps = {
     fleet,
     affinity: config.routingAffinity === 'prefix',
     // With the fair queue, MAX_CONCURRENT_REQUESTS is its cap over all backends' slots instead.
     limit: config.maxConcurrentRequests && !deps.scheduler ? new ConcurrencyLimit(config.maxConcurrentRequests, config.queueTimeoutMs) : undefined,
     scheduler: deps.scheduler,
-    tenantPolicy: (name) => policyOf(name, tenantEntry(name), config.tenantPolicies?.get(name)),
+    tenantPolicy,
     budgets: deps.budgets,
     telemetry,
     log,
@@ -204,6 +206,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
           return { failure: metricsToken!.check(authorization)! };
         },
         usage: deps.usage,
+        budgets: {
+          tenants: () => tenants.names,
+          snapshot: (names, usersPerTenant) => deps.budgets?.snapshot(names, usersPerTenant) ?? Promise.resolve({ states: [], usersSeen: new Map() }),
+          userLimits: (name) => tenants.spec(name)?.rules?.user?.limits,
+          policy: tenantPolicy,
+          waits: deps.scheduler && (() => deps.scheduler!.waits()),
+        },
         onAuthFailure: (failure) => telemetry.authFailure(failure, 'console'),
         log,
       })
@@ -326,5 +335,5 @@ export function createGateway(deps: GatewayDeps): Gateway {
 /** The tenants of the tenants file, or one per GATEWAY_API_KEYS key, or none (every call `anonymous`). */
 export function tenantsFromConfig(config: Config): Tenants {
   const file = config.tenantsFile;
-  return file ? new Tenants(file.tenants, file) : new Tenants(tenantsOfKeys(config.apiKeys));
+  return file ? new Tenants(file.tenants, file, (specs) => requireLedgerForLimits(specs, config.ledgerUrl)) : new Tenants(tenantsOfKeys(config.apiKeys));
 }

@@ -9,7 +9,7 @@ import os from 'node:os';
 import type { MetricFamily } from '../otel/instruments';
 import type { QueueOrder } from './scheduler/fair-queue';
 import type { TenantPolicies } from './scheduler/tenant';
-import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, TenantsFileError, type TenantSpec } from './tenants/file';
+import { MAX_TENANTS_FILE_BYTES, parseTenantsFile, requireLedgerForLimits, TenantsFileError, type TenantSpec } from './tenants/file';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -601,11 +601,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     );
   }
   const ledger = ledgerSettings(env);
-  const limited = tenantsFile?.tenants.find((t) => t.rules?.tenant || t.rules?.user);
-  if (limited && ledger.ledgerUrl === 'off') {
-    throw new ConfigError(
-      `tenant "${limited.name}" has limits, which are reckoned from the usage ledger: turn the ledger on (unset LEDGER_URL=off) or remove the limits`,
-    );
+  try {
+    requireLedgerForLimits(tenantsFile?.tenants ?? [], ledger.ledgerUrl);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
   return {
     ...listen,

@@ -99,7 +99,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'QUEUE_TIMEOUT_SECONDS', default: '30', help: 'How long a call waits in that queue before a 503.' },
   {
     name: 'BACKEND_PARALLEL',
-    default: '1 with a tenants file, else 0',
+    default: '',
     help: "LLM calls the gateway lets run at once at each backend (one number, or name=N pairs); the rest wait in its fair queue. 0 turns the queue off. Unset: Ollama's own default, 1, when GATEWAY_TENANTS_FILE is set; off otherwise.",
   },
   { name: 'QUEUE_MAX_WAITING', default: '1000', help: 'Most calls waiting in the fair queue at once; beyond it a 503 at once.' },

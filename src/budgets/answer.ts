@@ -20,8 +20,10 @@ const UNITS: Readonly<Record<string, string>> = { requests: 'requests', tokens: 
 
 /** A duration as OpenAI's reset headers write it: `20ms`, `1s`, `6m0s`, `1h2m3s`. */
 export function resetDuration(ms: number): string {
-  if (ms < 1000) return `${Math.max(0, Math.ceil(ms))}ms`;
-  const s = Math.ceil(ms / 1000);
+  // Rounded up first, so 999.5 ms is `1s`, never `1000ms`.
+  const whole = Math.ceil(ms);
+  if (whole < 1000) return `${Math.max(0, whole)}ms`;
+  const s = Math.ceil(whole / 1000);
   const h = Math.floor(s / 3600);
   const m = Math.floor((s % 3600) / 60);
   const sec = s % 60;

@@ -39,6 +39,13 @@ export interface LimitState {
   resetAt: number;
 }
 
+/** Limits as of one moment: the tenants' and some of their end users', and how many users each has. */
+export interface BudgetSnapshot {
+  states: LimitState[];
+  /** Per tenant, its end users with limits that the book holds (seen lately). */
+  usersSeen: ReadonlyMap<string, number>;
+}
+
 export type Verdict = { ok: true; release: () => void; states: readonly LimitState[] } | { ok: false; exceeded: LimitState; states: readonly LimitState[] };
 
 /** A call that finished here, as the budgets count it. */
@@ -212,6 +219,12 @@ export class Budgets {
     if (!this.source) return undefined;
     const since = arrival - this.options.freshMs;
     if (a.read && a.read.at >= since) return undefined;
+    // While the ledger does not answer, arrivals go on with the last reading rather than each
+    // waiting out the timeout; one reading at a time per account finds when it answers again.
+    if (this.failing) {
+      if (!a.reading) void this.readAccount(a);
+      return undefined;
+    }
     if (a.reading) {
       if (a.reading.startedAt >= since) return a.reading.promise;
       // An older reading is under way: wait for it, then for one begun after this arrival.
@@ -276,7 +289,8 @@ export class Budgets {
     const w = limit.window;
     if (w.kind === 'rolling') {
       const since = now - w.ms;
-      const r: RollingSums | undefined = a.read?.data.rolling.get(w.ms);
+      // A reading from before the window began holds none of its calls.
+      const r: RollingSums | undefined = a.read && a.read.at >= since ? a.read.data.rolling.get(w.ms) : undefined;
       let oldest: number | undefined;
       const older = (t: number | undefined) => {
         if (t !== undefined && t >= since && (oldest === undefined || t < oldest)) oldest = t;
@@ -363,26 +377,35 @@ export class Budgets {
   }
 
   /**
-   * Every limited tenant's limits (read now when never read), and the end users seen lately:
-   * for `/metrics`, the console and the usage API. Never waits longer than one reading.
+   * The limits of `tenants` (read now when the last reading is older than 5 s), and of their end
+   * users seen lately: for the console and the usage API. Of each tenant's users the book still
+   * holds (the `MAX_ACCOUNTS` used most recently, over all tenants), the `usersPerTenant` seen most
+   * recently, each read as its tenant is; `usersSeen` counts them all. Never waits longer than one
+   * reading.
    */
-  async snapshot(tenants: readonly string[]): Promise<LimitState[]> {
+  async snapshot(tenants: readonly string[], usersPerTenant = 0): Promise<BudgetSnapshot> {
     const now = Date.now();
-    const out: LimitState[] = [];
+    const wanted = new Set(tenants);
     const accounts: Account[] = [];
     for (const t of tenants) {
       const rules = this.rulesOf(t);
       if (rules?.tenant) accounts.push(this.account(t, undefined, rules.tenant, rules.timeZone));
     }
-    await Promise.all(accounts.map((a) => this.fresh(a, now - 5000)));
-    for (const a of this.accounts.values()) if (a.user === undefined || this.rulesOf(a.tenant)?.user === a.set) accounts.push(a);
-    const seen = new Set<Account>();
-    for (const a of accounts) {
-      if (seen.has(a)) continue;
-      seen.add(a);
-      for (const l of a.set.limits) out.push(this.state(a, l, Date.now()));
+    const usersSeen = new Map<string, number>();
+    const users: Account[] = [];
+    // Newest last in the map: walked from the end, the most recently seen come first.
+    const all = [...this.accounts.values()];
+    for (let i = all.length - 1; i >= 0; i--) {
+      const a = all[i]!;
+      if (a.user === undefined || !wanted.has(a.tenant) || this.rulesOf(a.tenant)?.user !== a.set) continue;
+      const n = (usersSeen.get(a.tenant) ?? 0) + 1;
+      usersSeen.set(a.tenant, n);
+      if (n <= usersPerTenant) users.push(a);
     }
-    return out;
+    accounts.push(...users);
+    await Promise.all(accounts.map((a) => this.fresh(a, now - 5000)));
+    const at = Date.now();
+    return { states: accounts.flatMap((a) => a.set.limits.map((l) => this.state(a, l, at))), usersSeen };
   }
 
   /** The same, from the readings in hand (the metric callbacks cannot wait). */

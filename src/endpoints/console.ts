@@ -7,9 +7,9 @@
  * a request names one of them exactly, or gets a 404, so no request path reaches the file system.
  * The page holds no data and loads without a token; the API needs one when METRICS_BEARER_TOKEN or
  * API keys are set. METRICS_BEARER_TOKEN (the operator's) sees every tenant; a tenant's key sees
- * its own tenant's usage, calls and queue, and the fleet's shared state (backends, models), never
- * another tenant's. Everything is sent with a `default-src 'self'` Content-Security-Policy: the
- * page loads nothing from anywhere but the gateway.
+ * its own tenant's usage, calls, budgets and queue, and the fleet's shared state (backends,
+ * models), never another tenant's. Everything is sent with a `default-src 'self'`
+ * Content-Security-Policy: the page loads nothing from anywhere but the gateway.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -21,7 +21,11 @@ import { series, summaries } from '../../otel/history/view';
 import type { OllamaState } from '../../otel/state';
 import { BearerKeys, type AuthFailure } from '../auth';
 import type { Logger } from '../logger';
-import type { TenantQueue } from '../scheduler/fair-queue';
+import type { TenantQueue, TenantWaits } from '../scheduler/fair-queue';
+import type { TenantPolicy } from '../scheduler/tenant';
+import type { BudgetSnapshot } from '../budgets/book';
+import type { Limit } from '../tenants/rules';
+import { budgetsView, USERS_PER_TENANT } from './budgets';
 import { CONSOLE_PREFIX } from '../routes';
 import { usageAnswer } from '../ledger/api';
 import type { UsageQuery, UsageRow } from '../ledger/schema';
@@ -51,6 +55,8 @@ export interface ConsoleDeps {
   onAuthFailure: (failure: AuthFailure) => void;
   /** Checks a request's `Authorization` instead of `tokens`, when given: who may see what, or why not. */
   authorize?: (authorization: string | undefined) => ConsoleAccess;
+  /** The tenants' budgets and their fair-queue standing, for `/budgets`. */
+  budgets?: BudgetsReader;
   /** Reads the usage ledger; without it `/usage` answers 404. */
   usage?: (q: UsageQuery) => Promise<UsageRow[]>;
   /** `workers`: GATEWAY_WORKERS, so the page can say that a replaced worker's history is gone. */
@@ -65,6 +71,38 @@ export interface ConsoleDeps {
  * (METRICS_BEARER_TOKEN, or a gateway with no token and no keys: neither set), who sees all.
  */
 export type ConsoleAccess = { failure: AuthFailure; tenant?: undefined } | { failure?: undefined; tenant?: string };
+
+/** What `/budgets` reads, when asked. */
+export interface BudgetsReader {
+  /** The tenants, in the configuration's order. */
+  tenants: () => readonly string[];
+  /** The limits of `tenants` and of at most `usersPerTenant` of each one's end users. */
+  snapshot: (tenants: readonly string[], usersPerTenant: number) => Promise<BudgetSnapshot>;
+  /** The limits each end user of `tenant` has, when it has any. */
+  userLimits: (tenant: string) => readonly Limit[] | undefined;
+  policy: (tenant: string) => TenantPolicy;
+  /** The fair queue's waits per tenant, when BACKEND_PARALLEL is on. */
+  waits?: () => ReadonlyMap<string, TenantWaits>;
+}
+
+/** `/console/api/v1/budgets`: the tenants `viewer` may see (all when undefined). */
+async function budgetsAnswer(deps: ConsoleDeps, viewer: string | undefined): Promise<unknown> {
+  const reader = deps.budgets;
+  const names = reader?.tenants() ?? [];
+  const tenants = viewer === undefined ? names : names.filter((t) => t === viewer);
+  const limits = reader ? await reader.snapshot(tenants, USERS_PER_TENANT) : { states: [], usersSeen: new Map<string, number>() };
+  const waits = reader?.waits?.();
+  const now = Date.now();
+  const view = budgetsView({
+    now,
+    tenants,
+    limits,
+    userLimits: (t) => reader?.userLimits(t),
+    queue: waits && { tenants: deps.queues(), waits },
+    policy: (t) => reader?.policy(t) ?? { name: t, weight: 1, priority: 'interactive' },
+  });
+  return { version: CONSOLE_API_VERSION, time: now, ...view };
+}
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string) => void;
 
@@ -322,8 +360,13 @@ export function consoleEndpoints(deps: ConsoleDeps): Handler {
           send(res, answer.status, { 'content-type': answer.type, 'cache-control': 'no-store' }, answer.body);
           return;
         }
+        case 'budgets': {
+          // A tenant's key sees its own tenant's budgets and queue (its end users are named there).
+          sendJson(res, 200, await budgetsAnswer(deps, viewer));
+          return;
+        }
         default:
-          sendJson(res, 404, { error: `no such console API: ${CONSOLE_PREFIX}/api/v1/{now,models,calls,usage}` });
+          sendJson(res, 404, { error: `no such console API: ${CONSOLE_PREFIX}/api/v1/{now,models,calls,usage,budgets}` });
       }
     } catch (err) {
       if (err instanceof BadQuery) sendJson(res, 400, { error: err.message });

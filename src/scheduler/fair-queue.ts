@@ -93,6 +93,17 @@ export interface TenantQueue {
   running: number;
 }
 
+/** How long a tenant's calls wait: the one waiting longest now, and the last one released. */
+export interface TenantWaits {
+  /** How long the tenant's first waiting call has waited so far, ms (0: none waits). */
+  longestMs: number;
+  /** The wait of its last call released (0 when a slot was free), and how long ago that was, ms. */
+  last?: { waitedMs: number; agoMs: number };
+}
+
+/** Tenants whose last wait is kept; the least recently released is forgotten first. */
+const MAX_LAST_WAITS = 1024;
+
 export class FairQueue {
   private readonly busy = new Map<string, number>();
   private readonly tenants = new Map<string, TenantState>();
@@ -104,6 +115,8 @@ export class FairQueue {
   private readonly setTimer: (fn: () => void, ms: number) => unknown;
   private readonly clearTimer: (t: unknown) => void;
   private readonly fifo: boolean;
+  /** Per tenant, its last released call's wait and when (this queue's clock), newest last. */
+  private readonly lastWaits = new Map<string, { waitedMs: number; at: number }>();
 
   constructor(private readonly opts: FairQueueOptions) {
     for (const name of opts.slots.keys()) this.busy.set(name, 0);
@@ -162,6 +175,25 @@ export class FairQueue {
     for (const t of this.tenants.values()) {
       if (t.waiting.length > 0 || t.running > 0)
         out.push({ tenant: t.policy.name, priority: t.policy.priority, waiting: t.waiting.length, running: t.running });
+    }
+    return out;
+  }
+
+  /**
+   * Per tenant with a call waiting, or one released lately: how long its calls wait. Read on
+   * demand (the console), never on a call's path.
+   */
+  waits(): Map<string, TenantWaits> {
+    const now = this.now();
+    const out = new Map<string, TenantWaits>();
+    for (const [name, l] of this.lastWaits) out.set(name, { longestMs: 0, last: { waitedMs: l.waitedMs, agoMs: Math.max(0, now - l.at) } });
+    for (const t of this.tenants.values()) {
+      const first = t.waiting[0];
+      if (!first) continue;
+      const w = out.get(t.policy.name);
+      const longestMs = Math.max(0, now - first.joinedAt);
+      if (w) w.longestMs = longestMs;
+      else out.set(t.policy.name, { longestMs });
     }
     return out;
   }
@@ -227,6 +259,10 @@ export class FairQueue {
     this.running++;
     let at = backend;
     this.busy.set(at, this.busy.get(at)! + 1);
+    const name = t.policy.name;
+    this.lastWaits.delete(name);
+    this.lastWaits.set(name, { waitedMs, at: this.now() });
+    if (this.lastWaits.size > MAX_LAST_WAITS) this.lastWaits.delete(this.lastWaits.keys().next().value!);
     let released = false;
     const slot: Slot = {
       release: (tokens) => {

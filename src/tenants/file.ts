@@ -122,6 +122,20 @@ export function parseTenantsFile(text: string): TenantSpec[] {
   });
 }
 
+/**
+ * Limits are reckoned from the usage ledger: with it off (`LEDGER_URL=off`), a file that sets any
+ * is refused, at start and on a reload alike, rather than counted in memory and lost on a restart.
+ */
+export function requireLedgerForLimits(specs: readonly TenantSpec[], ledgerUrl: string): void {
+  if (ledgerUrl !== 'off') return;
+  const limited = specs.find((t) => t.rules?.tenant || t.rules?.user);
+  if (limited) {
+    throw new TenantsFileError(
+      `tenant "${limited.name}" has limits, which are reckoned from the usage ledger: turn the ledger on (unset LEDGER_URL=off) or remove the limits`,
+    );
+  }
+}
+
 /** The tenant of calls when no key is configured at all. */
 export const ANONYMOUS_TENANT = 'anonymous';
 

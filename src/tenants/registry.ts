@@ -62,8 +62,15 @@ export class Tenants {
   private loadedText: string | undefined;
   private stopWatching: (() => void) | undefined;
 
-  /** `file` and its text, when the tenants come from a tenants file (for reloads). */
-  constructor(tenants: readonly TenantSpec[], file?: { path: string; text: string }) {
+  /**
+   * `file` and its text, when the tenants come from a tenants file (for reloads); `accept` throws
+   * for a reloaded file the rest of the configuration cannot take.
+   */
+  constructor(
+    tenants: readonly TenantSpec[],
+    file?: { path: string; text: string },
+    private readonly accept: (specs: readonly TenantSpec[]) => void = () => {},
+  ) {
     this.table = tableOf(tenants);
     this.file = file?.path;
     this.loadedText = file?.text;
@@ -158,6 +165,7 @@ export class Tenants {
     if (text === this.loadedText) return false;
     try {
       const specs = parseTenantsFile(text);
+      this.accept(specs);
       this.table = tableOf(specs);
       this.loadedText = text;
       log.info({ file, tenants: specs.length, trigger: why, digest: createHash('sha256').update(text).digest('hex').slice(0, 8) }, 'tenants file reloaded');

@@ -133,7 +133,8 @@ export function parseLimits(raw: unknown, where: string, inherit: TokenRule = DE
         if (!any) throw new RulesError(`${at} limits nothing: give requests, tokens or gpu_seconds`);
       });
     } else if (key === 'time_zone') {
-      // Read by the tenant (parseRules); allowed here so a block may sit beside it.
+      // Taken silently, it would leave the windows in another zone than the one written.
+      throw new RulesError(`${where}: time_zone belongs to the tenant (beside limits:, or at the top of the file), not inside limits`);
     } else {
       const named = NAMED[key];
       if (!named)
@@ -147,7 +148,7 @@ export function parseLimits(raw: unknown, where: string, inherit: TokenRule = DE
   return limits.length === 0 ? undefined : { limits, tokens: { count, cachedWeight } };
 }
 
-/** A model name or pattern (`*` any run of characters), compared without case, as Ollama names models. */
+/** A model name or pattern (`*` any run of characters, the tag included), compared without case, as Ollama names models. */
 export interface ModelPattern {
   text: string;
   test(model: string): boolean;
@@ -156,9 +157,10 @@ export interface ModelPattern {
 const MODEL_PATTERN = /^[A-Za-z0-9_.:/*@+-]{1,256}$/;
 
 export function modelPattern(text: string): ModelPattern {
-  const lower = text.toLowerCase();
-  // A name without a tag is the `latest` tag's, as Ollama reads it.
-  const full = lower.includes(':') || lower.endsWith('*') ? lower : `${lower}:latest`;
+  // A name without a tag is the `latest` tag's, as Ollama reads it (and as the call's name is
+  // checked: a `:` before the last `/` is a registry's port, not a tag). A pattern is matched as
+  // written against the whole name, tag included (`qwen3:*`, `*-cloud`).
+  const full = text.includes('*') ? text.toLowerCase() : checkedModelName(text);
   if (!full.includes('*')) return { text, test: (m) => m === full };
   const parts = full.split('*');
   return {

@@ -23,7 +23,7 @@ describe('alerting rules', () => {
     if (skip) return t.skip(skip);
     const r = promtool(['check', 'rules', 'prometheus/alerts.yml']);
     assert.equal(r.status, 0, r.out);
-    assert.match(r.out, /SUCCESS: 9 rules found/);
+    assert.match(r.out, /SUCCESS: 10 rules found/);
   });
 
   it('pass their unit tests (promtool test rules)', (t) => {
@@ -37,15 +37,17 @@ describe('alerting rules', () => {
     const rules = readFileSync(path.join(REPO, 'prometheus', 'alerts.yml'), 'utf8');
     const tests = readFileSync(path.join(REPO, 'prometheus', 'alerts.test.yml'), 'utf8');
     const names = [...rules.matchAll(/- alert: (\w+)/g)].map((m) => m[1]);
-    assert.equal(names.length, 9);
+    assert.equal(names.length, 10);
     for (const n of names) assert.match(tests, new RegExp(`alertname: ${n}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${n} is never expected to fire`);
   });
 
-  it('test the prompt-truncation alert both firing and not firing', () => {
-    const tests = readFileSync(path.join(REPO, 'prometheus', 'alerts.test.yml'), 'utf8');
-    assert.match(tests, /alertname: OllamaPromptsTruncated\n\s+exp_alerts: \[\]/, 'a case where it does not fire');
-    assert.match(tests, /alertname: OllamaPromptsTruncated\n\s+exp_alerts:\n\s+- exp_labels/, 'a case where it fires');
-  });
+  for (const alert of ['OllamaPromptsTruncated', 'OllamaTenantBudget80']) {
+    it(`test ${alert} both firing and not firing`, () => {
+      const tests = readFileSync(path.join(REPO, 'prometheus', 'alerts.test.yml'), 'utf8');
+      assert.match(tests, new RegExp(`alertname: ${alert}\\n\\s+exp_alerts: \\[\\]`), 'a case where it does not fire');
+      assert.match(tests, new RegExp(`alertname: ${alert}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), 'a case where it fires');
+    });
+  }
 });
 
 describe('Grafana dashboard', () => {

@@ -11,9 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
-import { FakeOllama } from '../helpers/fake-ollama';
+import { FakeOllama, fixtureBehavior, type Behavior } from '../helpers/fake-ollama';
+import { fixture } from '../helpers/fixtures';
 import { metricsText, startGatewayFor, startStack, type TestStack } from '../helpers/gateway';
-import { sleep } from '../helpers/wait';
+import { eventually, sleep } from '../helpers/wait';
 import { CHROMIUM, CHROMIUM_ARGS, REPO, requireChromium } from '../helpers/tools';
 
 /**
@@ -356,6 +357,135 @@ describe('the console’s Usage view in a browser', { skip, timeout: 120_000 }, 
     await page.waitForSelector('#calls tbody tr.row');
     assert.equal(await page.$('#calls tbody tr.row:has(td:text-is("webui · bob"))'), null);
     // The page's first tries, before signing in, are the browser's 401s; nothing else.
+    assert.deepEqual(
+      seen.errors.filter((e) => !/status of 401/.test(e)),
+      [],
+    );
+    await page.close();
+  });
+});
+
+describe('the console’s Tenants panel in a browser', { skip, timeout: 120_000 }, () => {
+  const nativeChat = JSON.parse(fixture('chat-nostream.json').toString()) as { prompt_eval_count: number; eval_count: number };
+  const CHAT_TOKENS = nativeChat.prompt_eval_count + nativeChat.eval_count;
+  /** An end-user id of the characters an id may hold that spells markup once entity-decoded. */
+  const ENTITY_USER = '&ltimg/src=x/onerror=window.pwned=1&gt';
+  /** The day's budget of `webui`: its four calls use 85% of it, past the 80% mark. */
+  const DAY_LIMIT = Math.ceil((4 * CHAT_TOKENS) / 0.85);
+  let s: TestStack;
+  let browser: Awaited<ReturnType<typeof launch>>;
+  let dir: string;
+  const chat = async (key: string, user?: string) => {
+    const res = await fetch(`${s.url}/api/chat`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, ...(user ? { 'x-openwebui-user-id': user } : {}) },
+      body: '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}',
+    });
+    await res.text();
+    return res.status;
+  };
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'tenants-panel-'));
+    const file = path.join(dir, 'tenants.yaml');
+    writeFileSync(
+      file,
+      `tenants:
+  - { name: capped, keys: [sk-capped], limits: { requests_per_minute: 2 } }
+  - name: webui
+    keys: [sk-webui]
+    priority: batch
+    limits: { tokens_per_day: ${DAY_LIMIT} }
+    users: { header: X-OpenWebUI-User-Id, limits: { tokens_per_day: ${2 * CHAT_TOKENS} } }
+  - { name: plain, keys: [sk-plain] }
+`,
+    );
+    s = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: dir, LEDGER_URL: '', BACKEND_PARALLEL: '1', METRICS_BEARER_TOKEN: 'operator-token' });
+    assert.deepEqual([await chat('sk-capped'), await chat('sk-capped'), await chat('sk-capped')], [200, 200, 429]);
+    for (const user of ['alice', 'alice', 'bob', ENTITY_USER]) assert.equal(await chat('sk-webui', user), 200);
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await s?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows each tenant’s budgets as bars, the one past its limit marked, its end users, and its queue', async () => {
+    const page = await browser.context.newPage();
+    const seen = watch(page);
+    await page.goto(`${s.url}/console/`);
+    await page.fill('#token', 'operator-token');
+    await page.click('#login-form button');
+    await page.waitForSelector('#tenants:not([hidden]) .tenant[data-tenant="capped"]');
+    const budget = (tenant: string, limit: string) =>
+      page.$eval(`.tenant[data-tenant="${tenant}"] .budget[data-limit="${limit}"]`, (b) => ({
+        state: (b as HTMLElement).dataset.state,
+        figures: b.querySelector('.budget-figures')!.textContent,
+        pill: b.querySelector('.pill')?.textContent ?? null,
+        fill: Number(b.querySelector('.budget-bar .fill')!.getAttribute('width')),
+        foot: b.querySelector('.budget-foot')!.textContent,
+      }));
+
+    // The tenant over its rate: 2 of 2 used, the bar full and red, "limit reached", and when it frees.
+    const rpm = await budget('capped', 'requests_per_minute');
+    assert.deepEqual(
+      { state: rpm.state, figures: rpm.figures, pill: rpm.pill, fill: rpm.fill },
+      { state: 'over', figures: '2 of 2 · 100%', pill: 'limit reached', fill: 100 },
+    );
+    assert.match(rpm.foot!, /^per minute · resets in \d/);
+    assert.equal(await page.$eval('.tenant[data-tenant="capped"]', (c) => (c as HTMLElement).dataset.state), 'over');
+    assert.equal(await page.$eval('.tenant[data-tenant="webui"]', (c) => (c as HTMLElement).dataset.state), 'warn');
+
+    // The other past 80% of its day: its tokens, the share, marked amber; the bar as long as the share.
+    const day = await budget('webui', 'tokens_per_day');
+    const used = 4 * CHAT_TOKENS;
+    assert.deepEqual(
+      { state: day.state, figures: day.figures, pill: day.pill },
+      { state: 'warn', figures: `${used} of ${DAY_LIMIT.toLocaleString('en-US')} · ${Math.round((100 * used) / DAY_LIMIT)}%`, pill: '80%+' },
+    );
+    assert.ok(Math.abs(day.fill - (100 * used) / DAY_LIMIT) < 0.01);
+    assert.match(day.foot!, /^per day · resets in /);
+    assert.match(await page.$eval('.tenant[data-tenant="webui"] .tenant-head', (h) => h.textContent!), /batch/);
+
+    // Its end users: alice at her limit first; an id that is entity-encoded markup shows as written.
+    await page.click('.tenant[data-tenant="webui"] .tenant-users summary');
+    const users = await page.$$eval('.tenant[data-tenant="webui"] table.users tbody tr', (rows) =>
+      rows.map((r) => [r.children[0]!.textContent, (r.children[1] as HTMLElement).dataset.state]),
+    );
+    assert.deepEqual(users, [
+      ['alice', 'over'],
+      [ENTITY_USER, 'ok'],
+      ['bob', 'ok'],
+    ]);
+    assert.match(await page.$eval('.tenant[data-tenant="webui"] .tenant-users summary', (e) => e.textContent!), /^End users: 3 seen · each tokens_per_day /);
+    assert.equal(await page.$('.tenant img'), null);
+    assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+    // The users stay open across polls; a tenant without limits or calls has no card.
+    await page.waitForResponse((r) => r.url().endsWith('/api/v1/budgets'));
+    await page.waitForSelector('.tenant[data-tenant="webui"] table.users');
+    assert.equal(await page.$('.tenant[data-tenant="plain"]'), null);
+    assert.equal(await page.$eval('.tenant[data-tenant="webui"] details', (d) => (d as HTMLDetailsElement).open), true);
+
+    // The queue: a call holding the one slot, another waiting behind it, then the wait it had.
+    s.fake.next({ ...(fixtureBehavior('chat-nostream.json') as Extract<Behavior, { kind: 'body' }>), delayMs: 2500 }, '/api/chat');
+    const chats = () => s.fake.requests.filter((r) => r.url === '/api/chat').length;
+    const before = chats();
+    const first = chat('sk-plain');
+    await eventually(() => chats() === before + 1, 'the first call at Ollama');
+    const second = chat('sk-plain');
+    await page.waitForSelector('.tenant[data-tenant="plain"] .queue-waiting .queue-value:text-is("1")', { timeout: 10_000 });
+    assert.equal(await page.$eval('.tenant[data-tenant="plain"] .queue-running .queue-value', (e) => e.textContent), '1');
+    await Promise.all([first, second]);
+    await page.waitForSelector('.tenant[data-tenant="plain"] .queue-waiting .queue-value:text-is("0")', { timeout: 10_000 });
+    const last = await page.$eval('.tenant[data-tenant="plain"] .queue-last', (e) => e.textContent!);
+    // The second call waited for the first (2.5 s at Ollama): a wait of seconds, not nothing.
+    assert.match(last, /^last wait [1-9][\d.]* s \(.+ ago\)$/);
+
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.locator('#tenants').screenshot({ path: path.join(REPO, 'test-results', 'console-tenants-light.png') });
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.locator('#tenants').screenshot({ path: path.join(REPO, 'test-results', 'console-tenants-dark.png') });
     assert.deepEqual(
       seen.errors.filter((e) => !/status of 401/.test(e)),
       [],

@@ -65,6 +65,24 @@ describe('FairQueue', () => {
     assert.deepEqual(q.snapshot(), [{ tenant: 'x', priority: 'interactive', waiting: 1, running: 2 }]);
   });
 
+  it("tells each tenant's longest wait now and its last call's wait, on the queue's own clock", () => {
+    let now = 1000;
+    const { q, ask } = harness({ now: () => now });
+    const first = ask('1', tenant('x'));
+    assert.deepEqual([...q.waits()], [['x', { longestMs: 0, last: { waitedMs: 0, agoMs: 0 } }]]);
+    now = 1200;
+    const second = ask('2', tenant('y'));
+    now = 1500;
+    ask('3', tenant('y'));
+    now = 1700;
+    assert.deepEqual(q.waits().get('y'), { longestMs: 500 }, 'the first of its waiting calls, 500 ms');
+    first.grant!.slot.release(10);
+    assert.equal(second.grant!.waitedMs, 500);
+    now = 1900;
+    assert.deepEqual(q.waits().get('y'), { longestMs: 400, last: { waitedMs: 500, agoMs: 200 } });
+    assert.deepEqual(q.waits().get('x'), { longestMs: 0, last: { waitedMs: 0, agoMs: 900 } });
+  });
+
   it('releases a tenant that has had little before one that has had much, not first-come', () => {
     const { ask, released } = harness();
     const first = ask('batch-0', tenant('batch'));

@@ -17,7 +17,20 @@
   ];
 
   const $ = (id) => document.getElementById(id);
-  const state = { model: '', minutes: 15, expanded: new Set(), timer: undefined, busy: false, lastModels: [], polls: 0, usageDays: 7, tenant: '' };
+  const state = {
+    model: '',
+    minutes: 15,
+    expanded: new Set(),
+    timer: undefined,
+    busy: false,
+    lastModels: [],
+    polls: 0,
+    usageDays: 7,
+    tenant: '',
+    tenantPolls: 0,
+    tenantsShown: false,
+    usersOpen: new Set(),
+  };
 
   // ---- elements ----------------------------------------------------------------------------
 
@@ -522,6 +535,156 @@
     }
   }
 
+  // ---- tenants: budgets and the fair queue ------------------------------------------------------
+
+  /** From this share of a limit on, its bar is marked (the share the example alert fires at). */
+  const WARN_RATIO = 0.8;
+
+  const amount = (measure, v) => (measure === 'gpu_seconds' ? seconds(v) : int(v));
+
+  function limitWindow(l) {
+    if (l.window === 'day') return 'per day';
+    if (l.window === 'month') return 'per month';
+    const w = l.windowSeconds;
+    if (w % 3600 === 0) return 'per ' + (w === 3600 ? '' : w / 3600 + ' ') + 'hour' + (w === 3600 ? '' : 's');
+    if (w % 60 === 0) return 'per ' + (w === 60 ? '' : w / 60 + ' ') + 'minute' + (w === 60 ? '' : 's');
+    return 'per ' + w + ' s';
+  }
+
+  const limitState = (l) => (l.reached ? 'over' : l.usedRatio >= WARN_RATIO ? 'warn' : 'ok');
+
+  /** A bar of `used` of `limit`, with a tick at 80%. */
+  function limitMeter(l, cls) {
+    const m = svg('svg', {
+      class: cls,
+      viewBox: '0 0 100 8',
+      preserveAspectRatio: 'none',
+      role: 'img',
+      'aria-label': Math.round(l.usedRatio * 100) + '% used',
+    });
+    m.append(svg('rect', { class: 'fill', x: 0, y: 0, height: 8, width: Math.min(100, Math.max(0, l.usedRatio * 100)) }));
+    m.append(svg('line', { class: 'mark', x1: WARN_RATIO * 100, x2: WARN_RATIO * 100, y1: 0, y2: 8, 'vector-effect': 'non-scaling-stroke' }));
+    return m;
+  }
+
+  function statePill(st) {
+    if (st === 'over') return el('span', 'pill over', 'limit reached');
+    if (st === 'warn') return el('span', 'pill warn', '80%+');
+    return null;
+  }
+
+  function budgetRow(l) {
+    const st = limitState(l);
+    const row = el('div', 'budget');
+    row.dataset.limit = l.name;
+    row.dataset.state = st;
+    const head = el('div', 'budget-head');
+    const name = el('span', 'budget-name', l.name);
+    const pill = statePill(st);
+    if (pill) name.append(' ', pill);
+    head.append(
+      name,
+      el('span', 'budget-figures', amount(l.measure, l.used) + ' of ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'),
+    );
+    const foot = el('div', 'budget-foot', limitWindow(l) + (l.used > 0 || l.window !== 'rolling' ? ' · resets in ' + seconds(l.resetInSeconds) : ''));
+    foot.title = 'resets at ' + new Date(l.resetAt).toLocaleString();
+    row.append(head, limitMeter(l, 'budget-bar'), foot);
+    return row;
+  }
+
+  function queueLine(q) {
+    const box = el('div', 'queue-line');
+    const stat = (cls, before, value, after) => {
+      const s = el('span', 'queue-stat ' + cls);
+      if (before) s.append(el('span', 'muted', before + ' '));
+      s.append(el('span', 'queue-value', value));
+      if (after) s.append(el('span', 'muted', ' ' + after));
+      return s;
+    };
+    box.append(stat('queue-waiting', '', int(q.waiting), 'waiting'), stat('queue-running', '', int(q.running), 'running'));
+    if (q.waiting > 0) box.append(stat('queue-longest', 'waiting for', seconds(q.longestWaitSeconds), ''));
+    const last = q.lastWait;
+    box.append(stat('queue-last', 'last wait', last ? seconds(last.seconds) : '–', last ? '(' + seconds(last.secondsAgo) + ' ago)' : ''));
+    return box;
+  }
+
+  function usersBlock(t) {
+    const u = t.users;
+    const box = el('details', 'tenant-users');
+    box.open = state.usersOpen.has(t.tenant);
+    box.addEventListener('toggle', () => {
+      if (box.open) state.usersOpen.add(t.tenant);
+      else state.usersOpen.delete(t.tenant);
+    });
+    const each = u.limits.map((l) => l.name + ' ' + amount(l.measure, l.limit)).join(', ');
+    box.append(
+      el('summary', null, 'End users: ' + int(u.seen) + ' seen' + (u.shown.length < u.seen ? ', ' + u.shown.length + ' latest shown' : '') + ' · each ' + each),
+    );
+    if (u.shown.length === 0) return box;
+    const table = el('table', 'grid users');
+    const head = el('tr');
+    head.append(el('th', null, 'User'), ...u.limits.map((l) => el('th', null, l.name)));
+    table.append(el('thead'), el('tbody'));
+    table.tHead.append(head);
+    for (const user of u.shown) {
+      const tr = el('tr');
+      tr.dataset.user = user.user;
+      const name = cell(user.user, 'model');
+      name.title = user.user;
+      tr.append(name);
+      for (const rule of u.limits) {
+        const l = user.limits.find((x) => x.name === rule.name);
+        const td = el('td', 'user-limit');
+        if (l) {
+          td.dataset.state = limitState(l);
+          td.title = limitWindow(l) + ' · resets in ' + seconds(l.resetInSeconds);
+          td.append(
+            limitMeter(l, 'meter'),
+            document.createTextNode(amount(l.measure, l.used) + ' / ' + amount(l.measure, l.limit) + ' · ' + Math.round(l.usedRatio * 100) + '%'),
+          );
+        } else td.textContent = '–';
+        tr.append(td);
+      }
+      table.tBodies[0].append(tr);
+    }
+    box.append(table);
+    return box;
+  }
+
+  function renderTenants(data) {
+    const cards = data.tenants.map((t) => {
+      const card = el('div', 'card tenant');
+      card.dataset.tenant = t.tenant;
+      const worst = t.limits.some((l) => l.reached) ? 'over' : t.limits.some((l) => l.usedRatio >= WARN_RATIO) ? 'warn' : 'ok';
+      card.dataset.state = worst;
+      const head = el('div', 'tenant-head');
+      head.append(el('span', 'tenant-name', t.tenant));
+      const policy = el('span', 'muted', t.priority + (t.weight !== 1 ? ' · weight ' + num(t.weight) : ''));
+      head.append(policy);
+      card.append(head);
+      if (t.queue) card.append(queueLine(t.queue));
+      for (const l of t.limits) card.append(budgetRow(l));
+      if (t.users) card.append(usersBlock(t));
+      if (t.limits.length === 0 && !t.users) card.append(el('div', 'budget-foot', 'no limits'));
+      return card;
+    });
+    $('tenant-cards').replaceChildren(...cards);
+  }
+
+  /** Asks for the budgets every poll while the panel shows, every fifth while there is nothing to show. */
+  async function pollTenants() {
+    if (state.tenantPolls++ % (state.tenantsShown ? 1 : USAGE_EVERY) !== 0) return;
+    try {
+      const data = await get('budgets');
+      state.tenantsShown = data.tenants.length > 0;
+      if (state.tenantsShown) renderTenants(data);
+    } catch (err) {
+      if (err instanceof Unauthorized) throw err;
+      state.tenantsShown = false;
+    }
+    $('tenants').hidden = !state.tenantsShown;
+  }
+
   // ---- the loop ------------------------------------------------------------------------------
 
   function setStatus(text, cls) {
@@ -553,6 +716,7 @@
       renderNow(now);
       renderModels(models);
       renderCalls(calls);
+      await pollTenants();
       if (!now.gateway.usage) $('usage').hidden = true;
       else if (state.polls++ % USAGE_EVERY === 0) await pollUsage();
       setStatus('live · ' + clock(now.time), 'live');
@@ -616,9 +780,10 @@
       if (!token) return;
       sessionStorage.setItem(TOKEN_KEY, token);
       $('token').value = '';
-      // Another token may see other tenants: the Usage view is asked again at once.
+      // Another token may see other tenants: the Usage view and the budgets are asked again at once.
       state.polls = 0;
       state.tenant = '';
+      state.tenantPolls = 0;
       poll();
     });
     $('signout').addEventListener('click', () => {
