@@ -179,7 +179,20 @@ export class Budgets {
     const arrival = Date.now();
     const waits = accounts.map((a) => this.fresh(a, arrival)).filter((p): p is Promise<void> => p !== undefined);
     if (waits.length === 0) return this.decide(accounts);
-    return Promise.all(waits).then(() => this.decide(accounts));
+    // A reading begun before this arrival is waited for, then a newer one: a slow ledger may take
+    // almost the read timeout for each, but the arrival waits that long at most in all.
+    return new Promise<Verdict>((resolve) => {
+      // Decided once: a decision registers the call as running.
+      let decided = false;
+      const settle = () => {
+        clearTimeout(timer);
+        if (!decided) resolve(this.decide(accounts));
+        decided = true;
+      };
+      const timer = setTimeout(settle, this.options.readTimeoutMs);
+      timer.unref();
+      void Promise.all(waits).then(settle);
+    });
   }
 
   /** The check and the registration, in one turn: nothing else is admitted in between. */

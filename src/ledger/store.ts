@@ -189,7 +189,9 @@ export class PostgresStore implements LedgerStore {
     this.where = `postgres://${u.hostname || u.searchParams.get('host') || 'localhost'}${u.port ? `:${u.port}` : ''}${u.pathname}`;
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { Pool } = require('pg') as { Pool: new (o: object) => PgPool };
-    this.pool = new Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, statement_timeout: 30_000 });
+    // statement_timeout bounds a query the server runs; query_timeout one it never answers (a
+    // server frozen, or a network dropping packets), so the writer and budgets get an error back.
+    this.pool = new Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5000, statement_timeout: 30_000, query_timeout: 35_000 });
     // A connection that breaks while idle is the pool's to replace, never the process's to die of.
     this.pool.on('error', onIdleError);
   }

@@ -6,10 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './procs';
+import { childPids, freePort } from './procs';
 
 function binDir(): string | undefined {
   if (spawnSync('sh', ['-c', 'command -v initdb && command -v pg_ctl']).status === 0) return '';
@@ -40,7 +40,16 @@ export function requirePostgres(): string | false {
 
 export interface Postgres {
   url: string;
+  /** Stops the server for good and deletes its cluster. */
   stop(): void;
+  /** Shuts the server down (its clients' connections are closed; new ones refused), keeping its data. */
+  down(): void;
+  /** Starts it again after `down`, on the same port. */
+  up(): void;
+  /** Stops every process of the server (SIGSTOP): connections stay open, nothing is answered. */
+  freeze(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void;
 }
 
 export async function startPostgres(): Promise<Postgres> {
@@ -55,23 +64,50 @@ export async function startPostgres(): Promise<Postgres> {
   const data = path.join(dir, 'data');
   as(tool('initdb'), ['-D', data, '-A', 'trust', '-U', 'gateway', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const port = await freePort();
-  as(tool('pg_ctl'), [
-    '-D',
-    data,
-    '-l',
-    path.join(dir, 'log'),
-    '-w',
-    '-t',
-    '30',
-    '-o',
-    `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`,
-    'start',
-  ]);
+  const start = () =>
+    as(tool('pg_ctl'), [
+      '-D',
+      data,
+      '-l',
+      path.join(dir, 'log'),
+      '-w',
+      '-t',
+      '30',
+      '-o',
+      `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off`,
+      'start',
+    ]);
+  start();
+  // The postmaster (first line of postmaster.pid) and the processes it forked.
+  const pids = (): number[] => {
+    const main = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return [main, ...childPids(main)];
+  };
+  const signal = (sig: NodeJS.Signals, order: number[]) => {
+    for (const pid of order) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // It exited meanwhile.
+      }
+    }
+  };
   return {
     url: `postgres://gateway@127.0.0.1:${port}/postgres`,
+    down: () => {
+      as(tool('pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    up: start,
+    // The postmaster first, so it forks nothing new while its children are stopped; thawed last.
+    freeze: () => signal('SIGSTOP', pids()),
+    thaw: () => signal('SIGCONT', pids().reverse()),
     stop: () => {
       try {
-        as(tool('pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+        // A test that failed half-way may leave it frozen (a stopped process takes no signal to quit) or down.
+        if (existsSync(path.join(data, 'postmaster.pid'))) {
+          signal('SIGCONT', pids().reverse());
+          as(tool('pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

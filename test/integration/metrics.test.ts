@@ -28,6 +28,9 @@ const FLEET_ONLY = new Set([
 /** Exported once an Ollama reports cached prompt tokens, which these fixtures do not (cached-remote.test.ts checks it). */
 const CACHED_ONLY = new Set(['ollama_tokens_cached_total']);
 
+/** Exported once a tenant has limits (budgets.test.ts checks them). */
+const BUDGETS_ONLY = new Set(['ollama_gateway_budget_remaining', 'ollama_gateway_budget_limit']);
+
 async function traffic(stack: TestStack): Promise<void> {
   const client = new Ollama({ host: stack.url });
   for await (const _ of await client.chat({ model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }], stream: true })) void _;
@@ -129,7 +132,7 @@ describe('/metrics', () => {
     const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:ollama|gen_ai)_[a-z_]+)\b/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''))));
     assert.ok(used.size > 15);
     // Exported only with several backends: checked against such a gateway in fleet.test.ts.
-    for (const name of used) if (!FLEET_ONLY.has(name) && !CACHED_ONLY.has(name)) assert.ok(families.has(name), `${name} is queried but not exported`);
+    for (const name of used) if (!FLEET_ONLY.has(name) && !CACHED_ONLY.has(name) && !BUDGETS_ONLY.has(name)) assert.ok(families.has(name), `${name} is queried but not exported`);
   });
 
   it('passes promtool check metrics', (t) => {
@@ -181,7 +184,7 @@ describe('/metrics', () => {
         data: { groups: { rules: { name: string; health: string }[] }[] };
       };
       const loaded = rules.data.groups.flatMap((g) => g.rules);
-      assert.equal(loaded.length, 9);
+      assert.equal(loaded.length, 10);
       const dashboard = JSON.parse(readFileSync(path.join(REPO, 'grafana', 'dashboards', 'ollama-gateway.json'), 'utf8'));
       for (const q of dashboardQueries(dashboard)) {
         const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q.expr)}`);
