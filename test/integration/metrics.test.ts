@@ -132,7 +132,8 @@ describe('/metrics', () => {
     const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:ollama|gen_ai)_[a-z_]+)\b/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''))));
     assert.ok(used.size > 15);
     // Exported only with several backends: checked against such a gateway in fleet.test.ts.
-    for (const name of used) if (!FLEET_ONLY.has(name) && !CACHED_ONLY.has(name) && !BUDGETS_ONLY.has(name)) assert.ok(families.has(name), `${name} is queried but not exported`);
+    for (const name of used)
+      if (!FLEET_ONLY.has(name) && !CACHED_ONLY.has(name) && !BUDGETS_ONLY.has(name)) assert.ok(families.has(name), `${name} is queried but not exported`);
   });
 
   it('passes promtool check metrics', (t) => {
