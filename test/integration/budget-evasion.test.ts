@@ -1,7 +1,8 @@
 /**
- * A client that leaves a stream before its final event, which alone carries Ollama's token counts,
- * is still charged the tokens it was sent: otherwise reading an answer and hanging up just before
- * `done` made every call free against a token budget.
+ * Slipping past a limit by timing: a client that leaves a stream before its final event, which
+ * alone carries Ollama's token counts, is still charged the tokens it was sent (otherwise hanging
+ * up just before `done` made every call free against a token budget); a burst of concurrent calls
+ * at a request limit gets exactly the limit through, in one process.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +26,11 @@ describe('a stream left before its final event', () => {
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'budget-evasion-'));
     const file = path.join(dir, 'tenants.yaml');
-    writeFileSync(file, `tenants:\n  - name: cutter\n    keys: [sk-cutter]\n    limits: { tokens_per_minute: ${CONTENT_LINES} }\n`);
+    writeFileSync(
+      file,
+      `tenants:\n  - name: cutter\n    keys: [sk-cutter]\n    limits: { tokens_per_minute: ${CONTENT_LINES} }\n` +
+        `  - name: burst\n    keys: [sk-burst]\n    limits: { requests_per_minute: 5 }\n`,
+    );
     stack = await startStack({ GATEWAY_TENANTS_FILE: file, GATEWAY_DATA_DIR: path.join(dir, 'data'), LEDGER_URL: '' });
   });
   after(async () => {
@@ -55,5 +60,21 @@ describe('a stream left before its final event', () => {
     });
     assert.equal(next.status, 429, 'the cut call used the minute’s tokens');
     assert.match(((await next.json()) as { error: string }).error, new RegExp(`tokens_per_minute: limit ${CONTENT_LINES} tokens, used ${CONTENT_LINES}`));
+  });
+
+  it('lets exactly the limit through of a burst of concurrent calls', async () => {
+    const before = stack.fake.requests.filter((r) => r.url === '/api/chat').length;
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        fetch(`${stack.url}/api/chat`, {
+          method: 'POST',
+          headers: { authorization: 'Bearer sk-burst' },
+          body: '{"model":"llama3.2","stream":false,"messages":[{"role":"user","content":"hi"}]}',
+        }).then(async (r) => (await r.arrayBuffer(), r.status)),
+      ),
+    );
+    assert.equal(answers.filter((s) => s === 200).length, 5, answers.join(' '));
+    assert.equal(answers.filter((s) => s === 429).length, 15, answers.join(' '));
+    assert.equal(stack.fake.requests.filter((r) => r.url === '/api/chat').length - before, 5, 'only the admitted calls were forwarded');
   });
 });
