@@ -757,28 +757,40 @@ describe('the book', () => {
   });
 
   it('while the ledger does not answer, arrivals go on at once with the last reading, one reading at a time', async () => {
-    const ledger = new FakeLedger();
-    const rules = parseRules({ limits: { requests_per_minute: 100 } }, 'team');
-    const budgets = new Budgets(ledger, () => rules, { log: quiet(), readTimeoutMs: 50, freshMs: 0 });
-    ledger.gate = new Promise<void>(() => {});
-    const started = performance.now();
-    await budgets.admit({ tenant: 'team' });
-    assert.ok(performance.now() - started >= 40, 'the first arrival waits out the timeout');
-    const reads = ledger.readings;
-    const again = performance.now();
-    for (let i = 0; i < 5; i++) assert.ok(((await budgets.admit({ tenant: 'team' })) as { ok: boolean }).ok);
-    assert.ok(performance.now() - again < 40, 'later arrivals do not wait');
-    assert.ok(ledger.readings - reads <= 1, 'at most one reading at a time while it fails');
+    // The reading timer is unref'd, as it should be in a server: this keeps the test's loop alive while it waits.
+    const alive = setInterval(() => {}, 1000);
+    try {
+      const ledger = new FakeLedger();
+      const rules = parseRules({ limits: { requests_per_minute: 100 } }, 'team');
+      const budgets = new Budgets(ledger, () => rules, { log: quiet(), readTimeoutMs: 50, freshMs: 0 });
+      ledger.gate = new Promise<void>(() => {});
+      const started = performance.now();
+      await budgets.admit({ tenant: 'team' });
+      assert.ok(performance.now() - started >= 40, 'the first arrival waits out the timeout');
+      const reads = ledger.readings;
+      const again = performance.now();
+      for (let i = 0; i < 5; i++) assert.ok(((await budgets.admit({ tenant: 'team' })) as { ok: boolean }).ok);
+      assert.ok(performance.now() - again < 40, 'later arrivals do not wait');
+      assert.ok(ledger.readings - reads <= 1, 'at most one reading at a time while it fails');
+    } finally {
+      clearInterval(alive);
+    }
   });
 
   it('does not wait longer than its timeout for a ledger that does not answer', async () => {
-    const ledger = new FakeLedger();
-    ledger.gate = new Promise<void>(() => {});
-    const rules = parseRules({ limits: { requests_per_minute: 1 } }, 'team');
-    const budgets = new Budgets(ledger, () => rules, { log: quiet(), readTimeoutMs: 10, freshMs: 0 });
-    const v = await budgets.admit({ tenant: 'team' });
-    assert.ok(v.ok, 'decided without a reading');
-    tick();
-    assert.equal((await budgets.admit({ tenant: 'team' })).ok, false, 'the running call still counts');
+    // The reading timer is unref'd, as it should be in a server: this keeps the test's loop alive while it waits.
+    const alive = setInterval(() => {}, 1000);
+    try {
+      const ledger = new FakeLedger();
+      ledger.gate = new Promise<void>(() => {});
+      const rules = parseRules({ limits: { requests_per_minute: 1 } }, 'team');
+      const budgets = new Budgets(ledger, () => rules, { log: quiet(), readTimeoutMs: 10, freshMs: 0 });
+      const v = await budgets.admit({ tenant: 'team' });
+      assert.ok(v.ok, 'decided without a reading');
+      tick();
+      assert.equal((await budgets.admit({ tenant: 'team' })).ok, false, 'the running call still counts');
+    } finally {
+      clearInterval(alive);
+    }
   });
 });
