@@ -35,7 +35,7 @@ import { BodyError, readBody, type BodyLimits, type HeldBody } from './request/b
 import { extractRequest, type LlmRequestInfo } from './request/extract';
 import { withIncludeUsage } from './request/include-usage';
 import { formModel } from './request/multipart';
-import type { RequestReading } from './request/read';
+import { modelOnlyReading } from './request/read';
 import { normalizeModelName } from './request/model';
 import type { LlmRoute } from './routes';
 import type { CallIdentity } from './tenants/registry';
@@ -405,9 +405,11 @@ class LlmCall {
 
   /** Headers the gateway adds to Ollama's answer: Server-Timing, and the tenant's rate-limit headers. */
   private extraHeaders(backend: string): string[] | undefined {
-    const timing = this.deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend)] : [];
-    const limits = this.limits.length > 0 ? admittedHeaders(this.route.api, this.limits, Date.now()) : [];
-    return timing.length + limits.length === 0 ? undefined : [...timing, ...limits];
+    const headers = this.deps.serverTiming ? ['Server-Timing', this.timing(performance.now() - this.sentAt, backend)] : undefined;
+    // Only a limited tenant's calls have rate-limit headers to add.
+    if (this.limits.length === 0) return headers;
+    const limits = admittedHeaders(this.route.api, this.limits, Date.now());
+    return headers ? headers.concat(limits) : limits;
   }
 
   /** The Server-Timing header of an answer the gateway makes itself (none when turned off). */
@@ -550,25 +552,6 @@ function queryOf(url: string | undefined): string {
 
 /** A multipart call as the rest of the call sees it: a model, nothing streamed, no JSON body. */
 function formRequest(model: string, length: number): LlmRequestInfo {
-  const reading: RequestReading = {
-    ok: true,
-    end: length,
-    model,
-    stream: null,
-    includeUsage: null,
-    keepAliveZero: null,
-    think: null,
-    empty: null,
-    options: null,
-    temperature: null,
-    topP: null,
-    topK: null,
-    maxTokens: null,
-    seed: null,
-    stop: null,
-    system: null,
-    firstUser: null,
-  };
   return {
     model,
     stream: false,
@@ -578,7 +561,7 @@ function formRequest(model: string, length: number): LlmRequestInfo {
     numCtx: undefined,
     numKeep: undefined,
     readable: true,
-    reading,
+    reading: modelOnlyReading(model, length),
     body: undefined,
   };
 }

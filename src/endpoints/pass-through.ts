@@ -171,6 +171,22 @@ async function filtered(
 ): Promise<void> {
   const fleet = deps.fleet;
   const backends = pinned ? [pinned] : fleet.routed ? fleet.healthy() : [fleet.backends[0]!];
+  await answerListing(deps, path, backends, res, access, models);
+}
+
+/**
+ * Answers a listing from `backends`: one backend's as it is (without several), else their union;
+ * with `models`, only those models.
+ */
+async function answerListing(
+  deps: PassThroughDeps,
+  path: string,
+  backends: readonly Backend[],
+  res: http.ServerResponse,
+  access: { failure?: string },
+  models?: readonly ModelPattern[],
+): Promise<void> {
+  const fleet = deps.fleet;
   const answers = await gatherListings(path, backends);
   if (res.destroyed) return;
   if (answers.length === 0) {
@@ -179,7 +195,7 @@ async function filtered(
     return;
   }
   const listing = backends.length === 1 && !fleet.routed ? answers[0]!.body : mergeListings(path, answers);
-  const body = JSON.stringify(filterListing(path, listing, models));
+  const body = JSON.stringify(models ? filterListing(path, listing, models) : listing);
   const headers: Record<string, string | number> = { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) };
   if (fleet.routed) headers[BACKENDS_HEADER] = answers.map((a) => a.backend).join(', ');
   res.writeHead(200, headers);
@@ -197,22 +213,8 @@ function modelOf(body: Buffer): string | undefined {
   }
 }
 
-async function union(deps: PassThroughDeps, path: string, res: http.ServerResponse, access: { failure?: string }): Promise<void> {
-  const backends = deps.fleet.healthy();
-  const answers = await gatherListings(path, backends);
-  if (res.destroyed) return;
-  if (answers.length === 0) {
-    access.failure = 'upstream_unreachable';
-    sendJsonError(res, apiOf(path), 502, `no Ollama answered ${path} (${backends.map((b) => b.name).join(', ')})`);
-    return;
-  }
-  const body = JSON.stringify(mergeListings(path, answers));
-  res.writeHead(200, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    [BACKENDS_HEADER]: answers.map((a) => a.backend).join(', '),
-  });
-  res.end(body);
+function union(deps: PassThroughDeps, path: string, res: http.ServerResponse, access: { failure?: string }): Promise<void> {
+  return answerListing(deps, path, deps.fleet.healthy(), res, access);
 }
 
 function forward(deps: PassThroughDeps, req: http.IncomingMessage, res: http.ServerResponse, backend: Backend, access: Access, body?: Buffer): void {

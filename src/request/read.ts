@@ -278,20 +278,18 @@ function stopList(d: GoDecoder, v: GoAny): string[] | null {
 }
 
 /** Reads `raw` as Ollama reads the body of `route`. Never throws; no recursion on the input. */
-export function readRequest(route: LlmRoute, raw: Buffer): RequestReading {
-  const decoded = goDecode<Record<string, unknown>>(raw, STRUCTS.get(route.path) ?? MODEL_ONLY);
-  const v = decoded.value;
-  const d = decoded.decoder;
-  const r: RequestReading = {
-    ok: decoded.ok,
-    end: decoded.end,
-    model: v.model as string,
-    stream: (v.stream as boolean | null | undefined) ?? null,
+/** A reading that knows only the model (and where the body ends): every other field absent. */
+export function modelOnlyReading(model: string, end: number): RequestReading {
+  return {
+    ok: true,
+    end,
+    model,
+    stream: null,
     includeUsage: null,
-    keepAliveZero: (v.keep_alive as boolean | null | undefined) ?? null,
-    think: (v.think as boolean | string | null | undefined) ?? null,
+    keepAliveZero: null,
+    think: null,
     empty: null,
-    options: (v.options as Map<string, GoAny> | null | undefined) ?? null,
+    options: null,
     temperature: null,
     topP: null,
     topK: null,
@@ -300,6 +298,20 @@ export function readRequest(route: LlmRoute, raw: Buffer): RequestReading {
     stop: null,
     system: null,
     firstUser: null,
+  };
+}
+
+export function readRequest(route: LlmRoute, raw: Buffer): RequestReading {
+  const decoded = goDecode<Record<string, unknown>>(raw, STRUCTS.get(route.path) ?? MODEL_ONLY);
+  const v = decoded.value;
+  const d = decoded.decoder;
+  const r: RequestReading = {
+    ...modelOnlyReading(v.model as string, decoded.end),
+    ok: decoded.ok,
+    stream: (v.stream as boolean | null | undefined) ?? null,
+    keepAliveZero: (v.keep_alive as boolean | null | undefined) ?? null,
+    think: (v.think as boolean | string | null | undefined) ?? null,
+    options: (v.options as Map<string, GoAny> | null | undefined) ?? null,
   };
   if ('stream_options' in v) {
     const so = v.stream_options as { include_usage: boolean } | null;

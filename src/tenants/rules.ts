@@ -22,6 +22,8 @@
  * ```
  */
 
+import { normalizeModelName } from '../request/model';
+
 /** What a limit counts. */
 export type Measure = 'requests' | 'tokens' | 'gpu_seconds';
 
@@ -180,11 +182,9 @@ export function modelPattern(text: string): ModelPattern {
   };
 }
 
-/** The model name a call is checked under: lower case, with `:latest` when it names no tag. */
+/** The model name a call is checked under: as Ollama resolves it (`:latest` when it names no tag), in lower case. */
 export function checkedModelName(model: string): string {
-  const m = model.trim().toLowerCase();
-  const slash = m.lastIndexOf('/');
-  return m.indexOf(':', slash + 1) >= 0 ? m : `${m}:latest`;
+  return normalizeModelName(model).toLowerCase();
 }
 
 /** The rules of one tenants-file entry. `defaultTimeZone`: the file's `time_zone`, or UTC. */

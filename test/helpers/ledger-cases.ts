@@ -87,3 +87,33 @@ export async function storeAnswersSums(store: LedgerStore): Promise<void> {
   const after = await store.usage(usageQuery({ from: String(t0 - DAY), to: String(t0 + DAY), by: 'tenant' }, 0));
   assert.equal(after[0]!.requests, 3, 'pruning raw rows keeps the rollups');
 }
+
+/** A ledger row of a finished call: a plain chat of tenant `team`, with what `over` says. */
+export function usageRecord(over: Partial<UsageRecord> & { time: number }): UsageRecord {
+  return {
+    tenant: 'team',
+    user: '',
+    keyFingerprint: '',
+    model: 'llama3.2:latest',
+    location: 'local',
+    backend: '',
+    endpoint: '/api/chat',
+    operation: 'chat',
+    status: 200,
+    error: '',
+    inputTokens: 0,
+    cachedTokens: 0,
+    outputTokens: 0,
+    loadSeconds: 0,
+    promptSeconds: 0,
+    generationSeconds: 0,
+    queueSeconds: 0,
+    wallSeconds: 0.5,
+    gpuSeconds: 0,
+    gpuSecondsEstimated: 0,
+    loads: 0,
+    optionReloads: 0,
+    traceId: '',
+    ...over,
+  };
+}

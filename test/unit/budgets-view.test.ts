@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import type { UsageRecord } from '../../otel/usage';
+import { usageRecord } from '../helpers/ledger-cases';
 import { Budgets } from '../../src/budgets/book';
 import { budgetsView, type BudgetsInput } from '../../src/endpoints/budgets';
 import { createLogger } from '../../src/logger';
@@ -29,41 +29,9 @@ function book(): Budgets {
 async function call(b: Budgets, tenant: string, user?: string): Promise<void> {
   const v = await b.admit({ tenant, user });
   assert.ok(v.ok);
-  b.finished({
-    ...FINISHED,
-    time: Date.now(),
-    tenant,
-    user: user ?? '',
-  });
+  b.finished(usageRecord({ time: Date.now(), tenant, user: user ?? '', inputTokens: 2, outputTokens: 1, wallSeconds: 0 }));
   v.release();
 }
-
-const FINISHED: UsageRecord = {
-  time: 0,
-  tenant: '',
-  user: '',
-  keyFingerprint: '',
-  model: 'llama3.2:latest',
-  location: 'local',
-  backend: '',
-  endpoint: '/api/chat',
-  operation: 'chat',
-  status: 200,
-  error: '',
-  inputTokens: 2,
-  cachedTokens: 0,
-  outputTokens: 1,
-  loadSeconds: 0,
-  promptSeconds: 0,
-  generationSeconds: 0,
-  queueSeconds: 0,
-  wallSeconds: 0,
-  gpuSeconds: 0,
-  gpuSecondsEstimated: 0,
-  loads: 0,
-  optionReloads: 0,
-  traceId: '',
-};
 
 describe("the budgets' snapshot for the console", () => {
   it("lists at most the asked number of a tenant's end users, the most recently seen, and counts them all", async () => {

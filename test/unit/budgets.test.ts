@@ -18,6 +18,7 @@ import { tenantsFromConfig } from '../../src/app';
 import { ConfigError, loadConfig } from '../../src/config';
 import { HOUR_MS, REFUSED_REASONS, type BudgetQuery, type BudgetReading, type RollingSums } from '../../src/ledger/schema';
 import { createLogger } from '../../src/logger';
+import { usageRecord } from '../helpers/ledger-cases';
 import { parseTenantsFile, TenantsFileError } from '../../src/tenants/file';
 import {
   checkedModelName,
@@ -519,35 +520,6 @@ function tick(ms = 1): number {
   return clock;
 }
 
-function record(over: Partial<UsageRecord> & { time: number }): UsageRecord {
-  return {
-    tenant: 'team',
-    user: '',
-    keyFingerprint: '',
-    model: 'llama3.2:latest',
-    location: 'local',
-    backend: '',
-    endpoint: '/api/chat',
-    operation: 'chat',
-    status: 200,
-    error: '',
-    inputTokens: 0,
-    cachedTokens: 0,
-    outputTokens: 0,
-    loadSeconds: 0,
-    promptSeconds: 0,
-    generationSeconds: 0,
-    queueSeconds: 0,
-    wallSeconds: 0.5,
-    gpuSeconds: 0,
-    gpuSecondsEstimated: 0,
-    loads: 0,
-    optionReloads: 0,
-    traceId: '',
-    ...over,
-  };
-}
-
 /** A book over a fake ledger for tenants whose rules are given as a tenants-file entry. */
 function book(entries: Record<string, Record<string, unknown>>, ledger: FakeLedger | undefined = new FakeLedger(), log = quiet()) {
   const rules = new Map<string, TenantRules>(Object.entries(entries).map(([name, e]) => [name, parseRules(e, name)]));
@@ -587,10 +559,10 @@ describe('the book', () => {
 
   it('counts the tokens of a cached-weighted limit from the ledger and from calls not yet written', async () => {
     const { budgets, ledger, used } = book({ team: { limits: { tokens_per_day: 1000, cached_tokens: 0.25 } } });
-    ledger.committed.push(record({ time: tick(), inputTokens: 200, cachedTokens: 100, outputTokens: 50 }));
+    ledger.committed.push(usageRecord({ time: tick(), inputTokens: 200, cachedTokens: 100, outputTokens: 50 }));
     assert.equal((await used('tokens_per_day')).used, 200 - 75 + 50);
     // Finished here, not yet in the ledger: counted from this process's own record of it.
-    const r = record({ time: tick(), inputTokens: 400, cachedTokens: 0, outputTokens: 100 });
+    const r = usageRecord({ time: tick(), inputTokens: 400, cachedTokens: 0, outputTokens: 100 });
     budgets.finished(r);
     tick();
     assert.equal((await used('tokens_per_day')).used, 175 + 500);
@@ -605,7 +577,7 @@ describe('the book', () => {
 
   it('keeps counting a call written while a reading was under way, until a reading begun after it', async () => {
     const { budgets, ledger, used } = book({ team: { limits: { tokens_per_day: 1000 } } });
-    const r = record({ time: tick(), inputTokens: 300 });
+    const r = usageRecord({ time: tick(), inputTokens: 300 });
     budgets.finished(r);
     let open!: () => void;
     ledger.gate = new Promise<void>((resolve) => (open = resolve));
@@ -623,8 +595,8 @@ describe('the book', () => {
 
   it('does not count calls the gateway refused, nor the calls of other tenants', async () => {
     const { budgets, used } = book({ team: { limits: { requests_per_minute: 5, tokens_per_day: 100 } }, other: { limits: { tokens_per_day: 100 } } });
-    for (const error of REFUSED_REASONS) budgets.finished(record({ time: tick(), error, status: 429, inputTokens: 10 }));
-    budgets.finished(record({ time: tick(), tenant: 'other', inputTokens: 50 }));
+    for (const error of REFUSED_REASONS) budgets.finished(usageRecord({ time: tick(), error, status: 429, inputTokens: 10 }));
+    budgets.finished(usageRecord({ time: tick(), tenant: 'other', inputTokens: 50 }));
     tick();
     assert.equal((await used('requests_per_minute')).used, 0);
     assert.equal((await used('tokens_per_day')).used, 0);
@@ -645,7 +617,7 @@ describe('the book', () => {
     // The oldest counted call started 2 s ago: it leaves the minute in 58 s.
     assert.equal(third.exceeded.resetAt, clock - 2000 + 60_000);
     // The first finishes: still counted (it started in this minute), now as a finished call.
-    const done = record({ time: clock, wallSeconds: 2 });
+    const done = usageRecord({ time: clock, wallSeconds: 2 });
     budgets.finished(done);
     first.release();
     tick();
@@ -670,7 +642,7 @@ describe('the book', () => {
     assert.ok(waiting.ok);
     assert.equal(budgets.recheck({ tenant: 'team' }), undefined, 'its own request is not counted against it again');
     // Meanwhile another call of the tenant finished here and spent the day's tokens.
-    budgets.finished(record({ time: tick(), inputTokens: 100 }));
+    budgets.finished(usageRecord({ time: tick(), inputTokens: 100 }));
     const readings = ledger.readings;
     const over = budgets.recheck({ tenant: 'team' });
     assert.equal(over?.exceeded.limit.name, 'tokens_per_day');
@@ -689,9 +661,9 @@ describe('the book', () => {
   it('gives a rolling token limit the time its oldest counted call leaves the window', async () => {
     const { ledger, used } = book({ team: { limits: { rolling: [{ seconds: 10, tokens: 100 }] } } });
     const first = tick();
-    ledger.committed.push(record({ time: first, inputTokens: 60 }));
+    ledger.committed.push(usageRecord({ time: first, inputTokens: 60 }));
     tick(3000);
-    ledger.committed.push(record({ time: clock, inputTokens: 50 }));
+    ledger.committed.push(usageRecord({ time: clock, inputTokens: 50 }));
     tick(1000);
     const s = await used('tokens_per_10s');
     assert.equal(s.used, 110);
@@ -706,9 +678,9 @@ describe('the book', () => {
   it('counts a calendar budget from the day’s start in its time zone, and resets at the next', async () => {
     mock.timers.setTime((clock = at('2026-12-07T22:30:00.000Z'))); // 23:30 in Berlin
     const { ledger, used } = book({ team: { time_zone: 'Europe/Berlin', limits: { tokens_per_day: 1000, count_tokens: 'output' } } });
-    ledger.committed.push(record({ time: at('2026-12-06T22:59:00.000Z'), outputTokens: 400 })); // the 6th, Berlin
-    ledger.committed.push(record({ time: at('2026-12-06T23:00:00.000Z'), outputTokens: 70 })); // the 7th
-    ledger.committed.push(record({ time: at('2026-12-07T22:00:00.000Z'), outputTokens: 30, inputTokens: 999 }));
+    ledger.committed.push(usageRecord({ time: at('2026-12-06T22:59:00.000Z'), outputTokens: 400 })); // the 6th, Berlin
+    ledger.committed.push(usageRecord({ time: at('2026-12-06T23:00:00.000Z'), outputTokens: 70 })); // the 7th
+    ledger.committed.push(usageRecord({ time: at('2026-12-07T22:00:00.000Z'), outputTokens: 30, inputTokens: 999 }));
     const s = await used('tokens_per_day');
     assert.equal(s.used, 100);
     assert.equal(s.resetAt, at('2026-12-07T23:00:00.000Z'));
@@ -717,7 +689,7 @@ describe('the book', () => {
 
   it('holds each end user to the users’ limits apart, beside the tenant’s own', async () => {
     const { budgets, admit } = book({ team: { limits: { tokens_per_day: 1000 }, users: { limits: { tokens_per_day: 100 } } } });
-    budgets.finished(record({ time: tick(), user: 'alice', inputTokens: 100 }));
+    budgets.finished(usageRecord({ time: tick(), user: 'alice', inputTokens: 100 }));
     tick();
     const alice = await admit('team', 'alice');
     assert.ok(!alice.ok);
@@ -739,7 +711,7 @@ describe('the book', () => {
     const log = createLogger('warn', { write: (l: string) => void lines.push(l) });
     const { budgets, ledger, admit } = book({ team: { limits: { tokens_per_day: 100 } } }, new FakeLedger(), log);
     ledger.fail = new Error('connection refused');
-    budgets.finished(record({ time: tick(), inputTokens: 100 }));
+    budgets.finished(usageRecord({ time: tick(), inputTokens: 100 }));
     tick();
     const v = await admit();
     assert.ok(!v.ok, 'the local call alone reaches the limit');
